@@ -1,0 +1,35 @@
+# Two commands: `make demo` and `make test`. Each sets itself up in .venv first.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=python3"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[train,dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m scaling.demo
+
+test: $(STAMP)
+	$(BIN)/ruff check scaling tests bench analysis
+	bash tests/slurm.sh start
+	$(BIN)/pytest -q -ra; status=$$?; bash tests/slurm.sh stop; exit $$status
+
+lint: $(STAMP)
+	$(BIN)/ruff check scaling tests bench analysis
+
+bench: $(STAMP)
+	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/fit_speed.py
+	$(BIN)/python bench/sweep_overhead.py
+
+clean:
+	rm -rf $(VENV) outputs multirun reports

@@ -1,0 +1,61 @@
+"""The analysis CLI `scaling`: a thin layer over the Python API.
+
+Each subcommand lives in its own module of this package and exposes `register(subparsers)`, which adds
+its parser and sets `handler` (a function of the parsed arguments returning the exit status).
+Errors a user can fix (`UsageError`, unreadable files) print one `error:` line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from importlib import import_module
+
+from scaling.errors import UsageError
+
+# Order is the order of `scaling --help`.
+COMMANDS = ["prepare", "runs", "fit", "allocate", "predict", "regimes", "report"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: same one-line form, status 2
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="scaling", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMANDS:
+        try:
+            module = import_module(f"scaling.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"scaling.cli.{name}":
+                raise
+            continue  # a command not built yet
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.showwarning = _show_warning
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
