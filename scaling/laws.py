@@ -1,0 +1,435 @@
+"""The scaling-law forms: Kaplan et al. 2020, Hoffmann et al. 2022 (Chinchilla), Muennighoff et al. 2023.
+
+A `Law` is a small object: its name, parameter names, the formula, `predict` (loss in nats/token from N
+parameters, D tokens, C FLOPs, U unique tokens) and what the fitter needs (an internal parameter vector
+`theta` with bounds, log-prediction with its Jacobian, starting points from a cheap profile search).
+
+Internally every law predicts log(loss), and theta holds logs of the scale parameters, so that
+`E = exp(e)`, `A = exp(a)`... are positive by construction (Chinchilla's log-sum-exp parameterisation).
+All internal functions take theta of shape (p,) or (K, p) (K problems at once, for the bootstrap) and
+return arrays with the same leading dimension.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import nnls
+
+from scaling.errors import UsageError
+
+FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Columns a law reads, as float arrays of equal length, with their logs (N params, D tokens, C FLOPs,
+    U unique tokens; any missing one of N, D, C is filled from C = 6 N D)."""
+
+    N: np.ndarray | None
+    D: np.ndarray | None
+    C: np.ndarray | None
+    U: np.ndarray | None
+
+    @classmethod
+    def make(cls, N=None, D=None, C=None, U=None) -> Inputs:
+        arrays = [None if x is None else np.atleast_1d(np.asarray(x, dtype=float)) for x in (N, D, C, U)]
+        N, D, C, U = arrays
+        if C is None and N is not None and D is not None:
+            C = FLOPS_PER_PARAM_TOKEN * N * D
+        elif D is None and N is not None and C is not None:
+            D = C / (FLOPS_PER_PARAM_TOKEN * N)
+        elif N is None and D is not None and C is not None:
+            N = C / (FLOPS_PER_PARAM_TOKEN * D)
+        return cls(N, D, C, U)
+
+    def log(self, name: str) -> np.ndarray:
+        return np.log(self.require(name))
+
+    def require(self, name: str) -> np.ndarray:
+        value = getattr(self, name)
+        if value is None:
+            raise UsageError(f"this law needs {name} ({_COLUMN_MEANING[name]}); give it (or two of N, D, C)")
+        return value
+
+
+_COLUMN_MEANING = {
+    "N": "parameters",
+    "D": "training tokens",
+    "C": "training FLOPs",
+    "U": "unique tokens; add a U column or collect run folders whose summary has unique_tokens",
+}
+
+
+def _col(theta: np.ndarray, i: int) -> np.ndarray:
+    """Parameter i of theta (p,) or (K, p), shaped to broadcast against per-point arrays (n,)."""
+    return theta[..., i, None]
+
+
+def _logsumexp_weights(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """log(sum exp(terms)) and the softmax weights d/d term, computed stably."""
+    top = np.maximum.reduce(terms)
+    exps = [np.exp(t - top) for t in terms]
+    total = sum(exps)
+    return top + np.log(total), [x / total for x in exps]
+
+
+class Law:
+    """A loss law L(N, D, C, U) in nats/token. Subclasses define the form; see module docstring."""
+
+    name: str = ""
+    param_names: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+    formula: str = ""
+    # theta[i] is log(param) for names in `log_params`, the parameter itself otherwise
+    log_params: frozenset[str] = frozenset()
+    bounds: Mapping[str, tuple[float, float]] = {}  # on theta, for each parameter name
+
+    # ---- public -----------------------------------------------------------------------------------
+    def predict(self, params: Mapping[str, float], N=None, D=None, C=None, U=None) -> np.ndarray:
+        """Loss (nats/token) at N parameters, D tokens, C FLOPs (any two of N, D, C), U unique tokens."""
+        missing = [k for k in self.param_names if k not in params]
+        if missing:
+            raise UsageError(f"law {self.name} needs parameters {', '.join(missing)}")
+        theta = self.to_theta(params)
+        return np.exp(self.log_predict(theta, Inputs.make(N, D, C, U)))
+
+    def compute_optimal(self, params: Mapping[str, float]) -> dict[str, float] | None:
+        """{"a", "b", "G"} with N_opt = G (C/6)^a, D_opt = (1/G) (C/6)^b, for laws in N and D; else None."""
+        return None
+
+    def to_theta(self, params: Mapping[str, float]) -> np.ndarray:
+        values = [float(params[k]) for k in self.param_names]
+        return np.array(
+            [np.log(v) if k in self.log_params else v for k, v in zip(self.param_names, values, strict=True)]
+        )
+
+    def from_theta(self, theta: np.ndarray) -> dict[str, float]:
+        return {
+            k: float(np.exp(t) if k in self.log_params else t)
+            for k, t in zip(self.param_names, np.asarray(theta, dtype=float), strict=True)
+        }
+
+    def natural(self, theta: np.ndarray) -> np.ndarray:
+        """theta (..., p) -> parameters in natural units, same shape."""
+        out = np.array(theta, dtype=float, copy=True)
+        for i, k in enumerate(self.param_names):
+            if k in self.log_params:
+                out[..., i] = np.exp(out[..., i])
+        return out
+
+    def theta_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.array([self.bounds.get(k, (-np.inf, np.inf))[0] for k in self.param_names])
+        hi = np.array([self.bounds.get(k, (-np.inf, np.inf))[1] for k in self.param_names])
+        return lo, hi
+
+    # ---- for the fitter ---------------------------------------------------------------------------
+    def log_predict(self, theta: np.ndarray, X: Inputs) -> np.ndarray:
+        """log(loss) at theta (p,) or (K, p): shape (n,) or (K, n)."""
+        raise NotImplementedError
+
+    def jacobian(self, theta: np.ndarray, X: Inputs) -> tuple[np.ndarray, np.ndarray]:
+        """(log prediction (..., n), d log prediction / d theta (..., n, p)); central differences here,
+        analytic in the laws that have a closed form."""
+        theta = np.asarray(theta, dtype=float)
+        base = self.log_predict(theta, X)
+        steps = 1e-6 * np.maximum(1.0, np.abs(theta))
+        columns = []
+        for i in range(theta.shape[-1]):
+            up, down = theta.copy(), theta.copy()
+            up[..., i] += steps[..., i]
+            down[..., i] -= steps[..., i]
+            diff = self.log_predict(up, X) - self.log_predict(down, X)
+            columns.append(diff / (2 * steps[..., i, None]))
+        return base, np.stack(columns, axis=-1)
+
+    def weighted_hessian(self, theta: np.ndarray, X: Inputs, c: np.ndarray) -> np.ndarray:
+        """sum_i c_i d^2 log prediction_i / d theta^2, shape (..., p, p); central differences of the
+        Jacobian here (exact gradients matter for the optimum; the Hessian only sets the step)."""
+        theta = np.asarray(theta, dtype=float)
+        p = theta.shape[-1]
+        steps = 1e-5 * np.maximum(1.0, np.abs(theta))
+        rows = []
+        for i in range(p):
+            up, down = theta.copy(), theta.copy()
+            up[..., i] += steps[..., i]
+            down[..., i] -= steps[..., i]
+            dj = (self.jacobian(up, X)[1] - self.jacobian(down, X)[1]) / (2 * steps[..., i, None, None])
+            rows.append(np.einsum("...n,...np->...p", c, dj))
+        hess = np.stack(rows, axis=-2)
+        return 0.5 * (hess + np.swapaxes(hess, -1, -2))
+
+    def starts(self, X: Inputs, loss: np.ndarray) -> np.ndarray:
+        """Candidate starting thetas (m, p) from a cheap search; the fitter refines the best of them."""
+        raise NotImplementedError
+
+    def check_data(self, X: Inputs) -> None:
+        """Raise UsageError when the data cannot identify this law (e.g. one model size for a law in N)."""
+        for name in self.inputs:
+            values = X.require(name)
+            if np.unique(values).size < 2:
+                raise UsageError(
+                    f"law {self.name} needs at least 2 distinct values of {name} ({_COLUMN_MEANING[name]}); "
+                    f"all runs have {name} = {values[0]:.4g}"
+                )
+
+    def __repr__(self) -> str:
+        return f"Law({self.name!r}: {self.formula})"
+
+
+# ---- Chinchilla ----------------------------------------------------------------------------------
+_EXPONENT_GRID = np.linspace(0.05, 1.5, 30)
+
+
+def _profile_linear(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Non-negative coefficients of target ~ design @ x, errors relative to target (so ~ log errors)."""
+    scale = 1.0 / target
+    coef, _ = nnls(design * scale[:, None], np.ones_like(target), maxiter=50 * design.shape[1])
+    return coef
+
+
+def _safe_log(x: np.ndarray | float, floor: float) -> np.ndarray:
+    return np.log(np.maximum(x, floor))
+
+
+class Chinchilla(Law):
+    name = "chinchilla"
+    param_names = ("E", "A", "B", "alpha", "beta")
+    inputs = ("N", "D")
+    formula = "L = E + A / N^alpha + B / D^beta"
+    log_params = frozenset({"E", "A", "B"})
+    bounds = {
+        "E": (-20.0, 5.0),  # log E: E up to ~150 nats, down to ~0 (a pure power law)
+        "A": (-30.0, 200.0),
+        "B": (-30.0, 200.0),
+        "alpha": (1e-4, 5.0),
+        "beta": (1e-4, 5.0),
+    }
+
+    def _terms(self, theta, X):
+        e, a, b, alpha, beta = (_col(theta, i) for i in range(5))
+        logN, logD = X.log("N"), X.log("D")
+        return e + 0 * logN, a - alpha * logN, b - beta * logD, logN, logD
+
+    def log_predict(self, theta, X):
+        t0, t1, t2, _, _ = self._terms(np.asarray(theta, dtype=float), X)
+        return _logsumexp_weights(t0, t1, t2)[0]
+
+    def jacobian(self, theta, X):
+        t0, t1, t2, logN, logD = self._terms(np.asarray(theta, dtype=float), X)
+        value, (w0, w1, w2) = _logsumexp_weights(t0, t1, t2)
+        jac = np.stack([w0, w1, w2, -w1 * logN, -w2 * logD], axis=-1)
+        return value, jac
+
+    def weighted_hessian(self, theta, X, c):
+        # log L = LSE(u) with u linear in theta: Hessian = sum_k w_k g_k g_k^T - J J^T, g_k = du_k/dtheta
+        t0, t1, t2, logN, logD = self._terms(np.asarray(theta, dtype=float), X)
+        _, (w0, w1, w2) = _logsumexp_weights(t0, t1, t2)
+        jac = np.stack([w0, w1, w2, -w1 * logN, -w2 * logD], axis=-1)
+        hess = -np.einsum("...n,...np,...nq->...pq", c, jac, jac)
+        # u1 depends on (a, alpha) through (1, -logN); u2 on (b, beta) through (1, -logD)
+        for w, (i, j), x in ((w1, (1, 3), logN), (w2, (2, 4), logD)):
+            cw = c * w
+            s0, s1, s2 = cw.sum(-1), -(cw * x).sum(-1), (cw * x * x).sum(-1)
+            hess[..., i, i] += s0
+            hess[..., i, j] += s1
+            hess[..., j, i] += s1
+            hess[..., j, j] += s2
+        hess[..., 0, 0] += (c * w0).sum(-1)
+        return hess
+
+    def compute_optimal(self, params):
+        return _chinchilla_optimal(params)
+
+    def starts(self, X, loss):
+        N, D = X.require("N"), X.require("D")
+        rows = []
+        for alpha in _EXPONENT_GRID:
+            for beta in _EXPONENT_GRID:
+                design = np.stack([np.ones_like(N), N**-alpha, D**-beta], axis=1)
+                E, A, B = _profile_linear(design, loss)
+                rows.append([*_safe_log([E, A, B], 1e-3 * loss.min()), alpha, beta])
+        return np.array(rows)
+
+
+def _chinchilla_optimal(params: Mapping[str, float]) -> dict[str, float]:
+    """Approach 3: minimise E + A/N^alpha + B/D^beta subject to C = 6 N D (Hoffmann et al. eq. 4)."""
+    A, B, alpha, beta = (float(params[k]) for k in ("A", "B", "alpha", "beta"))
+    a = beta / (alpha + beta)
+    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
+    return {"a": a, "b": alpha / (alpha + beta), "G": G}
+
+
+# ---- Kaplan --------------------------------------------------------------------------------------
+class KaplanSingle(Law):
+    """L = (X_c / X)^alpha_X for one variable X in N, D or C."""
+
+    bounds_exponent = (1e-4, 5.0)
+
+    def __init__(self, name: str, variable: str, scale: str, exponent: str):
+        self.name = name
+        self.variable = variable
+        self.param_names = (scale, exponent)
+        self.inputs = (variable,)
+        self.formula = f"L = ({scale} / {variable})^{exponent}"
+        self.log_params = frozenset({scale})
+        self.bounds = {scale: (-100.0, 400.0), exponent: self.bounds_exponent}
+
+    def log_predict(self, theta, X):
+        theta = np.asarray(theta, dtype=float)
+        return _col(theta, 1) * (_col(theta, 0) - X.log(self.variable))
+
+    def jacobian(self, theta, X):
+        theta = np.asarray(theta, dtype=float)
+        logx = X.log(self.variable)
+        value = _col(theta, 1) * (_col(theta, 0) - logx)
+        jac = np.stack([np.broadcast_to(_col(theta, 1), value.shape), _col(theta, 0) - logx], axis=-1)
+        return value, jac
+
+    def weighted_hessian(self, theta, X, c):
+        hess = np.zeros(np.shape(theta)[:-1] + (2, 2))
+        hess[..., 0, 1] = hess[..., 1, 0] = c.sum(-1)
+        return hess
+
+    def starts(self, X, loss):
+        logx, logl = X.log(self.variable), np.log(loss)
+        slope, intercept = np.polyfit(logx, logl, 1)
+        alpha = max(-slope, 1e-3)
+        # also try shallower/steeper slopes through the data's centre, in case of outliers
+        centre_x, centre_l = logx.mean(), logl.mean()
+        return np.array([[centre_x + centre_l / a, a] for a in (alpha, alpha / 2, alpha * 2)])
+
+
+class KaplanND(Law):
+    name = "kaplan_nd"
+    param_names = ("N_c", "D_c", "alpha_N", "alpha_D")
+    inputs = ("N", "D")
+    formula = "L = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D"
+    log_params = frozenset({"N_c", "D_c"})
+    bounds = {"N_c": (-100.0, 400.0), "D_c": (-100.0, 400.0), "alpha_N": (1e-4, 5.0), "alpha_D": (1e-4, 5.0)}
+
+    def _inner(self, theta, X):
+        n, d, aN, aD = (_col(theta, i) for i in range(4))
+        logN, logD = X.log("N"), X.log("D")
+        ratio = aN / aD
+        t1, t2 = ratio * (n - logN), d - logD
+        inner, (w1, w2) = _logsumexp_weights(t1, t2)
+        return n, logN, aN, aD, ratio, inner, w1, w2
+
+    def log_predict(self, theta, X):
+        *_, aD, _, inner, _, _ = self._inner(np.asarray(theta, dtype=float), X)
+        return aD * inner
+
+    def jacobian(self, theta, X):
+        n, logN, aN, aD, ratio, inner, w1, w2 = self._inner(np.asarray(theta, dtype=float), X)
+        value = aD * inner
+        # d t1 / d alpha_N = (n - logN) / aD ; d t1 / d alpha_D = -aN (n - logN) / aD^2
+        dn = aD * w1 * ratio
+        dd = aD * w2
+        daN = w1 * (n - logN)
+        daD = inner - w1 * ratio * (n - logN)
+        return value, np.stack(np.broadcast_arrays(dn, dd, daN, daD), axis=-1)
+
+    def compute_optimal(self, params):
+        # minimise (N_c/N)^p + D_c 6 N / C over N with p = alpha_N / alpha_D
+        p = params["alpha_N"] / params["alpha_D"]
+        a = 1.0 / (p + 1.0)
+        G = (p * params["N_c"] ** p / params["D_c"]) ** a
+        return {"a": a, "b": 1.0 - a, "G": G}
+
+    def starts(self, X, loss):
+        N, D = X.require("N"), X.require("D")
+        rows = []
+        for aN in _EXPONENT_GRID[::2]:
+            for aD in _EXPONENT_GRID[::2]:
+                target = loss ** (1.0 / aD)
+                if not np.all(np.isfinite(target)) or target.max() > 1e250:
+                    continue
+                p = aN / aD
+                design = np.stack([N**-p, 1.0 / D], axis=1)
+                X1, Y = _profile_linear(design, target)
+                rows.append([_safe_log(X1, 1e-300) / p, _safe_log(Y, 1e-300), aN, aD])
+        return np.array(rows)
+
+
+# ---- Muennighoff et al. 2023 ---------------------------------------------------------------------
+class DataConstrained(Law):
+    name = "data_constrained"
+    param_names = ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star")
+    inputs = ("N", "D", "U")
+    formula = (
+        "L = E + A / N'^alpha + B / D'^beta;  D' = U_D + U_D R_D* (1 - exp(-R_D / R_D*)), "
+        "U_D = min(D, U), R_D = D / U_D - 1;  N' likewise from U_N = min(N, N_opt(U_D)) with R_N*"
+    )
+    log_params = frozenset({"E", "A", "B", "R_D_star", "R_N_star"})
+    bounds = {**Chinchilla.bounds, "R_D_star": (-5.0, 12.0), "R_N_star": (-5.0, 12.0)}
+
+    @staticmethod
+    def _effective(x, unique, log_r_star):
+        """U + U R* (1 - exp(-R / R*)) with R = x / unique - 1 (repeats decay in value)."""
+        r_star = np.exp(log_r_star)
+        repeats = x / unique - 1.0
+        return unique * (1.0 + r_star * -np.expm1(-repeats / r_star))
+
+    def effective_sizes(self, theta, X):
+        """(N', D') for theta (..., 7)."""
+        theta = np.asarray(theta, dtype=float)
+        N, D, U = X.require("N"), X.require("D"), X.require("U")
+        e, a, b, alpha, beta, lrd, lrn = (_col(theta, i) for i in range(7))
+        unique_d = np.minimum(D, U)
+        d_eff = self._effective(D, unique_d, lrd)
+        # N_opt(U_D): the compute-optimal model size whose optimal data is U_D (Approach 3 of the same law)
+        a_opt = beta / (alpha + beta)
+        log_g = (np.log(alpha) + a - np.log(beta) - b) / (alpha + beta)
+        log_n_opt = log_g + (a_opt / (1.0 - a_opt)) * (log_g + np.log(unique_d))
+        unique_n = np.minimum(N, np.exp(np.minimum(log_n_opt, 700.0)))
+        n_eff = self._effective(N, unique_n, lrn)
+        return n_eff, d_eff
+
+    def log_predict(self, theta, X):
+        theta = np.asarray(theta, dtype=float)
+        n_eff, d_eff = self.effective_sizes(theta, X)
+        e, a, b, alpha, beta = (_col(theta, i) for i in range(5))
+        return _logsumexp_weights(e + 0 * n_eff, a - alpha * np.log(n_eff), b - beta * np.log(d_eff))[0]
+
+    def compute_optimal(self, params):
+        return _chinchilla_optimal(params)
+
+    def starts(self, X, loss):
+        # Chinchilla starts on the runs that did not repeat data (where D' = D), then a grid over R*
+        single = X.require("D") <= X.require("U") * 1.001
+        if single.sum() >= 8 and np.unique(X.N[single]).size >= 2 and np.unique(X.D[single]).size >= 2:
+            sub = Inputs.make(N=X.N[single], D=X.D[single])
+            base_loss = loss[single]
+        else:
+            sub, base_loss = Inputs.make(N=X.N, D=X.D), loss
+        chin = Chinchilla()
+        base = chin.starts(sub, base_loss)
+        resid = np.log(base_loss) - chin.log_predict(base, sub)
+        best = base[np.argsort(np.abs(resid).sum(-1))[:3]]
+        grid = np.log(np.geomspace(1.0, 100.0, 7))
+        return np.array([[*row, rd, rn] for row in best for rd in grid for rn in grid])
+
+
+_LAWS: dict[str, Law] = {
+    law.name: law
+    for law in (
+        Chinchilla(),
+        KaplanND(),
+        KaplanSingle("kaplan_n", "N", "N_c", "alpha_N"),
+        KaplanSingle("kaplan_d", "D", "D_c", "alpha_D"),
+        KaplanSingle("kaplan_c", "C", "C_c", "alpha_C"),
+        DataConstrained(),
+    )
+}
+LAW_NAMES: tuple[str, ...] = tuple(_LAWS)
+
+
+def get_law(name: str) -> Law:
+    """The law called `name` (one of LAW_NAMES); UsageError listing the choices otherwise."""
+    try:
+        return _LAWS[name]
+    except KeyError:
+        raise UsageError(f"unknown law {name!r}; choose one of {', '.join(LAW_NAMES)}") from None

@@ -1,0 +1,302 @@
+"""Run tables: read run folders or CSV files into one validated table (one row per run).
+
+Columns: N (non-embedding parameters), D (training tokens), C (training FLOPs, 6 N D when not given),
+loss (final held-out loss, nats/token), and when known U (unique tokens: the size of the training split),
+run (folder), status, and configuration columns.
+
+`collect_runs` lists every run folder under a sweep folder, whatever its state; `load_runs` returns only
+the runs a fit may use (status completed, finite positive numbers) and warns, naming each run it drops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from scaling.errors import ScalingWarning, UsageError
+from scaling.io import read_jsonl
+
+NUMERIC = ("N", "D", "C", "loss", "U")
+STATUSES = ("completed", "diverged", "failed", "running")
+METRIC_COLUMNS = ("step", "tokens", "flops", "lr", "train_loss", "val_loss", "elapsed_s", "tokens_per_s")
+# summary.json key -> run-table column
+SUMMARY_COLUMNS = {
+    "status": "status",
+    "n_params": "N",
+    "tokens": "D",
+    "flops": "C",
+    "val_loss": "loss",
+    "unique_tokens": "U",
+    "train_loss": "train_loss",
+    "n_params_total": "n_params_total",
+    "n_layer": "n_layer",
+    "d_model": "d_model",
+    "n_head": "n_head",
+    "n_ctx": "n_ctx",
+    "seed": "seed",
+    "wall_s": "wall_s",
+}
+CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml as e.g. `train.lr`
+# Tokens per parameter outside this range almost always mean a unit slip (D in billions, N in millions).
+PLAUSIBLE_TOKENS_PER_PARAM = (1e-2, 1e6)
+
+
+def parse_column_map(text: str | None) -> dict[str, str]:
+    """'N=Model Size,C=Training FLOP' -> {'N': 'Model Size', 'C': 'Training FLOP'} (new name = old name)."""
+    if not text:
+        return {}
+    mapping = {}
+    for item in text.split(","):
+        new, sep, old = item.partition("=")
+        if not sep or not new.strip() or not old.strip():
+            raise UsageError(
+                f'--map entry {item!r} is not NEW=OLD (e.g. --map "N=Model Size,C=Training FLOP")'
+            )
+        mapping[new.strip()] = old.strip()
+    return mapping
+
+
+# ---- run folders -----------------------------------------------------------------------------------
+def _is_run_folder(names: list[str]) -> bool:
+    return "summary.json" in names or "metrics.jsonl" in names
+
+
+def _flatten(prefix: str, obj, out: dict) -> None:
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            _flatten(f"{prefix}.{key}", value, out)
+    elif obj is None or isinstance(obj, str | int | float | bool):
+        out[prefix] = obj
+
+
+def _read_run(folder: Path, label: str) -> dict:
+    row: dict = {"run": label}
+    summary_path = folder / "summary.json"
+    if summary_path.exists():
+        try:
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            if not isinstance(summary, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            row.update(status="failed", note=f"unreadable summary.json ({exc})")
+            summary = {}
+        for key, column in SUMMARY_COLUMNS.items():
+            if key in summary:
+                row[column] = summary[key]
+        row.setdefault("status", "failed")
+    else:
+        row.update(status="running", note="no summary.json yet")
+    config_path = folder / "config.yaml"
+    if config_path.exists():
+        try:
+            config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        except (OSError, ValueError, yaml.YAMLError):
+            config = {}
+        if isinstance(config, dict):
+            for section in CONFIG_SECTIONS:
+                _flatten(section, config.get(section), row)
+    return row
+
+
+def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
+    """Every run folder (one holding summary.json or metrics.jsonl) under `sweep_dir`, at any depth, in
+    every state; hidden folders (.hydra, .submitit) are skipped. A folder without summary.json is
+    `running`; one with an unreadable summary is `failed` (column `note` says why)."""
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise UsageError(f"{root}: not a folder of runs")
+    rows = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        if _is_run_folder(files):
+            rows.append(_read_run(Path(folder), str(Path(folder))))
+    if not rows:
+        raise UsageError(f"{root}: no run folders (folders with summary.json or metrics.jsonl) found")
+    table = pd.DataFrame(rows)
+    for column in NUMERIC:
+        if column in table:
+            table[column] = pd.to_numeric(table[column], errors="coerce")
+    if "C" in table and {"N", "D"} <= set(table):
+        table["C"] = table["C"].fillna(6.0 * table["N"] * table["D"])
+    first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def read_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """The evaluations of one run (metrics.jsonl; a torn last line is skipped); empty if none yet."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return pd.DataFrame(columns=list(METRIC_COLUMNS))
+    try:
+        return pd.DataFrame(list(read_jsonl(path)))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# ---- CSV and validation ----------------------------------------------------------------------------
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, encoding="utf-8", skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise UsageError(f"{path}: empty file (expected a CSV with a header and one row per run)") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path}: not UTF-8 text (expected a CSV run table)") from None
+    except pd.errors.ParserError as exc:
+        raise UsageError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
+
+
+def _labels(table: pd.DataFrame) -> pd.Series:
+    if "run" in table:
+        return table["run"].astype(str)
+    return pd.Series([f"row {i + 1}" for i in range(len(table))], index=table.index)
+
+
+def _name_rows(labels, limit: int = 5) -> str:
+    labels = list(labels)
+    shown = ", ".join(labels[:limit])
+    return shown + (f" and {len(labels) - limit} more" if len(labels) > limit else "")
+
+
+def _to_numbers(table: pd.DataFrame, column: str, where: str) -> pd.Series:
+    raw = table[column]
+    values = pd.to_numeric(raw, errors="coerce")
+    text = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    if text.any():
+        i = int(np.flatnonzero(text.to_numpy())[0])
+        raise UsageError(
+            f"{where}column {column!r} must be numbers; "
+            f"{_labels(table).iloc[i]} has {str(raw.iloc[i])[:40]!r}"
+        )
+    return values.astype(float)
+
+
+def load_runs(
+    source: str | Path | pd.DataFrame,
+    column_map: Mapping[str, str] | None = None,
+    drop_top_loss: int = 0,
+) -> pd.DataFrame:
+    """The usable runs of a CSV run table, a sweep folder or a DataFrame.
+
+    Parameters
+    ----------
+    source : CSV path (columns loss and any two of N params, D tokens, C FLOPs; optional U unique
+        tokens, run, status), a folder of run folders, or a DataFrame with those columns.
+    column_map : {new: old} renames before validation, e.g. {"N": "Model Size", "C": "Training FLOP"}.
+    drop_top_loss : drop this many runs with the highest loss (Besiroglu et al. drop 5 of Chinchilla's).
+
+    Returns a DataFrame with N, D, C, loss first (then U, run, status, ...), only rows with status
+    `completed` (when a status is given) and finite positive numbers; every other row is named in a
+    ScalingWarning. UsageError when the input is unreadable or no run is usable.
+    """
+    where = ""
+    if isinstance(source, pd.DataFrame):
+        table = source.copy()
+    else:
+        path = Path(source)
+        where = f"{path}: "
+        if path.is_dir():
+            table = collect_runs(path)
+        elif path.exists():
+            table = _read_csv(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+    for new, old in (column_map or {}).items():
+        if old not in table.columns:
+            raise UsageError(
+                f"{where}--map {new}={old}: no column {old!r}; "
+                f"columns are {', '.join(map(str, table.columns))}"
+            )
+        table = table.rename(columns={old: new})
+    if "loss" not in table or sum(c in table for c in ("N", "D", "C")) < 2:
+        raise UsageError(
+            f"{where}needs columns loss and two of N, D, C "
+            f"(found {', '.join(map(str, table.columns)) or 'none'}); "
+            'rename with --map, e.g. --map "N=Model Size,C=Training FLOP"'
+        )
+    if table.empty:
+        raise UsageError(f"{where}no runs (the table has a header but no rows)")
+    table = table.reset_index(drop=True)
+    for column in NUMERIC:
+        if column in table:
+            table[column] = _to_numbers(table, column, where)
+    if "N" not in table:
+        table["N"] = table["C"] / (6.0 * table["D"])
+    elif "D" not in table:
+        table["D"] = table["C"] / (6.0 * table["N"])
+    elif "C" not in table:
+        table["C"] = 6.0 * table["N"] * table["D"]
+    labels = _labels(table)
+
+    keep = pd.Series(True, index=table.index)
+    if "status" in table:
+        bad = table["status"].astype(str) != "completed"
+        for status in sorted(set(table.loc[bad, "status"].astype(str))):
+            rows = bad & (table["status"].astype(str) == status)
+            warnings.warn(
+                f"excluded {int(rows.sum())} run(s) with status {status}: {_name_rows(labels[rows])}",
+                ScalingWarning,
+                stacklevel=2,
+            )
+        keep &= ~bad
+    values = table[["N", "D", "C", "loss"]].to_numpy(float)
+    invalid = keep & ~pd.Series(np.all(np.isfinite(values) & (values > 0), axis=1), index=table.index)
+    if invalid.any():
+        warnings.warn(
+            f"excluded {int(invalid.sum())} run(s) with missing, NaN, infinite or non-positive "
+            "N, D, C or loss: "
+            f"{_name_rows(labels[invalid])}",
+            ScalingWarning,
+            stacklevel=2,
+        )
+        keep &= ~invalid
+    if "U" in table:
+        bad_u = keep & table["U"].notna() & ~(np.isfinite(table["U"]) & (table["U"] > 0))
+        if bad_u.any():
+            warnings.warn(
+                f"ignored non-positive or infinite U (unique tokens) of {_name_rows(labels[bad_u])}",
+                ScalingWarning,
+                stacklevel=2,
+            )
+            table.loc[bad_u, "U"] = math.nan
+    table = table[keep]
+    if table.empty:
+        raise UsageError(f"{where}no usable runs: every run was excluded (see the warnings above)")
+    if drop_top_loss:
+        if drop_top_loss < 0 or drop_top_loss >= len(table):
+            raise UsageError(f"--drop-top-loss must be between 0 and {len(table) - 1}, got {drop_top_loss}")
+        table = table.drop(table["loss"].nlargest(drop_top_loss).index)
+    _check_units(table, _labels(table))
+    first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
+    return table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
+
+
+def _check_units(table: pd.DataFrame, labels: pd.Series) -> None:
+    ratio = table["D"] / table["N"]
+    low, high = PLAUSIBLE_TOKENS_PER_PARAM
+    for mask, hint in (
+        (ratio < low, "is D in billions or N in raw units mixed with D in billions?"),
+        (ratio > high, "is N in millions/billions instead of parameters?"),
+    ):
+        if mask.any():
+            warnings.warn(
+                f"implausible tokens per parameter D/N = {ratio[mask].iloc[0]:.3g} "
+                f"for {_name_rows(labels[mask])}; "
+                f"{hint} (N must be parameters, D tokens, C FLOPs)",
+                ScalingWarning,
+                stacklevel=3,
+            )
+
+
+def compute_frontier(table: pd.DataFrame) -> pd.DataFrame:
+    """The compute-efficient frontier: runs with a lower loss than every run of less compute (C order)."""
+    ordered = table.sort_values(["C", "loss"], kind="stable")
+    best_before = ordered["loss"].cummin().shift(1, fill_value=np.inf)
+    return ordered[ordered["loss"] < best_before].reset_index(drop=True)
