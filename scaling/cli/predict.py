@@ -1,0 +1,61 @@
+"""`scaling predict FIT_JSON --params N [--tokens D | --compute C | --optimal]`: loss and budget of a run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from scaling import hardware
+from scaling.errors import UsageError
+from scaling.io import atomic_write_json
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "predict",
+        help="extrapolate a fitted law: loss (95 %% interval), FLOPs, PF-days, GPU-days, memory",
+        description="Predict the loss of a run of N parameters trained on D tokens (or C FLOPs, or the "
+        "compute-optimal data) from a fit JSON, with the run's budget.",
+    )
+    p.add_argument("fit_json", metavar="FIT_JSON", help="a fit written by `scaling fit --json`")
+    p.add_argument("--params", metavar="N", help="parameters: 175e9, 175B, or a preset name (gpt3_175b)")
+    p.add_argument("--tokens", metavar="D", help="training tokens: 300B, 3e11")
+    p.add_argument("--compute", metavar="C", help="training FLOPs (6 N D): D = C / 6N, or with --optimal "
+                   "and no --params the compute-optimal N and D")
+    p.add_argument("--optimal", action="store_true",
+                   help="compute-optimal data for N (or allocation for C), from the fit's Approach 3")
+    p.add_argument("--unique-tokens", metavar="U", help="unique tokens, for a data_constrained fit")
+    p.add_argument("--gpu", default=hardware.DEFAULT_ACCELERATOR,
+                   help=f"accelerator for GPU-days: {', '.join(hardware.ACCELERATORS)} (default %(default)s)")
+    p.add_argument("--mfu", type=float, default=hardware.DEFAULT_MFU,
+                   help="model FLOPs utilisation for GPU-days, 0-1 (default %(default)s)")
+    p.add_argument("--data", metavar="INPUT",
+                   help="the run table or sweep folder the law was fitted on, to report the extrapolation")
+    p.add_argument("--json", metavar="OUT", help="write the prediction as JSON")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scaling.fit import FitResult
+    from scaling.predict import fitted_range, predict
+
+    path = Path(args.fit_json)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not a fit result JSON ({exc})") from None
+    fit_result = FitResult.from_json(document)
+    data_range = document.get("data_range")
+    if args.data:
+        from scaling.runs import load_runs
+
+        data_range = fitted_range(load_runs(args.data))
+    result = predict(
+        fit_result, N=args.params, D=args.tokens, C=args.compute, optimal=args.optimal,
+        U=args.unique_tokens, accelerator=args.gpu, mfu=args.mfu, data_range=data_range,
+    )
+    print(result.describe())
+    if args.json:
+        atomic_write_json(args.json, result.to_json())
+    return 0

@@ -1,0 +1,308 @@
+"""Extrapolation: the loss a fitted law predicts at any N, D (or C, or the compute-optimal point), with its
+95 % bootstrap interval, and the budget of that run (FLOPs, PF-days, GPU-days, memory).
+
+Units: N non-embedding parameters, D tokens, C = 6 N D FLOPs, loss nats/token, memory decimal GB.
+
+"Compute-optimal" uses the fit's Approach-3 closed form N_opt(C) = G (C/6)^a: for a given C it is
+(N_opt(C), C / (6 N_opt)); for a given N it is the D that makes N optimal, D_opt(N) = (N/G)^(1/a) / N.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling import hardware
+from scaling.errors import ScalingWarning, UsageError
+from scaling.laws import get_law
+from scaling.regimes import (
+    Thresholds,
+    compute_optimal_of,
+    law_loss,
+    law_regime,
+    optimal_allocation,
+    optimal_tokens_for_params,
+)
+from scaling.shapes import PRESETS, Shape, n_params, n_params_total, shape_for_params
+from scaling.units import format_quantity, parse_quantity
+
+# Beyond these a request is not an extrapolation but a typo: ~5,000x GPT-3's size, ~100x all public text.
+MAX_PARAMS = 1e15
+MAX_TOKENS = 1e16
+# A prediction this many times beyond the fitted range (in N or C) gets a warning.
+LONG_EXTRAPOLATION = 10.0
+# A number within this fraction of a GPT-3 preset's N (or total parameters) is taken to be that preset.
+PRESET_MATCH = 0.02
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A predicted run: loss (nats/token) with its 95 % interval and the run's budget.
+
+    N params, D tokens, C = 6 N D FLOPs; flops_with_attention adds the attention-score FLOPs of `shape`;
+    pf_days in petaFLOP/s-days; gpu_days on one `accelerator` at model FLOPs utilisation `mfu`;
+    memory in GB of the parameters counted by `memory_params` (total parameters for a named preset, else N).
+    extrapolation: how many times N and C exceed the largest fitted N and C (None: the fit lacks its range).
+    """
+
+    law: str
+    mode: str  # "tokens", "compute", "optimal_for_params" or "optimal_for_compute"
+    N: float
+    D: float
+    C: float
+    loss: float
+    loss_ci: tuple[float, float] | None
+    D_ci: tuple[float, float] | None  # compute-optimal D across the bootstrap fits (optimal modes)
+    regime: str | None
+    regime_reason: str | None
+    tokens_per_param: float
+    optimal_tokens_per_param: float | None
+    pf_days: float
+    flops_with_attention: float | None
+    memory_params: float
+    memory: hardware.Memory
+    accelerator: str
+    mfu: float
+    gpu_days: float
+    shape: dict[str, Any] | None
+    extrapolation: dict[str, float] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """DESIGN's keys (N, D, C, loss, loss_ci, regime, pf_days, memory_gb) first, then the rest."""
+        return {
+            "N": self.N,
+            "D": self.D,
+            "C": self.C,
+            "loss": self.loss,
+            "loss_ci": list(self.loss_ci) if self.loss_ci else None,
+            "regime": self.regime,
+            "pf_days": self.pf_days,
+            "memory_gb": self.memory.to_json(),
+            "law": self.law,
+            "mode": self.mode,
+            "regime_reason": self.regime_reason,
+            "D_ci": list(self.D_ci) if self.D_ci else None,
+            "tokens_per_param": self.tokens_per_param,
+            "optimal_tokens_per_param": self.optimal_tokens_per_param,
+            "flops_with_attention": self.flops_with_attention,
+            "memory_params": self.memory_params,
+            "gpu": self.accelerator,
+            "mfu": self.mfu,
+            "gpu_days": self.gpu_days,
+            "shape": self.shape,
+            "extrapolation": self.extrapolation,
+        }
+
+
+    def describe(self) -> str:
+        """The lines `scaling predict` prints: every figure with its unit."""
+        q = format_quantity
+        preset = f" (preset {self.shape['preset']})" if self.shape and self.shape["preset"] else ""
+        ratio = f"{self.tokens_per_param:.3g} tokens/param"
+        if self.optimal_tokens_per_param:
+            ratio += f"; compute-optimal at this C: {self.optimal_tokens_per_param:.3g}"
+        loss_ci = f"  [95 %: {self.loss_ci[0]:.4g}, {self.loss_ci[1]:.4g}]" if self.loss_ci else ""
+        d_ci = f"  [95 %: {q(self.D_ci[0])}, {q(self.D_ci[1])}]" if self.D_ci else ""
+        attention = f"; {self.flops_with_attention:.3g} with attention" if self.flops_with_attention else ""
+        regime = f"{self.regime}: {self.regime_reason}" if self.regime else "n/a (the law has no allocation)"
+        m = self.memory
+        lines = [
+            f"law       {self.law} ({self.mode.replace('_', ' ')})",
+            f"N         {q(self.N)} parameters{preset}",
+            f"D         {q(self.D)} tokens{d_ci}  ({ratio})",
+            f"C         {self.C:.3g} FLOPs (6 N D){attention}",
+            f"loss      {self.loss:.4g} nats/token{loss_ci or '  (no interval: the fit has no bootstrap)'}",
+            f"regime    {regime}",
+            f"compute   {self.pf_days:.4g} PF-days = {self.gpu_days:.4g} GPU-days on {self.accelerator} "
+            f"at {self.mfu:.0%} MFU",
+            f"memory    weights {m.weights_fp32:.4g} GB fp32, {m.weights_bf16:.4g} GB bf16; mixed-precision "
+            f"Adam training state (16 B/param) {m.training_mixed_adam:.4g} GB = {m.gpus_80gb} x 80 GB GPUs "
+            f"({q(self.memory_params)} parameters; activations not included)",
+        ]
+        if self.extrapolation:
+            factors = ", ".join(f"{k} {v:.3g}x" for k, v in self.extrapolation.items())
+            lines.append(f"extrap.   {factors} the largest fitted run")
+        return "\n".join(lines)
+
+
+def resolve_params(value: str | float) -> tuple[float, Shape | None, str | None]:
+    """'175B', 175e9 or a preset name ('gpt3_175b') -> (N, shape, preset name).
+
+    A number within 2 % of a GPT-3 preset's N or total parameters is taken to be that preset (so 175B is
+    GPT-3 175B, ctx 2048); other numbers get no shape here.
+    """
+    if isinstance(value, str) and value.strip() in PRESETS:
+        name = value.strip()
+        return float(n_params(PRESETS[name])), PRESETS[name], name
+    N = parse_quantity(value, "N (parameters)")
+    for name, shape in PRESETS.items():
+        if name.startswith("gpt3_") and any(
+            abs(N / count - 1) <= PRESET_MATCH for count in (n_params(shape), n_params_total(shape))
+        ):
+            return N, shape, name
+    return N, None, None
+
+
+def predict(
+    fit_result: Any,
+    N: float | str | None = None,
+    D: float | str | None = None,
+    C: float | str | None = None,
+    optimal: bool = False,
+    *,
+    U: float | str | None = None,
+    accelerator: str = hardware.DEFAULT_ACCELERATOR,
+    mfu: float = hardware.DEFAULT_MFU,
+    thresholds: Thresholds | None = None,
+    data_range: Mapping[str, Sequence[float]] | None = None,
+) -> Prediction:
+    """Predict the loss and budget of one run from a FitResult.
+
+    Give N with D (tokens), N with C (D = C / 6N), N with optimal=True (D_opt(N)), or C with optimal=True
+    (N_opt(C), D_opt(C)). N may be a preset name ('gpt3_175b'); quantities accept '175B', '300B', '3e23'.
+    U: unique tokens, for a data_constrained fit (default: D, no repetition).
+    data_range: {"N": [min, max], "C": [min, max]} of the runs the law was fitted on (`fitted_range`), to
+        report how far the prediction extrapolates.
+    Raises UsageError for a law that cannot answer, non-positive or absurd inputs; warns (ScalingWarning)
+    when N or C lies more than 10x beyond the fitted range.
+    """
+    law = get_law(fit_result.law)
+    shape = preset = None
+    named_preset = isinstance(N, str) and N.strip() in PRESETS
+    if N is not None:
+        N, shape, preset = resolve_params(N)
+    D = None if D is None else parse_quantity(D, "D (tokens)")
+    C = None if C is None else parse_quantity(C, "C (FLOPs)")
+    U = None if U is None else parse_quantity(U, "U (unique tokens)")
+
+    co = compute_optimal_of(fit_result)
+    if optimal and co is None:
+        raise UsageError(
+            f"a {fit_result.law} fit has no compute-optimal allocation; fit a law in N and D "
+            "(chinchilla, kaplan_nd or data_constrained) for --optimal"
+        )
+    given = [name for name, value in (("--tokens", D), ("--compute", C), ("--optimal", optimal)) if value]
+    if N is not None and len(given) == 1:
+        if optimal:
+            mode, D = "optimal_for_params", float(optimal_tokens_for_params(co, N))
+        elif C is not None:
+            mode, D = "compute", C / (6.0 * N)
+        else:
+            mode = "tokens"
+    elif N is None and optimal and C is not None and D is None:
+        mode = "optimal_for_compute"
+        N, D = (float(x) for x in optimal_allocation(co, C))
+    else:
+        raise UsageError(
+            "give --params N with exactly one of --tokens D, --compute C, --optimal; "
+            f"or --compute C with --optimal (got --params {'yes' if N is not None else 'no'}, "
+            f"{', '.join(given) or 'nothing else'})"
+        )
+    _check_sensible(N, D)
+    C = 6.0 * N * D
+    U = D if U is None else U
+
+    loss = law_loss(fit_result, N, D, U)
+    if not math.isfinite(loss):
+        raise UsageError(f"the {fit_result.law} fit gives a non-finite loss at N={N:.3g}, D={D:.3g}")
+    loss_ci, d_ci = _bootstrap_intervals(fit_result, law, mode, N, D, C, U)
+    extrapolation = _extrapolation(data_range, N, C) if data_range else None
+
+    by_law = None
+    if co is not None or fit_result.law == "kaplan_nd":
+        by_law = law_regime(fit_result, N, D, U if U < D else None, thresholds)
+    if shape is None and N >= 1000:
+        shape = shape_for_params(N, n_ctx=2048, vocab_size=50257)  # an assumed GPT-3-like shape
+    # A named preset's memory counts its embeddings too; a bare number is all we know otherwise.
+    memory_params = float(n_params_total(shape)) if named_preset else N
+    chip = hardware.get_accelerator(accelerator)
+    return Prediction(
+        law=fit_result.law,
+        mode=mode,
+        N=N,
+        D=D,
+        C=C,
+        loss=loss,
+        loss_ci=loss_ci,
+        D_ci=d_ci,
+        regime=by_law.regime if by_law else None,
+        regime_reason=by_law.reason if by_law else None,
+        tokens_per_param=D / N,
+        optimal_tokens_per_param=by_law.optimal_tokens_per_param if by_law else None,
+        pf_days=hardware.pf_days(C),
+        flops_with_attention=(
+            hardware.training_flops_with_attention(N, D, shape.n_layer, shape.n_ctx, shape.d_model)
+            if shape is not None else None
+        ),
+        memory_params=memory_params,
+        memory=hardware.memory(memory_params),
+        accelerator=chip.name,
+        mfu=mfu,
+        gpu_days=hardware.gpu_days(C, chip, mfu),
+        shape={"preset": preset, "assumed": preset is None, **asdict(shape)} if shape is not None else None,
+        extrapolation=extrapolation,
+    )
+
+
+def _check_sensible(N: float, D: float) -> None:
+    if N > MAX_PARAMS:
+        raise UsageError(f"N = {N:.3g} parameters is past any sensible model (> {MAX_PARAMS:.0e})")
+    if D > MAX_TOKENS:
+        raise UsageError(
+            f"D = {D:.3g} tokens is beyond any sensible corpus (> {MAX_TOKENS:.0e}); check units or the law"
+        )
+    if N < 1 or D < 1:
+        raise UsageError(f"N = {N:.3g} and D = {D:.3g} must each be at least 1")
+
+
+def _bootstrap_intervals(
+    fit_result: Any, law: Any, mode: str, N: float, D: float, C: float, U: float,
+) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """95 % percentile intervals of the loss at (N, D) and, in the optimal modes, of D_opt."""
+    samples = fit_result.bootstrap_params
+    if samples is None or len(samples) < 2:
+        return None, None
+    losses = fit_result.bootstrap_predict(N=N, D=D, U=U if "U" in law.inputs else None)[:, 0]
+    d_opts = []
+    for row in samples:
+        co = law.compute_optimal(dict(zip(law.param_names, row, strict=True)))
+        if mode == "optimal_for_params":
+            d_opts.append(float(optimal_tokens_for_params(co, N)))
+        elif mode == "optimal_for_compute":
+            d_opts.append(float(optimal_allocation(co, C)[1]))
+    return _interval(losses), _interval(d_opts) if d_opts else None
+
+
+def fitted_range(table: pd.DataFrame) -> dict[str, list[float]]:
+    """{"N": [min, max], "D": [...], "C": [...]} of a run table: the range a law fitted on it covers."""
+    return {k: [float(table[k].min()), float(table[k].max())] for k in ("N", "D", "C") if k in table}
+
+
+def _interval(values: Sequence[float]) -> tuple[float, float] | None:
+    finite = np.asarray(values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if len(finite) < 2:
+        return None
+    lo, hi = np.percentile(finite, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def _extrapolation(data_range: Mapping[str, Sequence[float]], N: float, C: float) -> dict[str, float]:
+    """Factors N / max fitted N and C / max fitted C, with a warning when either exceeds 10."""
+    factors = {"N": N / data_range["N"][1], "C": C / data_range["C"][1]}
+    far = {k: v for k, v in factors.items() if v > LONG_EXTRAPOLATION}
+    if far:
+        said = ", ".join(f"{k} {v:.3g}x (10^{math.log10(v):.1f})" for k, v in far.items())
+        warnings.warn(
+            f"long extrapolation beyond the largest fitted run: {said}; the loss interval covers the fit's "
+            "noise, not a change of regime",
+            ScalingWarning,
+            stacklevel=3,
+        )
+    return factors

@@ -1,0 +1,421 @@
+"""Overfitting and underfitting: label each run, from its own curves and from the fitted law.
+
+Two views, both reported by `classify`:
+
+*Curve view* (one run's `metrics.jsonl`): **overfitting** when the held-out loss rises from its minimum,
+when the train/held-out gap grows while the training loss falls and the held-out loss gains less than half
+of it, or when the run repeated its data past the point where repeats stop paying (more than R_D* repeats,
+Muennighoff et al. 2023: a token seen R times is worth exp(-R / R_D*) of a fresh one, R_D* ~ 15.4); the
+step where it began is reported. **underfitting** (undertrained) when the held-out loss still fell steeply
+over the last part of training.
+
+*Law view* (the fitted L(N, D) over the (N, D) plane): a run of compute C = 6 N D is compared with the
+compute-optimal allocation at the same C (Approach 3, the fit's closed form N_opt = G (C/6)^a,
+D_opt = (C/6)^b / G). **overfitting** (data-limited: model too large for its data) when D is more than
+`band` times below D_opt(C), **underfitting** (capacity-limited: model too small for its data) when D is
+more than `band` times above it, else **balanced**; with the loss lost against the optimal allocation at the
+same compute. With a kaplan_nd fit, Kaplan et al.'s criterion also applies: overfitting when the penalty
+(1 + (N/N_c)^(alpha_N/alpha_D) D_c/D)^alpha_D - 1 exceeds `kaplan_penalty` (Kaplan used 0.02). With unique
+tokens U known, D counts by its effective size D' (Muennighoff et al.) and a run with more than
+`max_repeats` repeats is overfitting whatever its tokens per parameter.
+
+The combined `regime` is overfitting when either view finds it (a measured overfit outranks the law),
+otherwise the law view's label, otherwise the curve view's. Units: N parameters, D tokens, C FLOPs,
+loss nats/token.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import ScalingWarning, UsageError
+from scaling.laws import DataConstrained, get_law
+
+OVERFITTING = "overfitting"
+UNDERFITTING = "underfitting"
+BALANCED = "balanced"
+
+# Muennighoff et al. 2023, "Scaling Data-Constrained Language Models", fitted half-life of repeated data.
+MUENNIGHOFF_R_D_STAR = 15.4
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The documented knobs of both views (all options of `scaling regimes`).
+
+    band: law view; D within a factor `band` of D_opt(C) is balanced. The default sqrt(10) ~ 3.16 is half
+        a decade; at Chinchilla's fit a factor 3 off costs about 0.6-4 % of the loss (more at small
+        compute), a factor 20 off 5-30 %.
+    kaplan_penalty: Kaplan's overfitting threshold on L(N, D) / L(N, inf) - 1 (0.02 in Kaplan et al.).
+    max_repeats: repeats D/U - 1 beyond which a run counts as overfitting; None = R_D* (the fit's, if it is
+        a data_constrained fit, else Muennighoff's 15.4), where a repeated token is worth 1/e of a fresh one.
+    rise: curve view; held-out loss this fraction above its minimum at the end = rising (0.01 = 1 %).
+    gap: curve view; growth of held-out minus training loss, nats/token, that counts as a growing gap.
+    tail, steep: curve view; undertrained when the held-out loss fell by more than `steep` (fraction) over
+        the last `tail` fraction of the tokens.
+    """
+
+    band: float = math.sqrt(10.0)
+    kaplan_penalty: float = 0.02
+    max_repeats: float | None = None
+    rise: float = 0.01
+    gap: float = 0.1
+    tail: float = 0.2
+    steep: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.band) and self.band > 1):
+            raise UsageError(f"band must be a factor > 1, got {self.band}")
+        for name in ("kaplan_penalty", "rise", "gap", "steep"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise UsageError(f"threshold {name} must be positive, got {value}")
+        if not 0 < self.tail < 1:
+            raise UsageError(f"tail must be a fraction in (0, 1), got {self.tail}")
+        if self.max_repeats is not None and not (math.isfinite(self.max_repeats) and self.max_repeats > 0):
+            raise UsageError(f"max_repeats must be positive, got {self.max_repeats}")
+
+
+# --------------------------------------------------------------------------------------------- curves
+
+
+@dataclass(frozen=True)
+class CurveRegime:
+    """What one run's learning curves say. Losses nats/token; onset is where overfitting began."""
+
+    regime: str
+    reason: str
+    onset_step: int | None = None
+    onset_tokens: float | None = None
+    epochs: float | None = None  # D / U at the end of the curve
+    min_val_loss: float | None = None
+    final_val_loss: float | None = None
+    final_train_loss: float | None = None
+
+
+def analyze_curve(
+    metrics: pd.DataFrame, unique_tokens: float | None = None, thresholds: Thresholds | None = None,
+    r_d_star: float = MUENNIGHOFF_R_D_STAR,
+) -> CurveRegime:
+    """Label one run from its evaluations (columns step, tokens, train_loss, val_loss of metrics.jsonl).
+
+    unique_tokens: size U of the training split in tokens, to count epochs (None = unknown).
+    r_d_star: R_D* used when `thresholds.max_repeats` is None.
+    """
+    t = thresholds or Thresholds()
+    needed = {"step", "tokens", "train_loss", "val_loss"}
+    missing = needed - set(metrics.columns)
+    if missing:
+        raise UsageError(f"metrics lack column(s) {', '.join(sorted(missing))}; expected metrics.jsonl")
+    curve = metrics[list(needed)].apply(pd.to_numeric, errors="coerce")
+    finite = np.isfinite(curve.to_numpy()).all(axis=1)
+    if len(curve) and not finite[-1]:
+        return CurveRegime("diverged", "the last evaluation has a non-finite loss")
+    curve = curve[finite].sort_values("step").reset_index(drop=True)
+    if len(curve) < 3:
+        return CurveRegime(BALANCED, f"only {len(curve)} evaluation(s); too few to judge the curves")
+
+    step = curve["step"].to_numpy()
+    tokens = curve["tokens"].to_numpy(dtype=float)
+    train = curve["train_loss"].to_numpy(dtype=float)
+    val = curve["val_loss"].to_numpy(dtype=float)
+    epochs = float(tokens[-1] / unique_tokens) if unique_tokens else None
+    common = {
+        "epochs": epochs,
+        "min_val_loss": float(val.min()),
+        "final_val_loss": float(val[-1]),
+        "final_train_loss": float(train[-1]),
+    }
+
+    findings: list[tuple[int, str]] = []  # (evaluation index where it began, why)
+    # Held-out loss rises: judge the end by the median of the last three evaluations, so one noisy
+    # evaluation neither makes nor hides a rise.
+    i_min = int(np.argmin(val))
+    end_level = float(np.median(val[-3:]))
+    if i_min < len(val) - 1 and end_level > val[i_min] * (1 + t.rise):
+        findings.append((i_min, (
+            f"held-out loss rose from its minimum {val[i_min]:.4g} at step {step[i_min]} to "
+            f"{val[-1]:.4g} nats/token at the end (> {t.rise:.0%} above)"
+        )))
+    # Growing gap: the earliest evaluation from which, to the end, the gap grew by more than `gap`
+    # while training loss fell and held-out loss gained less than half of what training loss gained.
+    for i in range(len(val) - 1):
+        train_gain = train[i] - train[-1]
+        val_gain = val[i] - val[-1]
+        growth = (val[-1] - train[-1]) - (val[i] - train[i])
+        if growth > t.gap and train_gain > 0 and val_gain < 0.5 * train_gain:
+            findings.append((i, (
+                f"train/held-out gap grew by {growth:.3g} nats/token from step {step[i]} while training "
+                f"loss fell {train_gain:.3g} and held-out loss only {val_gain:.3g}"
+            )))
+            break
+    # Repeats beyond the point where they stop paying.
+    if unique_tokens:
+        max_repeats = t.max_repeats if t.max_repeats is not None else r_d_star
+        past = np.nonzero(tokens / unique_tokens - 1 > max_repeats)[0]
+        if len(past):
+            findings.append((int(past[0]), (
+                f"repeated its {unique_tokens:.3g} unique tokens {epochs:.3g} times, past "
+                f"{max_repeats:.3g} repeats (from step {step[past[0]]})"
+            )))
+    if findings:
+        first = min(index for index, _ in findings)
+        return CurveRegime(
+            OVERFITTING, "; ".join(why for _, why in findings),
+            onset_step=int(step[first]), onset_tokens=float(tokens[first]), **common,
+        )
+
+    # Still falling steeply: loss drop over the last `tail` of the tokens.
+    start = int(np.searchsorted(tokens, (1 - t.tail) * tokens[-1]))
+    start = min(start, len(val) - 2)
+    drop = (val[start] - val[-1]) / val[-1]
+    if drop > t.steep:
+        return CurveRegime(UNDERFITTING, (
+            f"held-out loss still fell {drop:.1%} over the last {1 - tokens[start] / tokens[-1]:.0%} of the "
+            f"tokens (> {t.steep:.0%}): undertrained"
+        ), **common)
+    return CurveRegime(BALANCED, (
+        f"held-out loss flattened (fell {drop:.1%} over the last {1 - tokens[start] / tokens[-1]:.0%} of "
+        "the tokens) without rising or a growing gap"
+    ), **common)
+
+
+# ------------------------------------------------------------------------------------------------ law
+
+
+def optimal_allocation(compute_optimal: Mapping[str, float], C: float | np.ndarray) -> tuple[Any, Any]:
+    """(N_opt, D_opt) at C FLOPs from a fit's {"a", "b", "G"}: N_opt = G (C/6)^a, D_opt = C / (6 N_opt).
+
+    D_opt is taken as C / (6 N_opt) rather than (C/6)^b / G so that C = 6 N D holds exactly even for
+    allocations whose a + b differs slightly from 1 (Approaches 1 and 2).
+    """
+    C = np.asarray(C, dtype=float)
+    n_opt = compute_optimal["G"] * (C / 6.0) ** compute_optimal["a"]
+    return n_opt, C / (6.0 * n_opt)
+
+
+def optimal_tokens_for_params(compute_optimal: Mapping[str, float], N: float | np.ndarray) -> Any:
+    """D_opt(N) in tokens: the data that makes N the compute-optimal size, inverting N_opt(C) = G (C/6)^a."""
+    N = np.asarray(N, dtype=float)
+    c_over_6 = (N / compute_optimal["G"]) ** (1.0 / compute_optimal["a"])
+    return c_over_6 / N
+
+
+def effective_tokens(D: float, U: float, r_d_star: float = MUENNIGHOFF_R_D_STAR) -> float:
+    """Muennighoff et al.'s effective data D' = U + U R_D* (1 - exp(-R_D / R_D*)), R_D = D/U - 1 repeats."""
+    # The data_constrained law owns the formula; a run that never repeated (D <= U) has D' = D.
+    return float(DataConstrained._effective(D, min(D, U), math.log(r_d_star)))
+
+
+def kaplan_overfit_penalty(params: Mapping[str, float], N: float, D: float) -> float:
+    """Kaplan et al.'s L(N, D) / L(N, inf) - 1 = (1 + (N/N_c)^(alpha_N/alpha_D) D_c/D)^alpha_D - 1."""
+    ratio = params["alpha_N"] / params["alpha_D"]
+    return (1.0 + (N / params["N_c"]) ** ratio * params["D_c"] / D) ** params["alpha_D"] - 1.0
+
+
+def compute_optimal_of(fit_result: Any) -> dict[str, float] | None:
+    """Approach 3 of a fit: {"a", "b", "G"} from its law's closed form, None for laws not in N and D."""
+    return get_law(fit_result.law).compute_optimal(fit_result.params)
+
+
+def law_loss(fit_result: Any, N: float, D: float, U: float | None = None) -> float:
+    """The fitted loss (nats/token) at N params, D tokens (U unique tokens, used by data_constrained)."""
+    U = U if "U" in get_law(fit_result.law).inputs else None
+    return float(fit_result.predict(N=N, D=D, U=U).item())
+
+
+def _r_d_star(fit_result: Any) -> float:
+    if fit_result is not None and "R_D_star" in fit_result.params:
+        return float(fit_result.params["R_D_star"])
+    return MUENNIGHOFF_R_D_STAR
+
+
+@dataclass(frozen=True)
+class LawRegime:
+    """What the fitted law says about one run (N params, D tokens, U unique tokens or None).
+
+    data_ratio: D' / D_opt(C) (D' = D without repeats); loss_lost: nats/token above the loss of the
+    compute-optimal allocation at the same C (None when the law has no such allocation).
+    """
+
+    regime: str
+    reason: str
+    tokens_per_param: float
+    optimal_tokens_per_param: float | None = None
+    data_ratio: float | None = None
+    effective_tokens: float | None = None
+    loss_lost: float | None = None
+    kaplan_penalty: float | None = None
+    repeats: float | None = None
+
+
+def law_regime(
+    fit_result: Any, N: float, D: float, U: float | None = None, thresholds: Thresholds | None = None,
+) -> LawRegime:
+    """Label a run of N parameters trained on D tokens (U unique) against a fitted law (a FitResult)."""
+    t = thresholds or Thresholds()
+    C = 6.0 * N * D
+    tpp = D / N
+    has_u = U is not None and math.isfinite(U) and U > 0
+    r_d_star = _r_d_star(fit_result)
+    d_eff = effective_tokens(D, U, r_d_star) if has_u else D
+    repeats = max(D / U - 1.0, 0.0) if has_u else None
+    found: dict[str, Any] = {"tokens_per_param": tpp, "effective_tokens": d_eff if has_u else None,
+                             "repeats": repeats}
+    verdicts: list[tuple[str, str]] = []
+
+    co = compute_optimal_of(fit_result)
+    if co:
+        n_opt, d_opt = (float(x) for x in optimal_allocation(co, C))
+        ratio = d_eff / d_opt
+        loss = law_loss(fit_result, N, D, U if has_u else D)
+        best = law_loss(fit_result, n_opt, d_opt, d_opt)
+        found.update(optimal_tokens_per_param=d_opt / n_opt, data_ratio=ratio, loss_lost=loss - best)
+        data = f"{d_eff:.3g} effective tokens" if d_eff != D else f"{D:.3g} tokens"
+        where = (
+            f"{data} = {ratio:.3g} x D_opt at C = {C:.3g} FLOPs ({tpp:.3g} tokens/param vs optimal "
+            f"{d_opt / n_opt:.3g}); loses {loss - best:.3g} nats/token vs N_opt = {n_opt:.3g}"
+        )
+        if ratio < 1.0 / t.band:
+            verdicts.append((OVERFITTING, f"data-limited: {where}"))
+        elif ratio > t.band:
+            verdicts.append((UNDERFITTING, f"capacity-limited: {where}"))
+        else:
+            verdicts.append((BALANCED, f"within a factor {t.band:.3g} of optimal: {where}"))
+    if fit_result.law == "kaplan_nd":
+        penalty = kaplan_overfit_penalty(fit_result.params, N, D)
+        found["kaplan_penalty"] = penalty
+        if penalty > t.kaplan_penalty:
+            verdicts.insert(0, (OVERFITTING, (
+                f"Kaplan's criterion: L(N, D) is {penalty:.1%} above L(N, inf) (> {t.kaplan_penalty:.0%})"
+            )))
+        elif not co:
+            verdicts.append((BALANCED, f"Kaplan's penalty {penalty:.2%} <= {t.kaplan_penalty:.0%}"))
+    if repeats is not None:
+        max_repeats = t.max_repeats if t.max_repeats is not None else r_d_star
+        if repeats > max_repeats:
+            verdicts.insert(0, (OVERFITTING, (
+                f"{D / U:.3g} epochs over {U:.3g} unique tokens: {repeats:.3g} repeats, "
+                f"past {max_repeats:.3g}"
+            )))
+    if not verdicts:
+        raise UsageError(
+            f"a {fit_result.law} fit has no compute-optimal allocation to compare runs with; "
+            "fit a law in N and D (chinchilla, kaplan_nd, data_constrained)"
+        )
+    regime = verdicts[0][0]
+    reason = "; ".join(why for label, why in verdicts if label == regime)
+    return LawRegime(regime=regime, reason=reason, **found)
+
+
+# ------------------------------------------------------------------------------------------- combined
+
+
+def _curve_for_row(row: pd.Series, thresholds: Thresholds, r_d_star: float) -> CurveRegime | None:
+    run = row.get("run")
+    if not isinstance(run, str | Path) or not (Path(run) / "metrics.jsonl").is_file():
+        return None
+    from scaling.runs import read_metrics
+
+    U = row.get("U")
+    unique = float(U) if U is not None and np.isfinite(U) and U > 0 else None
+    return analyze_curve(read_metrics(run), unique, thresholds, r_d_star)
+
+
+def classify(
+    table: pd.DataFrame, fit_result: Any = None, thresholds: Thresholds | None = None,
+    law: str = "chinchilla", curves: bool = True,
+) -> pd.DataFrame:
+    """Label every run of a run table (columns N, D, C, loss, optional U and run folder `run`).
+
+    fit_result: a FitResult whose law gives the law view; None fits `law` to `table` (when it holds
+    enough runs; otherwise only the curve view is given, with a warning). curves: also read each run's
+    metrics.jsonl (column `run`) for the curve view. Returns one row per run in `table`'s order with
+    columns N, D, C (+ U, run), regime, reason, law_* (law view), curve_* and onset_step / onset_tokens
+    (curve view).
+    """
+    t = thresholds or Thresholds()
+    for column in ("N", "D"):
+        if column not in table.columns:
+            raise UsageError(f"run table lacks column {column}; give N and D (or C) per run")
+    if fit_result is None:
+        fit_result = fit_if_possible(table, law)
+    r_d_star = _r_d_star(fit_result)
+
+    rows = []
+    for _, row in table.iterrows():
+        N, D = float(row["N"]), float(row["D"])
+        U = float(row["U"]) if "U" in row and pd.notna(row["U"]) else None
+        out: dict[str, Any] = {"N": N, "D": D, "C": 6.0 * N * D}
+        if U is not None:
+            out["U"] = U
+        if "run" in row and pd.notna(row["run"]):
+            out["run"] = str(row["run"])
+        curve = _curve_for_row(row, t, r_d_star) if curves else None
+        by_law = law_regime(fit_result, N, D, U, t) if fit_result is not None else None
+        if curve is not None:
+            out.update(_prefixed(asdict(curve), "curve_"))
+        if by_law is not None:
+            out.update(_prefixed(asdict(by_law), "law_"))
+        if curve is not None and (curve.regime in (OVERFITTING, "diverged") or by_law is None):
+            out["regime"], out["reason"] = curve.regime, f"curves: {curve.reason}"
+        elif by_law is not None:
+            out["regime"], out["reason"] = by_law.regime, f"law: {by_law.reason}"
+        else:
+            out["regime"], out["reason"] = "unknown", "no fitted law and no learning curves for this run"
+        rows.append(out)
+    return pd.DataFrame(rows, index=table.index)
+
+
+def fit_if_possible(table: pd.DataFrame, law: str = "chinchilla") -> Any:
+    """Fit `law` to the runs, or warn and return None when they are too few for it."""
+    from scaling.fit import fit
+
+    needed = len(get_law(law).param_names) + 1
+    if len(table) < needed:
+        warnings.warn(
+            f"{len(table)} run(s) are too few to fit the {law} law (needs {needed}); curve view only",
+            ScalingWarning, stacklevel=3,
+        )
+        return None
+    result = fit(table, law=law)
+    if not result.converged:
+        warnings.warn(f"the {law} fit did not converge; read the law view with care", ScalingWarning,
+                      stacklevel=3)
+    return result
+
+
+def _prefixed(fields: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """Prefix the two fields both views share (regime, reason); the others are unique to their view."""
+    return {prefix + k if k in ("regime", "reason") else k: v for k, v in fields.items()}
+
+
+def to_json(labels: pd.DataFrame, fit_result: Any = None, thresholds: Thresholds | None = None) -> dict:
+    """The `scaling regimes --json` document: {"runs": [...]} in row order (NaN -> null), plus context."""
+    runs = [
+        {k: _plain(v) for k, v in record.items() if not _missing(v)}
+        for record in labels.to_dict(orient="records")
+    ]
+    doc: dict[str, Any] = {"runs": runs, "thresholds": asdict(thresholds or Thresholds())}
+    if fit_result is not None:
+        doc["law"] = {"law": fit_result.law, "params": dict(fit_result.params),
+                      "compute_optimal": fit_result.compute_optimal}
+    return doc
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
