@@ -67,11 +67,13 @@ def test_prepare_cli_and_corrupt_file(tmp_path):
     data = load_prepared(out)
     assert data.unigram_entropy == pytest.approx(meta["unigram_entropy"])
 
-    raw = bytearray((out / "train.bin").read_bytes())
+    good = (out / "train.bin").read_bytes()
+    raw = bytearray(good)
     raw[10] ^= 0xFF
     (out / "train.bin").write_bytes(bytes(raw))
     with pytest.raises(UsageError, match=r"train.bin does not match its hash.*scaling prepare"):
         load_prepared(out)
+    (out / "train.bin").write_bytes(good)
     (out / "val.bin").write_bytes(b"\0")
     with pytest.raises(UsageError, match="not 840 tokens long"):
         load_prepared(out)
