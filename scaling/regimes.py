@@ -3,8 +3,9 @@
 Two views, both reported by `classify`:
 
 *Curve view* (one run's `metrics.jsonl`): **overfitting** when the held-out loss rises from its minimum,
-when the train/held-out gap grows while the training loss falls and the held-out loss gains less than half
-of it, or when the run repeated its data past the point where repeats stop paying (more than R_D* repeats,
+when the train/held-out gap grows while the training loss falls (from the point where the held-out loss
+stopped gaining at least half of what the training loss gains), or when the run repeated its data past
+the point where repeats stop paying (more than R_D* repeats,
 Muennighoff et al. 2023: a token seen R times is worth exp(-R / R_D*) of a fresh one, R_D* ~ 15.4); the
 step where it began is reported. **underfitting** (undertrained) when the held-out loss still fell steeply
 over the last part of training.
@@ -37,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.laws import DataConstrained, get_law
+from scaling.laws import get_law
 
 OVERFITTING = "overfitting"
 UNDERFITTING = "underfitting"
@@ -145,18 +146,17 @@ def analyze_curve(
             f"held-out loss rose from its minimum {val[i_min]:.4g} at step {step[i_min]} to "
             f"{val[-1]:.4g} nats/token at the end (> {t.rise:.0%} above)"
         )))
-    # Growing gap: the earliest evaluation from which, to the end, the gap grew by more than `gap`
-    # while training loss fell and held-out loss gained less than half of what training loss gained.
-    for i in range(len(val) - 1):
-        train_gain = train[i] - train[-1]
-        val_gain = val[i] - val[-1]
-        growth = (val[-1] - train[-1]) - (val[i] - train[i])
-        if growth > t.gap and train_gain > 0 and val_gain < 0.5 * train_gain:
-            findings.append((i, (
-                f"train/held-out gap grew by {growth:.3g} nats/token from step {step[i]} while training "
-                f"loss fell {train_gain:.3g} and held-out loss only {val_gain:.3g}"
-            )))
-            break
+    # Growing gap: while both losses learn, val - train/2 falls (held-out gains at least half of what
+    # training gains); it turns up where held-out stops following. Its minimum marks the onset when the
+    # gap grew by more than `gap` from there while training loss fell.
+    i_turn = int(np.argmin(val - 0.5 * train))
+    growth = (val[-1] - train[-1]) - (val[i_turn] - train[i_turn])
+    train_gain, val_gain = train[i_turn] - train[-1], val[i_turn] - val[-1]
+    if growth > t.gap and train_gain > 0:
+        findings.append((i_turn, (
+            f"train/held-out gap grew by {growth:.3g} nats/token from step {step[i_turn]} while training "
+            f"loss fell {train_gain:.3g} and held-out loss {val_gain:.3g}"
+        )))
     # Repeats beyond the point where they stop paying.
     if unique_tokens:
         max_repeats = t.max_repeats if t.max_repeats is not None else r_d_star
@@ -211,8 +211,11 @@ def optimal_tokens_for_params(compute_optimal: Mapping[str, float], N: float | n
 
 def effective_tokens(D: float, U: float, r_d_star: float = MUENNIGHOFF_R_D_STAR) -> float:
     """Muennighoff et al.'s effective data D' = U + U R_D* (1 - exp(-R_D / R_D*)), R_D = D/U - 1 repeats."""
-    # The data_constrained law owns the formula; a run that never repeated (D <= U) has D' = D.
-    return float(DataConstrained._effective(D, min(D, U), math.log(r_d_star)))
+    # For a data_constrained fit, `law_regime` asks the law (which also shrinks N); this is the D part
+    # alone, for a fit of a law without R_D*, with Muennighoff's published value.
+    if D <= U:
+        return float(D)
+    return float(U * (1.0 + r_d_star * -math.expm1(-(D / U - 1.0) / r_d_star)))
 
 
 def kaplan_overfit_penalty(params: Mapping[str, float], N: float, D: float) -> float:
@@ -266,7 +269,11 @@ def law_regime(
     tpp = D / N
     has_u = U is not None and math.isfinite(U) and U > 0
     r_d_star = _r_d_star(fit_result)
-    d_eff = effective_tokens(D, U, r_d_star) if has_u else D
+    d_eff = D
+    if has_u and fit_result.law == "data_constrained":
+        d_eff = float(get_law("data_constrained").effective_sizes(fit_result.params, N, D, U)[1].item())
+    elif has_u:
+        d_eff = effective_tokens(D, U, r_d_star)
     repeats = max(D / U - 1.0, 0.0) if has_u else None
     found: dict[str, Any] = {"tokens_per_param": tpp, "effective_tokens": d_eff if has_u else None,
                              "repeats": repeats}
