@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -218,3 +219,31 @@ def test_analysis_side_never_imports_torch():
         "scaling.cli.regimes; scaling.cli.build_parser(); assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_gpt3_analysis_script_explains_the_gap(tmp_path):
+    # a small sweep of ours: a known law at CPU scale with 1 % noise (the script fits it like any sweep)
+    rng = np.random.default_rng(2)
+    N = np.repeat(np.geomspace(1e5, 1e7, 5), 4)
+    D = N * np.tile([5.0, 20.0, 80.0, 320.0], 5)
+    loss = (1.2 + 40.0 / N**0.3 + 60.0 / D**0.3) * np.exp(rng.normal(0, 0.01, N.size))
+    sweep = tmp_path / "sweep.csv"
+    pd.DataFrame({"N": N, "D": D, "loss": loss}).to_csv(sweep, index=False)
+    script = [sys.executable, "analysis/gpt3_175b.py", "--sweep", str(sweep), "--bootstrap", "20"]
+    script += ["--out", str(tmp_path)]
+    done = subprocess.run(script, capture_output=True, text=True, check=True, cwd=Path(__file__).parents[1])
+    report = (tmp_path / "gpt3_175b.md").read_text()
+    assert report == done.stdout.rstrip("\n") + "\n"
+    doc = json.loads((tmp_path / "gpt3_175b.json").read_text())
+    by_name = {s["name"].split(" (")[0]: s for s in doc["sets"]}
+    assert by_name["Hoffmann et al."]["optimal"]["D"] == pytest.approx(23.3e12, rel=0.02)
+    assert by_name["Besiroglu et al."]["optimal"]["D"] == pytest.approx(3.08e12, rel=0.02)
+    assert by_name["Besiroglu et al."]["as_trained"]["loss"] == pytest.approx(2.01, abs=0.005)
+    ours = by_name["our refit of the Chinchilla data"]
+    assert ours["params"]["beta"] == pytest.approx(0.366, abs=0.01)  # reproduces Epoch's refit
+    assert ours["as_trained"]["extrapolation"]["N"] == pytest.approx(175e9 / 16.18e9, rel=0.01)
+    assert 0 < ours["backtest_mean_abs_rel_error"] < 0.05
+    sweep_set = by_name["our sweep"]
+    assert math.log10(sweep_set["as_trained"]["extrapolation"]["N"]) > 4  # 175B is 4+ decades past 1e7
+    for text in ("a = beta/(alpha+beta)", "Table 3", "20 tokens per parameter", "decades", "backtest"):
+        assert text in report
