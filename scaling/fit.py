@@ -16,10 +16,11 @@ numpy arrays (resampling = integer weights on the runs), warm-started from the f
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+from threadpoolctl import threadpool_limits
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import atomic_write_json
@@ -44,6 +46,18 @@ CHINCHILLA_GRID = {  # Hoffmann et al.'s 4500 starting points, in the LSE parame
     "a": np.arange(0.0, 25.01, 5.0),
     "b": np.arange(0.0, 25.01, 5.0),
 }
+
+
+def single_threaded_blas(func: Callable) -> Callable:
+    """Run `func` with BLAS on one thread: its matrices are tiny (p x p, p <= 7), and BLAS threads
+    spinning for them made fits 10x slower on a busy machine."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with threadpool_limits(limits=1, user_api="blas"):
+            return func(*args, **kwargs)
+
+    return wrapper
 
 
 # ---- results ---------------------------------------------------------------------------------------
@@ -67,6 +81,7 @@ class FitResult:
     loss: str = "huber"
     delta: float = HUBER_DELTA
     n_bootstrap_failed: int = 0
+    data_range: dict[str, tuple[float, float]] | None = None  # {"N": (min, max), "D": ..., "C": ...} fitted
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -86,6 +101,36 @@ class FitResult:
         )
         return np.exp(law.log_predict(theta, Inputs.make(N, D, C, U)))
 
+    def describe(self) -> str:
+        """A readable table of the fit, every number with its unit."""
+        law = get_law(self.law)
+        objective = f"summed Huber (delta {self.delta:g})" if self.loss == "huber" else "summed 0.5 r^2"
+        n_boot = 0 if self.bootstrap_params is None else len(self.bootstrap_params)
+        lines = [
+            f"law {law.name}: {law.formula}   (loss in nats/token, N params, D tokens, C FLOPs)",
+            f"fitted on {self.n_points} runs; objective ({objective} of log residuals) "
+            f"= {self.objective:.9g}",
+            f"{'converged' if self.converged else 'NOT CONVERGED'}: {self.message}",
+            f"  {'parameter':<10s} {'value':>12s}   "
+            + (f"95 % CI (bootstrap, {n_boot} resamples)" if n_boot else ""),
+        ]
+        for name in law.param_names:
+            ci = self.ci.get(name)
+            shown = f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
+            lines.append(f"  {name:<10s} {self.params[name]:12.6g}   {shown:<24s} {law.units.get(name, '')}")
+        if self.n_bootstrap_failed:
+            lines.append(f"  ({self.n_bootstrap_failed} bootstrap refits did not converge and were left out)")
+        if self.compute_optimal:
+            o = self.compute_optimal
+            lines.append(
+                f"compute-optimal (Approach 3): N_opt = {o['G']:.4g} (C/6)^{o['a']:.4f} params, "
+                f"D_opt = {1 / o['G']:.4g} (C/6)^{o['b']:.4f} tokens"
+            )
+            for k in ("a", "b"):
+                if k in self.ci:
+                    lines.append(f"  {k} = {o[k]:.4f}  95 % CI [{self.ci[k][0]:.4f}, {self.ci[k][1]:.4f}]")
+        return "\n".join(lines)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
@@ -101,6 +146,9 @@ class FitResult:
             "ci": {k: [lo, hi] for k, (lo, hi) in self.ci.items()},
             "compute_optimal": self.compute_optimal,
             "n_bootstrap_failed": self.n_bootstrap_failed,
+            "data_range": None
+            if self.data_range is None
+            else {k: list(v) for k, v in self.data_range.items()},
             "bootstrap_params": None if self.bootstrap_params is None else self.bootstrap_params.tolist(),
         }
 
@@ -136,6 +184,9 @@ class FitResult:
                 loss=str(obj.get("loss", "huber")),
                 delta=float(obj.get("delta", HUBER_DELTA)),
                 n_bootstrap_failed=int(obj.get("n_bootstrap_failed", 0)),
+                data_range=None
+                if obj.get("data_range") is None
+                else {str(k): (float(v[0]), float(v[1])) for k, v in obj["data_range"].items()},
             )
         except (TypeError, ValueError, IndexError, AttributeError) as exc:
             raise UsageError(f"malformed fit result: {exc}") from None
@@ -186,18 +237,21 @@ class _Problem:
             return 1.0
         return self.weights if rows is None else self.weights[rows]
 
+    # Trial points of the optimisers may overflow; the objective is then inf and the point rejected.
+    @np.errstate(all="ignore")
     def objective(self, theta: np.ndarray, rows=None) -> np.ndarray:
         r = self.y - self.law.log_predict(theta, self.X)
-        with np.errstate(invalid="ignore"):
-            value = (self._w(rows) * _rho(r, self.loss, self.delta)[0]).sum(-1)
+        value = (self._w(rows) * _rho(r, self.loss, self.delta)[0]).sum(-1)
         return np.where(np.isfinite(value), value, np.inf)
 
+    @np.errstate(all="ignore")
     def value_grad(self, theta: np.ndarray, rows=None) -> tuple[np.ndarray, np.ndarray]:
         logp, jac = self.law.jacobian(theta, self.X)
         value, psi, _ = _rho(self.y - logp, self.loss, self.delta)
         w = self._w(rows)
         return (w * value).sum(-1), -np.einsum("...n,...np->...p", w * psi, jac)
 
+    @np.errstate(all="ignore")
     def value_grad_hess(self, theta: np.ndarray, rows=None):
         logp, jac = self.law.jacobian(theta, self.X)
         value, psi, curvature = _rho(self.y - logp, self.loss, self.delta)
@@ -205,6 +259,24 @@ class _Problem:
         hess = np.einsum("...n,...np,...nq->...pq", w * curvature, jac, jac)
         hess += self.law.weighted_hessian(theta, self.X, -w * psi)
         return (w * value).sum(-1), -np.einsum("...n,...np->...p", w * psi, jac), hess
+
+
+def _newton_step(theta, g, H, damping, lo, hi) -> tuple[np.ndarray, np.ndarray]:
+    """Damped Newton steps for K problems (theta (K, p)) and their Newton decrements g' H^-1 g / 2.
+    Parameters at a bound with the gradient pushing outwards are held fixed; an indefinite Hessian is
+    made positive by taking absolute eigenvalues; damping is Levenberg-Marquardt's, scaled by diag(H)."""
+    p = theta.shape[-1]
+    active = ((theta <= lo) & (g > 0)) | ((theta >= hi) & (g < 0))
+    g_free = np.where(active, 0.0, g)
+    free = ~active
+    H_free = H * free[:, :, None] * free[:, None, :] + np.eye(p) * active[:, :, None]
+    vals, vecs = np.linalg.eigh(H_free)
+    floor = 1e-12 * np.maximum(np.abs(vals).max(-1, keepdims=True), 1e-300)
+    scale = np.abs(np.einsum("kii->ki", H_free)) + floor
+    H_pd = np.einsum("kij,kj,klj->kil", vecs, np.maximum(np.abs(vals), floor), vecs)
+    H_pd += damping[:, None, None] * np.eye(p) * scale[:, None]
+    step = -np.linalg.solve(H_pd, g_free[..., None])[..., 0]
+    return step, -0.5 * (g_free * step).sum(-1)
 
 
 def _newton(problem: _Problem, theta0: np.ndarray, max_iter: int = 200, tol: float = 1e-12, chunk: int = 500):
@@ -221,42 +293,21 @@ def _newton(problem: _Problem, theta0: np.ndarray, max_iter: int = 200, tol: flo
     for start in range(0, K, chunk):
         rows = np.arange(start, min(start + chunk, K))
         damping = np.full(rows.size, 1e-6)
-        f, g, H = problem.value_grad_hess(theta[rows], rows if problem.weights is not None else None)
+        f, g, H = problem.value_grad_hess(theta[rows], rows)
         for _ in range(max_iter):
-            active = ((theta[rows] <= lo) & (g > 0)) | ((theta[rows] >= hi) & (g < 0))
-            g_free = np.where(active, 0.0, g)
-            free = ~active
-            H_free = H * free[:, :, None] * free[:, None, :] + np.eye(p) * active[:, :, None]
-            vals, vecs = np.linalg.eigh(H_free)
-            floor = 1e-12 * np.maximum(np.abs(vals).max(-1, keepdims=True), 1e-300)
-            vals = np.maximum(np.abs(vals), floor)
-            scale = np.abs(np.einsum("kii->ki", H_free)) + floor
-            H_pd = (
-                np.einsum("kij,kj,klj->kil", vecs, vals, vecs)
-                + damping[:, None, None] * np.eye(p) * scale[:, None]
-            )
-            step = -np.linalg.solve(H_pd, g_free[..., None])[..., 0]
-            decrement = -0.5 * (g_free * step).sum(-1)
+            step, decrement = _newton_step(theta[rows], g, H, damping, lo, hi)
             ok = np.isfinite(f) & (decrement <= tol * np.maximum(np.abs(f), 1e-300))
             done[rows[ok]] = True
-            live = ~ok
+            live = ~ok & (damping < 1e12)  # beyond that damping no step can lower the objective
             if not live.any():
                 break
             trial = np.clip(theta[rows] + step, lo, hi)
-            f_trial = problem.objective(trial[live], rows[live] if problem.weights is not None else None)
             accept = np.zeros(rows.size, dtype=bool)
-            accept[live] = f_trial <= f[live]
-            stalled = live & ~accept & (damping > 1e12)
-            if stalled.all() or not (live & ~stalled).any():
-                break
+            accept[live] = problem.objective(trial[live], rows[live]) <= f[live]
             theta[rows[accept]] = trial[accept]
             damping = np.where(accept, np.maximum(damping / 4, 1e-9), damping * 8)
             if accept.any():
-                sub = rows[accept]
-                f_new, g_new, H_new = problem.value_grad_hess(
-                    theta[sub], sub if problem.weights is not None else None
-                )
-                f[accept], g[accept], H[accept] = f_new, g_new, H_new
+                f[accept], g[accept], H[accept] = problem.value_grad_hess(theta[rows[accept]], rows[accept])
         fval[rows] = f
     return theta, fval, done
 
@@ -328,6 +379,7 @@ def _prepare(table: pd.DataFrame, law: Law) -> tuple[pd.DataFrame, Inputs, np.nd
     return table, X, loss
 
 
+@single_threaded_blas
 def fit(
     table: pd.DataFrame | str | Path,
     law: str = "chinchilla",
@@ -363,13 +415,12 @@ def fit(
         if law_obj.name != "chinchilla":
             raise UsageError("--method classic is Hoffmann et al.'s grid for the chinchilla law only")
         theta, fval = classic_fit(problem)
-        _, _, converged = _newton(problem, theta[None], max_iter=0)
-        converged = bool(converged[0])
+        converged = bool(_newton(problem, theta[None], max_iter=1)[2][0])
     else:
         raise UsageError(f"unknown method {method!r}; choose profile or classic")
     params = law_obj.from_theta(theta)
     message = (
-        "converged (Newton decrement ~ 0 at the optimum)"
+        "Newton decrement ~ 0: a certified stationary point of the objective"
         if converged
         else "did NOT converge: the optimiser stopped away from a stationary point; "
         "treat the parameters with care"
@@ -387,6 +438,7 @@ def fit(
         method=method,
         loss=loss,
         delta=delta,
+        data_range={k: (float(table[k].min()), float(table[k].max())) for k in ("N", "D", "C")},
     )
     if not converged:
         warnings.warn(f"fit of law {law_obj.name} did not converge", ScalingWarning, stacklevel=2)
@@ -455,6 +507,7 @@ def classic_single(problem: _Problem, start: np.ndarray) -> tuple[np.ndarray, fl
     return result.x, float(result.fun)
 
 
+@single_threaded_blas
 def classic_fit(problem: _Problem, starts: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Best of classic single fits from every start (all 4500 by default: minutes)."""
     starts = classic_starts() if starts is None else starts
@@ -530,6 +583,7 @@ def _max_log_likelihood(problem: _Problem, theta: np.ndarray, free: bool) -> flo
     return -best
 
 
+@single_threaded_blas
 def likelihood_ratio_test(
     table: pd.DataFrame | str | Path,
     params: Mapping[str, float],
@@ -561,6 +615,94 @@ def likelihood_ratio_test(
         p_value=float(stats.chi2.sf(statistic, df)),
         log_likelihood_null=ll_null,
         log_likelihood_free=ll_free,
+    )
+
+
+# ---- backtest --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Backtest:
+    """Extrapolation check: `law` fitted on the runs of compute C <= `cutoff_C` FLOPs, predicting the
+    held-out runs above it (the top `holdout_top` fraction by compute).
+
+    `runs`: one row per held-out run with N, D, C, loss, `predicted` (nats/token) and `rel_error`
+    = (predicted - loss) / loss. For kaplan_c (a law of the frontier) only frontier runs are held out."""
+
+    law: str
+    holdout_top: float
+    cutoff_C: float
+    fit: FitResult
+    runs: pd.DataFrame
+    mean_abs_rel_error: float
+    mean_rel_error: float
+    max_abs_rel_error: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "law": self.law,
+            "holdout_top": self.holdout_top,
+            "cutoff_C": self.cutoff_C,
+            "n_train": self.fit.n_points,
+            "n_heldout": len(self.runs),
+            "mean_abs_rel_error": self.mean_abs_rel_error,
+            "mean_rel_error": self.mean_rel_error,
+            "max_abs_rel_error": self.max_abs_rel_error,
+            "runs": self.runs.to_dict(orient="records"),
+            "fit": {**self.fit.to_json(), "bootstrap_params": None},
+        }
+
+    def describe(self) -> str:
+        lines = [
+            f"backtest: {self.law} fitted on the {self.fit.n_points} runs with C <= {self.cutoff_C:.3g} "
+            "FLOPs, "
+            f"predicting the {len(self.runs)} above (top {self.holdout_top:.0%} by compute)",
+            f"  mean |relative error| {self.mean_abs_rel_error:.2%}, mean signed {self.mean_rel_error:+.2%}, "
+            f"max {self.max_abs_rel_error:.2%} of the loss",
+            "      N (params)    D (tokens)   C (FLOPs)  loss (nats/token)  predicted  rel. error",
+        ]
+        for row in self.runs.itertuples():
+            lines.append(
+                f"  {row.N:12.4g}  {row.D:12.4g}  {row.C:10.3g}  {row.loss:17.4f}  {row.predicted:9.4f}  "
+                f"{row.rel_error:+10.2%}"
+            )
+        return "\n".join(lines)
+
+
+def backtest(
+    table: pd.DataFrame | str | Path, law: str = "chinchilla", holdout_top: float = 0.2, **fit_options
+) -> Backtest:
+    """Fit `law` on all but the top `holdout_top` fraction of runs by compute and report the relative
+    prediction error on those (how far to trust an extrapolation). `fit_options` go to `fit`."""
+    from scaling.runs import compute_frontier, load_runs
+
+    if not 0 < holdout_top < 1:
+        raise UsageError(f"--holdout-top must be a fraction between 0 and 1, got {holdout_top}")
+    table = load_runs(table)
+    C = np.sort(table["C"].to_numpy())
+    n_train = len(C) - max(1, round(holdout_top * len(C)))
+    if n_train < 1:
+        raise UsageError(f"--holdout-top {holdout_top} leaves no run to fit on")
+    cutoff = float(C[n_train - 1])
+    train, held = table[table["C"] <= cutoff], table[table["C"] > cutoff]
+    if law == "kaplan_c":
+        on_frontier = compute_frontier(table)
+        held = on_frontier[on_frontier["C"] > cutoff]
+    if held.empty:
+        raise UsageError(f"no run has more compute than the cutoff {cutoff:.3g} FLOPs; lower --holdout-top")
+    result = fit(train, law=law, **fit_options)
+    predicted = result.predict(**{k: held[k].to_numpy(float) for k in ("N", "D", "C", "U") if k in held})
+    runs = held[[c for c in ("N", "D", "C", "loss", "run") if c in held]].reset_index(drop=True)
+    runs = runs.assign(predicted=predicted, rel_error=(predicted - runs["loss"]) / runs["loss"])
+    runs = runs.sort_values("C", kind="stable").reset_index(drop=True)
+    errors = runs["rel_error"].to_numpy()
+    return Backtest(
+        law=result.law,
+        holdout_top=holdout_top,
+        cutoff_C=cutoff,
+        fit=result,
+        runs=runs,
+        mean_abs_rel_error=float(np.abs(errors).mean()),
+        mean_rel_error=float(errors.mean()),
+        max_abs_rel_error=float(np.abs(errors).max()),
     )
 
 

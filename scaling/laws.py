@@ -12,6 +12,7 @@ return arrays with the same leading dimension.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -35,8 +36,9 @@ class Inputs:
 
     @classmethod
     def make(cls, N=None, D=None, C=None, U=None) -> Inputs:
-        arrays = [None if x is None else np.atleast_1d(np.asarray(x, dtype=float)) for x in (N, D, C, U)]
-        N, D, C, U = arrays
+        given = [np.atleast_1d(np.asarray(x, dtype=float)) for x in (N, D, C, U) if x is not None]
+        shaped = iter(np.broadcast_arrays(*given))  # a scalar N with an array of D, and so on
+        N, D, C, U = (None if x is None else next(shaped) for x in (N, D, C, U))
         if C is None and N is not None and D is not None:
             C = FLOPS_PER_PARAM_TOKEN * N * D
         elif D is None and N is not None and C is not None:
@@ -70,7 +72,7 @@ def _col(theta: np.ndarray, i: int) -> np.ndarray:
 
 def _logsumexp_weights(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """log(sum exp(terms)) and the softmax weights d/d term, computed stably."""
-    top = np.maximum.reduce(terms)
+    top = functools.reduce(np.maximum, terms)
     exps = [np.exp(t - top) for t in terms]
     total = sum(exps)
     return top + np.log(total), [x / total for x in exps]
@@ -86,6 +88,7 @@ class Law:
     # theta[i] is log(param) for names in `log_params`, the parameter itself otherwise
     log_params: frozenset[str] = frozenset()
     bounds: Mapping[str, tuple[float, float]] = {}  # on theta, for each parameter name
+    units: Mapping[str, str] = {}  # what each parameter is measured in, for printing
 
     # ---- public -----------------------------------------------------------------------------------
     def predict(self, params: Mapping[str, float], N=None, D=None, C=None, U=None) -> np.ndarray:
@@ -207,6 +210,13 @@ class Chinchilla(Law):
         "alpha": (1e-4, 5.0),
         "beta": (1e-4, 5.0),
     }
+    units = {
+        "E": "nats/token (irreducible loss)",
+        "A": "nats/token x params^alpha",
+        "B": "nats/token x tokens^beta",
+        "alpha": "exponent of N",
+        "beta": "exponent of D",
+    }
 
     def _terms(self, theta, X):
         e, a, b, alpha, beta = (_col(theta, i) for i in range(5))
@@ -276,6 +286,8 @@ class KaplanSingle(Law):
         self.formula = f"L = ({scale} / {variable})^{exponent}"
         self.log_params = frozenset({scale})
         self.bounds = {scale: (-100.0, 400.0), exponent: self.bounds_exponent}
+        unit = {"N": "params", "D": "tokens", "C": "FLOPs"}[variable]
+        self.units = {scale: unit, exponent: f"exponent of {variable}"}
 
     def log_predict(self, theta, X):
         theta = np.asarray(theta, dtype=float)
@@ -309,6 +321,7 @@ class KaplanND(Law):
     formula = "L = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D"
     log_params = frozenset({"N_c", "D_c"})
     bounds = {"N_c": (-100.0, 400.0), "D_c": (-100.0, 400.0), "alpha_N": (1e-4, 5.0), "alpha_D": (1e-4, 5.0)}
+    units = {"N_c": "params", "D_c": "tokens", "alpha_N": "exponent of N", "alpha_D": "exponent of D"}
 
     def _inner(self, theta, X):
         n, d, aN, aD = (_col(theta, i) for i in range(4))
@@ -365,34 +378,71 @@ class DataConstrained(Law):
     )
     log_params = frozenset({"E", "A", "B", "R_D_star", "R_N_star"})
     bounds = {**Chinchilla.bounds, "R_D_star": (-5.0, 12.0), "R_N_star": (-5.0, 12.0)}
+    units = {
+        **Chinchilla.units,
+        "R_D_star": "epochs of repetition at which repeated data's value decays by 1/e",
+        "R_N_star": "excess parameters / U_N at which their value decays by 1/e",
+    }
 
     @staticmethod
     def _effective(x, unique, log_r_star):
-        """U + U R* (1 - exp(-R / R*)) with R = x / unique - 1 (repeats decay in value)."""
+        """(U + U R* (1 - exp(-R / R*)) with R = x / U - 1, d/d log R*, d/d U): repeats decay in value."""
         r_star = np.exp(log_r_star)
         repeats = x / unique - 1.0
-        return unique * (1.0 + r_star * -np.expm1(-repeats / r_star))
+        decay = np.exp(-repeats / r_star)
+        value = unique * (1.0 + r_star * (1.0 - decay))
+        d_log_r_star = unique * r_star * ((1.0 - decay) - repeats / r_star * decay)
+        d_unique = 1.0 + r_star * (1.0 - decay) - decay * x / unique
+        return value, d_log_r_star, d_unique
 
-    def effective_sizes(self, theta, X):
-        """(N', D') for theta (..., 7)."""
+    def _evaluate(self, theta, X, with_jac: bool):
         theta = np.asarray(theta, dtype=float)
         N, D, U = X.require("N"), X.require("D"), X.require("U")
         e, a, b, alpha, beta, lrd, lrn = (_col(theta, i) for i in range(7))
         unique_d = np.minimum(D, U)
-        d_eff = self._effective(D, unique_d, lrd)
-        # N_opt(U_D): the compute-optimal model size whose optimal data is U_D (Approach 3 of the same law)
-        a_opt = beta / (alpha + beta)
-        log_g = (np.log(alpha) + a - np.log(beta) - b) / (alpha + beta)
-        log_n_opt = log_g + (a_opt / (1.0 - a_opt)) * (log_g + np.log(unique_d))
-        unique_n = np.minimum(N, np.exp(np.minimum(log_n_opt, 700.0)))
-        n_eff = self._effective(N, unique_n, lrn)
+        d_eff, dd_lrd, _ = self._effective(D, unique_d, lrd)
+        # N_opt(U_D): the compute-optimal model size whose optimal data is U_D (Approach 3 of the same
+        # law): log N_opt = (log alpha + a - log beta - b + beta log U_D) / alpha
+        numerator = np.log(alpha) + a - np.log(beta) - b + beta * np.log(unique_d)
+        log_n_opt = np.clip(numerator / alpha, -700.0, 700.0)
+        capped = np.exp(log_n_opt) < N
+        unique_n = np.where(capped, np.exp(log_n_opt), N)
+        n_eff, dn_lrn, dn_unique = self._effective(N, unique_n, lrn)
+        value, (w0, w1, w2) = _logsumexp_weights(
+            e + 0 * n_eff, a - alpha * np.log(n_eff), b - beta * np.log(d_eff)
+        )
+        if not with_jac:
+            return value, None, n_eff, d_eff
+        # d log N' / d theta through U_N = N_opt when the model is larger than the data can feed
+        dn_log_opt = np.where(capped, dn_unique * unique_n / n_eff, 0.0)
+        k1 = -alpha * w1  # d log p / d log N'
+        k2 = -beta * w2  # d log p / d log D'
+        shape = value.shape
+        jac = np.stack(
+            np.broadcast_arrays(
+                w0,
+                w1 + k1 * dn_log_opt / alpha,
+                w2 - k1 * dn_log_opt / alpha,
+                -w1 * np.log(n_eff) + k1 * dn_log_opt * (1.0 - numerator) / alpha**2,
+                -w2 * np.log(d_eff) + k1 * dn_log_opt * (np.log(unique_d) - 1.0 / beta) / alpha,
+                k2 * dd_lrd / d_eff,
+                k1 * dn_lrn / n_eff,
+            ),
+            axis=-1,
+        )
+        return value, jac.reshape(shape + (7,)), n_eff, d_eff
+
+    def effective_sizes(self, params: Mapping[str, float], N, D, U) -> tuple[np.ndarray, np.ndarray]:
+        """(N' params, D' tokens): what N parameters trained on D tokens drawn from U unique tokens are
+        worth in fresh data and useful parameters (Muennighoff et al. 2023, eq. 5 and 6)."""
+        _, _, n_eff, d_eff = self._evaluate(self.to_theta(params), Inputs.make(N=N, D=D, U=U), False)
         return n_eff, d_eff
 
     def log_predict(self, theta, X):
-        theta = np.asarray(theta, dtype=float)
-        n_eff, d_eff = self.effective_sizes(theta, X)
-        e, a, b, alpha, beta = (_col(theta, i) for i in range(5))
-        return _logsumexp_weights(e + 0 * n_eff, a - alpha * np.log(n_eff), b - beta * np.log(d_eff))[0]
+        return self._evaluate(theta, X, False)[0]
+
+    def jacobian(self, theta, X):
+        return self._evaluate(theta, X, True)[:2]
 
     def compute_optimal(self, params):
         return _chinchilla_optimal(params)

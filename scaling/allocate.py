@@ -1,0 +1,393 @@
+"""Compute-optimal allocation: how to split a FLOP budget C between parameters N and tokens D.
+
+The three approaches of Hoffmann et al. 2022, each giving N_opt = G (C/6)^a params and
+D_opt = G_D (C/6)^b tokens (for Approach 3, G_D = 1/G and a + b = 1 exactly):
+
+1. lowest-loss envelope: over all runs' loss curves (metrics.jsonl, when the run folders have them) or
+   final points, the runs on the compute-efficient frontier; power laws through their (C, N) and (C, D);
+2. IsoFLOP profiles: runs of equal compute (within 1 %) form a profile; a parabola of loss in log N
+   gives its minimum N_opt(C); power laws through the minima;
+3. the closed form from a parametric fit (`scaling.fit`): a = beta / (alpha + beta),
+   G = (alpha A / (beta B))^(1 / (alpha + beta)).
+
+Intervals come from the bootstrap: runs resampled with replacement (within each IsoFLOP profile for
+Approach 2), the whole approach redone for each resample.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import ScalingWarning, UsageError
+from scaling.fit import FitResult, fit, interval_dict, single_threaded_blas
+from scaling.laws import get_law
+from scaling.runs import compute_frontier, load_runs, read_metrics
+from scaling.units import format_quantity
+
+ISOFLOP_TOLERANCE = 0.01  # runs whose compute differs by at most 1 % share an IsoFLOP profile
+MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola
+# Budgets (FLOPs) at which tokens per parameter are reported, besides the largest run of the data.
+NAMED_BUDGETS: dict[str, float] = {
+    "1e21 FLOPs": 1e21,
+    "GPT-3 175B (6 x 175B x 300B)": 6 * 175e9 * 300e9,
+    "Chinchilla 70B / Gopher (5.76e23)": 5.76e23,
+    "1e25 FLOPs": 1e25,
+}
+
+
+@dataclass(frozen=True)
+class IsoFlopProfile:
+    """Runs of one compute budget C (FLOPs) and the parabola loss = c0 + c1 x + c2 x^2, x = ln N."""
+
+    C: float
+    N: np.ndarray
+    loss: np.ndarray
+    coef: tuple[float, float, float]
+    N_opt: float
+    D_opt: float
+    loss_opt: float
+    inside: bool  # the minimum lies within the profile's model sizes (not extrapolated)
+
+    def parabola(self, N: np.ndarray) -> np.ndarray:
+        """The fitted profile's loss (nats/token) at N params."""
+        x = np.log(np.asarray(N, dtype=float))
+        c0, c1, c2 = self.coef
+        return c0 + c1 * x + c2 * x * x
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "C": self.C,
+            "N": self.N.tolist(),
+            "loss": self.loss.tolist(),
+            "coef": list(self.coef),
+            "N_opt": self.N_opt,
+            "D_opt": self.D_opt,
+            "loss_opt": self.loss_opt,
+            "inside": self.inside,
+        }
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """N_opt = G (C/6)^a params and D_opt = G_D (C/6)^b tokens for a budget of C FLOPs.
+
+    `points`: the (C, N, D, loss) the power laws were fitted through (frontier points for Approach 1,
+    profile minima for Approach 2, none for Approach 3); `profiles`: Approach 2's IsoFLOP parabolas;
+    `tokens_per_param`: D_opt / N_opt at each budget in `budgets` ({name: C FLOPs})."""
+
+    approach: int
+    a: float
+    b: float
+    G: float
+    G_D: float
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    budgets: dict[str, float] = field(default_factory=dict)
+    tokens_per_param: dict[float, float] = field(default_factory=dict)
+    tokens_per_param_ci: dict[float, tuple[float, float]] = field(default_factory=dict)
+    points: pd.DataFrame | None = None
+    profiles: tuple[IsoFlopProfile, ...] = ()
+    fit: FitResult | None = None
+    bootstrap: np.ndarray | None = None  # (K, 4): a, b, G, G_D per resample
+    source: str = ""  # what the envelope was built from, e.g. "loss curves of 12 runs"
+
+    def N_opt(self, C) -> np.ndarray:
+        """Compute-optimal parameters for C FLOPs."""
+        return self.G * (np.asarray(C, dtype=float) / 6.0) ** self.a
+
+    def D_opt(self, C) -> np.ndarray:
+        """Compute-optimal tokens for C FLOPs."""
+        return self.G_D * (np.asarray(C, dtype=float) / 6.0) ** self.b
+
+    def to_json(self) -> dict[str, Any]:
+        key = _budget_key
+        return {
+            "approach": self.approach,
+            "a": self.a,
+            "b": self.b,
+            "G": self.G,
+            "G_D": self.G_D,
+            "ci": {k: [lo, hi] for k, (lo, hi) in self.ci.items()},
+            "tokens_per_param": {key(c): r for c, r in self.tokens_per_param.items()},
+            "tokens_per_param_ci": {key(c): [lo, hi] for c, (lo, hi) in self.tokens_per_param_ci.items()},
+            "budgets": dict(self.budgets),
+            "source": self.source,
+            "points": None if self.points is None else self.points.to_dict(orient="records"),
+            "profiles": [p.to_json() for p in self.profiles],
+            "fit": None if self.fit is None else {**self.fit.to_json(), "bootstrap_params": None},
+            "n_bootstrap": 0 if self.bootstrap is None else len(self.bootstrap),
+        }
+
+    def describe(self) -> str:
+        """A readable summary with units."""
+        name = {1: "lowest-loss envelope", 2: "IsoFLOP profiles", 3: "parametric fit (closed form)"}
+        lines = [f"Approach {self.approach} ({name[self.approach]}); {self.source}"]
+        lines.append(
+            f"  N_opt = {self.G:.4g} (C/6)^a params,  D_opt = {self.G_D:.4g} (C/6)^b tokens,  C in FLOPs"
+        )
+        for k in ("a", "b"):
+            ci = self.ci.get(k)
+            shown = f"   95 % CI [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
+            lines.append(f"  {k} = {getattr(self, k):.4f}{shown}")
+        lines.append(
+            f"  {'budget':<40s} {'C (FLOPs)':>11s}  {'N_opt (params)':>14s}  {'D_opt (tokens)':>14s}  "
+            "tokens/param"
+        )
+        for label, C in self.budgets.items():
+            ratio = self.tokens_per_param[C]
+            ci = self.tokens_per_param_ci.get(C)
+            shown = f"  [{ci[0]:.3g}, {ci[1]:.3g}]" if ci else ""
+            lines.append(
+                f"  {label:<40s} {C:11.3g}  {format_quantity(float(self.N_opt(C))):>14s}  "
+                f"{format_quantity(float(self.D_opt(C))):>14s}  {ratio:11.3g}{shown}"
+            )
+        return "\n".join(lines)
+
+
+def _budget_key(C: float) -> str:
+    return f"{C:.4g}"
+
+
+# ---- power laws through points ---------------------------------------------------------------------
+def _power_laws(C: np.ndarray, N: np.ndarray, D: np.ndarray) -> tuple[float, float, float, float] | None:
+    """Least-squares lines of log N and log D against log(C/6): (a, b, G, G_D); None if degenerate."""
+    x = np.log(C / 6.0)
+    if np.unique(x).size < 2:
+        return None
+    a, log_g = np.polyfit(x, np.log(N), 1)
+    b, log_gd = np.polyfit(x, np.log(D), 1)
+    return float(a), float(b), math.exp(log_g), math.exp(log_gd)
+
+
+# ---- Approach 1 ------------------------------------------------------------------------------------
+def _envelope_points(table: pd.DataFrame, use_curves: bool) -> tuple[pd.DataFrame, str]:
+    """All (C, loss) points of every run with its N: curve points from metrics.jsonl where the run
+    folder has them, plus every run's final point; column `row` is the run's row in `table`."""
+    parts = [
+        pd.DataFrame({"C": table["C"], "loss": table["loss"], "N": table["N"], "row": np.arange(len(table))})
+    ]
+    with_curves = 0
+    if use_curves and "run" in table:
+        for i, run in enumerate(table["run"].astype(str)):
+            if not (Path(run) / "metrics.jsonl").exists():
+                continue
+            curve = read_metrics(run)
+            if not {"flops", "val_loss"} <= set(curve.columns):
+                continue
+            curve = curve[["flops", "val_loss"]].apply(pd.to_numeric, errors="coerce").dropna()
+            curve = curve[(curve["flops"] > 0) & (curve["val_loss"] > 0)]
+            if curve.empty:
+                continue
+            with_curves += 1
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "C": curve["flops"].to_numpy(),
+                        "loss": curve["val_loss"].to_numpy(),
+                        "N": table["N"].iloc[i],
+                        "row": i,
+                    }
+                )
+            )
+    points = pd.concat(parts, ignore_index=True)
+    source = (
+        f"loss curves of {with_curves} runs + final points of {len(table)}"
+        if with_curves
+        else (f"final points of {len(table)} runs (no loss curves found)")
+    )
+    return points, source
+
+
+def _approach1(points: pd.DataFrame, rows: np.ndarray | None = None):
+    if rows is not None:
+        points = points[np.isin(points["row"].to_numpy(), np.unique(rows))]
+    frontier = compute_frontier(points)
+    frontier = frontier.assign(D=frontier["C"] / (6.0 * frontier["N"]))
+    if np.unique(frontier["N"]).size < 2:
+        return None, frontier
+    return _power_laws(frontier["C"].to_numpy(), frontier["N"].to_numpy(), frontier["D"].to_numpy()), frontier
+
+
+# ---- Approach 2 ------------------------------------------------------------------------------------
+def isoflop_groups(table: pd.DataFrame, tolerance: float = ISOFLOP_TOLERANCE) -> list[np.ndarray]:
+    """Row indices of runs whose compute lies within `tolerance` (relative) of the group's smallest."""
+    order = np.argsort(table["C"].to_numpy(), kind="stable")
+    C = table["C"].to_numpy()[order]
+    groups, start = [], 0
+    for i in range(1, len(C) + 1):
+        if i == len(C) or C[i] > C[start] * (1 + tolerance):
+            groups.append(order[start:i])
+            start = i
+    return groups
+
+
+def _profile(C: np.ndarray, N: np.ndarray, loss: np.ndarray) -> IsoFlopProfile | None:
+    if np.unique(N).size < MIN_PROFILE_SIZES:
+        return None
+    x = np.log(N)
+    c2, c1, c0 = np.polyfit(x, loss, 2)
+    if not c2 > 0:
+        return None  # no minimum: the profile is not convex
+    x_opt = -c1 / (2 * c2)
+    budget = float(np.exp(np.log(C).mean()))
+    n_opt = float(np.exp(x_opt))
+    return IsoFlopProfile(
+        C=budget,
+        N=N,
+        loss=loss,
+        coef=(float(c0), float(c1), float(c2)),
+        N_opt=n_opt,
+        D_opt=budget / (6.0 * n_opt),
+        loss_opt=float(c0 - c1 * c1 / (4 * c2)),
+        inside=bool(x.min() <= x_opt <= x.max()),
+    )
+
+
+def _approach2(table: pd.DataFrame, groups: list[np.ndarray], rng: np.random.Generator | None = None):
+    C, N, loss = (table[k].to_numpy(float) for k in ("C", "N", "loss"))
+    profiles = []
+    for rows in groups:
+        if rng is not None:
+            rows = rng.choice(rows, size=rows.size, replace=True)
+        profile = _profile(C[rows], N[rows], loss[rows])
+        if profile is not None:
+            profiles.append(profile)
+    if len(profiles) < 2:
+        return None, profiles
+    laws = _power_laws(*(np.array([getattr(p, k) for p in profiles]) for k in ("C", "N_opt", "D_opt")))
+    return laws, profiles
+
+
+# ---- driver ----------------------------------------------------------------------------------------
+@single_threaded_blas
+def allocate(
+    table: pd.DataFrame | str | Path,
+    approach: int = 3,
+    bootstrap: int = 0,
+    seed: int = 0,
+    *,
+    law: str = "chinchilla",
+    fit_result: FitResult | None = None,
+    budgets: Mapping[str, float] | None = None,
+    use_curves: bool = True,
+    isoflop_tolerance: float = ISOFLOP_TOLERANCE,
+) -> Allocation:
+    """Compute-optimal allocation of a run table (N params, D tokens, C FLOPs, loss nats/token).
+
+    Parameters
+    ----------
+    approach : 1 (envelope), 2 (IsoFLOP profiles) or 3 (closed form from a fit of `law`).
+    bootstrap : resamples for 95 % intervals of a, b and tokens per parameter (0: none).
+    fit_result : Approach 3 uses this fit instead of fitting `law` (its bootstrap gives the intervals).
+    budgets : {name: C FLOPs} at which to report tokens per parameter; default: the largest run of the
+        data and NAMED_BUDGETS.
+    use_curves : Approach 1 reads loss curves from the run folders when the table has them.
+    isoflop_tolerance : Approach 2 groups runs whose compute differs by at most this fraction.
+    """
+    if approach not in (1, 2, 3):
+        raise UsageError(f"--approach must be 1, 2 or 3, got {approach}")
+    if bootstrap < 0:
+        raise UsageError(f"--bootstrap must be >= 0, got {bootstrap}")
+    table = load_runs(table)
+    rng = np.random.default_rng(seed)
+    samples: list[tuple[float, float, float, float]] = []
+    points, profiles, fitted, source = None, (), None, ""
+    if approach == 1:
+        envelope, source = _envelope_points(table, use_curves)
+        laws, points = _approach1(envelope)
+        if laws is None:
+            raise UsageError(
+                "Approach 1 needs a compute-efficient frontier with at least 2 model sizes; "
+                f"the frontier of these {len(table)} runs has {points['N'].nunique()}"
+            )
+        for _ in range(bootstrap):
+            boot, _ = _approach1(envelope, rng.integers(0, len(table), len(table)))
+            if boot is not None:
+                samples.append(boot)
+        points = points[["C", "N", "D", "loss"]]
+    elif approach == 2:
+        if not 0 <= isoflop_tolerance < 1:
+            raise UsageError(f"--isoflop-tolerance must be a fraction in [0, 1), got {isoflop_tolerance}")
+        groups = isoflop_groups(table, isoflop_tolerance)
+        laws, profiles = _approach2(table, groups)
+        if laws is None:
+            raise UsageError(
+                "Approach 2 needs IsoFLOP profiles: at least 2 compute budgets, each with runs of equal C "
+                f"(within {isoflop_tolerance:.0%}) at {MIN_PROFILE_SIZES} or more model sizes and a convex "
+                f"loss; found {len(profiles)} usable among {len(groups)} budgets"
+            )
+        outside = [p for p in profiles if not p.inside]
+        if outside:
+            warnings.warn(
+                "IsoFLOP minimum outside the model sizes tried (extrapolated) at C = "
+                + ", ".join(f"{p.C:.3g}" for p in outside)
+                + " FLOPs; widen the N range there",
+                ScalingWarning,
+                stacklevel=2,
+            )
+        for _ in range(bootstrap):
+            boot, _ = _approach2(table, groups, rng)
+            if boot is not None:
+                samples.append(boot)
+        points = pd.DataFrame(
+            {
+                k: [getattr(p, a) for p in profiles]
+                for k, a in (("C", "C"), ("N", "N_opt"), ("D", "D_opt"), ("loss", "loss_opt"))
+            }
+        )
+        source = f"{len(profiles)} IsoFLOP profiles of {sum(len(p.N) for p in profiles)} runs"
+    else:
+        fitted = fit_result if fit_result is not None else fit(table, law=law, bootstrap=bootstrap, seed=seed)
+        optimal = fitted.compute_optimal
+        if optimal is None:
+            raise UsageError(
+                f"Approach 3 needs a law in N and D (chinchilla, kaplan_nd, data_constrained), "
+                f"not {fitted.law}"
+            )
+        laws = (optimal["a"], optimal["b"], optimal["G"], 1.0 / optimal["G"])
+        law_obj = get_law(fitted.law)
+        for row in fitted.bootstrap_params if fitted.bootstrap_params is not None else ():
+            o = law_obj.compute_optimal(dict(zip(law_obj.param_names, row, strict=True)))
+            samples.append((o["a"], o["b"], o["G"], 1.0 / o["G"]))
+        source = f"law {fitted.law} fitted on {fitted.n_points} runs"
+    a, b, G, G_D = laws
+    budgets = (
+        dict(budgets) if budgets is not None else {"largest run": float(table["C"].max()), **NAMED_BUDGETS}
+    )
+    ratio = {C: G_D * (C / 6) ** b / (G * (C / 6) ** a) for C in budgets.values()}
+    ci, ratio_ci, boot = {}, {}, None
+    if samples:
+        boot = np.array(samples)
+        ci = interval_dict(boot, ("a", "b", "G", "G_D"))
+        for C in budgets.values():
+            values = boot[:, 3] * (C / 6) ** boot[:, 1] / (boot[:, 2] * (C / 6) ** boot[:, 0])
+            ratio_ci[C] = interval_dict(values[:, None], ("r",))["r"]
+    if bootstrap and approach != 3 and len(samples) < bootstrap:
+        warnings.warn(
+            f"{bootstrap - len(samples)} of {bootstrap} bootstrap resamples were degenerate and skipped",
+            ScalingWarning,
+            stacklevel=2,
+        )
+    return Allocation(
+        approach=approach,
+        a=a,
+        b=b,
+        G=G,
+        G_D=G_D,
+        ci=ci,
+        budgets=budgets,
+        tokens_per_param=ratio,
+        tokens_per_param_ci=ratio_ci,
+        points=points,
+        profiles=tuple(profiles),
+        fit=fitted,
+        bootstrap=boot,
+        source=source,
+    )

@@ -1,0 +1,78 @@
+"""`scaling allocate INPUT --approach {1,2,3} [--json OUT]`: compute-optimal N and D for a FLOP budget."""
+
+from __future__ import annotations
+
+import argparse
+
+from scaling.cli.fit import LAW_CHOICES, add_input_options, load_input
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "allocate",
+        help="compute-optimal allocation N_opt(C), D_opt(C) by Hoffmann et al.'s Approaches 1-3",
+        description="Compute-optimal allocation N_opt = G (C/6)^a params, D_opt ~ (C/6)^b tokens, "
+        "C in FLOPs: "
+        "Approach 1 lowest-loss envelope (curves from the run folders when present), Approach 2 IsoFLOP "
+        "profiles (runs of equal C within 1 %%), Approach 3 closed form from a parametric fit.",
+    )
+    add_input_options(p)
+    p.add_argument("--approach", type=int, required=True, choices=(1, 2, 3), help="1, 2 or 3")
+    p.add_argument("--bootstrap", metavar="K", type=int, default=0, help="resamples for 95 %% intervals")
+    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the resampling")
+    p.add_argument(
+        "--law",
+        default="chinchilla",
+        choices=LAW_CHOICES,
+        help="Approach 3: law to fit (default %(default)s)",
+    )
+    p.add_argument("--fit", metavar="FIT_JSON", help="Approach 3: use this fit (`scaling fit --json`)")
+    p.add_argument(
+        "--budgets",
+        metavar="C,...",
+        help="FLOP budgets for tokens per parameter, e.g. 1e21,5.76e23 (default: the largest "
+        "run, 1e21, GPT-3 175B, Chinchilla 70B, 1e25)",
+    )
+    p.add_argument(
+        "--isoflop-tolerance",
+        type=float,
+        default=0.01,
+        help="Approach 2: relative compute difference within one profile (default %(default)g)",
+    )
+    p.add_argument(
+        "--no-curves",
+        action="store_true",
+        help="Approach 1: use final points only, not the loss curves in the run folders",
+    )
+    p.add_argument("--json", metavar="OUT", help="write the allocation as JSON (atomically)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scaling.allocate import allocate
+    from scaling.fit import load_fit
+    from scaling.io import atomic_write_json
+    from scaling.units import parse_quantity
+
+    budgets = None
+    if args.budgets:
+        values = [parse_quantity(x, "--budgets entry") for x in args.budgets.split(",")]
+        budgets = {f"{C:.3g} FLOPs": C for C in values}
+    fit_result = load_fit(args.fit) if args.fit else None
+    table = load_input(args)
+    result = allocate(
+        table,
+        approach=args.approach,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        law=args.law,
+        fit_result=fit_result,
+        budgets=budgets,
+        use_curves=not args.no_curves,
+        isoflop_tolerance=args.isoflop_tolerance,
+    )
+    print(result.describe())
+    if args.json:
+        atomic_write_json(args.json, result.to_json())
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,128 @@
+"""`scaling fit INPUT [--law LAW] [--bootstrap K] [--seed S] [--json OUT]`: fit a scaling law."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from scaling.errors import UsageError
+
+LAW_CHOICES = ("chinchilla", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c", "data_constrained")
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """INPUT and the options that shape the run table (shared by `fit` and `allocate`)."""
+    p.add_argument(
+        "input", metavar="INPUT", help="a run-table CSV (loss and two of N, D, C) or a sweep folder"
+    )
+    p.add_argument("--map", metavar="NEW=OLD,...", help='rename columns, e.g. "N=Model Size,C=Training FLOP"')
+    p.add_argument(
+        "--drop-top-loss",
+        metavar="K",
+        type=int,
+        default=0,
+        help="leave out the K runs with the highest loss (Epoch's Chinchilla replication drops 5)",
+    )
+
+
+def load_input(args: argparse.Namespace):
+    from scaling.runs import load_runs, parse_column_map
+
+    return load_runs(args.input, parse_column_map(args.map), drop_top_loss=args.drop_top_loss)
+
+
+def parse_params(text: str) -> dict[str, float]:
+    """'E=1.69,A=406.4,...' -> {'E': 1.69, 'A': 406.4, ...}."""
+    params = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name.strip() or not math.isfinite(number):
+            raise UsageError(f"--test-params entry {item!r} is not NAME=NUMBER (e.g. E=1.69,A=406.4,...)")
+        params[name.strip()] = number
+    return params
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "fit",
+        help="fit a scaling law (Chinchilla, Kaplan, data-constrained) with bootstrap intervals",
+        description="Fit a law to the runs by minimising Chinchilla's objective (Huber, delta 1e-3, of "
+        "log(loss) - log(prediction), summed over runs) to its global optimum.",
+    )
+    add_input_options(p)
+    p.add_argument(
+        "--law", default="chinchilla", choices=LAW_CHOICES, help="law to fit (default %(default)s)"
+    )
+    p.add_argument(
+        "--bootstrap",
+        metavar="K",
+        type=int,
+        default=0,
+        help="resample the runs K times for 95 %% intervals (e.g. 4000)",
+    )
+    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the resampling")
+    p.add_argument(
+        "--loss",
+        default="huber",
+        choices=("huber", "squared"),
+        help="objective on log residuals (default %(default)s)",
+    )
+    p.add_argument("--delta", type=float, default=1e-3, help="Huber delta (default %(default)g)")
+    p.add_argument(
+        "--method",
+        default="profile",
+        choices=("profile", "classic"),
+        help="profile: our global search (default); classic: Hoffmann et al.'s 4500-start "
+        "L-BFGS-B grid with finite differences (chinchilla only; about 10 minutes)",
+    )
+    p.add_argument(
+        "--test-params",
+        metavar="NAME=VALUE,...",
+        help="likelihood-ratio test of a published parameter set against the fit, e.g. "
+        "E=1.69,A=406.4,B=410.7,alpha=0.34,beta=0.28",
+    )
+    p.add_argument(
+        "--holdout-top",
+        metavar="F",
+        type=float,
+        help="backtest: also fit on all but the top fraction F of runs by compute and report "
+        "the prediction error on those",
+    )
+    p.add_argument("--json", metavar="OUT", help="write the fit as JSON (atomically)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scaling.fit import backtest, fit, likelihood_ratio_test
+    from scaling.io import atomic_write_json
+
+    if not (math.isfinite(args.delta) and args.delta > 0):
+        raise UsageError(f"--delta must be a positive number, got {args.delta}")
+    if args.method == "classic" and args.bootstrap:
+        raise UsageError("--method classic is for comparison only; bootstrap with the default method")
+    test_params = parse_params(args.test_params) if args.test_params else None
+    table = load_input(args)
+    options = {"loss": args.loss, "delta": args.delta}
+    result = fit(table, law=args.law, bootstrap=args.bootstrap, seed=args.seed, method=args.method, **options)
+    print(result.describe())
+    document = result.to_json()
+    if test_params is not None:
+        test = likelihood_ratio_test(table, test_params, law=args.law, fit_result=result)
+        print(
+            f"likelihood-ratio test of {', '.join(f'{k}={v:g}' for k, v in test.params.items())}: "
+            f"statistic {test.statistic:.4g}, chi^2 with {test.df} dof, p-value {test.p_value:.3g}"
+            + ("  (rejected at 5 %)" if test.p_value < 0.05 else "  (not rejected at 5 %)")
+        )
+        document["likelihood_ratio_test"] = test.to_json()
+    if args.holdout_top is not None:
+        check = backtest(table, law=args.law, holdout_top=args.holdout_top, **options)
+        print(check.describe())
+        document["backtest"] = check.to_json()
+    if args.json:
+        atomic_write_json(args.json, document)
+        print(f"wrote {args.json}")
+    return 0
