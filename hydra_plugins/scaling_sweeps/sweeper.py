@@ -1,0 +1,90 @@
+"""`hydra/sweeper=scaling`: Hydra's basic sweeper (same grid expansion), made safe to relaunch.
+
+Before launch it composes and checks every point (`scaling.sweep.plan_sweep`) and, for SLURM, that the
+cluster answers; it launches only the runs that are not finished yet, and ends with a summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import DictConfig, OmegaConf
+
+from scaling import sweep as sw
+from scaling.config import plan_run
+
+log = logging.getLogger(__name__)
+
+
+class ScalingSweeper(BasicSweeper):
+    def __init__(
+        self,
+        max_batch_size: int | None = None,
+        params: dict[str, str] | None = None,
+        retry_diverged: bool = False,
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.retry_diverged = retry_diverged
+
+    def sweep(self, arguments: list[str]) -> Any:
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides(self._parse_config() + list(arguments))
+        jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
+        # Bad input raises UsageError: `scaling-train` prints it as one `error:` line, exit status 2.
+        planned = sw.plan_sweep(jobs, self._load, _check_run)
+        launcher = self.config.hydra.launcher
+        if str(launcher.get("_target_", "")).endswith("SlurmLauncher"):
+            sw.check_slurm(launcher.get("partition"))
+
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        todo = [p for p in planned if not p.finished(self.retry_diverged)]
+        for p in todo:
+            if p.status == "diverged":  # a retry starts afresh; the diverged attempt stays beside it
+                p.run_dir.rename(
+                    p.run_dir.with_name(f"{p.run_dir.name}.diverged-{time.strftime('%Y%m%d-%H%M%S')}")
+                )
+        skipped = len(planned) - len(todo)
+        if skipped:
+            log.info(f"{skipped} of {len(planned)} runs already finished in {sweep_dir}: not launched again")
+
+        errors: dict[Path, BaseException | None] = {}
+        size = self.max_batch_size or len(todo) or 1
+        for start in range(0, len(todo), size):
+            batch = todo[start : start + size]
+            results = self.launcher.launch([list(p.overrides) for p in batch], initial_job_idx=start)
+            for p, ret in zip(batch, results, strict=True):
+                errors[p.run_dir] = _error_of(ret)
+
+        summary = sw.SweepSummary(
+            sweep_dir,
+            tuple(sw.outcome(p, errors.get(p.run_dir), p.run_dir not in errors) for p in planned),
+        )
+        summary.save()
+        print(summary.format(), flush=True)
+        if not summary.ok:
+            raise SystemExit(1)
+        return summary
+
+    def _load(self, overrides: list[str]) -> DictConfig:
+        assert self.hydra_context is not None and self.config is not None
+        return self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+
+
+def _check_run(cfg: DictConfig) -> None:
+    plan_run(cfg)  # the trainer's own checks, so that the sweep and the run never disagree
+
+
+def _error_of(ret: JobReturn) -> BaseException | None:
+    if ret.status == JobStatus.COMPLETED:
+        return None
+    value = ret._return_value
+    return value if isinstance(value, BaseException) else RuntimeError(f"job ended {ret.status.name}")

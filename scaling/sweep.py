@@ -1,0 +1,310 @@
+"""Sweeps: one Hydra multirun of many trainings that can be relaunched, preempted and requeued safely.
+
+What a sweep does, on any launcher (`basic`, `local`, `slurm`):
+
+1. Expand every point of the sweep and check each one before anything runs (`plan_sweep`): the shape is
+   valid, the token budget buys enough optimizer steps, the corpus is there, SLURM answers when asked
+   for. One `error:` line lists every bad point; nothing is launched.
+2. Skip runs whose folder already holds a finished run (completed, or diverged unless
+   `hydra.sweeper.retry_diverged=true`): a run's folder is fixed by its config (its overrides), so a
+   relaunch finds it. A relaunch of a finished sweep trains nothing and says so.
+3. Launch the rest. Inside a run, `interruptible()` turns SIGUSR2 (submitit's preemption and time-out
+   signal) and SIGTERM into a stop request: the trainer checkpoints at the next step boundary, then under
+   submitit the job checkpoints itself and requeues, and the requeued job resumes from that step.
+4. End with a summary (`SweepSummary`): completed / diverged / failed / cancelled runs with their folders,
+   also written to `sweep_summary.json` in the sweep folder.
+
+The Hydra plugins that wire this in live in `hydra_plugins/scaling_sweeps` (Hydra only loads plugins
+from that namespace); this module holds the logic and imports no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from scaling.errors import UsageError
+from scaling.io import atomic_write_json
+
+FINISHED = ("completed", "diverged")
+SUMMARY_FILE = "sweep_summary.json"
+# Folder names longer than this (many overrides) are shortened and made unique with a hash.
+MAX_DIRNAME = 160
+
+
+def run_dirname(override_dirname: str) -> str:
+    """A run's folder name from Hydra's `override_dirname` (`model=tiny_1m,train.tokens=2M`).
+
+    Empty (no overrides) gives `default`; `/` in values (data paths) becomes `%2F` so that a run is one
+    folder; names longer than MAX_DIRNAME keep their start and end with a hash of the whole.
+    """
+    name = override_dirname.replace("/", "%2F") or "default"
+    if len(name) > MAX_DIRNAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = f"{name[: MAX_DIRNAME - 13]}-{digest}"
+    return name
+
+
+def register_resolvers() -> None:
+    """Register `${run_dirname:...}` used by the `hydra:` block of sweeps/config.yaml (idempotent)."""
+    if not OmegaConf.has_resolver("run_dirname"):
+        OmegaConf.register_new_resolver("run_dirname", run_dirname)
+
+
+register_resolvers()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Run folders
+
+
+def read_status(run_dir: Path) -> str | None:
+    """The `status` in run_dir/summary.json, or None when the run never wrote one (or it is unreadable)."""
+    try:
+        return str(json.loads((run_dir / "summary.json").read_text())["status"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One point of a sweep: its Hydra overrides, its run folder and what that folder holds already."""
+
+    overrides: tuple[str, ...]
+    run_dir: Path
+    status: str | None  # summary.json status before launch; None for a new run
+
+    def finished(self, retry_diverged: bool) -> bool:
+        return self.status == "completed" or (self.status == "diverged" and not retry_diverged)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks before launch
+
+
+def check_slurm(partition: str | None = None, timeout_s: float = 20.0) -> None:
+    """Raise UsageError unless a SLURM controller answers `sinfo` (and knows `partition`, when given)."""
+    conf = os.environ.get("SLURM_CONF")
+    if conf and not Path(conf).is_file():
+        raise UsageError(
+            f"SLURM_CONF={conf} does not exist; unset it or point it to the cluster's slurm.conf"
+        )
+    if shutil.which("sinfo") is None:
+        raise UsageError(
+            "hydra/launcher=slurm needs SLURM, but `sinfo` is not installed here; run on a SLURM login node "
+            "(or start the one-node test cluster: bash tests/slurm.sh start) or use hydra/launcher=local"
+        )
+    try:
+        proc = subprocess.run(
+            ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"SLURM does not answer: `sinfo` took over {timeout_s:.0f} s") from None
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UsageError(
+            f"SLURM is not reachable (sinfo: {why}); check the controller and {conf or 'its slurm.conf'}"
+        )
+    partitions = [p.rstrip("*") for p in proc.stdout.split()]
+    if partition is not None and partition not in partitions:
+        raise UsageError(
+            f"SLURM has no partition {partition!r}; set hydra.launcher.partition to one of "
+            f"{', '.join(partitions) or '(none)'}"
+        )
+
+
+def plan_sweep(
+    jobs: Sequence[Sequence[str]],
+    load_config: Callable[[list[str]], DictConfig],
+    check_run: Callable[[DictConfig], None],
+) -> list[PlannedRun]:
+    """Compose and check every job of a sweep; raise one UsageError naming every bad point.
+
+    Parameters
+    ----------
+    jobs : the overrides of each job, as Hydra's sweeper expands them.
+    load_config : overrides -> the job's composed config (Hydra's `load_sweep_config`).
+    check_run : raises UsageError when a job's config cannot train (the trainer's own checks).
+    """
+    planned: list[PlannedRun] = []
+    problems: list[str] = []
+    for overrides in jobs:
+        label = " ".join(overrides) or "(defaults)"
+        try:
+            cfg = load_config(list(overrides))
+            check_run(cfg)
+            run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+        except UsageError as exc:
+            problems.append(f"[{label}] {exc}")
+            continue
+        except Exception as exc:  # composition and interpolation errors name the bad key themselves
+            problems.append(f"[{label}] {one_line(exc)}")
+            continue
+        planned.append(PlannedRun(tuple(overrides), run_dir, read_status(run_dir)))
+    if problems:
+        raise UsageError(
+            f"{len(problems)} of {len(jobs)} sweep points cannot run, nothing launched: "
+            + "; ".join(problems)
+        )
+    dirs = [p.run_dir for p in planned]
+    if len(set(dirs)) < len(dirs):
+        twins = sorted({str(d) for d in dirs if dirs.count(d) > 1})
+        raise UsageError(
+            f"several sweep points share a run folder ({', '.join(twins)}); an override that changes the "
+            "run is excluded from hydra.job.config.override_dirname"
+        )
+    return planned
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line; Hydra's lists of options joined by commas, its search path dropped."""
+    text = str(exc).split("\nConfig search path:")[0].strip()
+    text = text.replace(":\n\t", ": ").replace("\n\t", ", ").replace("\n\n", "; ")
+    return " ".join(text.split()) or type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Inside a run: preemption, time-outs, cancellation
+
+
+@contextmanager
+def interruptible() -> Iterator[threading.Event]:
+    """Within the block, SIGUSR2 and SIGTERM set the yielded Event instead of killing the process.
+
+    The trainer, given the Event as `stop`, checkpoints at its next step boundary and returns. On leaving
+    the block after such a signal:
+
+    - inside a submitit job, for submitit's preemption signal (USR2; SLURM sends it on preemption and
+      `signal_delay_s` before the time limit): submitit's own handler runs, which pickles the job for a
+      requeue, calls `scontrol requeue` and exits; the requeued job resumes from the checkpoint;
+    - otherwise (SIGTERM: `scancel`, a local `kill`): the process exits with status 128 + signal, the
+      checkpoint kept, so a relaunch resumes the run.
+    """
+    stop = threading.Event()
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    signals = (signal.SIGUSR2, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in signals}
+    for s in signals:
+        signal.signal(s, on_signal)
+    try:
+        yield stop
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if not received:
+        return
+    signum = received[0]
+    handler = previous[signum]
+    if os.environ.get("SUBMITIT_EXECUTOR") and signum == signal.SIGUSR2 and callable(handler):
+        handler(signum, None)  # submitit: checkpoint, requeue, exit
+    print(
+        f"stopped by {signal.Signals(signum).name}: checkpoint kept, relaunch to resume",
+        file=sys.stderr,
+        flush=True,
+    )
+    raise SystemExit(128 + signum)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The end of a sweep
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How one run of the sweep ended: status (completed, diverged, failed, cancelled, running) and why."""
+
+    run_dir: Path
+    status: str
+    detail: str = ""
+    skipped: bool = False  # finished before this launch: not run again
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """The outcome of every run of a sweep (frozen; `format()` is what the sweep prints at the end)."""
+
+    sweep_dir: Path
+    runs: tuple[RunOutcome, ...] = field(default_factory=tuple)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.runs)
+
+    @property
+    def n_trained(self) -> int:
+        return sum(not r.skipped for r in self.runs)
+
+    @property
+    def ok(self) -> bool:
+        """No run failed or was cancelled (diverged runs are a result, not an error)."""
+        return all(r.status in FINISHED for r in self.runs)
+
+    def format(self) -> str:
+        n = len(self.runs)
+        skipped = n - self.n_trained
+        head = f"sweep {self.sweep_dir}: {n} runs, {self.n_trained} launched, {skipped} done before (skipped)"
+        if self.n_trained == 0:
+            head = f"sweep {self.sweep_dir}: all {n} runs already finished; nothing to train"
+        counts = ", ".join(
+            f"{self.count(s)} {s}"
+            for s in ("completed", "diverged", "failed", "cancelled", "running")
+            if self.count(s)
+        )
+        lines = [head, f"  {counts}"]
+        for r in self.runs:
+            if r.status != "completed":
+                lines.append(f"  {r.status:9s} {r.run_dir}" + (f"  ({r.detail})" if r.detail else ""))
+        return "\n".join(lines)
+
+    def to_json(self) -> dict:
+        return {
+            "sweep_dir": str(self.sweep_dir),
+            "counts": {s: self.count(s) for s in ("completed", "diverged", "failed", "cancelled", "running")},
+            "launched": self.n_trained,
+            "runs": [
+                {"run": str(r.run_dir), "status": r.status, "detail": r.detail, "skipped": r.skipped}
+                for r in self.runs
+            ],
+        }
+
+    def save(self) -> Path:
+        path = self.sweep_dir / SUMMARY_FILE
+        atomic_write_json(path, self.to_json())
+        return path
+
+
+_CANCELLED = re.compile(r"\bCANCELLED\b")
+
+
+def outcome(planned: PlannedRun, error: BaseException | None, skipped: bool) -> RunOutcome:
+    """Classify a run after the launcher returned: its summary.json first, then the launcher's error."""
+    status = read_status(planned.run_dir)
+    if skipped:
+        return RunOutcome(planned.run_dir, status or "completed", "", True)
+    if error is None and status in FINISHED:
+        return RunOutcome(planned.run_dir, status)
+    if error is not None and _CANCELLED.search(str(error)):
+        kept = "; its checkpoint is kept, a relaunch resumes it" if status == "running" else ""
+        return RunOutcome(planned.run_dir, "cancelled", one_line(error)[:300] + kept)
+    if error is not None:
+        return RunOutcome(planned.run_dir, "failed", one_line(error)[:300])
+    if status == "running":
+        return RunOutcome(planned.run_dir, "running", "interrupted; relaunch to resume from its checkpoint")
+    return RunOutcome(planned.run_dir, "failed", f"ended with summary status {status!r}")
