@@ -282,8 +282,8 @@ def _check_units(table: pd.DataFrame, labels: pd.Series) -> None:
     ratio = table["D"] / table["N"]
     low, high = PLAUSIBLE_TOKENS_PER_PARAM
     for mask, hint in (
-        (ratio < low, "is D in billions or N in raw units mixed with D in billions?"),
-        (ratio > high, "is N in millions/billions instead of parameters?"),
+        (ratio < low, "is D given in billions or millions of tokens?"),
+        (ratio > high, "is N given in millions or billions of parameters?"),
     ):
         if mask.any():
             warnings.warn(

@@ -1,0 +1,126 @@
+"""The `scaling runs`, `scaling fit` and `scaling allocate` commands: output, JSON, bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_allocate import isoflop_table
+from test_runs import write_run
+
+from scaling.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = str(ROOT / "data" / "chinchilla_epoch_fig4.csv")
+MAP = ["--map", "N=Model Size,C=Training FLOP"]
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_fit_chinchilla_data_with_everything(capsys, tmp_path):
+    out_json = tmp_path / "fit.json"
+    status, out, err = run(
+        capsys, "fit", DATA, *MAP, "--drop-top-loss", "5", "--bootstrap", "100", "--json", out_json,
+        "--test-params", "E=1.69,A=406.4,B=410.7,alpha=0.34,beta=0.28", "--holdout-top", "0.1",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "fitted on 240 runs" in out and "nats/token" in out and "95 % CI" in out
+    assert "likelihood-ratio test" in out and "rejected at 5 %" in out
+    assert "backtest: chinchilla fitted on the 216 runs" in out
+    document = json.loads(out_json.read_text())
+    assert document["law"] == "chinchilla" and document["n_points"] == 240 and document["converged"] is True
+    assert document["objective"] <= 0.00101829
+    assert set(document["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert set(document["ci"]) >= {"E", "A", "B", "alpha", "beta", "a", "b"}
+    assert set(document["compute_optimal"]) >= {"a", "b", "G"}
+    assert document["likelihood_ratio_test"]["p_value"] < 1e-16
+    assert document["backtest"]["n_heldout"] == 24 and len(document["backtest"]["runs"]) == 24
+
+
+def test_fit_other_laws_and_allocate(capsys, tmp_path):
+    table = tmp_path / "isoflop.csv"
+    isoflop_table().to_csv(table, index=False)
+    status, out, _ = run(capsys, "fit", table, "--law", "kaplan_nd")
+    assert status == 0 and "law kaplan_nd" in out and "N_c" in out
+    out_json = tmp_path / "alloc.json"
+    status, out, err = run(
+        capsys, "allocate", table, "--approach", "2", "--bootstrap", "50", "--json", out_json
+    )
+    assert status == 0, err
+    document = json.loads(out_json.read_text())
+    assert document["approach"] == 2 and abs(document["a"] - 0.4516) < 0.02
+    assert set(document["ci"]) >= {"a", "b"} and document["tokens_per_param"]
+    status, out, _ = run(capsys, "allocate", table, "--approach", "3", "--budgets", "1e21,5.76e23")
+    assert status == 0 and "5.76e+23" in out
+
+
+def test_runs_command_writes_the_table(capsys, tmp_path):
+    write_run(tmp_path / "sweep" / "0", n=1e6, loss=3.2)
+    write_run(tmp_path / "sweep" / "1", status="diverged", n=2e6, loss=float("nan"))
+    csv = tmp_path / "runs.csv"
+    status, out, _ = run(capsys, "runs", tmp_path / "sweep", "--csv", csv)
+    assert status == 0 and "1 completed" in out and "1 diverged" in out
+    lines = csv.read_text().splitlines()
+    assert lines[0].startswith("N,D,C,loss,U,run,status") and len(lines) == 3
+    status, _, err = run(capsys, "fit", csv, "--law", "kaplan_n")
+    assert status == 2 and "status diverged" in err  # warned, then too few runs for the law
+
+
+BAD_TABLES = {
+    "empty.csv": (b"", "empty file"),
+    "header.csv": (b"N,D,loss\n", "no rows"),
+    "latin1.csv": ("N,D,loss\n1e8,2e9,3.0\n2e8,4e9,2.9é\n".encode("latin-1"), "not UTF-8"),
+    "text.csv": (b"N,D,loss\n1e8,2e9,3.0\n2e8,4e9,low\n", "must be numbers"),
+    "columns.csv": (b"params,tokens,loss\n1e8,2e9,3.0\n", "two of N, D, C"),
+    "few.csv": (b"N,D,loss\n1e8,2e9,3.0\n2e8,4e9,2.9\n", "5 parameters but only 2"),
+    "one_size.csv": (b"N,D,loss\n" + b"".join(b"1e8,%de9,%.2f\n" % (i, 3 - i / 10) for i in range(1, 9)),
+                     "distinct values of N"),
+    "flat.csv": (b"N,D,loss\n" + b"".join(b"%de8,%de9,3.0\n" % (i, i) for i in range(1, 9)),
+                 "losses are equal"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TABLES))
+def test_bad_input_exits_2_with_one_error_line(capsys, tmp_path, name):
+    content, message = BAD_TABLES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    out_json = tmp_path / "fit.json"
+    out_json.write_text("previous result\n")
+    status, _, err = run(capsys, "fit", path, "--json", out_json)
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert status == 2 and len(errors) == 1 and message in errors[0], err
+    assert "Traceback" not in err
+    assert out_json.read_text() == "previous result\n"  # nothing already written is lost
+
+
+def test_bad_options(capsys, tmp_path):
+    table = tmp_path / "isoflop.csv"
+    isoflop_table().to_csv(table, index=False)
+    for argv, message in (
+        (["fit", table, "--law", "data_constrained"], "needs column U"),
+        (["fit", table, "--test-params", "E=1.69,A"], "not NAME=NUMBER"),
+        (["fit", table, "--holdout-top", "2"], "between 0 and 1"),
+        (["fit", table, "--map", "N"], "not NEW=OLD"),
+        (["fit", table, "--drop-top-loss", "1000"], "--drop-top-loss must be between"),
+        (["allocate", table, "--approach", "1", "--budgets", "lots"], "is not a number"),
+    ):
+        status, _, err = run(capsys, *argv)
+        assert status == 2 and err.startswith("error:") and message in err, (argv, err)
+    with pytest.raises(SystemExit) as stop:  # argparse's own errors: the same one line, status 2
+        run(capsys, "fit", table, "--law", "gpt4")
+    assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("N,D,loss\n")
+    console_script = Path(sys.executable).parent / "scaling"
+    done = subprocess.run([console_script, "fit", str(path)], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("error:") and len(done.stderr.strip().splitlines()) == 1
