@@ -146,12 +146,15 @@ def analyze_curve(
             f"held-out loss rose from its minimum {val[i_min]:.4g} at step {step[i_min]} to "
             f"{val[-1]:.4g} nats/token at the end (> {t.rise:.0%} above)"
         )))
-    # Growing gap: while both losses learn, val - train/2 falls (held-out gains at least half of what
-    # training gains); it turns up where held-out stops following. Its minimum marks the onset when the
-    # gap grew by more than `gap` from there while training loss fell.
-    i_turn = int(np.argmin(val - 0.5 * train))
-    growth = (val[-1] - train[-1]) - (val[i_turn] - train[i_turn])
-    train_gain, val_gain = train[i_turn] - train[-1], val[i_turn] - val[-1]
+    # Growing gap. The logged training loss is a mean over the steps since the previous evaluation, so
+    # it is compared with the held-out loss averaged over the same interval (mean of its two ends).
+    # While both learn, val - train/2 falls (held-out gains at least half of what training gains); it
+    # turns up where held-out stops following: the onset, when from there the gap grew by more than
+    # `gap` while training loss fell.
+    val_mid = np.r_[np.nan, (val[1:] + val[:-1]) / 2]
+    i_turn = 1 + int(np.argmin((val_mid - 0.5 * train)[1:]))
+    growth = (val_mid[-1] - train[-1]) - (val_mid[i_turn] - train[i_turn])
+    train_gain, val_gain = train[i_turn] - train[-1], val_mid[i_turn] - val_mid[-1]
     if growth > t.gap and train_gain > 0:
         findings.append((i_turn, (
             f"train/held-out gap grew by {growth:.3g} nats/token from step {step[i_turn]} while training "

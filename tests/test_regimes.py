@@ -4,6 +4,9 @@ synthetic curves and on a real tiny training run that repeats its data for many 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,6 +27,7 @@ from scaling.regimes import (
     law_regime,
     optimal_allocation,
 )
+from scaling.runs import read_metrics
 
 EPOCH_REFIT = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta": 0.3658}
 # Kaplan et al. 2020, eq. 1.5: N_c = 6.4e13 params, D_c = 1.8e13 tokens, alpha_N 0.076, alpha_D 0.103
@@ -191,3 +195,45 @@ def test_classify_without_enough_runs_warns_and_gives_unknown():
     with pytest.warns(UserWarning, match="too few"):
         labels = classify(table)
     assert list(labels["regime"]) == ["unknown", "unknown"]
+
+
+# ---- curve view on a real training run -------------------------------------------------------------
+
+# GPT tiny_100k on 1,024 unique tokens of the built-in corpus for 80k tokens: 78 epochs, memorised.
+OVERFIT_RUN = [
+    "model=tiny_100k", "data.unique_tokens=1024", "train.tokens=80000", "train.lr=3e-3", "train.batch_size=8",
+    "train.evals=10", "train.eval_tokens=4096", "train.seed=0",
+    "train.threads=1",  # tiny matrices: one thread beats two contending ones (11 s against 50 s here)
+]
+
+
+@pytest.fixture(scope="module")
+def overfit_sweep(tmp_path_factory):
+    sweep = tmp_path_factory.mktemp("sweep")
+    app = Path(sys.executable).with_name("scaling-train")
+    subprocess.run([str(app), *OVERFIT_RUN, f"hydra.run.dir={sweep / 'repeat_1k'}"], cwd=sweep, check=True,
+                   capture_output=True, text=True)
+    return sweep
+
+
+def test_real_run_on_repeated_data_overfits_from_its_curves(overfit_sweep, tmp_path, capsys):
+    run = overfit_sweep / "repeat_1k"
+    metrics = read_metrics(run)
+    result = analyze_curve(metrics, unique_tokens=1024)
+    assert result.regime == OVERFITTING
+    assert result.epochs == pytest.approx(78, rel=0.01)
+    # the curves themselves show it (not only the epoch count): held-out loss rose or the gap grew
+    assert "held-out loss rose" in result.reason or "gap grew" in result.reason
+    best = int(metrics.loc[metrics["val_loss"].idxmin(), "step"])
+    assert 0 < result.onset_step <= best < int(metrics["step"].max())
+    assert result.final_val_loss - result.final_train_loss > 0.5  # memorised: train far below held-out
+
+    out = tmp_path / "regimes.json"
+    assert main(["regimes", str(overfit_sweep), "--json", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert "too few to fit" in printed.err  # one run cannot fit a law: curve view only
+    (labelled,) = json.loads(out.read_text())["runs"]
+    assert labelled["regime"] == OVERFITTING and labelled["curve_regime"] == OVERFITTING
+    assert labelled["onset_step"] == result.onset_step and labelled["run"] == str(run)
+    assert labelled["U"] == 1024 and labelled["reason"].startswith("curves:")
+    assert f"overfitting began at step {result.onset_step}" in printed.out
