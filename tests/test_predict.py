@@ -247,3 +247,17 @@ def test_gpt3_analysis_script_explains_the_gap(tmp_path):
     assert math.log10(sweep_set["as_trained"]["extrapolation"]["N"]) > 4  # 175B is 4+ decades past 1e7
     for text in ("a = beta/(alpha+beta)", "Table 3", "20 tokens per parameter", "decades", "backtest"):
         assert text in report
+
+
+def test_data_constrained_prediction_counts_repeated_tokens(tmp_path, capsys):
+    muennighoff = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.353, "R_D_star": 15.4,
+                   "R_N_star": 5.3}
+    fitted = FitResult.from_json({"law": "data_constrained", "params": muennighoff})
+    fresh = predict(fitted, N="1B", D="100B")
+    repeated = predict(fitted, N="1B", D="100B", U="5B")  # 20 epochs
+    assert repeated.loss > fresh.loss
+    assert repeated.regime == "overfitting" and "repeats" in repeated.regime_reason
+    fit_json = write_fit(tmp_path / "dc.json", muennighoff, law="data_constrained")
+    args = ["predict", fit_json, "--params", "1B", "--tokens", "100B", "--unique-tokens", "5B"]
+    status, out, _ = run_cli(args, capsys)
+    assert status == 0 and f"{repeated.loss:.4g} nats/token" in out

@@ -23,6 +23,7 @@ from scaling.regimes import (
     analyze_curve,
     classify,
     compute_optimal_of,
+    effective_tokens,
     kaplan_overfit_penalty,
     law_regime,
     optimal_allocation,
@@ -237,3 +238,35 @@ def test_real_run_on_repeated_data_overfits_from_its_curves(overfit_sweep, tmp_p
     assert labelled["onset_step"] == result.onset_step and labelled["run"] == str(run)
     assert labelled["U"] == 1024 and labelled["reason"].startswith("curves:")
     assert f"overfitting began at step {result.onset_step}" in printed.out
+
+
+# Muennighoff et al. 2023's fit (their eq. 5-6 with R_D* 15.4, R_N* 5.3)
+MUENNIGHOFF = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.353, "R_D_star": 15.4,
+               "R_N_star": 5.3}
+
+
+def test_data_constrained_fit_gives_effective_data_from_the_law():
+    fitted = FitResult.from_json({"law": "data_constrained", "params": MUENNIGHOFF})
+    N, D, U = 1e8, 4e9, 1e9  # 4 epochs
+    result = law_regime(fitted, N, D, U)
+    assert result.effective_tokens == pytest.approx(effective_tokens(D, U, 15.4), rel=1e-9)
+    assert U < result.effective_tokens < D and result.repeats == pytest.approx(3)
+    # the loss lost against the optimum counts the repeats: more than with fresh data
+    assert result.loss_lost > law_regime(fitted, N, D, D).loss_lost
+
+
+def test_kaplan_law_and_bad_input_on_the_cli(planted, tmp_path, capsys):
+    _, path = planted
+    out = tmp_path / "kaplan.json"
+    assert main(["regimes", str(path), "--law", "kaplan_nd", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["law"]["law"] == "kaplan_nd" and all("kaplan_penalty" in r for r in doc["runs"])
+    capsys.readouterr()
+    assert main(["regimes", str(tmp_path / "missing.csv")]) == 2
+    assert capsys.readouterr().err.startswith("error:")
+    garbage = tmp_path / "fit.json"
+    garbage.write_text("[1, 2]")
+    assert main(["regimes", str(path), "--fit", str(garbage), "--json", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1
+    assert json.loads(out.read_text())["law"]["law"] == "kaplan_nd"  # the earlier output is intact
