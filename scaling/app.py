@@ -1,0 +1,70 @@
+"""`scaling-train`: the Hydra app that composes one run's config from `sweeps/` and trains it.
+
+    scaling-train model=tiny_100k train.tokens=1M          # one run, folder runs/train/<overrides>
+    scaling-train -m +sweep=NAME                           # a sweep (see README "Sweeps")
+
+Each run's folder is its Hydra output folder; rerunning a command resumes its run, or does nothing if the
+run has finished. Bad input prints one `error:` line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from scaling.config import plan_run, register_resolvers
+from scaling.errors import UsageError
+from scaling.sweep import interruptible, one_line  # importing scaling.sweep registers ${run_dirname:}
+
+# An absolute path: with a console script Hydra would otherwise look for a `sweeps` Python package.
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "sweeps")
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train the run of `cfg` in the current Hydra job's output folder and return its summary."""
+    plan_run(cfg)  # bad input fails here, quickly: torch is imported only once a run really starts
+    from scaling.train import train
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    with interruptible() as stop:  # SIGUSR2/SIGTERM: checkpoint at a step boundary (requeue under SLURM)
+        summary = train(cfg, run_dir, stop=stop)
+    loss = summary.get("val_loss")
+    shown = f"val_loss {loss:.4f} nats/token" if isinstance(loss, float) else "no loss"
+    size = f"N={summary['n_params']:,} params, D={summary['tokens']:,} tokens"
+    print(f"{summary['status']}: {shown}, {size} -> {run_dir}")
+    return summary
+
+
+@hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
+def _hydra_main(cfg: DictConfig) -> dict:
+    try:
+        return run(cfg)
+    except UsageError as exc:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweep records this run as failed and goes on with the others
+        print(f"error: {exc}", file=sys.stderr)  # here, not after Hydra's own "Error executing job" line
+        raise SystemExit(2) from None
+
+
+def main() -> None:
+    register_resolvers()
+    # Hydra prints its own errors and exits with 1; told HYDRA_FULL_ERROR it raises them, so that bad input
+    # (an unknown preset or sweep, a bad override) becomes one `error:` line and exit status 2.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        _hydra_main()
+    except (UsageError, HydraException, OmegaConfBaseException) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

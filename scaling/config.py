@@ -1,0 +1,301 @@
+"""One run's configuration: OmegaConf resolvers for sweep files, and validation into a `RunPlan`.
+
+Torch-free, so a sweep can be expanded and checked (every point, before anything launches) cheaply.
+
+Config keys (`sweeps/config.yaml` documents each): `model.{n_layer,d_model,n_head,n_ctx,vocab_size}`;
+`train.tokens` (D) or `train.tokens_per_param`, `train.batch_size` (sequences per optimizer step, over all
+devices), `train.lr`, `train.seed`, `train.device`, ...; `data.name` (`default`, `synthetic`, or a prepared
+folder) and `data.unique_tokens` (cap on the training split, for repeated-data sweeps).
+
+Rules for `auto` (documented in the README, section Training):
+
+- learning rate: GPT-3 Table 2.1 for its presets, else the power law through that table,
+  lr = 6e-4 (N / 85M)^-0.3 (85M = GPT-3 small's N; it gives 0.6e-4 at 175B, as GPT-3 used), at most 3e-3;
+- batch: GPT-3 Table 2.1's tokens per batch for its presets, else 0.5M (N / 85M)^0.25 tokens (3.3M at
+  175B; GPT-3 used 3.2M); in both cases at most D / 200 tokens, so that a run takes about 200 optimizer
+  steps or more; then rounded to a power of two sequences, at least 8 (tiny batches waste a CPU).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from scaling.errors import UsageError
+from scaling.shapes import (
+    GPT3_HPARAMS,
+    Shape,
+    gpt3_preset_of,
+    n_params,
+    shape_for_params,
+    validate_shape,
+)
+from scaling.units import parse_quantity
+
+MIN_STEPS = 10  # a run shorter than this has no schedule to speak of
+AUTO_MIN_STEPS = 200  # the auto batch keeps about this many optimizer steps or more
+AUTO_MIN_BATCH = 8  # sequences
+N_REF, LR_REF, BATCH_REF = 85e6, 6e-4, 500_000  # GPT-3 small: N (non-embedding), lr, tokens per batch
+LR_MAX = 3e-3
+
+# Keys that change how a run executes, not what it computes: a resumed run may change them.
+EXECUTION_KEYS = {
+    "threads",
+    "device",
+    "dtype",
+    "compile",
+    "progress",
+    "micro_batch_size",
+    "checkpoint_every_s",
+    "keep_checkpoint",
+    "peak_flops",
+}
+
+
+def _n_params_resolver(n_layer: Any, d_model: Any) -> int:
+    return n_params(Shape(int(n_layer), int(d_model), 1))
+
+
+def _tokens_for_compute(compute: Any, n_layer: Any, d_model: Any) -> int:
+    """D = C / (6 N) tokens, N exact non-embedding parameters, C in FLOPs ('1e15' or '1P' accepted)."""
+    c = parse_quantity(compute, "compute budget C")
+    return round(c / (6 * _n_params_resolver(n_layer, d_model)))
+
+
+def _shape_for_params(target: Any, aspect: Any, head_size: Any, field: str) -> int:
+    shape = shape_for_params(parse_quantity(target, "model.target_params"), float(aspect), int(head_size))
+    return int(getattr(shape, str(field)))
+
+
+def register_resolvers() -> None:
+    """Register `n_params`, `tokens_for_compute` and `shape_for_params` with OmegaConf (idempotent).
+
+    In YAML: `${n_params:${model.n_layer},${model.d_model}}` -> N;
+    `${tokens_for_compute:1e15,${model.n_layer},${model.d_model}}` -> D = C / (6 N);
+    `${shape_for_params:${.target_params},${.aspect},${.head_size},n_layer}` -> a field of the shape.
+    """
+    for name, func in (
+        ("n_params", _n_params_resolver),
+        ("tokens_for_compute", _tokens_for_compute),
+        ("shape_for_params", _shape_for_params),
+    ):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, func)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A validated run: shape, budget (D tokens in `steps` optimizer steps) and hyperparameters."""
+
+    shape: Shape
+    n_params: int  # N, non-embedding
+    tokens: int  # D actually trained: steps x batch_size x n_ctx
+    steps: int
+    batch_size: int  # sequences per optimizer step, over all devices
+    micro_batch_size: int | None  # sequences per forward pass on one device; None: chosen by the trainer
+    lr: float  # peak learning rate
+    min_lr_ratio: float
+    warmup_steps: int
+    weight_decay: float
+    beta1: float
+    beta2: float
+    grad_clip: float
+    seed: int
+    data_name: str
+    unique_tokens: int  # size of the training split used (U)
+    data_meta: dict[str, Any] = field(repr=False)
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.shape.n_ctx
+
+    def lr_at(self, step: int) -> float:
+        """Linear warmup, then cosine decay to min_lr_ratio x peak at exactly the last step."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(1, self.steps - 1 - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        floor = self.min_lr_ratio * self.lr
+        return floor + 0.5 * (self.lr - floor) * (1 + math.cos(math.pi * progress))
+
+    def summary_fields(self) -> dict[str, Any]:
+        s = self.shape
+        return {
+            "n_params": self.n_params,
+            "n_layer": s.n_layer,
+            "d_model": s.d_model,
+            "n_head": s.n_head,
+            "n_ctx": s.n_ctx,
+            "vocab_size": s.vocab_size,
+            "tokens": self.tokens,
+            "unique_tokens": self.unique_tokens,
+            "flops": 6 * self.n_params * self.tokens,
+            "seed": self.seed,
+        }
+
+
+def auto_lr(shape: Shape, n: int) -> float:
+    preset = gpt3_preset_of(shape.n_layer, shape.d_model, shape.n_head)
+    if preset:
+        return GPT3_HPARAMS[preset][0]
+    return min(LR_MAX, LR_REF * (n / N_REF) ** -0.3)
+
+
+def auto_batch_size(shape: Shape, n: int, tokens: float) -> int:
+    preset = gpt3_preset_of(shape.n_layer, shape.d_model, shape.n_head)
+    batch_tokens = GPT3_HPARAMS[preset][1] if preset else BATCH_REF * (n / N_REF) ** 0.25
+    sequences = min(batch_tokens, tokens / AUTO_MIN_STEPS) / shape.n_ctx
+    return max(AUTO_MIN_BATCH, 2 ** round(math.log2(max(1.0, sequences))))
+
+
+def _number(value: Any, key: str, integer: bool = False, allow_zero: bool = False) -> float:
+    if isinstance(value, bool):
+        raise UsageError(f"{key} must be a number, got {value!r}")
+    if allow_zero and value == 0:
+        return 0
+    number = parse_quantity(value, key)
+    if integer and number != int(number):
+        raise UsageError(f"{key} must be a whole number, got {value!r}")
+    return int(number) if integer else number
+
+
+@functools.lru_cache(maxsize=16)
+def _data_meta(name: str, synthetic_items: tuple) -> dict[str, Any]:
+    from scaling.data import load_data
+
+    return dict(load_data(name, dict(synthetic_items)).meta)
+
+
+def synthetic_params(data: DictConfig | dict) -> dict[str, Any]:
+    """The MarkovSource parameters of a `data` config node (only used when data.name is synthetic)."""
+    params = data.get("synthetic") or {}
+    if isinstance(params, DictConfig):
+        params = OmegaConf.to_container(params, resolve=True)
+    return {
+        k: (int(parse_quantity(v, f"data.synthetic.{k}")) if k == "tokens" else v) for k, v in params.items()
+    }
+
+
+def plan_run(cfg: DictConfig) -> RunPlan:
+    """Validate one run's config and resolve its `auto` values; UsageError names the problem and a fix.
+
+    Loads (or prepares, once) the data, so a missing or corrupt corpus fails here, before training.
+    """
+    register_resolvers()
+    try:
+        model, train, data = cfg.model, cfg.train, cfg.data
+        m = {k: model.get(k) for k in ("n_layer", "d_model", "n_head", "n_ctx", "vocab_size")}
+    except Exception as exc:  # interpolation errors from resolvers carry the UsageError text
+        raise UsageError(f"bad config: {exc}") from None
+    data_name = str(data.get("name") or "default")
+    synth = synthetic_params(data) if data_name == "synthetic" else {}
+    meta = _data_meta(data_name, tuple(sorted(synth.items())))
+    if m["vocab_size"] is None:
+        m["vocab_size"] = int(meta["vocab_size"])
+    shape = validate_shape(**m)
+    if shape.vocab_size < meta["vocab_size"]:
+        raise UsageError(
+            f"model.vocab_size={shape.vocab_size} is smaller than the data's vocabulary "
+            f"({meta['vocab_size']}); leave model.vocab_size=null to take the data's"
+        )
+    n = n_params(shape)
+
+    tokens, per_param = train.get("tokens"), train.get("tokens_per_param")
+    if (tokens is None) == (per_param is None):
+        raise UsageError(
+            "give the token budget as exactly one of train.tokens=D (e.g. 2e6 or 2M) "
+            "or train.tokens_per_param=R (e.g. 20)"
+        )
+    budget = (
+        _number(tokens, "train.tokens")
+        if tokens is not None
+        else _number(per_param, "train.tokens_per_param") * n
+    )
+
+    batch = train.get("batch_size", "auto")
+    batch = (
+        auto_batch_size(shape, n, budget)
+        if batch in (None, "auto")
+        else _number(batch, "train.batch_size", True)
+    )
+    micro = train.get("micro_batch_size", "auto")
+    micro = None if micro in (None, "auto") else _number(micro, "train.micro_batch_size", True)
+    if micro is not None and batch % micro:
+        raise UsageError(f"train.batch_size={batch} is not a multiple of train.micro_batch_size={micro}")
+    per_step = batch * shape.n_ctx
+    if budget < per_step:
+        raise UsageError(
+            f"token budget {budget:.4g} is smaller than one batch ({batch} sequences x {shape.n_ctx} tokens "
+            f"= {per_step} tokens); raise train.tokens or lower train.batch_size"
+        )
+    steps = round(budget / per_step)
+    if steps < MIN_STEPS:
+        raise UsageError(
+            f"token budget {budget:.4g} gives only {steps} optimizer steps of {per_step} tokens; need at "
+            f"least {MIN_STEPS}: raise train.tokens to >= {MIN_STEPS * per_step} or lower train.batch_size"
+        )
+
+    unique = data.get("unique_tokens")
+    n_train = int(meta["n_train"])
+    if unique is None:
+        unique = n_train
+    else:
+        unique = _number(unique, "data.unique_tokens", True)
+        if unique > n_train:
+            raise UsageError(
+                f"data.unique_tokens={unique} exceeds the {n_train} tokens of the training split "
+                f"of {data_name}"
+            )
+        if unique < 2 * (shape.n_ctx + 1):
+            raise UsageError(f"data.unique_tokens={unique} is less than two windows of n_ctx={shape.n_ctx}")
+
+    lr = train.get("lr", "auto")
+    lr = auto_lr(shape, n) if lr in (None, "auto") else _number(lr, "train.lr")
+    warmup = float(train.get("warmup_frac", 0.02))
+    min_lr_ratio = float(train.get("min_lr_ratio", 0.1))
+    if not (0 <= warmup < 1 and 0 <= min_lr_ratio <= 1):
+        raise UsageError("train.warmup_frac must lie in [0, 1) and train.min_lr_ratio in [0, 1]")
+    seed = train.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise UsageError(f"train.seed must be an integer, got {seed!r}")
+    return RunPlan(
+        shape=shape,
+        n_params=n,
+        tokens=steps * per_step,
+        steps=steps,
+        batch_size=batch,
+        micro_batch_size=micro,
+        lr=lr,
+        min_lr_ratio=min_lr_ratio,
+        warmup_steps=max(1, round(warmup * steps)),
+        weight_decay=float(train.get("weight_decay", 0.1)),
+        beta1=float(train.get("beta1", 0.9)),
+        beta2=float(train.get("beta2", 0.95)),
+        grad_clip=float(train.get("grad_clip", 1.0)),
+        seed=seed,
+        data_name=data_name,
+        unique_tokens=unique,
+        data_meta=meta,
+    )
+
+
+def resolved_config(cfg: DictConfig, plan: RunPlan) -> dict[str, Any]:
+    """The run's config as plain data with `auto` and null values replaced by what the run uses."""
+    out = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(out, dict)
+    out["model"].update({k: v for k, v in asdict(plan.shape).items()})
+    out["train"].update(
+        {"batch_size": plan.batch_size, "lr": plan.lr, "tokens": plan.tokens, "tokens_per_param": None}
+    )
+    out["data"]["unique_tokens"] = plan.unique_tokens
+    return out
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config that determines the run's result (execution keys removed)."""
+    train = {k: v for k, v in config.get("train", {}).items() if k not in EXECUTION_KEYS}
+    return {"model": config.get("model"), "data": config.get("data"), "train": train}

@@ -1,0 +1,489 @@
+"""One training run: a config in, a run folder out (config.yaml, metrics.jsonl, summary.json, ckpt.pt).
+
+`train(cfg, run_dir, stop)` is idempotent: a run folder whose summary says completed or diverged is
+returned as is; one with a checkpoint resumes from it and ends exactly as an uninterrupted run would
+(same seed, same device: bitwise on CPU), since the data order is a function of the step, and the
+model, optimizer and RNG states come back from the checkpoint.
+
+AdamW (decay on matrices only), linear warmup, cosine decay to 10 % of the peak over exactly the run's
+token budget, gradient clipping, evaluation on held-out data at even intervals and at the end, NaN/inf
+loss ending the run as `diverged`. On CUDA: bf16 autocast, TF32, fused AdamW, flash attention (SDPA),
+torch.compile, pinned asynchronous batch copies, gradient accumulation, and DDP across the processes of
+torchrun or of a SLURM job step; MFU goes into the metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from scaling.config import RunPlan, identity, plan_run, resolved_config, synthetic_params
+from scaling.data import TokenData, WindowSampler, eval_starts, gather, load_data
+from scaling.errors import UsageError
+from scaling.hardware import accelerator_for_device
+from scaling.io import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+from scaling.model import GPT, param_groups
+from scaling.shapes import model_flops_per_token, n_params_total
+
+CHECKPOINT = "ckpt.pt"
+FINISHED = ("completed", "diverged")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a run executes: device, precision, process group."""
+
+    device: torch.device
+    dtype: torch.dtype  # autocast dtype; float32 means no autocast
+    compile: bool
+    rank: int
+    world_size: int
+    local_rank: int
+    peak_flops: float | None  # accelerator peak FLOP/s (per device) for MFU
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+
+def _distributed_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's variables or a SLURM job step's tasks."""
+    if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        from submitit.helpers import TorchDistributedEnvironment
+
+        # Sets MASTER_ADDR (the job's first host), MASTER_PORT (from the job id), RANK, WORLD_SIZE, ...
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def setup_runtime(train_cfg: DictConfig) -> Runtime:
+    """Device, threads, precision and (when WORLD_SIZE > 1) the process group for this process."""
+    device_name = str(train_cfg.get("device", "auto"))
+    if device_name == "auto":
+        device_name = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_name not in ("cpu", "cuda"):
+        raise UsageError(f"train.device must be cpu, cuda or auto, got {device_name!r}")
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("train.device=cuda but torch sees no CUDA GPU; use train.device=cpu or auto")
+    rank, world, local_rank = _distributed_env()
+    if device_name == "cuda":
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    else:
+        device = torch.device("cpu")
+    threads = train_cfg.get("threads")
+    if threads is None:  # the cores given to this run: by the local parallel launcher (joblib) or SLURM
+        threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK")
+        threads = threads or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+    torch.set_num_threads(int(threads))
+    dtype_name = str(train_cfg.get("dtype", "auto"))
+    if dtype_name == "auto":
+        dtype_name = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    if dtype_name not in dtypes:
+        raise UsageError(f"train.dtype must be fp32, bf16 or auto, got {dtype_name!r}")
+    compile_opt = train_cfg.get("compile", "auto")
+    use_compile = device.type == "cuda" if compile_opt in (None, "auto") else bool(compile_opt)
+    peak = train_cfg.get("peak_flops")
+    if peak is None and device.type == "cuda":
+        accelerator = accelerator_for_device(torch.cuda.get_device_name(device))
+        peak = accelerator.peak_bf16_flops if accelerator else None
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", device_id=None)
+    return Runtime(device, dtypes[dtype_name], use_compile, rank, world, local_rank, peak and float(peak))
+
+
+def auto_micro_batch(plan: RunPlan, rt: Runtime) -> int:
+    """Sequences per forward pass on one device: the whole per-device batch on CPU; on a GPU the largest
+    divisor of it whose activations fit in 60 % of the memory left by weights, gradients and Adam state.
+
+    Activations per token: 34 n_layer d_model bytes (Korthikanti et al. 2022, bf16 with flash attention)
+    plus 10 vocab_size bytes of logits.
+    """
+    per_device = plan.batch_size // rt.world_size
+    if rt.device.type != "cuda":
+        return per_device
+    s = plan.shape
+    free = torch.cuda.get_device_properties(rt.device).total_memory - 16 * n_params_total(s)
+    per_token = 34 * s.n_layer * s.d_model + 10 * s.vocab_size
+    limit = max(1, int(0.6 * free / per_token / s.n_ctx))
+    return max(m for m in range(1, per_device + 1) if per_device % m == 0 and m <= limit)
+
+
+class Batches:
+    """Training micro-batches for (step, micro step) on this rank, fetched one ahead.
+
+    Step s uses stream windows [s B, (s + 1) B) of the global batch B, whatever the number of processes
+    and micro steps, so a resumed, or data-parallel, run sees the same data as a single uninterrupted one.
+    """
+
+    def __init__(self, sampler: WindowSampler, plan: RunPlan, micro: int, rt: Runtime) -> None:
+        self.sampler, self.plan, self.micro, self.rt = sampler, plan, micro, rt
+        self.accum = plan.batch_size // (micro * rt.world_size)
+        self._ahead: tuple[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def _load(self, step: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        first = step * self.plan.batch_size + (k * self.rt.world_size + self.rt.rank) * self.micro
+        return to_device(self.sampler.batch(first, self.micro), self.rt.device)
+
+    def get(self, step: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = self._ahead[1] if self._ahead and self._ahead[0] == (step, k) else self._load(step, k)
+        nxt = (step, k + 1) if k + 1 < self.accum else (step + 1, 0)
+        if nxt[0] < self.plan.steps:
+            self._ahead = (nxt, self._load(*nxt))  # the copy overlaps this micro step's compute on CUDA
+        return batch
+
+
+def to_device(tokens: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    t = torch.from_numpy(tokens)
+    if device.type == "cuda":
+        t = t.pin_memory().to(device, non_blocking=True)
+    return t[:, :-1], t[:, 1:]
+
+
+@torch.no_grad()
+def evaluate(model: GPT, val: np.ndarray, starts: np.ndarray, micro: int, rt: Runtime) -> float:
+    """Mean held-out loss (nats/token) over the fixed evaluation windows, shared out across ranks."""
+    model.eval()
+    mine = starts[rt.rank :: rt.world_size]
+    total = torch.zeros(2, dtype=torch.float64, device=rt.device)
+    n_ctx = model.shape.n_ctx
+    for i in range(0, len(mine), micro):
+        x, y = to_device(gather(val, mine[i : i + micro], n_ctx + 1), rt.device)
+        with rt.autocast():
+            _, loss = model(x, y)
+        total += torch.stack([loss.double() * len(x), torch.tensor(len(x), device=rt.device)])
+    if rt.world_size > 1:
+        dist.all_reduce(total)
+    model.train()
+    return (total[0] / total[1]).item()
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON gets null, not NaN, for a non-finite loss: strict readers reject NaN."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _load_checkpoint(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # written atomically, so only outside damage gets here
+        raise UsageError(f"checkpoint {path} cannot be read ({exc}); delete it to restart the run") from None
+
+
+def _truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop metric rows past the checkpoint (they will be produced again), atomically."""
+    if not path.exists():
+        return
+    rows = [r for r in read_jsonl(path) if r.get("step", math.inf) <= last_step]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _eval_steps(steps: int, evals: int) -> set[int]:
+    evals = max(1, min(int(evals), steps))
+    return {round(k * steps / evals) for k in range(1, evals + 1)}
+
+
+def train(cfg: DictConfig, run_dir: str | os.PathLike, stop: threading.Event | None = None) -> dict[str, Any]:
+    """Train one run into `run_dir` and return its summary (the contents of summary.json).
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        The run's config (keys in `sweeps/config.yaml`).
+    run_dir : path
+        The run folder; created if needed. Completed or diverged runs are returned untouched;
+        interrupted ones resume from `ckpt.pt`.
+    stop : threading.Event, optional
+        When set (e.g. by a SIGTERM or SIGUSR2 handler before preemption), the run checkpoints at the
+        next step boundary and returns with status `running`; calling `train` again resumes it.
+    """
+    run_dir = Path(run_dir)
+    plan = plan_run(cfg)  # every UsageError comes before anything is written
+    resolved = resolved_config(cfg, plan)
+    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
+    if config_path.exists():
+        saved = OmegaConf.to_container(OmegaConf.load(config_path))
+        if identity(saved) != identity(resolved):
+            raise UsageError(
+                f"run folder {run_dir} holds a run with another config; give another folder "
+                "(hydra.run.dir=...) or delete this one"
+            )
+    previous = _read_json(summary_path)
+    if previous and previous.get("status") in FINISHED:
+        return previous
+    data = load_data(plan.data_name, synthetic_params(cfg.data))
+    sampler = WindowSampler(data.train[: plan.unique_tokens], plan.shape.n_ctx, plan.seed)
+    val_starts = eval_starts(data.val, plan.shape.n_ctx, int(cfg.train.get("eval_tokens", 16384)))
+    rt = setup_runtime(cfg.train)
+    if plan.batch_size % rt.world_size:
+        raise UsageError(f"train.batch_size={plan.batch_size} is not divisible by {rt.world_size} processes")
+    micro = plan.micro_batch_size or auto_micro_batch(plan, rt)
+    if (plan.batch_size // rt.world_size) % micro:
+        raise UsageError(
+            f"train.micro_batch_size={micro} does not divide the {plan.batch_size // rt.world_size} "
+            "sequences per process of train.batch_size"
+        )
+    if rt.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not config_path.exists():
+            atomic_write_text(config_path, OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    try:
+        batches = Batches(sampler, plan, micro, rt)
+        summary = _train(plan, data, batches, val_starts, cfg, run_dir, rt, stop)
+    except BaseException:
+        if rt.is_main:
+            failed = _read_json(summary_path) or {}
+            if failed.get("status") not in FINISHED:
+                atomic_write_json(summary_path, {**failed, "status": "failed"})
+        raise
+    finally:
+        if rt.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return summary
+
+
+def _train(
+    plan: RunPlan,
+    data: TokenData,
+    batches: Batches,
+    val_starts: np.ndarray,
+    cfg: DictConfig,
+    run_dir: Path,
+    rt: Runtime,
+    stop: threading.Event | None,
+) -> dict[str, Any]:
+    metrics_path, summary_path = run_dir / "metrics.jsonl", run_dir / "summary.json"
+    ckpt_path = run_dir / CHECKPOINT
+    torch.manual_seed(plan.seed)
+    raw_model = GPT(plan.shape).to(rt.device)
+    optimizer = torch.optim.AdamW(
+        param_groups(raw_model, plan.weight_decay),
+        lr=plan.lr,
+        betas=(plan.beta1, plan.beta2),
+        fused=True,  # one kernel per step; on CPU too (bench/train_throughput.py)
+    )
+    ckpt = _load_checkpoint(ckpt_path)
+    step, wall, train_time, resumes = 0, 0.0, 0.0, 0  # seconds: wall clock, training (no evaluations)
+    loss_sum = torch.zeros((), device=rt.device)  # train loss summed since the last evaluation
+    loss_count = 0
+    if ckpt is not None:
+        raw_model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["rng_cpu"])
+        step, wall, train_time, resumes = ckpt["step"], ckpt["wall_s"], ckpt["train_s"], ckpt["resumes"] + 1
+        loss_sum, loss_count = ckpt["loss_sum"].to(rt.device), ckpt["loss_count"]
+    if rt.is_main and ckpt:
+        _truncate_metrics(metrics_path, step)
+    elif rt.is_main:
+        metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
+
+    model: torch.nn.Module = torch.compile(raw_model) if rt.compile else raw_model
+    if rt.world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
+        )
+    eval_at = _eval_steps(plan.steps, cfg.train.get("evals", 20))
+    sync_every = 1 if rt.device.type == "cpu" else 10  # host-device syncs stall a GPU's queue
+    every = float(cfg.train.get("checkpoint_every_s", 600))
+    flops_per_token = model_flops_per_token(plan.shape)
+
+    base = {
+        "status": "running",
+        **plan.summary_fields(),
+        "n_params_total": n_params_total(plan.shape),
+        "steps": plan.steps,
+        "batch_size": plan.batch_size,
+        "lr": plan.lr,
+        "data": plan.data_name,
+        "unigram_entropy": data.unigram_entropy,
+        "entropy_rate": data.entropy_rate,
+        "device": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else "cpu",
+        "world_size": rt.world_size,
+        "resumes": resumes,
+    }
+
+    def write_summary(status: str, **fields: Any) -> dict[str, Any]:
+        summary = {**base, "status": status, "steps_done": step, "wall_s": wall_now(), **fields}
+        if rt.is_main:
+            atomic_write_json(summary_path, summary)
+        return summary
+
+    def checkpoint() -> None:
+        if rt.is_main:
+            state = {
+                "model": raw_model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng_cpu": torch.get_rng_state(),
+                "step": step,
+                "wall_s": wall_now(),
+                "train_s": train_time_now(),
+                "resumes": resumes,
+                "loss_sum": loss_sum.detach().cpu(),
+                "loss_count": loss_count,
+            }
+            _save_checkpoint(ckpt_path, state)
+
+    last = _last_metrics(metrics_path) if ckpt else {}
+    session_start = interval_start = time.perf_counter()
+    saved_wall = wall
+
+    def wall_now() -> float:
+        return saved_wall + time.perf_counter() - session_start
+
+    def train_time_now() -> float:
+        return train_time + time.perf_counter() - interval_start
+
+    write_summary("running", train_loss=last.get("train_loss"), val_loss=last.get("val_loss"))
+    show = cfg.train.get("progress", "auto")
+    bar = tqdm(
+        total=plan.tokens,
+        initial=step * plan.tokens_per_step,
+        unit="tok",
+        unit_scale=True,
+        dynamic_ncols=True,
+        disable=not rt.is_main or not (sys.stderr.isatty() if show in (None, "auto") else bool(show)),
+    )
+    model.train()
+    interval_start = time.perf_counter()
+    last_checkpoint = time.monotonic()
+    interval_tokens = 0
+    while step < plan.steps:
+        lr = plan.lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        for k in range(batches.accum):
+            x, y = batches.get(step, k)
+            last_micro = k == batches.accum - 1
+            no_sync = model.no_sync() if rt.world_size > 1 and not last_micro else contextlib.nullcontext()
+            with no_sync:
+                with rt.autocast():
+                    _, loss = model(x, y)
+                (loss / batches.accum).backward()
+            loss_sum += loss.detach() / batches.accum
+        torch.nn.utils.clip_grad_norm_(raw_model.parameters(), plan.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        loss_count += 1
+        interval_tokens += plan.tokens_per_step
+        bar.update(plan.tokens_per_step)
+
+        evaluate_now = step in eval_at
+        if not (evaluate_now or step % sync_every == 0):
+            continue
+        # One collective decides for every rank: loss (NaN anywhere means diverged), stop, checkpoint.
+        flags = torch.tensor(
+            [
+                0.0,
+                float(stop is not None and stop.is_set()),
+                float(time.monotonic() - last_checkpoint > every),
+            ],
+            dtype=torch.float64,
+            device=rt.device,
+        )
+        flags[0] = loss_sum
+        if rt.world_size > 1:
+            dist.all_reduce(flags)
+        total_loss, stop_now, checkpoint_due = flags.tolist()
+        train_loss = total_loss / rt.world_size / loss_count
+        bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
+        diverged = not math.isfinite(train_loss)
+        if evaluate_now or diverged:
+            interval_time = time.perf_counter() - interval_start
+            train_time += interval_time
+            val_loss = math.nan if diverged else evaluate(raw_model, data.val, val_starts, batches.micro, rt)
+            diverged = not math.isfinite(val_loss)
+            tokens_per_s = interval_tokens / interval_time
+            flops_per_s = tokens_per_s * flops_per_token
+            last = {
+                "step": step,
+                "tokens": step * plan.tokens_per_step,
+                "flops": 6 * plan.n_params * step * plan.tokens_per_step,
+                "lr": lr,
+                "train_loss": _finite(train_loss),
+                "val_loss": _finite(val_loss),
+                "elapsed_s": wall_now(),
+                "tokens_per_s": tokens_per_s,
+                "flops_per_s": flops_per_s,
+                "mfu": flops_per_s / (rt.peak_flops * rt.world_size) if rt.peak_flops else None,
+            }
+            if rt.is_main:
+                append_jsonl(metrics_path, last)
+            if diverged:
+                bar.close()
+                return write_summary("diverged", train_loss=None, val_loss=None, diverged_at_step=step)
+            loss_sum.zero_()
+            loss_count, interval_tokens = 0, 0
+            interval_start = time.perf_counter()  # evaluation time is not training time
+            checkpoint_due = step < plan.steps
+        if (checkpoint_due or stop_now) and step < plan.steps:  # a stop resumes from exactly this step
+            checkpoint()
+            last_checkpoint = time.monotonic()
+        if stop_now and step < plan.steps:
+            bar.close()
+            return write_summary("running", train_loss=last.get("train_loss"), val_loss=last.get("val_loss"))
+    bar.close()
+    train_time = train_time_now()
+    flops_per_s = plan.tokens * flops_per_token / train_time
+    summary = write_summary(
+        "completed",
+        train_loss=last["train_loss"],
+        val_loss=last["val_loss"],
+        epochs=plan.tokens / plan.unique_tokens,
+        train_s=train_time,
+        tokens_per_s=plan.tokens / train_time,
+        flops_per_s=flops_per_s,
+        mfu=plan.tokens * flops_per_token / train_time / (rt.peak_flops * rt.world_size)
+        if rt.peak_flops
+        else None,
+    )
+    if rt.is_main and not cfg.train.get("keep_checkpoint", False):
+        ckpt_path.unlink(missing_ok=True)
+    elif rt.is_main:
+        checkpoint()
+    return summary
+
+
+def _last_metrics(path: Path) -> dict[str, Any]:
+    rows = list(read_jsonl(path)) if path.exists() else []
+    return rows[-1] if rows else {}
