@@ -214,9 +214,7 @@ def predict(
     loss_ci, d_ci = _bootstrap_intervals(fit_result, law, mode, N, D, C, U)
     extrapolation = _extrapolation(data_range, N, C) if data_range else None
 
-    by_law = None
-    if co is not None or fit_result.law == "kaplan_nd":
-        by_law = law_regime(fit_result, N, D, U if U < D else None, thresholds)
+    by_law = law_regime(fit_result, N, D, U if U < D else None, thresholds) if co is not None else None
     if shape is None and N >= 1000:
         shape = shape_for_params(N, n_ctx=2048, vocab_size=50257)  # an assumed GPT-3-like shape
     # A named preset's memory counts its embeddings too; a bare number is all we know otherwise.

@@ -5,10 +5,9 @@ Two views, both reported by `classify`:
 *Curve view* (one run's `metrics.jsonl`): **overfitting** when the held-out loss rises from its minimum,
 when the train/held-out gap grows while the training loss falls (from the point where the held-out loss
 stopped gaining at least half of what the training loss gains), or when the run repeated its data past
-the point where repeats stop paying (more than R_D* repeats,
-Muennighoff et al. 2023: a token seen R times is worth exp(-R / R_D*) of a fresh one, R_D* ~ 15.4); the
-step where it began is reported. **underfitting** (undertrained) when the held-out loss still fell steeply
-over the last part of training.
+the point where repeats stop paying (more than R_D* repeats; Muennighoff et al. 2023: the R-th repeat of
+a token is worth exp(-R / R_D*) of a fresh one, R_D* ~ 15.4); the step where it began is reported.
+**underfitting** (undertrained) when the held-out loss still fell steeply over the last part of training.
 
 *Law view* (the fitted L(N, D) over the (N, D) plane): a run of compute C = 6 N D is compared with the
 compute-optimal allocation at the same C (Approach 3, the fit's closed form N_opt = G (C/6)^a,
@@ -307,8 +306,6 @@ def law_regime(
             verdicts.insert(0, (OVERFITTING, (
                 f"Kaplan's criterion: L(N, D) is {penalty:.1%} above L(N, inf) (> {t.kaplan_penalty:.0%})"
             )))
-        elif not co:
-            verdicts.append((BALANCED, f"Kaplan's penalty {penalty:.2%} <= {t.kaplan_penalty:.0%}"))
     if repeats is not None:
         max_repeats = t.max_repeats if t.max_repeats is not None else r_d_star
         if repeats > max_repeats:
