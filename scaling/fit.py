@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import atomic_write_json
-from scaling.laws import Inputs, Law, get_law
+from scaling.laws import Inputs, Law, _weighted_gram, _weighted_sum, get_law
 
 HUBER_DELTA = 1e-3
 LOSSES = ("huber", "squared")
@@ -249,16 +249,16 @@ class _Problem:
         logp, jac = self.law.jacobian(theta, self.X)
         value, psi, _ = _rho(self.y - logp, self.loss, self.delta)
         w = self._w(rows)
-        return (w * value).sum(-1), -np.einsum("...n,...np->...p", w * psi, jac)
+        return (w * value).sum(-1), -_weighted_sum(w * psi, jac)
 
     @np.errstate(all="ignore")
     def value_grad_hess(self, theta: np.ndarray, rows=None):
         logp, jac = self.law.jacobian(theta, self.X)
         value, psi, curvature = _rho(self.y - logp, self.loss, self.delta)
         w = self._w(rows) * np.ones_like(logp)
-        hess = np.einsum("...n,...np,...nq->...pq", w * curvature, jac, jac)
-        hess += self.law.weighted_hessian(theta, self.X, -w * psi)
-        return (w * value).sum(-1), -np.einsum("...n,...np->...p", w * psi, jac), hess
+        hess = _weighted_gram(w * curvature, jac)
+        hess += self.law.weighted_hessian(theta, self.X, -w * psi, jac)
+        return (w * value).sum(-1), -_weighted_sum(w * psi, jac), hess
 
 
 def _newton_step(theta, g, H, damping, lo, hi) -> tuple[np.ndarray, np.ndarray]:
@@ -290,25 +290,26 @@ def _newton(problem: _Problem, theta0: np.ndarray, max_iter: int = 200, tol: flo
     K, p = theta.shape
     fval = np.full(K, np.inf)
     done = np.zeros(K, dtype=bool)
+    g, H = np.zeros((K, p)), np.zeros((K, p, p))
+    damping = np.full(K, 1e-6)
     for start in range(0, K, chunk):
-        rows = np.arange(start, min(start + chunk, K))
-        damping = np.full(rows.size, 1e-6)
-        f, g, H = problem.value_grad_hess(theta[rows], rows)
+        live = np.arange(start, min(start + chunk, K))  # problems still iterating
+        fval[live], g[live], H[live] = problem.value_grad_hess(theta[live], live)
         for _ in range(max_iter):
-            step, decrement = _newton_step(theta[rows], g, H, damping, lo, hi)
-            ok = np.isfinite(f) & (decrement <= tol * np.maximum(np.abs(f), 1e-300))
-            done[rows[ok]] = True
-            live = ~ok & (damping < 1e12)  # beyond that damping no step can lower the objective
-            if not live.any():
+            step, decrement = _newton_step(theta[live], g[live], H[live], damping[live], lo, hi)
+            ok = np.isfinite(fval[live]) & (decrement <= tol * np.maximum(np.abs(fval[live]), 1e-300))
+            done[live[ok]] = True
+            keep = ~ok & (damping[live] < 1e12)  # beyond that damping no step can lower the objective
+            live, step = live[keep], step[keep]
+            if live.size == 0:
                 break
-            trial = np.clip(theta[rows] + step, lo, hi)
-            accept = np.zeros(rows.size, dtype=bool)
-            accept[live] = problem.objective(trial[live], rows[live]) <= f[live]
-            theta[rows[accept]] = trial[accept]
-            damping = np.where(accept, np.maximum(damping / 4, 1e-9), damping * 8)
-            if accept.any():
-                f[accept], g[accept], H[accept] = problem.value_grad_hess(theta[rows[accept]], rows[accept])
-        fval[rows] = f
+            trial = np.clip(theta[live] + step, lo, hi)
+            accept = problem.objective(trial, live) <= fval[live]
+            theta[live[accept]] = trial[accept]
+            damping[live] = np.where(accept, np.maximum(damping[live] / 4, 1e-9), damping[live] * 8)
+            moved = live[accept]
+            if moved.size:
+                fval[moved], g[moved], H[moved] = problem.value_grad_hess(theta[moved], moved)
     return theta, fval, done
 
 
