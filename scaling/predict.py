@@ -168,7 +168,7 @@ def predict(
     (N_opt(C), D_opt(C)). N may be a preset name ('gpt3_175b'); quantities accept '175B', '300B', '3e23'.
     U: unique tokens, for a data_constrained fit (default: D, no repetition).
     data_range: {"N": [min, max], "C": [min, max]} of the runs the law was fitted on (`fitted_range`), to
-        report how far the prediction extrapolates.
+        report how far the prediction extrapolates; default: the range the fit records, if any.
     Raises UsageError for a law that cannot answer, non-positive or absurd inputs; warns (ScalingWarning)
     when N or C lies more than 10x beyond the fitted range.
     """
@@ -212,6 +212,7 @@ def predict(
     if not math.isfinite(loss):
         raise UsageError(f"the {fit_result.law} fit gives a non-finite loss at N={N:.3g}, D={D:.3g}")
     loss_ci, d_ci = _bootstrap_intervals(fit_result, law, mode, N, D, C, U)
+    data_range = data_range or fit_result.data_range
     extrapolation = _extrapolation(data_range, N, C) if data_range else None
 
     by_law = law_regime(fit_result, N, D, U if U < D else None, thresholds) if co is not None else None

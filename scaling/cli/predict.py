@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 from scaling import hardware
-from scaling.errors import UsageError
 from scaling.io import atomic_write_json
 
 
@@ -30,27 +27,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"accelerator for GPU-days: {', '.join(hardware.ACCELERATORS)} (default %(default)s)")
     p.add_argument("--mfu", type=float, default=hardware.DEFAULT_MFU,
                    help="model FLOPs utilisation for GPU-days, 0-1 (default %(default)s)")
-    p.add_argument("--data", metavar="INPUT",
-                   help="the run table or sweep folder the law was fitted on, to report the extrapolation")
+    p.add_argument("--data", metavar="INPUT", help="the run table or sweep folder the law was fitted on, to "
+                   "report the extrapolation (default: the range the fit JSON records)")
+    p.add_argument("--map", metavar="NEW=OLD,...", help="rename the columns of --data, e.g. "
+                   '"N=Model Size,C=Training FLOP"')
     p.add_argument("--json", metavar="OUT", help="write the prediction as JSON")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fit import FitResult
+    from scaling.fit import load_fit
     from scaling.predict import fitted_range, predict
 
-    path = Path(args.fit_json)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not a fit result JSON ({exc})") from None
-    fit_result = FitResult.from_json(document)
-    data_range = document.get("data_range")
+    fit_result = load_fit(args.fit_json)
+    data_range = None  # the fit's own range (`scaling fit` records it) unless --data says otherwise
     if args.data:
-        from scaling.runs import load_runs
+        from scaling.runs import load_runs, parse_column_map
 
-        data_range = fitted_range(load_runs(args.data))
+        data_range = fitted_range(load_runs(args.data, parse_column_map(args.map)))
     result = predict(
         fit_result, N=args.params, D=args.tokens, C=args.compute, optimal=args.optimal,
         U=args.unique_tokens, accelerator=args.gpu, mfu=args.mfu, data_range=data_range,

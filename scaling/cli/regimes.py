@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--law", default="chinchilla", help="law fitted when no --fit is given (default "
                    "%(default)s; kaplan_nd adds Kaplan's criterion, data_constrained needs U)")
     p.add_argument("--map", metavar="NEW=OLD,...", help='rename columns, e.g. "N=Model Size,C=Training FLOP"')
+    p.add_argument("--drop-top-loss", metavar="K", type=int, default=0,
+                   help="leave out the K runs with the highest loss (as `scaling fit` does)")
     for field, (flag, text) in _THRESHOLD_FLAGS.items():
         p.add_argument(flag, dest=field, type=float, default=None, help=text)
     p.add_argument("--json", metavar="OUT", help="write {\"runs\": [...]} as JSON")
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     chosen = {field: getattr(args, field) for field in _THRESHOLD_FLAGS if getattr(args, field) is not None}
     thresholds = Thresholds(**chosen)
-    table = load_runs(args.input, parse_column_map(args.map))
+    table = load_runs(args.input, parse_column_map(args.map), drop_top_loss=args.drop_top_loss)
     fit_result = load_fit(args.fit) if args.fit else None
     if fit_result is None:
         fit_result = fit_if_possible(table, args.law)
