@@ -291,13 +291,14 @@ def _newton(problem: _Problem, theta0: np.ndarray, max_iter: int = 200, tol: flo
     fval = np.full(K, np.inf)
     done = np.zeros(K, dtype=bool)
     g, H = np.zeros((K, p)), np.zeros((K, p, p))
+    floor = 1e-12 * problem.y.size  # an objective this small is a perfect fit (rms log residual ~ 1e-6)
     damping = np.full(K, 1e-6)
     for start in range(0, K, chunk):
         live = np.arange(start, min(start + chunk, K))  # problems still iterating
         fval[live], g[live], H[live] = problem.value_grad_hess(theta[live], live)
         for _ in range(max_iter):
             step, decrement = _newton_step(theta[live], g[live], H[live], damping[live], lo, hi)
-            ok = np.isfinite(fval[live]) & (decrement <= tol * np.maximum(np.abs(fval[live]), 1e-300))
+            ok = np.isfinite(fval[live]) & (decrement <= tol * np.maximum(np.abs(fval[live]), floor))
             done[live[ok]] = True
             keep = ~ok & (damping[live] < 1e12)  # beyond that damping no step can lower the objective
             live, step = live[keep], step[keep]
@@ -428,6 +429,12 @@ def fit(
     )
     if law_obj.name == "kaplan_c":
         message += f"; fitted on the {len(table)} runs of the compute-efficient frontier"
+    lo, hi = law_obj.theta_bounds()
+    pinned = [k for k, t, a, b in zip(law_obj.param_names, theta, lo, hi, strict=True) if t <= a or t >= b]
+    if pinned:
+        note = f"{', '.join(pinned)} at the edge of the allowed range: these runs do not determine it"
+        message += f"; {note}"
+        warnings.warn(f"law {law_obj.name}: {note}", ScalingWarning, stacklevel=2)
     result = FitResult(
         law=law_obj.name,
         params=params,

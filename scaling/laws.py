@@ -185,6 +185,8 @@ class Law:
     def check_data(self, X: Inputs) -> None:
         """Raise UsageError when the data cannot identify this law (e.g. one model size for a law in N)."""
         for name in self.inputs:
+            if name == "U":
+                continue  # one dataset for every run is fine: the repeats D / U still vary
             values = X.require(name)
             if np.unique(values).size < 2:
                 raise UsageError(

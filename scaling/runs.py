@@ -47,6 +47,7 @@ SUMMARY_COLUMNS = {
 CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml as e.g. `train.lr`
 # Tokens per parameter outside this range almost always mean a unit slip (D in billions, N in millions).
 PLAUSIBLE_TOKENS_PER_PARAM = (1e-2, 1e6)
+VALIDATED = "scaling.runs.validated"  # DataFrame.attrs key set on the tables load_runs returns
 
 
 def parse_column_map(text: str | None) -> dict[str, str]:
@@ -197,6 +198,14 @@ def load_runs(
     ScalingWarning. UsageError when the input is unreadable or no run is usable.
     """
     where = ""
+    # A table this function returned is validated again (it may have been edited) but not warned about
+    # again: fit, backtest and allocate each re-check the table the CLI already loaded.
+    quiet = isinstance(source, pd.DataFrame) and bool(source.attrs.get(VALIDATED))
+
+    def warn(message: str) -> None:
+        if not quiet:
+            warnings.warn(message, ScalingWarning, stacklevel=3)
+
     if isinstance(source, pd.DataFrame):
         table = source.copy()
     else:
@@ -240,31 +249,20 @@ def load_runs(
         bad = table["status"].astype(str) != "completed"
         for status in sorted(set(table.loc[bad, "status"].astype(str))):
             rows = bad & (table["status"].astype(str) == status)
-            warnings.warn(
-                f"excluded {int(rows.sum())} run(s) with status {status}: {_name_rows(labels[rows])}",
-                ScalingWarning,
-                stacklevel=2,
-            )
+            warn(f"excluded {int(rows.sum())} run(s) with status {status}: {_name_rows(labels[rows])}")
         keep &= ~bad
     values = table[["N", "D", "C", "loss"]].to_numpy(float)
     invalid = keep & ~pd.Series(np.all(np.isfinite(values) & (values > 0), axis=1), index=table.index)
     if invalid.any():
-        warnings.warn(
+        warn(
             f"excluded {int(invalid.sum())} run(s) with missing, NaN, infinite or non-positive "
-            "N, D, C or loss: "
-            f"{_name_rows(labels[invalid])}",
-            ScalingWarning,
-            stacklevel=2,
+            f"N, D, C or loss: {_name_rows(labels[invalid])}"
         )
         keep &= ~invalid
     if "U" in table:
         bad_u = keep & table["U"].notna() & ~(np.isfinite(table["U"]) & (table["U"] > 0))
         if bad_u.any():
-            warnings.warn(
-                f"ignored non-positive or infinite U (unique tokens) of {_name_rows(labels[bad_u])}",
-                ScalingWarning,
-                stacklevel=2,
-            )
+            warn(f"ignored non-positive or infinite U (unique tokens) of {_name_rows(labels[bad_u])}")
             table.loc[bad_u, "U"] = math.nan
     table = table[keep]
     if table.empty:
@@ -273,12 +271,14 @@ def load_runs(
         if drop_top_loss < 0 or drop_top_loss >= len(table):
             raise UsageError(f"--drop-top-loss must be between 0 and {len(table) - 1}, got {drop_top_loss}")
         table = table.drop(table["loss"].nlargest(drop_top_loss).index)
-    _check_units(table, _labels(table))
+    _check_units(table, _labels(table), warn)
     first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
-    return table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
+    table = table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
+    table.attrs[VALIDATED] = True
+    return table
 
 
-def _check_units(table: pd.DataFrame, labels: pd.Series) -> None:
+def _check_units(table: pd.DataFrame, labels: pd.Series, warn) -> None:
     ratio = table["D"] / table["N"]
     low, high = PLAUSIBLE_TOKENS_PER_PARAM
     for mask, hint in (
@@ -286,12 +286,9 @@ def _check_units(table: pd.DataFrame, labels: pd.Series) -> None:
         (ratio > high, "is N given in millions or billions of parameters?"),
     ):
         if mask.any():
-            warnings.warn(
+            warn(
                 f"implausible tokens per parameter D/N = {ratio[mask].iloc[0]:.3g} "
-                f"for {_name_rows(labels[mask])}; "
-                f"{hint} (N must be parameters, D tokens, C FLOPs)",
-                ScalingWarning,
-                stacklevel=3,
+                f"for {_name_rows(labels[mask])}; {hint} (N must be parameters, D tokens, C FLOPs)"
             )
 
 

@@ -124,3 +124,11 @@ def test_console_script_error_has_no_traceback(tmp_path):
     done = subprocess.run([console_script, "fit", str(path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip().startswith("error:") and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_warning_is_printed_once(capsys, tmp_path):
+    table = isoflop_table()
+    path = tmp_path / "billions.csv"
+    table.assign(D=table["D"] / 1e9).to_csv(path, index=False)  # D given in billions by mistake
+    status, _, err = run(capsys, "fit", path, "--holdout-top", "0.2")
+    assert status == 0 and err.count("implausible tokens per parameter") == 1, err

@@ -228,3 +228,14 @@ def test_squared_loss_is_selectable():
     result = fit(table, law="kaplan_n", loss="squared")
     assert result.loss == "squared" and result.converged
     assert result.params["alpha_N"] == pytest.approx(0.076, rel=0.05)
+
+
+def test_noiseless_data_converges_and_unidentified_parameters_are_flagged():
+    exact = synthetic("chinchilla", n=40, noise=0.0)
+    result = fit(exact)
+    assert result.converged and result.objective < 1e-12
+    assert result.params["alpha"] == pytest.approx(0.35, rel=1e-4)
+    rising = pd.DataFrame({"N": [1e7, 1e8, 1e9, 1e10], "D": 1e10, "loss": [3.0, 3.1, 3.2, 3.3]})
+    with pytest.warns(ScalingWarning, match="at the edge of the allowed range"):
+        flat = fit(rising, law="kaplan_n")
+    assert "do not determine" in flat.message
