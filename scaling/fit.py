@@ -33,7 +33,8 @@ from threadpoolctl import threadpool_limits
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import atomic_write_json
-from scaling.laws import Inputs, Law, _weighted_gram, _weighted_sum, get_law
+from scaling.laws import Inputs, Law, get_law, weighted_gram, weighted_sum
+from scaling.runs import compute_frontier, load_runs
 
 HUBER_DELTA = 1e-3
 LOSSES = ("huber", "squared")
@@ -249,16 +250,16 @@ class _Problem:
         logp, jac = self.law.jacobian(theta, self.X)
         value, psi, _ = _rho(self.y - logp, self.loss, self.delta)
         w = self._w(rows)
-        return (w * value).sum(-1), -_weighted_sum(w * psi, jac)
+        return (w * value).sum(-1), -weighted_sum(w * psi, jac)
 
     @np.errstate(all="ignore")
     def value_grad_hess(self, theta: np.ndarray, rows=None):
         logp, jac = self.law.jacobian(theta, self.X)
         value, psi, curvature = _rho(self.y - logp, self.loss, self.delta)
         w = self._w(rows) * np.ones_like(logp)
-        hess = _weighted_gram(w * curvature, jac)
+        hess = weighted_gram(w * curvature, jac)
         hess += self.law.weighted_hessian(theta, self.X, -w * psi, jac)
-        return (w * value).sum(-1), -_weighted_sum(w * psi, jac), hess
+        return (w * value).sum(-1), -weighted_sum(w * psi, jac), hess
 
 
 def _newton_step(theta, g, H, damping, lo, hi) -> tuple[np.ndarray, np.ndarray]:
@@ -315,6 +316,7 @@ def _newton(problem: _Problem, theta0: np.ndarray, max_iter: int = 200, tol: flo
 
 
 def _lbfgs(problem: _Problem, theta0: np.ndarray) -> tuple[np.ndarray, float]:
+    """scipy's L-BFGS-B with the exact gradient and tolerances tight enough to reach the optimum."""
     lo, hi = problem.law.theta_bounds()
 
     def fun(theta):
@@ -354,8 +356,6 @@ def _global_fit(problem: _Problem, n_refine: int = 8) -> tuple[np.ndarray, float
 # ---- fitting ---------------------------------------------------------------------------------------
 def _prepare(table: pd.DataFrame, law: Law) -> tuple[pd.DataFrame, Inputs, np.ndarray]:
     """Check the table can identify `law`; the runs it is fitted on (the frontier for kaplan_c)."""
-    from scaling.runs import compute_frontier, load_runs
-
     table = load_runs(table)
     if "U" in law.inputs and ("U" not in table or table["U"].isna().any()):
         raise UsageError(
@@ -680,8 +680,6 @@ def backtest(
 ) -> Backtest:
     """Fit `law` on all but the top `holdout_top` fraction of runs by compute and report the relative
     prediction error on those (how far to trust an extrapolation). `fit_options` go to `fit`."""
-    from scaling.runs import compute_frontier, load_runs
-
     if not 0 < holdout_top < 1:
         raise UsageError(f"--holdout-top must be a fraction between 0 and 1, got {holdout_top}")
     table = load_runs(table)

@@ -81,12 +81,12 @@ def _logsumexp_weights(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]
     return top + np.log(total), [x / total for x in exps]
 
 
-def _weighted_sum(c: np.ndarray, jac: np.ndarray) -> np.ndarray:
+def weighted_sum(c: np.ndarray, jac: np.ndarray) -> np.ndarray:
     """sum_i c_i jac_i: (..., n) and (..., n, p) -> (..., p), as a matrix product (einsum is 10x slower)."""
     return np.matmul(c[..., None, :], jac)[..., 0, :]
 
 
-def _weighted_gram(c: np.ndarray, jac: np.ndarray) -> np.ndarray:
+def weighted_gram(c: np.ndarray, jac: np.ndarray) -> np.ndarray:
     """sum_i c_i jac_i jac_i^T: (..., n) and (..., n, p) -> (..., p, p)."""
     return np.matmul(np.swapaxes(jac * c[..., None], -1, -2), jac)
 
@@ -174,7 +174,7 @@ class Law:
             up[..., i] += steps[..., i]
             down[..., i] -= steps[..., i]
             dj = (self.jacobian(up, X)[1] - self.jacobian(down, X)[1]) / (2 * steps[..., i, None, None])
-            rows.append(_weighted_sum(c, dj))
+            rows.append(weighted_sum(c, dj))
         hess = np.stack(rows, axis=-2)
         return 0.5 * (hess + np.swapaxes(hess, -1, -2))
 
@@ -255,7 +255,7 @@ class Chinchilla(Law):
             jac = self.jacobian(theta, X)[1]
         w0, w1, w2 = jac[..., 0], jac[..., 1], jac[..., 2]  # the softmax weights of the three terms
         logN, logD = X.log("N"), X.log("D")
-        hess = -_weighted_gram(c, jac)
+        hess = -weighted_gram(c, jac)
         # u1 depends on (a, alpha) through (1, -logN); u2 on (b, beta) through (1, -logD)
         for w, (i, j), x in ((w1, (1, 3), logN), (w2, (2, 4), logD)):
             cw = c * w
