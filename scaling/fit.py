@@ -280,6 +280,14 @@ def _newton_step(theta, g, H, damping, lo, hi) -> tuple[np.ndarray, np.ndarray]:
     return step, -0.5 * (g_free * step).sum(-1)
 
 
+def _relative_decrement(problem: _Problem, theta: np.ndarray) -> float:
+    """The decrease a full Newton step from theta predicts, as a fraction of the objective."""
+    lo, hi = problem.law.theta_bounds()
+    f, g, H = problem.value_grad_hess(theta[None], np.array([0]))
+    _, decrement = _newton_step(theta[None], g, H, np.zeros(1), lo, hi)
+    return float(decrement[0] / max(f[0], 1e-300))
+
+
 def _newton(problem: _Problem, theta0: np.ndarray, max_iter: int = 200, tol: float = 1e-12, chunk: int = 500):
     """Damped Newton on K problems at once (theta0 (K, p)); bounds by projection (bound-active
     parameters are held fixed). Returns (theta, objective, converged) with leading dimension K.
@@ -421,12 +429,13 @@ def fit(
     else:
         raise UsageError(f"unknown method {method!r}; choose profile or classic")
     params = law_obj.from_theta(theta)
-    message = (
-        "Newton decrement ~ 0: a certified stationary point of the objective"
-        if converged
-        else "did NOT converge: the optimiser stopped away from a stationary point; "
-        "treat the parameters with care"
-    )
+    if converged:
+        message = "Newton decrement ~ 0: a certified stationary point of the objective"
+    else:
+        message = (
+            "did NOT converge: not a stationary point; a Newton step would lower the objective by a further "
+            f"{_relative_decrement(problem, theta):.2g} of its value; treat the parameters with care"
+        )
     if law_obj.name == "kaplan_c":
         message += f"; fitted on the {len(table)} runs of the compute-efficient frontier"
     lo, hi = law_obj.theta_bounds()
