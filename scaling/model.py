@@ -40,7 +40,7 @@ class MLP(nn.Module):
         self.proj = nn.Linear(4 * shape.d_model, shape.d_model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(F.gelu(self.fc(x), approximate="tanh"))
+        return self.proj(F.gelu(self.fc(x)))
 
 
 class Block(nn.Module):
