@@ -163,6 +163,8 @@ def _power_laws(C: np.ndarray, N: np.ndarray, D: np.ndarray) -> tuple[float, flo
         return None
     a, log_g = np.polyfit(x, np.log(N), 1)
     b, log_gd = np.polyfit(x, np.log(D), 1)
+    if max(abs(log_g), abs(log_gd)) > 700:  # e.g. a resampled profile whose parabola is all but flat
+        return None
     return float(a), float(b), math.exp(log_g), math.exp(log_gd)
 
 
