@@ -9,6 +9,15 @@ from scaling.model import GPT, count_params, param_groups
 from scaling.shapes import PRESETS, Shape, n_params, n_params_total
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: on a shared machine, spinning OpenMP threads of busy cores make tiny steps crawl."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize(
     "shape",
     [Shape(2, 64, 4, 128, 256), Shape(3, 48, 3, 32, 100), PRESETS["tiny_1m"], Shape(1, 768, 12, 1024, 50257)],
