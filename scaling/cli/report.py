@@ -1,0 +1,73 @@
+"""`scaling report INPUT --out DIR`: figures (PNG and PDF) and report.md for a sweep folder or run table."""
+
+from __future__ import annotations
+
+import argparse
+
+from scaling.cli.fit import LAW_CHOICES, add_input_options
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from scaling.report import DEFAULT_BOOTSTRAP
+
+    p = subparsers.add_parser(
+        "report",
+        help="fit, allocate, label regimes, backtest, predict GPT-3 175B; write figures and report.md",
+        description="Analyse the runs and write DIR/report.md with every figure the data supports "
+        "(DIR/figures/*.png and *.pdf), the fit (fit.json), the run table (runs.csv) and the regime "
+        "labels (regimes.csv). DIR is replaced as a whole, so re-running leaves no stale figure.",
+    )
+    add_input_options(p)
+    p.add_argument("--out", metavar="DIR", required=True, help="the report folder (created or replaced)")
+    p.add_argument(
+        "--law", default="chinchilla", choices=LAW_CHOICES, help="law to fit (default %(default)s)"
+    )
+    p.add_argument(
+        "--bootstrap",
+        metavar="K",
+        type=int,
+        default=DEFAULT_BOOTSTRAP,
+        help="resamples for every 95 %% interval (default %(default)s)",
+    )
+    p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the resampling")
+    p.add_argument(
+        "--holdout-top",
+        metavar="F",
+        type=float,
+        default=0.2,
+        help="fraction of runs (by compute) the backtest holds out (default %(default)s)",
+    )
+    p.add_argument(
+        "--isoflop-tolerance",
+        type=float,
+        default=0.01,
+        help="Approach 2: relative compute difference within one IsoFLOP profile (default %(default)g)",
+    )
+    p.add_argument("--title", help="title of the report (default: the input's name)")
+    p.add_argument("--dpi", type=int, default=200, help="resolution of the PNG figures (default %(default)s)")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from scaling.report import write_report
+    from scaling.runs import parse_column_map
+
+    report = write_report(
+        args.input,
+        args.out,
+        column_map=parse_column_map(args.map),
+        drop_top_loss=args.drop_top_loss,
+        law=args.law,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        holdout_top=args.holdout_top,
+        isoflop_tolerance=args.isoflop_tolerance,
+        title=args.title,
+        dpi=args.dpi,
+    )
+    for name, why in report.skipped.items():
+        if name.startswith("figure "):
+            print(f"not drawn: {name.removeprefix('figure ')} ({why})")
+    print(f"{len(report.figures)} figures (PNG and PDF) in {report.out_dir / 'figures'}")
+    print(f"report: {report.markdown}")
+    return 0

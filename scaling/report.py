@@ -1,0 +1,594 @@
+"""The one-command report: fit, allocate, label regimes, backtest, predict GPT-3 175B, draw, write.
+
+`write_report(INPUT, OUT)` composes the public API (`scaling.runs`, `scaling.fit`, `scaling.allocate`,
+`scaling.regimes`, `scaling.predict`) and the figures of `scaling.plots` into OUT:
+
+    OUT/report.md        data summary, fitted parameters with 95 % intervals, compute-optimal exponents by
+                         approach, regimes, the GPT-3 175B prediction with its budget, the backtest error,
+                         links to the figures
+    OUT/figures/*.png    every figure the data supports (PNG at `dpi`, and the same as PDF)
+    OUT/fit.json         the fit (`scaling.fit.load_fit` reads it back)
+    OUT/runs.csv         the run table the report is about; OUT/regimes.csv the label of every run
+
+The whole folder is built beside OUT and swapped in at the end, so a re-run replaces the previous report
+as a whole (no stale figure survives) and a failed run leaves the previous report untouched.
+Units: N non-embedding parameters, D tokens, C = 6 N D FLOPs, loss nats/token.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling import __version__, plots
+from scaling.allocate import ISOFLOP_TOLERANCE, Allocation, allocate
+from scaling.errors import ScalingWarning, UsageError
+from scaling.fit import Backtest, FitResult, backtest, fit, save_fit
+from scaling.laws import get_law
+from scaling.predict import Prediction, fitted_range, predict
+from scaling.regimes import Thresholds, classify
+from scaling.runs import collect_runs, load_runs, read_metrics
+from scaling.units import format_quantity
+
+GPT3_PRESET = "gpt3_175b"
+GPT3_TOKENS = 300e9
+AS_TRAINED, OPTIMAL = "as trained (300B tokens)", "compute-optimal for 175B"  # the two 175B predictions
+MAX_TABLE_ROWS = 60  # longer per-run tables go to CSV files, linked from the report
+DEFAULT_BOOTSTRAP = 1000
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Every result a report shows: the run table (N params, D tokens, C FLOPs, loss nats/token), the fit,
+    the allocations by approach, the backtest, the regime labels, the GPT-3 175B predictions, the learning
+    curves; `skipped` says why a part the data do not support is missing; `warnings` what was noted."""
+
+    source: str
+    table: pd.DataFrame
+    fit: FitResult
+    allocations: dict[int, Allocation]
+    backtest: Backtest | None
+    regimes: pd.DataFrame | None
+    predictions: dict[str, Prediction]
+    curves: dict[str, pd.DataFrame]
+    statuses: dict[str, int] | None  # runs per status in a sweep folder; None for a table
+    skipped: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `write_report` wrote: report.md, the figures (name -> PNG; the PDF sits beside it), the
+    figures and sections left out with why, and the analysis behind every number."""
+
+    out_dir: Path
+    markdown: Path
+    figures: dict[str, Path]
+    skipped: dict[str, str]
+    analysis: Analysis
+
+
+def _sci(value: float, digits: int = 3) -> str:
+    """3.15e+23 -> '3.15e23'."""
+    return f"{value:.{digits}g}".replace("e+", "e")
+
+
+def _num(value: float) -> str:
+    """Plain digits for everyday magnitudes (9161, 0.714), scientific beyond (3.59e4 would be 35,940)."""
+    return f"{value:,.0f}" if 1e3 <= abs(value) < 1e9 else _sci(value, 4)
+
+
+def _ci(ci: tuple[float, float] | None, digits: int = 4) -> str:
+    return f"[{_sci(ci[0], digits)}, {_sci(ci[1], digits)}]" if ci else "n/a (no bootstrap)"
+
+
+def _decades(hi: float, lo: float) -> float:
+    return math.log10(hi / lo)
+
+
+def _attempt(what: str, skipped: dict[str, str], func: Callable[[], Any]) -> Any:
+    """func(), or None with the reason in `skipped` when the data does not support it (UsageError or
+    ValueError: the documented 'cannot' of the API and of the figure functions)."""
+    try:
+        return func()
+    except (UsageError, ValueError) as exc:
+        skipped[what] = str(exc)
+        return None
+
+
+# ---- analysis --------------------------------------------------------------------------------------
+def _curves(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Learning curves (metrics.jsonl) of the runs whose folders hold them."""
+    if "run" not in table:
+        return {}
+    curves = {}
+    for run in table["run"].astype(str):
+        if (Path(run) / "metrics.jsonl").is_file():
+            metrics = read_metrics(run)
+            if {"tokens", "val_loss"} <= set(metrics.columns) and len(metrics):
+                curves[run] = metrics
+    return curves
+
+
+def _status_counts(source: Any) -> dict[str, int] | None:
+    """Runs per status in a sweep folder (every run, usable or not); None for a CSV or a DataFrame."""
+    if isinstance(source, pd.DataFrame) or not Path(source).is_dir():
+        return None
+    return collect_runs(source)["status"].astype(str).value_counts().to_dict()
+
+
+def _predictions(result: FitResult, table: pd.DataFrame, skipped: dict[str, str]) -> dict[str, Prediction]:
+    data_range = fitted_range(table)
+    wanted = {AS_TRAINED: {"D": GPT3_TOKENS}, OPTIMAL: {"optimal": True}}
+    out = {}
+    for label, how in wanted.items():
+        value = _attempt(
+            f"prediction {label}",
+            skipped,
+            lambda how=how: predict(result, N=GPT3_PRESET, data_range=data_range, **how),
+        )
+        if value is not None:
+            out[label] = value
+    return out
+
+
+# ---- markdown --------------------------------------------------------------------------------------
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _data_section(
+    table: pd.DataFrame, statuses: dict[str, int] | None, n_curves: int, allocations: Mapping[int, Allocation]
+) -> str:
+    sizes = plots.series_groups(table, by="N", across="N", min_points=1)
+    budgets = plots.series_groups(table, by="D", across="D", min_points=1)
+    n, d, c, loss = (table[k] for k in ("N", "D", "C", "loss"))
+    used = f"{len(table)}"
+    if statuses:
+        total = sum(statuses.values())
+        detail = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items()))
+        used += f" of {total} run folders ({detail}); only completed runs with finite losses are fitted"
+    rows = [
+        ["runs used", used],
+        [
+            "model sizes N",
+            f"{len(sizes)} distinct, {_sci(n.min())} to {_sci(n.max())} parameters "
+            f"({_decades(n.max(), n.min()):.2f} orders of magnitude)",
+        ],
+        [
+            "token budgets D",
+            f"{len(budgets)} distinct, {_sci(d.min())} to {_sci(d.max())} tokens "
+            f"({_decades(d.max(), d.min()):.2f} orders of magnitude)",
+        ],
+        ["compute C", f"{_sci(c.min())} to {_sci(c.max())} FLOPs"],
+        ["tokens per parameter D/N", f"{_sci((d / n).min())} to {_sci((d / n).max())} tokens/param"],
+        ["final held-out loss", f"{loss.min():.4g} to {loss.max():.4g} nats/token"],
+        ["IsoFLOP profiles", f"{len(allocations[2].profiles)}" if 2 in allocations else "none"],
+        ["learning curves", f"{n_curves} runs" if n_curves else "none (a run table without run folders)"],
+    ]
+    return "## Data\n\n" + _md_table(["", ""], rows) + "\n\nThe run table is in [runs.csv](runs.csv).\n"
+
+
+def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
+    law = get_law(result.law)
+    n_boot = 0 if result.bootstrap_params is None else len(result.bootstrap_params)
+    rows = [
+        [
+            f"`{name}`",
+            f"{result.params[name]:.4g}",
+            _ci(result.ci.get(name)),
+            law.units.get(name, ""),
+        ]
+        for name in law.param_names
+    ]
+    unique = table["U"].to_numpy(float) if "U" in table else None
+    fitted = plots.law_loss_at(result, table["N"].to_numpy(float), table["D"].to_numpy(float), unique)
+    rms = float(np.sqrt(np.mean((np.log(table["loss"].to_numpy(float)) - np.log(fitted)) ** 2)))
+    objective = f"summed Huber (delta {result.delta:g})" if result.loss == "huber" else "summed squares"
+    text = [
+        f"## Fit: {result.law} law\n",
+        f"`{law.formula}` fitted on {result.n_points} runs by minimising the {objective} of "
+        f"log(observed) - log(predicted) loss: objective = {result.objective:.6g}, "
+        f"{'converged' if result.converged else '**NOT converged**'} ({result.message}). "
+        f"Intervals: 95 % percentile bootstrap over {n_boot} resamples of the runs"
+        + (
+            f" ({result.n_bootstrap_failed} refits did not converge and are left out)."
+            if result.n_bootstrap_failed
+            else "."
+        )
+        + "\n",
+        _md_table(["parameter", "value", "95 % interval", "unit"], rows),
+        f"\nRMS of the log residuals: {rms:.4g} (a typical run is fitted within {100 * rms:.2g} % of its "
+        "loss). The fit is in [fit.json](fit.json).\n",
+    ]
+    return "\n".join(text)
+
+
+def _allocation_section(allocations: Mapping[int, Allocation], skipped: Mapping[str, str]) -> str:
+    names = plots.APPROACH_NAME
+    budget = plots.GPT3_BUDGET_FLOPS
+    rows = []
+    for approach, alloc in sorted(allocations.items()):
+        largest = alloc.budgets.get("largest run")
+        at_budget = float(alloc.D_opt(budget) / alloc.N_opt(budget))
+        rows.append(
+            [
+                names[approach],
+                f"{alloc.a:.4f}",
+                _ci(alloc.ci.get("a"), 3),
+                f"{alloc.b:.4f}",
+                _ci(alloc.ci.get("b"), 3),
+                f"{alloc.tokens_per_param[largest]:.3g}" if largest in alloc.tokens_per_param else "",
+                f"{at_budget:.3g}",
+                alloc.source,
+            ]
+        )
+    text = [
+        "## Compute-optimal allocation\n",
+        "N_opt = G (C/6)^a parameters and D_opt ∝ (C/6)^b tokens for a budget of C FLOPs "
+        "(Hoffmann et al. 2022); tokens per parameter = D_opt / N_opt.\n",
+    ]
+    if rows:
+        text.append(
+            _md_table(
+                [
+                    "approach",
+                    "a",
+                    "95 % interval",
+                    "b",
+                    "95 % interval",
+                    "tokens/param at the largest run",
+                    f"tokens/param at {_sci(budget)} FLOPs (GPT-3 175B budget)",
+                    "from",
+                ],
+                rows,
+            )
+        )
+    for approach in (1, 2, 3):
+        why = skipped.get(f"approach {approach}")
+        if why:
+            text.append(f"\n- {names[approach]}: not available for these data: {why}")
+    return "\n".join(text) + "\n"
+
+
+def _regime_section(labels: pd.DataFrame | None, skipped: Mapping[str, str]) -> str:
+    text = ["## Regimes\n"]
+    if labels is None:
+        return "\n".join(text + [f"Not available: {skipped.get('regimes', 'no labels')}\n"])
+    counts = labels["regime"].value_counts()
+    band = Thresholds().band
+    text.append(
+        "Each run against the fitted law (law view: D more than "
+        f"{band:.3g}x below / above the compute-optimal D_opt(C) at its compute is overfitting / "
+        "underfitting) and against its own learning curves where the run folder has them (curve view: "
+        "held-out loss rising, a growing train/held-out gap, too many repeats; a measured overfit outranks "
+        "the law). Counts: " + ", ".join(f"{int(counts[k])} {k}" for k in counts.index) + ". "
+        "Every label with its reason is in [regimes.csv](regimes.csv).\n"
+    )
+    if len(labels) <= MAX_TABLE_ROWS:
+        rows = []
+        for _, row in labels.sort_values(["N", "D"]).iterrows():
+            onset, lost = row.get("onset_tokens"), row.get("law_loss_lost")
+            rows.append(
+                [
+                    _sci(row["N"]),
+                    _sci(row["D"]),
+                    _sci(row["D"] / row["N"]),
+                    row["regime"],
+                    _sci(onset) if onset is not None and pd.notna(onset) else "",
+                    f"{lost:.3g}" if lost is not None and pd.notna(lost) else "",
+                ]
+            )
+        text.append(
+            _md_table(
+                [
+                    "N (params)",
+                    "D (tokens)",
+                    "D/N (tokens/param)",
+                    "regime",
+                    "overfitting onset (tokens)",
+                    "loss lost vs compute-optimal (nats/token)",
+                ],
+                rows,
+            )
+        )
+    return "\n".join(text) + "\n"
+
+
+def _prediction_section(
+    predictions: Mapping[str, Prediction],
+    table: pd.DataFrame,
+    bt: Backtest | None,
+    skipped: Mapping[str, str],
+) -> str:
+    text = ["## Prediction: GPT-3 175B\n"]
+    if not predictions:
+        reasons = "; ".join(v for k, v in skipped.items() if k.startswith("prediction"))
+        return "\n".join(text + [f"Not available: {reasons}\n"])
+    cols = list(predictions)
+    first = predictions[cols[0]]
+    rows = []
+
+    def row(label: str, func: Callable[[Prediction], str]) -> None:
+        rows.append([label] + [func(predictions[c]) for c in cols])
+
+    row("N (parameters)", lambda p: f"{_sci(p.N, 4)} ({format_quantity(p.N)})")
+    row(
+        "D (tokens)",
+        lambda p: f"{_sci(p.D, 4)} ({format_quantity(p.D)})" + (f", 95 % {_ci(p.D_ci, 3)}" if p.D_ci else ""),
+    )
+    row("tokens per parameter", lambda p: f"{p.tokens_per_param:.3g}")
+    row("C = 6ND (FLOPs)", lambda p: _sci(p.C))
+    row("C with attention (FLOPs)", lambda p: _sci(p.flops_with_attention) if p.flops_with_attention else "")
+    row("**loss (nats/token)**", lambda p: f"**{p.loss:.4g}** 95 % {_ci(p.loss_ci)}")
+    row("regime", lambda p: p.regime or "")
+    row("PF-days", lambda p: _num(p.pf_days))
+    row(f"GPU-days ({first.accelerator} at {first.mfu:.0%} MFU)", lambda p: _num(p.gpu_days))
+    row(
+        "weights fp32 / bf16 (GB)", lambda p: f"{_num(p.memory.weights_fp32)} / {_num(p.memory.weights_bf16)}"
+    )
+    row(
+        "training state, mixed-precision Adam (GB)",
+        lambda p: f"{_num(p.memory.training_mixed_adam)} ({p.memory.gpus_80gb} x 80 GB GPUs)",
+    )
+    text.append(
+        f"GPT-3 175B (preset `{GPT3_PRESET}`: 96 layers, d_model 12288, 96 heads, context 2048) as trained "
+        "(300B tokens) and with the compute-optimal data for its size under the fit (Approach 3). "
+        "Memory counts all parameters including embeddings; activations are not included.\n"
+    )
+    text.append(_md_table(["", *cols], rows))
+    n_max, c_max = float(table["N"].max()), float(table["C"].max())
+    text.append(
+        f"\nThis extrapolates {_decades(first.N, n_max):.1f} orders of magnitude in N beyond the largest "
+        f"run ({_sci(n_max)} parameters) and {_decades(first.C, c_max):.1f} in C (largest run "
+        f"{_sci(c_max)} FLOPs). The interval covers the fit's uncertainty only, not a change of regime"
+        + (
+            f"; the backtest below extrapolated {_decades(bt.runs['C'].max(), bt.cutoff_C):.1f} orders of "
+            f"magnitude in C with a mean error of {bt.mean_abs_rel_error:.2%}."
+            if bt is not None
+            else "."
+        )
+        + "\n"
+    )
+    return "\n".join(text)
+
+
+def _backtest_section(bt: Backtest | None, skipped: Mapping[str, str]) -> str:
+    text = ["## Backtest\n"]
+    if bt is None:
+        return "\n".join(text + [f"Not available: {skipped.get('backtest', '')}\n"])
+    text.append(
+        f"The {bt.law} law fitted on the {bt.fit.n_points} runs with C ≤ {_sci(bt.cutoff_C)} FLOPs predicts "
+        f"the {len(bt.runs)} runs of the top {bt.holdout_top:.0%} by compute with a **mean absolute relative "
+        f"error of {bt.mean_abs_rel_error:.2%}** (mean signed {bt.mean_rel_error:+.2%}, max "
+        f"{bt.max_abs_rel_error:.2%}) of the loss.\n"
+    )
+    if len(bt.runs) <= MAX_TABLE_ROWS:
+        rows = [
+            [_sci(r.N), _sci(r.D), _sci(r.C), f"{r.loss:.4f}", f"{r.predicted:.4f}", f"{r.rel_error:+.2%}"]
+            for r in bt.runs.itertuples()
+        ]
+        text.append(
+            _md_table(
+                [
+                    "N (params)",
+                    "D (tokens)",
+                    "C (FLOPs)",
+                    "observed loss (nats/token)",
+                    "predicted (nats/token)",
+                    "relative error",
+                ],
+                rows,
+            )
+        )
+    return "\n".join(text) + "\n"
+
+
+FIGURE_TITLES = {
+    "loss_vs_compute": "Loss against compute, frontier and fitted L(C) to the GPT-3 175B budget",
+    "isoflop_profiles": "IsoFLOP profiles with parabolas and minima",
+    "loss_vs_params": "Loss against N, one curve per token budget D",
+    "loss_vs_tokens": "Loss against D, one curve per model size N",
+    "nd_plane": "The (N, D) plane: loss contours, compute-optimal line, regimes, GPT-3 and Chinchilla",
+    "allocation": "N_opt(C) and D_opt(C) by approach",
+    "residuals": "Residuals of the fit",
+    "backtest": "Backtest: predicted against observed loss of held-out runs",
+    "training_curves": "Learning curves with overfitting onsets",
+}
+
+
+def _figures_section(figures: Mapping[str, Path], skipped: Mapping[str, str]) -> str:
+    text = ["## Figures\n"]
+    for name, png in figures.items():
+        text.append(
+            f"### {FIGURE_TITLES[name]}\n\n![{FIGURE_TITLES[name]}](figures/{png.name}) "
+            f"([PDF](figures/{png.stem}.pdf))\n"
+        )
+    missing = [
+        f"- {name}: {skipped[f'figure {name}']}" for name in FIGURE_TITLES if f"figure {name}" in skipped
+    ]
+    if missing:
+        text.append("Not drawn, because the data do not support them:\n\n" + "\n".join(missing) + "\n")
+    return "\n".join(text)
+
+
+# ---- the driver ------------------------------------------------------------------------------------
+def analyse(
+    source: str | Path | pd.DataFrame,
+    *,
+    column_map: Mapping[str, str] | None = None,
+    drop_top_loss: int = 0,
+    law: str = "chinchilla",
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    seed: int = 0,
+    holdout_top: float = 0.2,
+    isoflop_tolerance: float = ISOFLOP_TOLERANCE,
+) -> Analysis:
+    """Everything a report shows, for the runs of `source` (a sweep folder, a run-table CSV or a
+    DataFrame). bootstrap: resamples for every 95 % interval (fit, allocations, predictions);
+    holdout_top: fraction of the runs (by compute) the backtest holds out; isoflop_tolerance: relative
+    compute difference of the runs of one IsoFLOP profile (Approach 2). UsageError when the runs cannot
+    be fitted at all; parts the data do not support are left out with the reason in `skipped`."""
+    skipped: dict[str, str] = {}
+    with warnings.catch_warnings(record=True) as noted:
+        warnings.simplefilter("always", ScalingWarning)
+        table = load_runs(source, column_map, drop_top_loss=drop_top_loss)
+        result = fit(table, law=law, bootstrap=bootstrap, seed=seed)
+        options = {
+            1: {"bootstrap": bootstrap, "seed": seed},
+            2: {"bootstrap": bootstrap, "seed": seed, "isoflop_tolerance": isoflop_tolerance},
+            3: {"fit_result": result},
+        }
+        allocations = {}
+        for approach, extra in options.items():
+            value = _attempt(
+                f"approach {approach}", skipped, lambda a=approach, e=extra: allocate(table, approach=a, **e)
+            )
+            if value is not None:
+                allocations[approach] = value
+        bt = _attempt("backtest", skipped, lambda: backtest(table, law=law, holdout_top=holdout_top))
+        labels = _attempt("regimes", skipped, lambda: classify(table, result))
+        predictions = _predictions(result, table, skipped)
+    notes = list(dict.fromkeys(str(w.message) for w in noted))
+    for text in notes:  # each once, though the fit, the allocations and the backtest may each have said it
+        warnings.warn(text, ScalingWarning, stacklevel=2)
+    return Analysis(
+        source=str(source) if not isinstance(source, pd.DataFrame) else "a DataFrame",
+        table=table,
+        fit=result,
+        allocations=allocations,
+        backtest=bt,
+        regimes=labels,
+        predictions=predictions,
+        curves=_curves(table),
+        statuses=_status_counts(source),
+        skipped=skipped,
+        warnings=notes,
+    )
+
+
+def _figure_makers(an: Analysis) -> dict[str, tuple[str | None, Callable[[], Any]]]:
+    """Figure name -> (why the data cannot support it, or None; how to draw it)."""
+    as_trained = an.predictions.get(AS_TRAINED)
+    return {
+        "loss_vs_compute": (
+            None,
+            lambda: plots.plot_loss_vs_compute(
+                an.table, an.fit, predictions=[as_trained] if as_trained else ()
+            ),
+        ),
+        "isoflop_profiles": (
+            an.skipped.get("approach 2"),
+            lambda: plots.plot_isoflop_profiles(an.allocations[2]),
+        ),
+        "loss_vs_params": (None, lambda: plots.plot_loss_vs_params(an.table, an.fit)),
+        "loss_vs_tokens": (None, lambda: plots.plot_loss_vs_tokens(an.table, an.fit)),
+        "nd_plane": (None, lambda: plots.plot_nd_plane(an.fit, an.table, an.regimes)),
+        "allocation": (
+            None if an.allocations else "no approach applies",
+            lambda: plots.plot_allocation(list(an.allocations.values())),
+        ),
+        "residuals": (None, lambda: plots.plot_residuals(an.table, an.fit)),
+        "backtest": (an.skipped.get("backtest"), lambda: plots.plot_backtest(an.backtest, an.table)),
+        "training_curves": (
+            None if an.curves else "no run folder with a metrics.jsonl",
+            lambda: plots.plot_training_curves(an.curves, an.table, an.regimes),
+        ),
+    }
+
+
+def write_report(
+    source: str | Path | pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    dpi: int = 200,
+    **options: Any,
+) -> Report:
+    """Analyse the runs of `source` (`analyse`, which takes `options`) and write the report to `out_dir`,
+    replacing it as a whole (see the module docstring). PNGs at `dpi` (at least 150)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{out_dir}: exists and is not a folder; choose another --out")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "report.md").is_file():
+        raise UsageError(
+            f"{out_dir}: holds something other than a report; the report replaces its folder as a whole, "
+            "so choose a new or empty one"
+        )
+    if dpi < 150:
+        raise UsageError(f"--dpi must be at least 150 for readable figures, got {dpi}")
+    an = analyse(source, **options)
+    skipped = dict(an.skipped)
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
+    try:
+        (staging / "figures").mkdir()
+        figures: dict[str, Path] = {}
+        for name, (unsupported, make) in _figure_makers(an).items():
+            if unsupported:
+                skipped[f"figure {name}"] = unsupported
+                continue
+            fig = _attempt(f"figure {name}", skipped, make)
+            if fig is not None:
+                plots.save_figure(fig, str(staging / "figures" / name), dpi=dpi)
+                figures[name] = out_dir / "figures" / f"{name}.png"
+        save_fit(an.fit, staging / "fit.json")
+        an.table.to_csv(staging / "runs.csv", index=False)
+        if an.regimes is not None:
+            an.regimes.to_csv(staging / "regimes.csv", index=False)
+        (staging / "report.md").write_text(_markdown(an, figures, skipped, title), encoding="utf-8")
+        _swap_in(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Report(
+        out_dir=out_dir, markdown=out_dir / "report.md", figures=figures, skipped=skipped, analysis=an
+    )
+
+
+def _markdown(
+    an: Analysis, figures: Mapping[str, Path], skipped: Mapping[str, str], title: str | None
+) -> str:
+    name = title or (Path(an.source).name if an.source != "a DataFrame" else "runs")
+    sections = [
+        f"# Scaling report: {name}\n",
+        f"Written by `scaling report` (scaling {__version__}) from `{an.source}`. Units: N = non-embedding "
+        "parameters, D = training tokens, C = 6ND training FLOPs, loss = held-out cross-entropy in "
+        "nats/token.\n",
+        _data_section(an.table, an.statuses, len(an.curves), an.allocations),
+        _fit_section(an.fit, an.table),
+        _allocation_section(an.allocations, skipped),
+        _regime_section(an.regimes, skipped),
+        _prediction_section(an.predictions, an.table, an.backtest, skipped),
+        _backtest_section(an.backtest, skipped),
+        _figures_section(figures, skipped),
+    ]
+    if an.warnings:
+        sections.append("## Warnings\n\n" + "\n".join(f"- {n}" for n in an.warnings) + "\n")
+    return "\n".join(sections)
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace `out_dir` by the finished `staging` folder (two renames on one file system)."""
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; a report is for reading
+    if out_dir.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=staging.parent))
+        old.rmdir()
+        out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out_dir)
