@@ -1,8 +1,8 @@
 """Training throughput on the CPU: our training step against a plain reference step, in one process.
 
 The reference is the usual eager pre-LN GPT (nanoGPT style: separate modules, SDPA attention, AdamW with
-its default implementation, gradient clipping), written here. Ours is `scaling.model.GPT` stepped as
-`scaling.train` steps it. Both train the same shape on the same batches: 4 layers, 4 heads, d_model 128,
+its default implementation, gradient clipping), written here. Ours is `scaling.model.GPT` stepped by
+`scaling.train.train_step`. Both train the same shape on the same batches: 4 layers, 4 heads, d_model 128,
 context 128 tokens, batch 16 sequences, vocabulary 256. Timed in alternating rounds after a warm-up.
 
     .venv/bin/python bench/train_throughput.py [--rounds 5] [--steps 10] [--compile]
@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from scaling.model import GPT, param_groups
 from scaling.shapes import Shape
+from scaling.train import Runtime, build, train_step, wrap
 
 SHAPE = Shape(n_layer=4, d_model=128, n_head=4, n_ctx=128, vocab_size=256)
 BATCH = 16
@@ -56,7 +56,7 @@ class RefGPT(nn.Module):
         self.head.weight = self.wte.weight
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for block in self.blocks:
             x = block(x)
         logits = self.head(self.ln_f(x))
@@ -79,18 +79,14 @@ def reference_step():
 
 
 def our_step(compile_model: bool):
-    """The step of scaling.train on CPU: fused AdamW, decay on matrices, clipping (optionally compiled)."""
-    raw = GPT(SHAPE)
-    model = torch.compile(raw) if compile_model else raw
-    opt = torch.optim.AdamW(param_groups(raw, 0.1), lr=1e-3, fused=True)
+    """The step of scaling.train (`build`, `train_step`): fused AdamW, decay on matrices, clipping."""
+    rt = Runtime(torch.device("cpu"), torch.float32, compile_model, rank=0, world_size=1, local_rank=0,
+                 peak_flops=None)
+    raw, opt = build(SHAPE, rt, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95))
+    model = wrap(raw, rt)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> float:
-        _, loss = model(x, y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(raw.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss.item()
+        return train_step(model, raw, opt, [(x, y)], 1, 1e-3, 1.0, rt).item()
 
     return step
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from scaling.errors import UsageError
 
+HEAD_MULTIPLE = 8  # head widths chosen by shape_for_params are multiples of this
+
 
 @dataclass(frozen=True)
 class Shape:
@@ -104,30 +106,31 @@ def shape_for_params(
 ) -> Shape:
     """The shape whose N lands within 10 % of `target_n` with d_model / n_layer nearest to `aspect`.
 
-    Heads are `head_size` wide where the model is wide enough (GPT-3 uses 64 up to 13B, 128 for 175B);
-    narrower models get one head per `head_size` rounded, at least one.
+    Heads are about `head_size` wide (GPT-3: 64 up to 13B, 128 for 175B), narrower models get fewer,
+    at least one; head widths are multiples of 8, as GPU attention and matrix kernels want.
 
     Parameters
     ----------
     target_n : float
-        Wanted non-embedding parameters N.
+        Wanted non-embedding parameters N (at least 10k).
     aspect : float
         Wanted d_model / n_layer (GPT-3 small: 64, GPT-3 175B: 128).
     """
-    if not math.isfinite(target_n) or target_n < 1000:
-        raise UsageError(f"target parameter count must be at least 1000 (1k), got {target_n!r}")
+    if not math.isfinite(target_n) or target_n < 1e4:
+        raise UsageError(f"target parameter count must be at least 1e4 (10k), got {target_n!r}")
     if aspect <= 0 or head_size < 1:
         raise UsageError(f"aspect and head_size must be positive, got aspect={aspect}, head_size={head_size}")
     best: tuple[float, float, Shape] | None = None
     for n_layer in range(1, 513):
         width = math.sqrt(target_n / (12 * n_layer))
         n_head = max(1, round(width / head_size))
-        per_head = width / n_head
-        for d_model in {n_head * max(1, math.floor(per_head)), n_head * max(1, math.ceil(per_head))}:
-            shape = Shape(n_layer, d_model, n_head, n_ctx, vocab_size)
+        per_head = width / n_head / HEAD_MULTIPLE
+        for units in {max(1, math.floor(per_head)), max(1, math.ceil(per_head))}:
+            d_head = HEAD_MULTIPLE * units
+            shape = Shape(n_layer, n_head * d_head, n_head, n_ctx, vocab_size)
             miss = abs(n_params(shape) / target_n - 1)
             # Within 10 % every candidate is acceptable: prefer the aspect, then the closer N.
-            key = (abs(math.log(d_model / n_layer / aspect)) if miss <= 0.1 else math.inf, miss)
+            key = (abs(math.log(shape.d_model / n_layer / aspect)) if miss <= 0.1 else math.inf, miss)
             if best is None or key < best[:2]:
                 best = (*key, shape)
     assert best is not None

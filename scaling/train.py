@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from scaling.errors import UsageError
 from scaling.hardware import accelerator_for_device
 from scaling.io import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
 from scaling.model import GPT, param_groups
-from scaling.shapes import model_flops_per_token, n_params_total
+from scaling.shapes import Shape, model_flops_per_token, n_params_total
 
 CHECKPOINT = "ckpt.pt"
 FINISHED = ("completed", "diverged")
@@ -131,6 +132,53 @@ def auto_micro_batch(plan: RunPlan, rt: Runtime) -> int:
     per_token = 34 * s.n_layer * s.d_model + 10 * s.vocab_size
     limit = max(1, int(0.6 * free / per_token / s.n_ctx))
     return max(m for m in range(1, per_device + 1) if per_device % m == 0 and m <= limit)
+
+
+def build(
+    shape: Shape, rt: Runtime, lr: float, weight_decay: float, betas: tuple[float, float]
+) -> tuple[GPT, torch.optim.AdamW]:
+    """The model on its device and its AdamW (fused: one kernel per step, on CPU too)."""
+    model = GPT(shape).to(rt.device)
+    optimizer = torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=betas, fused=True)
+    return model, optimizer
+
+
+def wrap(model: GPT, rt: Runtime) -> torch.nn.Module:
+    """What the training step calls: the model, compiled if asked, inside DDP across several processes."""
+    wrapped: torch.nn.Module = torch.compile(model) if rt.compile else model
+    if rt.world_size > 1:
+        device_ids = [rt.device.index] if rt.device.type == "cuda" else None
+        wrapped = torch.nn.parallel.DistributedDataParallel(wrapped, device_ids=device_ids)
+    return wrapped
+
+
+def train_step(
+    model: torch.nn.Module,
+    raw_model: GPT,
+    optimizer: torch.optim.Optimizer,
+    micro_batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    accum: int,
+    lr: float,
+    grad_clip: float,
+    rt: Runtime,
+) -> torch.Tensor:
+    """One optimizer step over `accum` micro-batches; returns the mean loss, left on the device (no sync)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    total = torch.zeros((), device=rt.device)
+    for k, (x, y) in enumerate(micro_batches):
+        # DDP all-reduces gradients only after the last micro-batch.
+        last = k == accum - 1
+        no_sync = model.no_sync() if rt.world_size > 1 and not last else contextlib.nullcontext()
+        with no_sync:
+            with rt.autocast():
+                _, loss = model(x, y)
+            (loss / accum).backward()
+        total += loss.detach() / accum
+    torch.nn.utils.clip_grad_norm_(raw_model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total
 
 
 class Batches:
@@ -295,13 +343,7 @@ def _train(
     metrics_path, summary_path = run_dir / "metrics.jsonl", run_dir / "summary.json"
     ckpt_path = run_dir / CHECKPOINT
     torch.manual_seed(plan.seed)
-    raw_model = GPT(plan.shape).to(rt.device)
-    optimizer = torch.optim.AdamW(
-        param_groups(raw_model, plan.weight_decay),
-        lr=plan.lr,
-        betas=(plan.beta1, plan.beta2),
-        fused=True,  # one kernel per step; on CPU too (bench/train_throughput.py)
-    )
+    raw_model, optimizer = build(plan.shape, rt, plan.lr, plan.weight_decay, (plan.beta1, plan.beta2))
     ckpt = _load_checkpoint(ckpt_path)
     step, wall, train_time, resumes = 0, 0.0, 0.0, 0  # seconds: wall clock, training (no evaluations)
     loss_sum = torch.zeros((), device=rt.device)  # train loss summed since the last evaluation
@@ -317,11 +359,7 @@ def _train(
     elif rt.is_main:
         metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
 
-    model: torch.nn.Module = torch.compile(raw_model) if rt.compile else raw_model
-    if rt.world_size > 1:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
-        )
+    model = wrap(raw_model, rt)
     eval_at = _eval_steps(plan.steps, cfg.train.get("evals", 20))
     sync_every = 1 if rt.device.type == "cpu" else 10  # host-device syncs stall a GPU's queue
     every = float(cfg.train.get("checkpoint_every_s", 600))
@@ -389,20 +427,8 @@ def _train(
     interval_tokens = 0
     while step < plan.steps:
         lr = plan.lr_at(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        for k in range(batches.accum):
-            x, y = batches.get(step, k)
-            last_micro = k == batches.accum - 1
-            no_sync = model.no_sync() if rt.world_size > 1 and not last_micro else contextlib.nullcontext()
-            with no_sync:
-                with rt.autocast():
-                    _, loss = model(x, y)
-                (loss / batches.accum).backward()
-            loss_sum += loss.detach() / batches.accum
-        torch.nn.utils.clip_grad_norm_(raw_model.parameters(), plan.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        micro = (batches.get(step, k) for k in range(batches.accum))
+        loss_sum += train_step(model, raw_model, optimizer, micro, batches.accum, lr, plan.grad_clip, rt)
         step += 1
         loss_count += 1
         interval_tokens += plan.tokens_per_step
