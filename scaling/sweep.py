@@ -86,6 +86,7 @@ class PlannedRun:
     overrides: tuple[str, ...]
     run_dir: Path
     status: str | None  # summary.json status before launch; None for a new run
+    description: str = ""  # what the run trains, e.g. "N=991,616 params, D=167,936 tokens, ..."
 
     def finished(self, retry_diverged: bool) -> bool:
         return self.status == "completed" or (self.status == "diverged" and not retry_diverged)
@@ -129,7 +130,7 @@ def check_slurm(partition: str | None = None, timeout_s: float = 20.0) -> None:
 def plan_sweep(
     jobs: Sequence[Sequence[str]],
     load_config: Callable[[list[str]], DictConfig],
-    check_run: Callable[[DictConfig], None],
+    check_run: Callable[[DictConfig], str],
 ) -> list[PlannedRun]:
     """Compose and check every job of a sweep; raise one UsageError naming every bad point.
 
@@ -137,7 +138,7 @@ def plan_sweep(
     ----------
     jobs : the overrides of each job, as Hydra's sweeper expands them.
     load_config : overrides -> the job's composed config (Hydra's `load_sweep_config`).
-    check_run : raises UsageError when a job's config cannot train (the trainer's own checks).
+    check_run : describes the run a job's config trains, or raises UsageError when it cannot train.
     """
     planned: list[PlannedRun] = []
     problems: list[str] = []
@@ -145,7 +146,7 @@ def plan_sweep(
         label = " ".join(overrides) or "(defaults)"
         try:
             cfg = load_config(list(overrides))
-            check_run(cfg)
+            description = check_run(cfg)
             run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
         except UsageError as exc:
             problems.append(f"[{label}] {exc}")
@@ -153,7 +154,7 @@ def plan_sweep(
         except Exception as exc:  # composition and interpolation errors name the bad key themselves
             problems.append(f"[{label}] {one_line(exc)}")
             continue
-        planned.append(PlannedRun(tuple(overrides), run_dir, read_status(run_dir)))
+        planned.append(PlannedRun(tuple(overrides), run_dir, read_status(run_dir), description))
     if problems:
         raise UsageError(
             f"{len(problems)} of {len(jobs)} sweep points cannot run, nothing launched: "
@@ -174,6 +175,14 @@ def one_line(exc: BaseException) -> str:
     text = str(exc).split("\nConfig search path:")[0].strip()
     text = text.replace(":\n\t", ": ").replace("\n\t", ", ").replace("\n\n", "; ")
     return " ".join(text.split()) or type(exc).__name__
+
+
+def format_plan(planned: Sequence[PlannedRun], sweep_dir: Path) -> str:
+    """The table `hydra.sweeper.dry_run=true` prints: every run, what it trains, and its folder's state."""
+    lines = [f"sweep {sweep_dir}: {len(planned)} runs (dry run: nothing launched)"]
+    for p in planned:
+        lines.append(f"  {p.status or 'new':9s} {p.description}  {p.run_dir.name}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -208,3 +208,21 @@ def test_plan_lists_every_bad_point():
 
     with pytest.raises(UsageError, match=r"2 of 2 sweep points cannot run.*\[x=1\] bad x=1; \[x=2\] bad x=2"):
         plan_sweep([["x=1"], ["x=2"]], load, lambda cfg: None)
+
+
+def test_every_sweep_of_the_menu_expands_and_passes_its_checks(tmp_path):
+    menu = sorted(p.stem for p in (Path(__file__).parents[1] / "sweeps/sweep").glob("*.yaml"))
+    assert {"model_size", "data_size", "grid", "isoflop", "epochs", "demo"} <= set(menu)
+
+    def dry_run(name: str) -> subprocess.CompletedProcess:
+        return scaling_train("-m", f"+sweep={name}", "hydra.sweeper.dry_run=true", cwd=tmp_path)
+
+    with ThreadPoolExecutor(2) as pool:
+        for name, proc in zip(menu, pool.map(dry_run, menu), strict=True):
+            assert proc.returncode == 0, (name, proc.stderr[-2000:])
+            assert f"sweep runs/{name}: " in proc.stdout and "(dry run: nothing launched)" in proc.stdout
+    demo = dry_run("demo").stdout.splitlines()[1:]
+    sizes = {int(line.split("N=")[1].split()[0].replace(",", "")) for line in demo}
+    budgets = {line.split("train.tokens=")[1] for line in demo}
+    assert len(sizes) >= 4 and max(sizes) / min(sizes) >= 10**1.5 and len(budgets) >= 4
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing

@@ -28,9 +28,11 @@ class ScalingSweeper(BasicSweeper):
         max_batch_size: int | None = None,
         params: dict[str, str] | None = None,
         retry_diverged: bool = False,
+        dry_run: bool = False,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self.retry_diverged = retry_diverged
+        self.dry_run = dry_run
 
     def sweep(self, arguments: list[str]) -> Any:
         assert self.config is not None and self.launcher is not None and self.hydra_context is not None
@@ -44,6 +46,9 @@ class ScalingSweeper(BasicSweeper):
             sw.check_slurm(launcher.get("partition"))
 
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        if self.dry_run:
+            print(sw.format_plan(planned, sweep_dir), flush=True)
+            return None
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         todo = [p for p in planned if not p.finished(self.retry_diverged)]
@@ -79,8 +84,11 @@ class ScalingSweeper(BasicSweeper):
         return self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
 
 
-def _check_run(cfg: DictConfig) -> None:
-    plan_run(cfg)  # the trainer's own checks, so that the sweep and the run never disagree
+def _check_run(cfg: DictConfig) -> str:
+    plan = plan_run(cfg)  # the trainer's own checks, so that the sweep and the run never disagree
+    flops = 6 * plan.n_params * plan.tokens
+    n, d = f"{plan.n_params:,}", f"{plan.tokens:,}"
+    return f"N={n:>11} params  D={d:>13} tokens  C={flops:9.3g} FLOPs  {plan.steps:>7,} steps"
 
 
 def _error_of(ret: JobReturn) -> BaseException | None:
