@@ -172,3 +172,44 @@ def test_cancelled_job_is_reported_as_such_and_the_sweep_ends(tmp_path, env):
     assert f"cancelled {long_run}" in out and f"SLURM job {job} ended CANCELLED" in out
     recorded = json.loads((sweep_dir / "sweep_summary.json").read_text())
     assert recorded["counts"]["cancelled"] == 1 and recorded["counts"]["completed"] == 1
+
+
+def test_two_tasks_train_one_run_data_parallel(tmp_path, env):
+    """tasks_per_node=2 (what gpus_per_node=2 implies): one run, two DDP processes (gloo on CPU)."""
+    sweep_dir = tmp_path / "ddp"
+    args = ["-m", *TINY, "train.tokens=40k", "train.evals=1", *SLURM, "hydra.launcher.tasks_per_node=2"]
+    out, err = finish(launch([*args, f"hydra.sweep.dir={sweep_dir}"], tmp_path, env), 180, sweep_dir)
+    assert "1 completed" in out, out + err[-3000:]
+    (summary,) = [json.loads(p.read_text()) for p in sweep_dir.glob("*/summary.json")]
+    assert summary["world_size"] == 2 and summary["steps_done"] == summary["steps"]
+
+
+def test_gpus_ask_one_task_per_gpu_and_a_refused_array_is_one_error(tmp_path, env):
+    started = datetime.now().strftime("%Y-%m-%dT%H:%M:%S")
+    jobs_before = sacct("-X", "-S", started, "-o", "JobID", env=env)
+    sweep_dir = tmp_path / "gpus"
+    args = [
+        "-m",
+        *TINY,
+        "train.tokens=40k",
+        *SLURM,
+        "hydra.launcher.gpus_per_node=2",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    proc = subprocess.run(
+        [str(BIN / "scaling-train"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.splitlines() == [
+        "error: SLURM refused the job array, nothing submitted: "
+        "sbatch: error: Invalid generic resource (gres) specification"
+    ]  # this cluster has no GPUs
+    (script,) = sweep_dir.glob(".submitit/*/.submission_file_*.sh")
+    assert "#SBATCH --gpus-per-node=2" in script.read_text()
+    assert "#SBATCH --ntasks-per-node=2" in script.read_text()  # one DDP process per GPU
+    assert sacct("-X", "-S", started, "-o", "JobID", env=env) == jobs_before

@@ -4,7 +4,8 @@ Differences from the upstream launcher:
 - a job that ends without a result (cancelled, killed, out of time-outs) is reported in its JobReturn
   with its SLURM state instead of raising and abandoning the wait for the rest of the array;
 - `tasks_per_node: null` means one task per GPU (torch DDP), one task without GPUs;
-- it logs the job array's id, so a user can `squeue -j` / `scancel` it.
+- it logs the job array's id, so a user can `squeue -j` / `scancel` it;
+- a job array that sbatch refuses (resources the cluster lacks) is a UsageError: one `error:` line.
 
 Preemption and time-outs: submitit signals the job with USR2 (on preemption, and `signal_delay_s`
 before the time limit); `scaling.sweep.interruptible` lets the trainer checkpoint at a step boundary, then
@@ -13,6 +14,8 @@ submitit's checkpoint (this launcher's `checkpoint`, inherited: resubmit the sam
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,12 +26,16 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from omegaconf import OmegaConf
 
+from scaling.errors import UsageError
+from scaling.sweep import one_line
+
 log = logging.getLogger(__name__)
 
 
 class ScalingSlurmLauncher(SlurmLauncher):
     def launch(self, job_overrides: Any, initial_job_idx: int) -> list[JobReturn]:
         import submitit  # lazy, as upstream: plugin discovery stays fast
+        from submitit.core.utils import FailedJobError, FailedSubmissionError
 
         assert self.config is not None
         params = dict(self.params)
@@ -47,7 +54,11 @@ class ScalingSlurmLauncher(SlurmLauncher):
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             log.info(f"\t#{idx} : {' '.join(filter_overrides(overrides))}")
             args.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
-        jobs = executor.map_array(self, *zip(*args, strict=True))
+        try:  # sbatch's complaint (bad resources, partition, ...) comes back in the error: print it once
+            with contextlib.redirect_stderr(io.StringIO()):
+                jobs = executor.map_array(self, *zip(*args, strict=True))
+        except (FailedJobError, FailedSubmissionError) as exc:
+            raise UsageError(f"SLURM refused the job array, nothing submitted: {one_line(exc)}") from None
         array_id = jobs[0].job_id.split("_")[0]
         log.info(f"submitted {len(jobs)} runs as SLURM job array {array_id} (logs in {folder})")
         return [_result(job, list(o)) for job, o in zip(jobs, job_overrides, strict=True)]
