@@ -127,16 +127,23 @@ def test_sweep_is_one_job_array_and_a_relaunch_submits_nothing(tmp_path, env):
     assert sacct("-X", "-S", started, "-o", "JobID", env=env) == jobs_before  # nothing submitted
 
 
-def test_preempted_run_requeues_and_resumes_from_its_checkpoint(tmp_path, env):
-    config = [*TINY, "train.tokens=300k", "train.evals=4"]
+@pytest.mark.parametrize("preempt", ["scancel --signal=USR2", "a job in the higher-priority partition"])
+def test_preempted_run_requeues_and_resumes_from_its_checkpoint(tmp_path, env, preempt):
+    config = [*TINY, "train.tokens=200k", "train.evals=4"]
     sweep_dir = tmp_path / "preempt"
-    proc = launch(["-m", *config, *SLURM, f"hydra.sweep.dir={sweep_dir}"], tmp_path, env)
+    # both cores: a job of partition `urgent` then needs this one's (partition `debug`) to run
+    whole_node = ["hydra.launcher.cpus_per_task=2"]
+    proc = launch(["-m", *config, *SLURM, *whole_node, f"hydra.sweep.dir={sweep_dir}"], tmp_path, env)
     # the same run, uninterrupted, on this machine meanwhile: the reference
     reference = launch([*config, f"hydra.run.dir={tmp_path / 'reference'}"], tmp_path, env)
 
     wait_for("*/metrics.jsonl", sweep_dir, proc)  # the first of four evaluations: a quarter done
     (job,) = job_ids(sweep_dir)
-    subprocess.run(["scancel", "--signal=USR2", job], env=env, check=True, timeout=30)
+    if preempt.startswith("scancel"):
+        command = ["scancel", "--signal=USR2", job]
+    else:  # SLURM preempts (requeues) the debug job and sends it USR2 first (preempt_send_user_signal)
+        command = ["sbatch", "-p", "urgent", "--cpus-per-task=2", "-o", "/dev/null", "--wrap", "sleep 1"]
+    subprocess.run(command, env=env, check=True, timeout=30, capture_output=True)
     out, err = finish(proc, 240, sweep_dir)
     assert proc.returncode == 0 and "1 completed" in out, out + err[-3000:]
     ref_out, ref_err = reference.communicate(timeout=120)
@@ -149,12 +156,14 @@ def test_preempted_run_requeues_and_resumes_from_its_checkpoint(tmp_path, env):
     assert run["resumes"] == 1 and ref["resumes"] == 0  # it restarted once, from its checkpoint
     assert run["steps_done"] == ref["steps_done"] == ref["steps"]
     assert run["val_loss"] == pytest.approx(ref["val_loss"], rel=1e-6)
-    steps = [
-        json.loads(line)["step"] for line in (summary_path.parent / "metrics.jsonl").read_text().splitlines()
-    ]
+    metrics = (summary_path.parent / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line)["step"] for line in metrics]
     assert steps == sorted(set(steps)) and len(steps) == 4  # resumed where it stopped: no step trained twice
-    # SLURM's own record: the job was requeued once, then completed
-    assert final_states(job, env, history=True) == ["REQUEUED", "COMPLETED"]
+    # SLURM's own record: the job went back to the queue once, then completed
+    history = final_states(job, env, history=True)
+    assert len(history) == 2 and history[0] in ("REQUEUED", "PREEMPTED") and history[1] == "COMPLETED", (
+        history
+    )
 
 
 def test_cancelled_job_is_reported_as_such_and_the_sweep_ends(tmp_path, env):
