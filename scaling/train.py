@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 from scaling.config import RunPlan, identity, plan_run, resolved_config, synthetic_params
@@ -254,15 +256,30 @@ def _load_checkpoint(path: Path) -> dict[str, Any] | None:
         return None
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # written atomically, so only outside damage gets here
-        raise UsageError(f"checkpoint {path} cannot be read ({exc}); delete it to restart the run") from None
+    except Exception as exc:  # written atomically, so only outside damage (or a foreign file) gets here
+        # torch's message is paragraphs of advice; what it refused is the last before "Check the ..."
+        paragraphs = [" ".join(p.split()) for p in str(exc).split("\n\n")]
+        paragraphs = [p for p in paragraphs if p and not p.startswith("Check the documentation")]
+        paragraphs = paragraphs or [type(exc).__name__]
+        why = paragraphs[-1] if len(paragraphs) > 1 else paragraphs[0].split(". ")[0]
+        raise UsageError(
+            f"checkpoint {path} is not a readable weights-only checkpoint ({why[:200]}); "
+            "delete it to restart the run"
+        ) from None
+
+
+def _metric_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        return list(read_jsonl(path)) if path.exists() else []
+    except ValueError as exc:  # a damaged line before the last (a torn last line is skipped)
+        raise UsageError(f"{exc}; delete the run folder {path.parent} to restart the run") from None
 
 
 def _truncate_metrics(path: Path, last_step: int) -> None:
     """Drop metric rows past the checkpoint (they will be produced again), atomically."""
     if not path.exists():
         return
-    rows = [r for r in read_jsonl(path) if r.get("step", math.inf) <= last_step]
+    rows = [r for r in _metric_rows(path) if r.get("step", math.inf) <= last_step]
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -290,7 +307,15 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, stop: threading.Event | N
     resolved = resolved_config(cfg, plan)
     summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
     if config_path.exists():
-        saved = OmegaConf.to_container(OmegaConf.load(config_path))
+        try:
+            saved = OmegaConf.to_container(OmegaConf.load(config_path))
+        except (ValueError, yaml.YAMLError, OmegaConfBaseException):  # ValueError: not UTF-8
+            saved = None
+        if not isinstance(saved, dict):
+            raise UsageError(
+                f"run folder {run_dir} has a damaged config.yaml; give another folder (hydra.run.dir=...) "
+                "or delete this one"
+            )
         if identity(saved) != identity(resolved):
             raise UsageError(
                 f"run folder {run_dir} holds a run with another config; give another folder "
@@ -418,7 +443,6 @@ def _train(
         initial=step * plan.tokens_per_step,
         unit="tok",
         unit_scale=True,
-        dynamic_ncols=True,
         disable=not rt.is_main or not (sys.stderr.isatty() if show in (None, "auto") else bool(show)),
     )
     model.train()
@@ -511,5 +535,5 @@ def _train(
 
 
 def _last_metrics(path: Path) -> dict[str, Any]:
-    rows = list(read_jsonl(path)) if path.exists() else []
+    rows = _metric_rows(path)
     return rows[-1] if rows else {}
