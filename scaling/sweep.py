@@ -215,20 +215,18 @@ def interruptible() -> Iterator[threading.Event]:
         signal.signal(s, on_signal)
     try:
         yield stop
-    finally:
+    finally:  # also when the run raised after the signal: the process was asked to stop, so it stops
         for s, handler in previous.items():
             signal.signal(s, handler)
-    if not received:
-        return
-    signum = received[0]
-    handler = previous[signum]
-    if os.environ.get("SUBMITIT_EXECUTOR") and signum == signal.SIGUSR2 and callable(handler):
-        handler(signum, None)  # submitit: checkpoint, requeue, exit
-    print(
-        f"stopped by {signal.Signals(signum).name}: checkpoint kept, relaunch to resume",
-        file=sys.stderr,
-        flush=True,
-    )
+        if received:
+            _stop_process(received[0], previous[received[0]])
+
+
+def _stop_process(signum: int, previous: object) -> None:
+    if os.environ.get("SUBMITIT_EXECUTOR") and signum == signal.SIGUSR2 and callable(previous):
+        previous(signum, None)  # submitit's handler: checkpoint (resubmit this job), requeue, exit
+    name = signal.Signals(signum).name
+    print(f"stopped by {name}: checkpoint kept, relaunch to resume", file=sys.stderr, flush=True)
     raise SystemExit(128 + signum)
 
 

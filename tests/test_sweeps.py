@@ -20,6 +20,7 @@ from scaling.sweep import (
     PlannedRun,
     RunOutcome,
     SweepSummary,
+    interruptible,
     one_line,
     outcome,
     plan_sweep,
@@ -226,3 +227,15 @@ def test_every_sweep_of_the_menu_expands_and_passes_its_checks(tmp_path):
     budgets = {line.split("train.tokens=")[1] for line in demo}
     assert len(sizes) >= 4 and max(sizes) / min(sizes) >= 10**1.5 and len(budgets) >= 4
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+def test_a_stop_signal_ends_the_process_even_if_the_run_then_fails():
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(ValueError), interruptible() as stop:  # no signal: errors pass through untouched
+        raise ValueError("no signal")
+    with pytest.raises(SystemExit) as ended, interruptible() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(5)
+        raise OSError("the checkpoint could not be written")
+    assert ended.value.code == 128 + signal.SIGTERM  # the sweep does not go on to its next run
+    assert signal.getsignal(signal.SIGTERM) is before
