@@ -219,10 +219,11 @@ def test_every_sweep_of_the_menu_expands_and_passes_its_checks(tmp_path):
         return scaling_train("-m", f"+sweep={name}", "hydra.sweeper.dry_run=true", cwd=tmp_path)
 
     with ThreadPoolExecutor(2) as pool:
-        for name, proc in zip(menu, pool.map(dry_run, menu), strict=True):
-            assert proc.returncode == 0, (name, proc.stderr[-2000:])
-            assert f"sweep runs/{name}: " in proc.stdout and "(dry run: nothing launched)" in proc.stdout
-    demo = dry_run("demo").stdout.splitlines()[1:]
+        plans = dict(zip(menu, pool.map(dry_run, menu), strict=True))
+    for name, proc in plans.items():
+        assert proc.returncode == 0, (name, proc.stderr[-2000:])
+        assert f"sweep runs/{name}: " in proc.stdout and "(dry run: nothing launched)" in proc.stdout
+    demo = plans["demo"].stdout.splitlines()[1:]
     sizes = {int(line.split("N=")[1].split()[0].replace(",", "")) for line in demo}
     budgets = {line.split("train.tokens=")[1] for line in demo}
     assert len(sizes) >= 4 and max(sizes) / min(sizes) >= 10**1.5 and len(budgets) >= 4

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling import sweep as sw
 from scaling.config import plan_run
+from scaling.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,9 @@ class ScalingSweeper(BasicSweeper):
             batch = todo[start : start + size]
             results = self.launcher.launch([list(p.overrides) for p in batch], initial_job_idx=start)
             for p, ret in zip(batch, results, strict=True):
-                errors[p.run_dir] = _error_of(ret)
+                errors[p.run_dir] = error = _error_of(ret)
+                if error is not None and not isinstance(error, UsageError):  # a bug or a crash: show where
+                    log.error(f"run {p.run_dir} failed", exc_info=error)
 
         summary = sw.SweepSummary(
             sweep_dir,
