@@ -27,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
         f"{meta['n_train']:,} train, {meta['n_val']:,} validation; "
         f"unigram entropy {meta['unigram_entropy']:.3f} nats/token -> {data.folder}"
     )
-    print(f"train on it with: scaling-train data.name={data.folder}")
+    print(f"train on it with: scaling-train data.name={data.folder.resolve()}")
     return 0
