@@ -31,7 +31,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -40,6 +40,7 @@ from scaling.errors import UsageError
 from scaling.io import atomic_write_json
 
 FINISHED = ("completed", "diverged")
+OUTCOMES = ("completed", "diverged", "failed", "cancelled", "running")
 SUMMARY_FILE = "sweep_summary.json"
 # Folder names longer than this (many overrides) are shortened and made unique with a hash.
 MAX_DIRNAME = 160
@@ -49,7 +50,7 @@ def run_dirname(override_dirname: str) -> str:
     """A run's folder name from Hydra's `override_dirname` (`model=tiny_1m,train.tokens=2M`).
 
     Empty (no overrides) gives `default`; `/` in values (data paths) becomes `%2F` so that a run is one
-    folder; names longer than MAX_DIRNAME keep their start and end with a hash of the whole.
+    folder; a name longer than MAX_DIRNAME keeps its start and ends with a hash of the whole name.
     """
     name = override_dirname.replace("/", "%2F") or "default"
     if len(name) > MAX_DIRNAME:
@@ -71,12 +72,19 @@ register_resolvers()
 # Run folders
 
 
-def read_status(run_dir: Path) -> str | None:
-    """The `status` in run_dir/summary.json, or None when the run never wrote one (or it is unreadable)."""
+def read_summary(run_dir: Path) -> dict:
+    """run_dir/summary.json, or {} when the run never wrote one (or it is unreadable)."""
     try:
-        return str(json.loads((run_dir / "summary.json").read_text())["status"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
+
+
+def read_status(run_dir: Path) -> str | None:
+    """The `status` in run_dir/summary.json, or None when there is none."""
+    status = read_summary(run_dir).get("status")
+    return None if status is None else str(status)
 
 
 @dataclass(frozen=True)
@@ -249,7 +257,7 @@ class SweepSummary:
     """The outcome of every run of a sweep (frozen; `format()` is what the sweep prints at the end)."""
 
     sweep_dir: Path
-    runs: tuple[RunOutcome, ...] = field(default_factory=tuple)
+    runs: tuple[RunOutcome, ...]
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.runs)
@@ -269,11 +277,7 @@ class SweepSummary:
         head = f"sweep {self.sweep_dir}: {n} runs, {self.n_trained} launched, {skipped} done before (skipped)"
         if self.n_trained == 0:
             head = f"sweep {self.sweep_dir}: all {n} runs already finished; nothing to train"
-        counts = ", ".join(
-            f"{self.count(s)} {s}"
-            for s in ("completed", "diverged", "failed", "cancelled", "running")
-            if self.count(s)
-        )
+        counts = ", ".join(f"{self.count(s)} {s}" for s in OUTCOMES if self.count(s))
         lines = [head, f"  {counts}"]
         for r in self.runs:
             if r.status != "completed":
@@ -283,7 +287,7 @@ class SweepSummary:
     def to_json(self) -> dict:
         return {
             "sweep_dir": str(self.sweep_dir),
-            "counts": {s: self.count(s) for s in ("completed", "diverged", "failed", "cancelled", "running")},
+            "counts": {s: self.count(s) for s in OUTCOMES},
             "launched": self.n_trained,
             "runs": [
                 {"run": str(r.run_dir), "status": r.status, "detail": r.detail, "skipped": r.skipped}
@@ -302,10 +306,15 @@ _CANCELLED = re.compile(r"\bCANCELLED\b")
 
 def outcome(planned: PlannedRun, error: BaseException | None, skipped: bool) -> RunOutcome:
     """Classify a run after the launcher returned: its summary.json first, then the launcher's error."""
-    status = read_status(planned.run_dir)
+    summary = read_summary(planned.run_dir)
+    status = summary.get("status")
+    if status == "diverged":
+        step = summary.get("diverged_at_step")
+        detail = "non-finite loss" + (f" at step {step}" if step is not None else "")
+        return RunOutcome(planned.run_dir, status, detail, skipped)
     if skipped:
         return RunOutcome(planned.run_dir, status or "completed", "", True)
-    if error is None and status in FINISHED:
+    if error is None and status == "completed":
         return RunOutcome(planned.run_dir, status)
     if error is not None and _CANCELLED.search(str(error)):
         kept = "; its checkpoint is kept, a relaunch resumes it" if status == "running" else ""
