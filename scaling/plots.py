@@ -407,7 +407,11 @@ def plot_nd_plane(
         linewidths=0.7,
         zorder=1,
     )
-    ax.clabel(contours, fmt=lambda v: f"{v:.3g}", fontsize=6.5, inline=True)
+    obstacles = [(n, d) for n, d, _ in landmarks]
+    if table is not None:
+        obstacles += list(zip(table["N"], table["D"], strict=True))
+    spots = _contour_label_spots(contours, obstacles, landmarks, (n_lo, n_hi), (d_lo, d_hi))
+    ax.clabel(contours, fmt=lambda v: f"{v:.3g}", fontsize=6.5, inline=True, manual=spots)
     handles.append(Line2D([], [], color="0.45", lw=0.7, label="fitted L(N, D), nats/token (labelled)"))
 
     log_c = np.log10(6.0 * NN * DD)
@@ -487,6 +491,39 @@ def plot_nd_plane(
     ax.set_title(f"The (N, D) plane under the fitted {fit_result.law} law", pad=14)
     fig.legend(handles=handles, loc="outside lower center", ncol=2)
     return fig
+
+
+def _contour_label_spots(contours, points, landmarks, n_range, d_range) -> list[tuple[float, float]]:
+    """One label position per contour level: the point of the line farthest (in axes fractions of the
+    log axes) from the runs, the landmarks with their text, the frame and the labels placed before it."""
+    (n_lo, n_hi), (d_lo, d_hi) = n_range, d_range
+
+    def frac(n, d):
+        return np.column_stack(
+            [
+                np.log(np.asarray(n) / n_lo) / np.log(n_hi / n_lo),
+                np.log(np.asarray(d) / d_lo) / np.log(d_hi / d_lo),
+            ]
+        )
+
+    obstacles = [frac(*zip(*points, strict=True))] if points else []
+    for i, (n, d, _) in enumerate(landmarks):  # each landmark's text runs ~0.15 of the width to its side
+        side = 1 if i % 2 == 0 else -1
+        obstacles.append(frac(n, d) + np.column_stack([side * np.linspace(0, 0.15, 6), np.zeros(6)]))
+    spots = []
+    for segments in contours.allsegs:
+        line = np.concatenate([seg for seg in segments if len(seg)] or [np.empty((0, 2))])
+        if not len(line):
+            continue
+        where = frac(line[:, 0], line[:, 1])
+        clear = np.min(np.minimum(where, 1 - where), axis=1)  # distance to the frame
+        for block in obstacles:
+            gaps = np.linalg.norm(where[:, None, :] - block[None, :, :], axis=2).min(axis=1)
+            clear = np.minimum(clear, gaps)
+        best = int(np.argmax(clear))
+        spots.append((float(line[best, 0]), float(line[best, 1])))
+        obstacles.append(where[best : best + 1])
+    return spots
 
 
 def _label_iso_lines(ax: Axes, levels: np.ndarray, n_range, d_range) -> None:
