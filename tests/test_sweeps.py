@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
+from scaling.config import plan_run, register_resolvers
 from scaling.errors import UsageError
 from scaling.sweep import (
     MAX_DIRNAME,
@@ -28,6 +32,7 @@ from scaling.sweep import (
 )
 
 BIN = Path(sys.executable).parent
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "sweeps"
 # Tiny and fast: 4 sequences of 128 tokens per step, one evaluation (at the end) on 2k tokens, one thread.
 TINY = ["train.batch_size=4", "train.evals=1", "train.eval_tokens=2048", "train.threads=1"]
 
@@ -211,23 +216,30 @@ def test_plan_lists_every_bad_point():
         plan_sweep([["x=1"], ["x=2"]], load, lambda cfg: None)
 
 
-def test_every_sweep_of_the_menu_expands_and_passes_its_checks(tmp_path):
-    menu = sorted(p.stem for p in (Path(__file__).parents[1] / "sweeps/sweep").glob("*.yaml"))
+def test_every_sweep_of_the_menu_expands_into_runs_that_pass_the_trainer_checks():
+    menu = sorted(p.stem for p in (CONFIG_DIR / "sweep").glob("*.yaml"))
     assert {"model_size", "data_size", "grid", "isoflop", "epochs", "demo"} <= set(menu)
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        for name in menu:
+            sweep = compose("config", overrides=[f"+sweep={name}"], return_hydra_config=True)
+            axes = [f"{k}={v}" for k, v in sweep.hydra.sweeper.params.items()]
+            (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(axes), None)
+            assert len(jobs) >= 4, name
+            for job in jobs:
+                plan = plan_run(compose("config", overrides=[f"+sweep={name}", *job]))
+                assert plan.steps >= 10, (name, job)
 
-    def dry_run(name: str) -> subprocess.CompletedProcess:
-        return scaling_train("-m", f"+sweep={name}", "hydra.sweeper.dry_run=true", cwd=tmp_path)
 
-    with ThreadPoolExecutor(2) as pool:
-        plans = dict(zip(menu, pool.map(dry_run, menu), strict=True))
-    for name, proc in plans.items():
-        assert proc.returncode == 0, (name, proc.stderr[-2000:])
-        assert f"sweep runs/{name}: " in proc.stdout and "(dry run: nothing launched)" in proc.stdout
-    demo = plans["demo"].stdout.splitlines()[1:]
-    sizes = {int(line.split("N=")[1].split()[0].replace(",", "")) for line in demo}
-    budgets = {line.split("train.tokens=")[1] for line in demo}
+def test_dry_run_lists_the_demo_and_writes_nothing(tmp_path):
+    proc = scaling_train("-m", "+sweep=demo", "hydra.sweeper.dry_run=true", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    head, *runs = proc.stdout.strip().splitlines()[-21:]
+    assert head == "sweep runs/demo: 20 runs (dry run: nothing launched)"
+    sizes = {int(line.split("N=")[1].split()[0].replace(",", "")) for line in runs}
+    budgets = {line.split("train.tokens=")[1] for line in runs}
     assert len(sizes) >= 4 and max(sizes) / min(sizes) >= 10**1.5 and len(budgets) >= 4
-    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_stop_signal_ends_the_process_even_if_the_run_then_fails():
