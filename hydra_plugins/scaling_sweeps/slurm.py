@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class ScalingSlurmLauncher(SlurmLauncher):
+    """Submits the sweep as one job array and reports each job's end, whatever it was (module docstring)."""
+
     def launch(self, job_overrides: Any, initial_job_idx: int) -> list[JobReturn]:
         import submitit  # lazy, as upstream: plugin discovery stays fast
         from submitit.core.utils import FailedJobError, FailedSubmissionError

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 
 class ScalingSweeper(BasicSweeper):
+    """Hydra's BasicSweeper that plans the whole sweep first; options `retry_diverged`, `dry_run`."""
+
     def __init__(
         self,
         max_batch_size: int | None = None,
