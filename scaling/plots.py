@@ -59,8 +59,8 @@ REGIME_STYLE = {  # marker, colour
     BALANCED: ("o", "#1e8449"),
 }
 LABEL = {
-    "N": "parameters N (non-embedding)",
-    "D": "training tokens D",
+    "N": "model size N (non-embedding parameters)",
+    "D": "data D (training tokens)",
     "C": "training compute C = 6ND (FLOPs)",
     "loss": "loss (nats/token)",
 }
