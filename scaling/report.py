@@ -441,6 +441,11 @@ def analyse(
     holdout_top: fraction of the runs (by compute) the backtest holds out; isoflop_tolerance: relative
     compute difference of the runs of one IsoFLOP profile (Approach 2). UsageError when the runs cannot
     be fitted at all; parts the data do not support are left out with the reason in `skipped`."""
+    # A bad option is the user's to fix: fail now rather than skip the part it belongs to.
+    if not 0 < holdout_top < 1:
+        raise UsageError(f"--holdout-top must be a fraction between 0 and 1, got {holdout_top}")
+    if not 0 <= isoflop_tolerance < 1:
+        raise UsageError(f"--isoflop-tolerance must be a fraction in [0, 1), got {isoflop_tolerance}")
     skipped: dict[str, str] = {}
     with warnings.catch_warnings(record=True) as noted:
         warnings.simplefilter("always", ScalingWarning)
