@@ -169,7 +169,9 @@ def optimal_loss(law_name: str, params: Mapping[str, float], C: np.ndarray) -> n
     return law.predict(params, N=n_opt, D=d_opt, U=unique)
 
 
-def compute_optimal_curve(fit_result: Any, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+def compute_optimal_curve(
+    fit_result: Any, C: np.ndarray
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
     """(central L(C), 95 % band (lo, hi) or None) of the fitted compute-optimal loss, nats/token."""
     central = optimal_loss(fit_result.law, fit_result.params, C)
     if central is None:
@@ -187,9 +189,9 @@ def law_loss_at(fit_result: Any, N, D, U=None) -> np.ndarray:
     return fit_result.predict(N=N, D=D, U=D if U is None else U)
 
 
-def _sci(value: float) -> str:
-    """3.15e+23 -> '3.15e23' (FLOPs and other large counts in titles and legends)."""
-    return f"{value:.3g}".replace("e+", "e")
+def sci(value: float, digits: int = 3) -> str:
+    """3.15e+23 -> '3.15e23': FLOPs and other large counts in titles, legends and the report."""
+    return f"{value:.{digits}g}".replace("e+", "e")
 
 
 def _truncated(name: str, top: float = 0.88) -> mpl.colors.Colormap:
@@ -287,7 +289,7 @@ def plot_loss_vs_compute(
     if budget:
         ax.axvline(budget[0], color="0.35", ls=":", lw=1.0, zorder=1)
         handles.append(
-            Line2D([], [], color="0.35", ls=":", lw=1.0, label=f"{budget[1]}: {_sci(budget[0])} FLOPs")
+            Line2D([], [], color="0.35", ls=":", lw=1.0, label=f"{budget[1]}: {sci(budget[0])} FLOPs")
         )
     _log_axes(ax)
     top = float(table["loss"].max())
@@ -865,7 +867,7 @@ def plot_backtest(result: Any, table: pd.DataFrame | None = None) -> Figure:
     axes[1].set_xlabel(LABEL["C"])
     axes[1].set_ylabel("relative error (predicted − observed) / observed (%)")
     fig.suptitle(
-        f"Backtest: {result.law} fitted on the runs with C ≤ {_sci(result.cutoff_C)} FLOPs; held-out runs: "
+        f"Backtest: {result.law} fitted on the runs with C ≤ {sci(result.cutoff_C)} FLOPs; held-out runs: "
         f"mean |error| {result.mean_abs_rel_error:.2%}, max {result.max_abs_rel_error:.2%}",
         fontsize=10,
     )

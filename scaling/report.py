@@ -35,6 +35,7 @@ from scaling.allocate import ISOFLOP_TOLERANCE, Allocation, allocate
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import Backtest, FitResult, backtest, fit, save_fit
 from scaling.laws import get_law
+from scaling.plots import sci
 from scaling.predict import Prediction, fitted_range, predict
 from scaling.regimes import Thresholds, classify
 from scaling.runs import collect_runs, load_runs, read_metrics
@@ -78,18 +79,13 @@ class Report:
     analysis: Analysis
 
 
-def _sci(value: float, digits: int = 3) -> str:
-    """3.15e+23 -> '3.15e23'."""
-    return f"{value:.{digits}g}".replace("e+", "e")
-
-
 def _num(value: float) -> str:
-    """Plain digits for everyday magnitudes (9161, 0.714), scientific beyond (3.59e4 would be 35,940)."""
-    return f"{value:,.0f}" if 1e3 <= abs(value) < 1e9 else _sci(value, 4)
+    """Budgets and memory as people read them: 9,161 and 698.4 in digits, 1.2e9 and 0.0123 in scientific."""
+    return f"{value:,.0f}" if 1e3 <= abs(value) < 1e9 else sci(value, 4)
 
 
 def _ci(ci: tuple[float, float] | None, digits: int = 4) -> str:
-    return f"[{_sci(ci[0], digits)}, {_sci(ci[1], digits)}]" if ci else "n/a (no bootstrap)"
+    return f"[{sci(ci[0], digits)}, {sci(ci[1], digits)}]" if ci else "n/a (no bootstrap)"
 
 
 def _decades(hi: float, lo: float) -> float:
@@ -120,11 +116,8 @@ def _curves(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return curves
 
 
-def _status_counts(source: Any) -> dict[str, int] | None:
-    """Runs per status in a sweep folder (every run, usable or not); None for a CSV or a DataFrame."""
-    if isinstance(source, pd.DataFrame) or not Path(source).is_dir():
-        return None
-    return collect_runs(source)["status"].astype(str).value_counts().to_dict()
+def _is_folder(source: Any) -> bool:
+    return not isinstance(source, pd.DataFrame) and Path(source).is_dir()
 
 
 def _predictions(result: FitResult, table: pd.DataFrame, skipped: dict[str, str]) -> dict[str, Prediction]:
@@ -164,16 +157,19 @@ def _data_section(
         ["runs used", used],
         [
             "model sizes N",
-            f"{len(sizes)} distinct, {_sci(n.min())} to {_sci(n.max())} parameters "
+            f"{len(sizes)} distinct, {sci(n.min())} to {sci(n.max())} parameters "
             f"({_decades(n.max(), n.min()):.2f} orders of magnitude)",
         ],
         [
             "token budgets D",
-            f"{len(budgets)} distinct, {_sci(d.min())} to {_sci(d.max())} tokens "
+            f"{len(budgets)} distinct, {sci(d.min())} to {sci(d.max())} tokens "
             f"({_decades(d.max(), d.min()):.2f} orders of magnitude)",
         ],
-        ["compute C", f"{_sci(c.min())} to {_sci(c.max())} FLOPs"],
-        ["tokens per parameter D/N", f"{_sci((d / n).min())} to {_sci((d / n).max())} tokens/param"],
+        ["compute C", f"{sci(c.min())} to {sci(c.max())} FLOPs"],
+        [
+            "tokens per parameter D/N",
+            f"{sci((d / n).min())} to {sci((d / n).max())} tokens/param",
+        ],
         ["final held-out loss", f"{loss.min():.4g} to {loss.max():.4g} nats/token"],
         ["IsoFLOP profiles", f"{len(allocations[2].profiles)}" if 2 in allocations else "none"],
         ["learning curves", f"{n_curves} runs" if n_curves else "none (a run table without run folders)"],
@@ -250,7 +246,7 @@ def _allocation_section(allocations: Mapping[int, Allocation], skipped: Mapping[
                     "b",
                     "95 % interval",
                     "tokens/param at the largest run",
-                    f"tokens/param at {_sci(budget)} FLOPs (GPT-3 175B budget)",
+                    f"tokens/param at {sci(budget)} FLOPs (GPT-3 175B budget)",
                     "from",
                 ],
                 rows,
@@ -283,11 +279,11 @@ def _regime_section(labels: pd.DataFrame | None, skipped: Mapping[str, str]) -> 
             onset, lost = row.get("onset_tokens"), row.get("law_loss_lost")
             rows.append(
                 [
-                    _sci(row["N"]),
-                    _sci(row["D"]),
-                    _sci(row["D"] / row["N"]),
+                    sci(row["N"]),
+                    sci(row["D"]),
+                    sci(row["D"] / row["N"]),
                     row["regime"],
-                    _sci(onset) if onset is not None and pd.notna(onset) else "",
+                    sci(onset) if onset is not None and pd.notna(onset) else "",
                     f"{lost:.3g}" if lost is not None and pd.notna(lost) else "",
                 ]
             )
@@ -324,14 +320,17 @@ def _prediction_section(
     def row(label: str, func: Callable[[Prediction], str]) -> None:
         rows.append([label] + [func(predictions[c]) for c in cols])
 
-    row("N (parameters)", lambda p: f"{_sci(p.N, 4)} ({format_quantity(p.N)})")
+    row("N (parameters)", lambda p: f"{sci(p.N, 4)} ({format_quantity(p.N)})")
     row(
         "D (tokens)",
-        lambda p: f"{_sci(p.D, 4)} ({format_quantity(p.D)})" + (f", 95 % {_ci(p.D_ci, 3)}" if p.D_ci else ""),
+        lambda p: f"{sci(p.D, 4)} ({format_quantity(p.D)})" + (f", 95 % {_ci(p.D_ci, 3)}" if p.D_ci else ""),
     )
     row("tokens per parameter", lambda p: f"{p.tokens_per_param:.3g}")
-    row("C = 6ND (FLOPs)", lambda p: _sci(p.C))
-    row("C with attention (FLOPs)", lambda p: _sci(p.flops_with_attention) if p.flops_with_attention else "")
+    row("C = 6ND (FLOPs)", lambda p: sci(p.C))
+    row(
+        "C with attention (FLOPs)",
+        lambda p: sci(p.flops_with_attention) if p.flops_with_attention else "",
+    )
     row("**loss (nats/token)**", lambda p: f"**{p.loss:.4g}** 95 % {_ci(p.loss_ci)}")
     row("regime", lambda p: p.regime or "")
     row("PF-days", lambda p: _num(p.pf_days))
@@ -352,8 +351,8 @@ def _prediction_section(
     n_max, c_max = float(table["N"].max()), float(table["C"].max())
     text.append(
         f"\nThis extrapolates {_decades(first.N, n_max):.1f} orders of magnitude in N beyond the largest "
-        f"run ({_sci(n_max)} parameters) and {_decades(first.C, c_max):.1f} in C (largest run "
-        f"{_sci(c_max)} FLOPs). The interval covers the fit's uncertainty only, not a change of regime"
+        f"run ({sci(n_max)} parameters) and {_decades(first.C, c_max):.1f} in C (largest run "
+        f"{sci(c_max)} FLOPs). The interval covers the fit's uncertainty only, not a change of regime"
         + (
             f"; the backtest below extrapolated {_decades(bt.runs['C'].max(), bt.cutoff_C):.1f} orders of "
             f"magnitude in C with a mean error of {bt.mean_abs_rel_error:.2%}."
@@ -370,14 +369,21 @@ def _backtest_section(bt: Backtest | None, skipped: Mapping[str, str]) -> str:
     if bt is None:
         return "\n".join(text + [f"Not available: {skipped.get('backtest', '')}\n"])
     text.append(
-        f"The {bt.law} law fitted on the {bt.fit.n_points} runs with C ≤ {_sci(bt.cutoff_C)} FLOPs predicts "
+        f"The {bt.law} law fitted on the {bt.fit.n_points} runs with C ≤ {sci(bt.cutoff_C)} FLOPs predicts "
         f"the {len(bt.runs)} runs of the top {bt.holdout_top:.0%} by compute with a **mean absolute relative "
         f"error of {bt.mean_abs_rel_error:.2%}** (mean signed {bt.mean_rel_error:+.2%}, max "
         f"{bt.max_abs_rel_error:.2%}) of the loss.\n"
     )
     if len(bt.runs) <= MAX_TABLE_ROWS:
         rows = [
-            [_sci(r.N), _sci(r.D), _sci(r.C), f"{r.loss:.4f}", f"{r.predicted:.4f}", f"{r.rel_error:+.2%}"]
+            [
+                sci(r.N),
+                sci(r.D),
+                sci(r.C),
+                f"{r.loss:.4f}",
+                f"{r.predicted:.4f}",
+                f"{r.rel_error:+.2%}",
+            ]
             for r in bt.runs.itertuples()
         ]
         text.append(
@@ -449,7 +455,8 @@ def analyse(
     skipped: dict[str, str] = {}
     with warnings.catch_warnings(record=True) as noted:
         warnings.simplefilter("always", ScalingWarning)
-        table = load_runs(source, column_map, drop_top_loss=drop_top_loss)
+        folders = collect_runs(source) if _is_folder(source) else None  # every run, to count statuses
+        table = load_runs(source if folders is None else folders, column_map, drop_top_loss=drop_top_loss)
         result = fit(table, law=law, bootstrap=bootstrap, seed=seed)
         options = {
             1: {"bootstrap": bootstrap, "seed": seed},
@@ -478,7 +485,7 @@ def analyse(
         regimes=labels,
         predictions=predictions,
         curves=_curves(table),
-        statuses=_status_counts(source),
+        statuses=None if folders is None else folders["status"].astype(str).value_counts().to_dict(),
         skipped=skipped,
         warnings=notes,
     )
