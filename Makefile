@@ -19,12 +19,12 @@ demo: $(STAMP)
 	$(BIN)/python -m scaling.demo
 
 test: $(STAMP)
-	$(BIN)/ruff check scaling tests bench analysis
+	$(BIN)/ruff check scaling tests bench analysis hydra_plugins
 	bash tests/slurm.sh start
 	$(BIN)/pytest -q -ra; status=$$?; bash tests/slurm.sh stop; exit $$status
 
 lint: $(STAMP)
-	$(BIN)/ruff check scaling tests bench analysis
+	$(BIN)/ruff check scaling tests bench analysis hydra_plugins
 
 bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
