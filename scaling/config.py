@@ -163,6 +163,18 @@ def _number(value: Any, key: str, integer: bool = False, allow_zero: bool = Fals
     return int(number) if integer else number
 
 
+def _in_range(value: Any, key: str, low: float, high: float, top_open: bool = False) -> float:
+    """A real number in [low, high] ([low, high) when top_open); UsageError naming `key` otherwise."""
+    try:
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (low <= number < high if top_open else low <= number <= high):
+        shown = f"[{low:g}, {high:g}{')' if top_open else ']'}"
+        raise UsageError(f"{key} must be a number in {shown}, got {value!r}")
+    return number
+
+
 @functools.lru_cache(maxsize=16)
 def _data_meta(name: str, synthetic_items: tuple) -> dict[str, Any]:
     from scaling.data import load_data
@@ -255,13 +267,17 @@ def plan_run(cfg: DictConfig) -> RunPlan:
 
     lr = train.get("lr", "auto")
     lr = auto_lr(shape, n) if lr in (None, "auto") else _number(lr, "train.lr")
-    warmup = float(train.get("warmup_frac", 0.02))
-    min_lr_ratio = float(train.get("min_lr_ratio", 0.1))
-    if not (0 <= warmup < 1 and 0 <= min_lr_ratio <= 1):
-        raise UsageError("train.warmup_frac must lie in [0, 1) and train.min_lr_ratio in [0, 1]")
+    warmup = _in_range(train.get("warmup_frac", 0.02), "train.warmup_frac", 0, 1, top_open=True)
+    min_lr_ratio = _in_range(train.get("min_lr_ratio", 0.1), "train.min_lr_ratio", 0, 1)
     seed = train.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise UsageError(f"train.seed must be an integer, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise UsageError(f"train.seed must be a non-negative integer, got {seed!r}")
+    # Read only by the trainer, but checked here so that bad values fail before anything is written.
+    for key, default in (("evals", 20), ("eval_tokens", 16384)):
+        _number(train.get(key, default), f"train.{key}", integer=True)
+    _number(train.get("checkpoint_every_s", 600), "train.checkpoint_every_s", allow_zero=True)
+    if train.get("threads") is not None:
+        _number(train.get("threads"), "train.threads", integer=True)
     return RunPlan(
         shape=shape,
         n_params=n,
@@ -272,10 +288,10 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         lr=lr,
         min_lr_ratio=min_lr_ratio,
         warmup_steps=max(1, round(warmup * steps)),
-        weight_decay=float(train.get("weight_decay", 0.1)),
-        beta1=float(train.get("beta1", 0.9)),
-        beta2=float(train.get("beta2", 0.95)),
-        grad_clip=float(train.get("grad_clip", 1.0)),
+        weight_decay=_in_range(train.get("weight_decay", 0.1), "train.weight_decay", 0, math.inf, True),
+        beta1=_in_range(train.get("beta1", 0.9), "train.beta1", 0, 1, top_open=True),
+        beta2=_in_range(train.get("beta2", 0.95), "train.beta2", 0, 1, top_open=True),
+        grad_clip=_number(train.get("grad_clip", 1.0), "train.grad_clip"),
         seed=seed,
         data_name=data_name,
         unique_tokens=unique,

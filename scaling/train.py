@@ -22,6 +22,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,7 +256,9 @@ def _load_checkpoint(path: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about a foreign file's pickle protocol, then refuses it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # written atomically, so only outside damage (or a foreign file) gets here
         # torch's message is paragraphs of advice; what it refused is the last before "Check the ..."
         paragraphs = [" ".join(p.split()) for p in str(exc).split("\n\n")]
@@ -343,6 +346,8 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, stop: threading.Event | N
     try:
         batches = Batches(sampler, plan, micro, rt)
         summary = _train(plan, data, batches, val_starts, cfg, run_dir, rt, stop)
+    except UsageError:
+        raise  # a damaged checkpoint or metrics file: the folder stays as it was until the user acts
     except BaseException:
         if rt.is_main:
             failed = _read_json(summary_path) or {}
