@@ -297,6 +297,8 @@ def allocate(
         raise UsageError(f"--approach must be 1, 2 or 3, got {approach}")
     if bootstrap < 0:
         raise UsageError(f"--bootstrap must be >= 0, got {bootstrap}")
+    if seed < 0:  # numpy's generators take non-negative seeds only
+        raise UsageError(f"--seed must be >= 0, got {seed}")
     table = load_runs(table)
     rng = np.random.default_rng(seed)
     samples: list[tuple[float, float, float, float]] = []

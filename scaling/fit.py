@@ -166,6 +166,16 @@ class FitResult:
             raise UsageError(f"fit result for law {law.name} must have params {', '.join(law.param_names)}")
         try:
             values = {k: float(params[k]) for k in law.param_names}
+            with np.errstate(all="ignore"):  # the log of a hand-edited negative scale is NaN: refused below
+                theta = law.to_theta(values)
+            bounds = law.theta_bounds()
+            lo, hi = (law.natural(bound) for bound in bounds)
+            for i, k in enumerate(law.param_names):
+                if not bounds[0][i] <= theta[i] <= bounds[1][i]:
+                    raise UsageError(
+                        f"fit result for law {law.name} has {k}={values[k]:g}, outside the range a fit can "
+                        f"give ({lo[i]:.3g} to {hi[i]:.3g})"
+                    )
             boot = obj.get("bootstrap_params")
             boot = None if boot is None else np.asarray(boot, dtype=float).reshape(-1, len(law.param_names))
             ci = {str(k): (float(v[0]), float(v[1])) for k, v in (obj.get("ci") or {}).items()}
@@ -284,6 +294,8 @@ def _relative_decrement(problem: _Problem, theta: np.ndarray) -> float:
     """The decrease a full Newton step from theta predicts, as a fraction of the objective."""
     lo, hi = problem.law.theta_bounds()
     f, g, H = problem.value_grad_hess(theta[None], np.array([0]))
+    if not (np.isfinite(g).all() and np.isfinite(H).all()):
+        return math.inf  # derivatives overflow there: no Newton step to measure
     _, decrement = _newton_step(theta[None], g, H, np.zeros(1), lo, hi)
     return float(decrement[0] / max(f[0], 1e-300))
 
@@ -306,6 +318,10 @@ def _newton(problem: _Problem, theta0: np.ndarray, max_iter: int = 200, tol: flo
         live = np.arange(start, min(start + chunk, K))  # problems still iterating
         fval[live], g[live], H[live] = problem.value_grad_hess(theta[live], live)
         for _ in range(max_iter):
+            # a gradient or Hessian that overflowed gives no step (eigh fails on it): such a problem stops
+            live = live[np.isfinite(g[live]).all(-1) & np.isfinite(H[live]).all((-2, -1))]
+            if live.size == 0:
+                break
             step, decrement = _newton_step(theta[live], g[live], H[live], damping[live], lo, hi)
             ok = np.isfinite(fval[live]) & (decrement <= tol * np.maximum(np.abs(fval[live]), floor))
             done[live[ok]] = True
@@ -417,6 +433,8 @@ def fit(
         raise UsageError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
     if bootstrap < 0:
         raise UsageError(f"--bootstrap must be >= 0, got {bootstrap}")
+    if seed < 0:  # numpy's generators take non-negative seeds only
+        raise UsageError(f"--seed must be >= 0, got {seed}")
     table, X, y_loss = _prepare(table, law_obj)
     problem = _Problem(law_obj, X, np.log(y_loss), loss, delta)
     if method == "profile":

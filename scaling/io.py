@@ -41,7 +41,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    # A file name that is not UTF-8 (a run folder named in another encoding) reaches text as surrogates;
+    # written as \udcff escapes, the file stays valid UTF-8 for every reader.
+    atomic_write_bytes(path, text.encode("utf-8", errors="backslashreplace"))
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -69,4 +71,5 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
         try:
             yield json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{path}: line {number} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from exc
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else exc
+            raise ValueError(f"{path}: line {number} is not valid JSON ({why})") from exc

@@ -281,12 +281,18 @@ class Chinchilla(Law):
         return np.array(rows)
 
 
+def _exp(log_value: float) -> float:
+    """exp(log_value), inf beyond the largest float instead of an OverflowError."""
+    return float(np.exp(log_value)) if log_value < 709.0 else float("inf")
+
+
 def _chinchilla_optimal(params: Mapping[str, float]) -> dict[str, float]:
     """Approach 3: minimise E + A/N^alpha + B/D^beta subject to C = 6 N D (Hoffmann et al. eq. 4)."""
     A, B, alpha, beta = (float(params[k]) for k in ("A", "B", "alpha", "beta"))
     a = beta / (alpha + beta)
-    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-    return {"a": a, "b": alpha / (alpha + beta), "G": G}
+    # in logs: the power overflows a float for exponents near the lower edge of their allowed range
+    log_g = (np.log(alpha * A) - np.log(beta * B)) / (alpha + beta)
+    return {"a": a, "b": alpha / (alpha + beta), "G": _exp(log_g)}
 
 
 # ---- Kaplan --------------------------------------------------------------------------------------
@@ -366,15 +372,17 @@ class KaplanND(Law):
         # minimise (N_c/N)^p + D_c 6 N / C over N with p = alpha_N / alpha_D
         p = params["alpha_N"] / params["alpha_D"]
         a = 1.0 / (p + 1.0)
-        G = (p * params["N_c"] ** p / params["D_c"]) ** a
-        return {"a": a, "b": 1.0 - a, "G": G}
+        # in logs: N_c^p overflows a float for the large N_c and p at the edges of the allowed range
+        log_g = a * (np.log(p) + p * np.log(params["N_c"]) - np.log(params["D_c"]))
+        return {"a": a, "b": 1.0 - a, "G": _exp(log_g)}
 
     def starts(self, X, loss):
         N, D = X.require("N"), X.require("D")
         rows = []
         for aN in _EXPONENT_GRID[::2]:
             for aD in _EXPONENT_GRID[::2]:
-                target = loss ** (1.0 / aD)
+                with np.errstate(over="ignore"):  # an overflowing start is skipped just below
+                    target = loss ** (1.0 / aD)
                 if not np.all(np.isfinite(target)) or target.max() > 1e250:
                     continue
                 p = aN / aD

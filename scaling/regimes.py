@@ -334,17 +334,21 @@ def _curve_for_row(row: pd.Series, thresholds: Thresholds, r_d_star: float) -> C
 
     U = row.get("U")
     unique = float(U) if U is not None and np.isfinite(U) and U > 0 else None
-    return analyze_curve(read_metrics(run), unique, thresholds, r_d_star)
+    try:
+        return analyze_curve(read_metrics(run), unique, thresholds, r_d_star)
+    except UsageError as exc:  # name the run: a sweep has many metrics.jsonl
+        raise UsageError(f"{Path(run) / 'metrics.jsonl'}: {exc}") from None
 
 
 def classify(
     table: pd.DataFrame, fit_result: Any = None, thresholds: Thresholds | None = None,
-    law: str = "chinchilla", curves: bool = True,
+    law: str | None = "chinchilla", curves: bool = True,
 ) -> pd.DataFrame:
     """Label every run of a run table (columns N, D, C, loss, optional U and run folder `run`).
 
     fit_result: a FitResult whose law gives the law view; None fits `law` to `table` (when it holds
-    enough runs; otherwise only the curve view is given, with a warning). curves: also read each run's
+    enough runs; otherwise only the curve view is given, with a warning); with law None as well, there
+    is no law view. curves: also read each run's
     metrics.jsonl (column `run`) for the curve view. Returns one row per run in `table`'s order with
     columns N, D, C (+ U, run), regime, reason, law_* (law view), curve_* and onset_step / onset_tokens
     (curve view).
@@ -353,7 +357,7 @@ def classify(
     for column in ("N", "D"):
         if column not in table.columns:
             raise UsageError(f"run table lacks column {column}; give N and D (or C) per run")
-    if fit_result is None:
+    if fit_result is None and law is not None:
         fit_result = fit_if_possible(table, law)
     r_d_star = _r_d_star(fit_result)
 

@@ -155,9 +155,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def _labels(table: pd.DataFrame) -> pd.Series:
-    if "run" in table:
-        return table["run"].astype(str)
-    return pd.Series([f"row {i + 1}" for i in range(len(table))], index=table.index)
+    rows = pd.Series([f"row {i + 1}" for i in range(len(table))], index=table.index)
+    if "run" in table:  # a run without a name is named by its row (pandas keeps NaN through astype(str))
+        return table["run"].map(str).where(table["run"].notna(), rows)
+    return rows
 
 
 def _name_rows(labels, limit: int = 5) -> str:
@@ -243,12 +244,15 @@ def load_runs(
     elif "C" not in table:
         table["C"] = 6.0 * table["N"] * table["D"]
     labels = _labels(table)
+    if "run" in table:
+        table["run"] = labels  # readers of the run folders (curves) take it as a path: a string
 
     keep = pd.Series(True, index=table.index)
     if "status" in table:
-        bad = table["status"].astype(str) != "completed"
-        for status in sorted(set(table.loc[bad, "status"].astype(str))):
-            rows = bad & (table["status"].astype(str) == status)
+        statuses = table["status"].map(str)  # a missing status is 'nan', and excluded like any other
+        bad = statuses != "completed"
+        for status in sorted(set(statuses[bad])):
+            rows = bad & (statuses == status)
             warn(f"excluded {int(rows.sum())} run(s) with status {status}: {_name_rows(labels[rows])}")
         keep &= ~bad
     values = table[["N", "D", "C", "loss"]].to_numpy(float)
@@ -272,6 +276,12 @@ def load_runs(
             raise UsageError(f"--drop-top-loss must be between 0 and {len(table) - 1}, got {drop_top_loss}")
         table = table.drop(table["loss"].nlargest(drop_top_loss).index)
     _check_units(table, _labels(table), warn)
+    repeated = table.duplicated(subset=[c for c in NUMERIC if c in table], keep="first")
+    if repeated.any():  # the same run listed twice (a pasted row, a copied run folder) weighs twice in a fit
+        warn(
+            f"{int(repeated.sum())} run(s) repeat another run's N, D, C and loss exactly and count twice in "
+            f"a fit; remove them if they are copies: {_name_rows(_labels(table)[repeated])}"
+        )
     first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
     table = table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
     table.attrs[VALIDATED] = True

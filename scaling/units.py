@@ -16,18 +16,18 @@ def parse_quantity(text: str | float | int, what: str = "value") -> float:
 
     Raises UsageError naming `what` when the text is not such a quantity.
     """
+    shown = text if isinstance(text, int | float) or len(str(text)) <= 40 else str(text)[:40] + "..."
     if isinstance(text, int | float):
         value = float(text)
     else:
         match = _QUANTITY.match(str(text))
         if not match:
-            shown = str(text) if len(str(text)) <= 40 else str(text)[:40] + "..."
             raise UsageError(
                 f"{what} {shown!r} is not a number; use e.g. 175e9, 175B, 1.4T (k, M, B, T suffixes)"
             )
         value = float(match.group(1)) * _SUFFIX[match.group(2)]
     if not math.isfinite(value) or value <= 0:
-        raise UsageError(f"{what} must be a positive finite number, got {text!r}")
+        raise UsageError(f"{what} must be a positive finite number, got {shown!r}")
     return value
 
 

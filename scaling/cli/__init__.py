@@ -49,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except OSError as exc:  # a path that is missing, a folder, unreadable, too long, on a full disk, ...
+        name = "" if exc.filename is None else str(exc.filename)
+        name = name if len(name) <= 200 else f"{name[:120]}...{name[-40:]}"
+        print(f"error: {name}: {exc.strerror or exc}" if name else f"error: {exc}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     fit_result = load_fit(args.fit) if args.fit else None
     if fit_result is None:
         fit_result = fit_if_possible(table, args.law)
-    labels = classify(table, fit_result, thresholds)
+    labels = classify(table, fit_result, thresholds, law=None)  # None: too few runs, warned once above
     print(describe(labels, fit_result))
     if args.json:
         atomic_write_json(args.json, to_json(labels, fit_result, thresholds))

@@ -49,9 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scaling.errors import UsageError
     from scaling.report import write_report
     from scaling.runs import parse_column_map
 
+    if args.seed < 0:  # the report would skip every resampled interval instead
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     report = write_report(
         args.input,
         args.out,
