@@ -135,6 +135,23 @@ def check_slurm(partition: str | None = None, timeout_s: float = 20.0) -> None:
         )
 
 
+def contained_run_dir(cfg: DictConfig) -> Path:
+    """A job's run folder, which must lie inside its sweep's folder: no `..` or absolute subdir, and a
+    sweep name that is one folder name, so that a config cannot make a run write elsewhere."""
+    name = OmegaConf.select(cfg, "sweep.name")
+    if name is not None and (not str(name) or Path(str(name)).name != str(name) or str(name) in (".", "..")):
+        raise UsageError(f"sweep.name must be a plain folder name (no '/' or '..'), got {name!r}")
+    sweep_dir = Path(str(cfg.hydra.sweep.dir))
+    run_dir = sweep_dir / str(cfg.hydra.sweep.subdir)
+    root = sweep_dir.resolve()
+    if root == run_dir.resolve() or not run_dir.resolve().is_relative_to(root):
+        raise UsageError(
+            f"run folder {run_dir} is not inside the sweep folder {sweep_dir}; hydra.sweep.subdir must "
+            "name a folder below it (no '..', not absolute)"
+        )
+    return run_dir
+
+
 def plan_sweep(
     jobs: Sequence[Sequence[str]],
     load_config: Callable[[list[str]], DictConfig],
@@ -155,7 +172,7 @@ def plan_sweep(
         try:
             cfg = load_config(list(overrides))
             description = check_run(cfg)
-            run_dir = Path(str(cfg.hydra.sweep.dir)) / str(cfg.hydra.sweep.subdir)
+            run_dir = contained_run_dir(cfg)
         except UsageError as exc:
             problems.append(f"[{label}] {exc}")
             continue
