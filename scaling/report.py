@@ -34,6 +34,7 @@ from scaling import __version__, plots
 from scaling.allocate import ISOFLOP_TOLERANCE, Allocation, allocate
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import Backtest, FitResult, backtest, fit, save_fit
+from scaling.io import atomic_write_text
 from scaling.laws import get_law
 from scaling.plots import sci
 from scaling.predict import Prediction, fitted_range, predict
@@ -561,7 +562,7 @@ def write_report(
         an.table.to_csv(staging / "runs.csv", index=False)
         if an.regimes is not None:
             an.regimes.to_csv(staging / "regimes.csv", index=False)
-        (staging / "report.md").write_text(_markdown(an, figures, skipped, title), encoding="utf-8")
+        atomic_write_text(staging / "report.md", _markdown(an, figures, skipped, title))
         _swap_in(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
