@@ -1,8 +1,9 @@
 """SLURM faults on the real one-node cluster: a task of a job array killed on its node (SIGKILL of the
 job's Python process, as an out-of-memory killer or a dying node would) and a task requeued by SLURM
-(`scontrol requeue`) while training. Either way every run of the sweep ends completed exactly once:
-finished runs are never trained again, the interrupted run resumes from its checkpoint, and its metrics
-hold each evaluation once. (A job cancelled by the user is tests/test_slurm.py's.)
+(`scontrol requeue`) while training, a reader of the sweep folder looking on. Either way every run of the
+sweep ends completed exactly once: finished runs are never trained again, the interrupted run resumes
+from its checkpoint, and its metrics hold each evaluation once. (A job cancelled by the user is
+tests/test_slurm.py's.)
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
+from test_concurrency import check_snapshot
 from test_slurm import BIN, SLURM, TINY, env, final_states, finish, job_ids, launch, wait_for  # noqa: F401
+
+from scaling.runs import collect_runs
 
 pytestmark = pytest.mark.slurm
 
@@ -93,7 +97,13 @@ def test_requeued_array_task_resumes_and_completes_once(tmp_path, env):  # noqa:
     wait_for("*train.tokens=200k/ckpt.pt", sweep_dir, proc)
     (job,) = [j for j in job_ids(sweep_dir) if j.endswith("_1")]
     slurm("scontrol", "requeue", job, client=env)
+    snapshots = 0
+    while proc.poll() is None:  # a reader meanwhile sees complete runs or runs marked running
+        check_snapshot(collect_runs(sweep_dir))
+        snapshots += 1
+        time.sleep(0.2)
     out, err = finish(proc, 240, sweep_dir)
+    assert snapshots >= 3
     assert proc.returncode == 0 and "2 completed" in out, out + err[-3000:]
     assert final_states(job, env, history=True) == ["REQUEUED", "COMPLETED"]
     short_job = job[:-1] + "0"
