@@ -8,8 +8,6 @@ from scaling.cli.fit import LAW_CHOICES, add_input_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from scaling.report import DEFAULT_BOOTSTRAP
-
     p = subparsers.add_parser(
         "report",
         help="fit, allocate, label regimes, backtest, predict GPT-3 175B; write figures and report.md",
@@ -26,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--bootstrap",
         metavar="K",
         type=int,
-        default=DEFAULT_BOOTSTRAP,
-        help="resamples for every 95 %% interval (default %(default)s)",
+        default=None,
+        help="resamples for every 95 %% interval (default 1000)",
     )
     p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the resampling")
     p.add_argument(
@@ -55,19 +53,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seed < 0:  # the report would skip every resampled interval instead
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
-    report = write_report(
-        args.input,
-        args.out,
-        column_map=parse_column_map(args.map),
-        drop_top_loss=args.drop_top_loss,
-        law=args.law,
-        bootstrap=args.bootstrap,
-        seed=args.seed,
-        holdout_top=args.holdout_top,
-        isoflop_tolerance=args.isoflop_tolerance,
-        title=args.title,
-        dpi=args.dpi,
-    )
+    options = {
+        "column_map": parse_column_map(args.map),
+        "drop_top_loss": args.drop_top_loss,
+        "law": args.law,
+        "seed": args.seed,
+        "holdout_top": args.holdout_top,
+        "isoflop_tolerance": args.isoflop_tolerance,
+    }
+    if args.bootstrap is not None:  # else the report's own default, without importing it to --help
+        options["bootstrap"] = args.bootstrap
+    report = write_report(args.input, args.out, title=args.title, dpi=args.dpi, **options)
     for name, why in report.skipped.items():
         if name.startswith("figure "):
             print(f"not drawn: {name.removeprefix('figure ')} ({why})")
