@@ -277,7 +277,7 @@ def _regime_section(labels: pd.DataFrame | None, skipped: Mapping[str, str]) -> 
     if len(labels) <= MAX_TABLE_ROWS:
         rows = []
         for _, row in labels.sort_values(["N", "D"]).iterrows():
-            onset, lost = row.get("onset_tokens"), row.get("law_loss_lost")
+            onset, lost = row.get("onset_tokens"), row.get("loss_lost")
             rows.append(
                 [
                     sci(row["N"]),

@@ -137,6 +137,12 @@ def test_regimes_counts_and_the_measured_overfit(text, report):
     overfit = labels[labels["run"].map(lambda run: Path(run).name) == OVERFIT_RUN].iloc[0]
     assert overfit["regime"] == "overfitting" and overfit["onset_tokens"] > 0
     assert any(f"| {overfit['onset_tokens']:.3g} |".replace("e+", "e") in line for line in text.splitlines())
+    # every run's row states the loss it lost against the compute-optimal allocation at its compute
+    header = row_of(text, "N (params)")
+    lost_column = header.index("loss lost vs compute-optimal (nats/token)")
+    first = labels.sort_values(["N", "D"]).iloc[0]
+    cells = row_of(text, f"{first['N']:.3g}".replace("e+", "e"))
+    assert cells[lost_column] == f"{first['loss_lost']:.3g}" and first["loss_lost"] >= 0
 
 
 def test_175b_prediction_is_what_the_written_fit_predicts(text, report):
