@@ -474,9 +474,12 @@ def analyse(
         bt = _attempt("backtest", skipped, lambda: backtest(table, law=law, holdout_top=holdout_top))
         labels = _attempt("regimes", skipped, lambda: classify(table, result))
         predictions = _predictions(result, table, skipped)
-    notes = list(dict.fromkeys(str(w.message) for w in noted))
+    notes = list(dict.fromkeys(str(w.message) for w in noted if issubclass(w.category, ScalingWarning)))
     for text in notes:  # each once, though the fit, the allocations and the backtest may each have said it
         warnings.warn(text, ScalingWarning, stacklevel=2)
+    for w in noted:  # anything else (numpy's overflow notes, ...) passes on as it was, not in the report
+        if not issubclass(w.category, ScalingWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return Analysis(
         source=str(source) if not isinstance(source, pd.DataFrame) else "a DataFrame",
         table=table,
