@@ -14,6 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# mkstemp creates files readable by their owner only; written files get the usual umask-derived mode.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+
 
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
@@ -30,6 +35,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), _FILE_MODE)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

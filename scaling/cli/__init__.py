@@ -31,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scaling", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
-        try:
-            module = import_module(f"scaling.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"scaling.cli.{name}":
-                raise
-            continue  # a command not built yet
-        module.register(subparsers)
+        import_module(f"scaling.cli.{name}").register(subparsers)
     return parser
 
 
