@@ -20,12 +20,11 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from scaling.config import plan_run, register_resolvers
+from scaling.config import CONFIG_DIR, plan_run, register_resolvers
 from scaling.errors import UsageError
 from scaling.sweep import interruptible, one_line  # importing scaling.sweep registers ${run_dirname:}
 
 # An absolute path: with a console script Hydra would otherwise look for a `sweeps` Python package.
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "sweeps")
 MAX_ARGUMENT = 4096  # characters: PATH_MAX, longer than any override a user types
 
 
@@ -44,7 +43,7 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
-@hydra.main(version_base=None, config_path=CONFIG_DIR, config_name="config")
+@hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> dict:
     try:
         return run(cfg)

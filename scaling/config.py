@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from scaling.errors import UsageError
@@ -36,6 +39,7 @@ from scaling.shapes import (
 )
 from scaling.units import parse_quantity
 
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "sweeps"
 MIN_STEPS = 10  # a run shorter than this has no schedule to speak of
 AUTO_MIN_STEPS = 200  # the auto batch keeps about this many optimizer steps or more
 AUTO_MIN_BATCH = 8  # sequences
@@ -315,3 +319,10 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that determines the run's result (execution keys removed)."""
     train = {k: v for k, v in config.get("train", {}).items() if k not in EXECUTION_KEYS}
     return {"model": config.get("model"), "data": config.get("data"), "train": train}
+
+
+def compose_run_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """One run's config as `scaling-train OVERRIDES...` composes it, for notebooks and tests."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        return compose("config", overrides=list(overrides))

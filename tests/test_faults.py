@@ -27,13 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
 from tqdm import tqdm
 
-from scaling.config import register_resolvers
+from scaling.config import compose_run_config
 from scaling.io import read_jsonl
 
-REPO = Path(__file__).resolve().parents[1]
 # tiny_10k, 59 optimizer steps of 4 x 128 tokens, an evaluation (and checkpoint) every 5-6 steps.
 RUN = ["model=tiny_10k", "train.tokens=30k", "train.batch_size=4", "train.evals=11", "train.eval_tokens=1024",
        "train.threads=1"]  # fmt: skip
@@ -43,9 +41,7 @@ SAME = ("status", "n_params", "tokens", "steps", "steps_done", "flops", "unique_
 
 
 def config():
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "sweeps"), version_base=None):
-        return compose("config", overrides=RUN)
+    return compose_run_config(RUN)
 
 
 @pytest.fixture(scope="module")

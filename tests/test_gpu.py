@@ -7,18 +7,15 @@ the pieces the GPU path is made of.
 import math
 import os
 import threading
-from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from scaling.config import register_resolvers
+from scaling.config import compose_run_config
 from scaling.io import read_jsonl
 from scaling.shapes import Shape, model_flops_per_token, training_flops_per_token
 from scaling.train import train
 
-REPO = Path(__file__).resolve().parent.parent
 RUN = ["model=tiny_30k", "train.tokens=4e4", "train.batch_size=8", "train.evals=2", "train.eval_tokens=2048",
        "train.threads=1"]
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
@@ -36,9 +33,7 @@ def cache(tmp_path_factory):
 
 
 def config(*overrides):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "sweeps"), version_base=None):
-        return compose("config", overrides=list(overrides))
+    return compose_run_config(overrides)
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from scaling.config import register_resolvers
+from scaling.config import compose_run_config
 from scaling.errors import UsageError
 from scaling.runs import collect_runs
 from scaling.train import train
@@ -75,9 +74,7 @@ def test_sources_load_weights_only_safe_yaml_and_no_eval_or_pickle():
 
 
 def config(*overrides):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "sweeps"), version_base=None):
-        return compose("config", overrides=[*RUN, *overrides])
+    return compose_run_config([*RUN, *overrides])
 
 
 class StopAfter(threading.Event):

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from scaling.config import plan_run, register_resolvers
+from scaling.config import compose_run_config, plan_run
 from scaling.errors import UsageError
 from scaling.io import read_jsonl
 from scaling.shapes import PRESETS, n_params
@@ -43,9 +42,7 @@ def cache(tmp_path_factory):
 
 
 def config(*overrides):
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "sweeps"), version_base=None):
-        return compose("config", overrides=list(overrides))
+    return compose_run_config(overrides)
 
 
 def rows(run_dir):
