@@ -207,7 +207,9 @@ def optimal_allocation(compute_optimal: Mapping[str, float], C: float | np.ndarr
 def optimal_tokens_for_params(compute_optimal: Mapping[str, float], N: float | np.ndarray) -> Any:
     """D_opt(N) in tokens: the data that makes N the compute-optimal size, inverting N_opt(C) = G (C/6)^a."""
     N = np.asarray(N, dtype=float)
-    c_over_6 = (N / compute_optimal["G"]) ** (1.0 / compute_optimal["a"])
+    # A bootstrap resample with a tiny exponent a puts D_opt beyond any float: inf is the honest answer.
+    with np.errstate(over="ignore"):
+        c_over_6 = (N / compute_optimal["G"]) ** (1.0 / compute_optimal["a"])
     return c_over_6 / N
 
 
