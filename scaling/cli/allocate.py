@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli.fit import LAW_CHOICES, add_input_options, load_input
+from scaling.cli.fit import add_input_options, load_input
+from scaling.laws import LAW_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--law",
         default="chinchilla",
-        choices=LAW_CHOICES,
+        choices=LAW_NAMES,
         help="Approach 3: law to fit (default %(default)s)",
     )
     p.add_argument("--fit", metavar="FIT_JSON", help="Approach 3: use this fit (`scaling fit --json`)")

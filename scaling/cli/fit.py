@@ -6,12 +6,11 @@ import argparse
 import math
 
 from scaling.errors import UsageError
-
-LAW_CHOICES = ("chinchilla", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c", "data_constrained")
+from scaling.laws import LAW_NAMES
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
-    """INPUT and the options that shape the run table (shared by `fit` and `allocate`)."""
+    """INPUT and the options that shape the run table (shared by fit, allocate, regimes and report)."""
     p.add_argument(
         "input", metavar="INPUT", help="a run-table CSV (loss and two of N, D, C) or a sweep folder"
     )
@@ -55,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_input_options(p)
     p.add_argument(
-        "--law", default="chinchilla", choices=LAW_CHOICES, help="law to fit (default %(default)s)"
+        "--law", default="chinchilla", choices=LAW_NAMES, help="law to fit (default %(default)s)"
     )
     p.add_argument(
         "--bootstrap",

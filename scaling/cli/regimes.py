@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from scaling.cli.fit import add_input_options
 from scaling.io import atomic_write_json
 
 # Thresholds fields -> (flag, help); defaults come from scaling.regimes.Thresholds.
@@ -29,14 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Label each run from the fitted law over the (N, D) plane and, for a sweep folder, "
         "from its learning curves (metrics.jsonl), with the reason and where overfitting began.",
     )
-    p.add_argument("input", metavar="INPUT", help="a run-table CSV or a sweep folder")
+    add_input_options(p)
     p.add_argument("--fit", metavar="FIT_JSON", help="use this fit (from `scaling fit --json`) instead of "
                    "fitting --law to INPUT")
     p.add_argument("--law", default="chinchilla", help="law fitted when no --fit is given (default "
                    "%(default)s; kaplan_nd adds Kaplan's criterion, data_constrained needs U)")
-    p.add_argument("--map", metavar="NEW=OLD,...", help='rename columns, e.g. "N=Model Size,C=Training FLOP"')
-    p.add_argument("--drop-top-loss", metavar="K", type=int, default=0,
-                   help="leave out the K runs with the highest loss (as `scaling fit` does)")
     for field, (flag, text) in _THRESHOLD_FLAGS.items():
         p.add_argument(flag, dest=field, type=float, default=None, help=text)
     p.add_argument("--json", metavar="OUT", help="write {\"runs\": [...]} as JSON")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli.fit import LAW_CHOICES, add_input_options
+from scaling.cli.fit import add_input_options
+from scaling.laws import LAW_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_input_options(p)
     p.add_argument("--out", metavar="DIR", required=True, help="the report folder (created or replaced)")
     p.add_argument(
-        "--law", default="chinchilla", choices=LAW_CHOICES, help="law to fit (default %(default)s)"
+        "--law", default="chinchilla", choices=LAW_NAMES, help="law to fit (default %(default)s)"
     )
     p.add_argument(
         "--bootstrap",
