@@ -5,7 +5,6 @@ the pieces the GPU path is made of.
 """
 
 import math
-import os
 import threading
 
 import pytest
@@ -21,15 +20,7 @@ RUN = ["model=tiny_30k", "train.tokens=4e4", "train.batch_size=8", "train.evals=
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    old = os.environ.get("SCALING_CACHE")
-    os.environ["SCALING_CACHE"] = str(tmp_path_factory.getbasetemp() / "cache")
-    yield
-    if old is None:
-        del os.environ["SCALING_CACHE"]
-    else:
-        os.environ["SCALING_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("scaling_cache")
 
 
 def config(*overrides):

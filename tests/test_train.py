@@ -29,16 +29,7 @@ CONTRACT = {"status", "n_params", "n_params_total", "n_layer", "d_model", "n_hea
 METRIC_KEYS = {"step", "tokens", "flops", "lr", "train_loss", "val_loss", "elapsed_s", "tokens_per_s"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    folder = tmp_path_factory.getbasetemp() / "cache"
-    old = os.environ.get("SCALING_CACHE")
-    os.environ["SCALING_CACHE"] = str(folder)
-    yield folder
-    if old is None:
-        del os.environ["SCALING_CACHE"]
-    else:
-        os.environ["SCALING_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("scaling_cache")
 
 
 def config(*overrides):
