@@ -533,21 +533,14 @@ def _label_iso_lines(ax: Axes, levels: np.ndarray, n_range, d_range) -> None:
     top edge, or just inside the left edge (the frame keeps runs 4x away from it), so that no label can
     cover a run, a landmark or another label."""
     (n_lo, n_hi), (d_lo, d_hi) = n_range, d_range
+    label = {"textcoords": "offset points", "fontsize": 6.5, "color": "0.25"}
     for level in levels:
         C = 10.0**level
         text = f"1e{level:.0f}"
         n_top = C / (6 * d_hi)
         if n_lo <= n_top <= n_hi:
             ax.annotate(
-                text,
-                (n_top, d_hi),
-                xytext=(0, 2),
-                textcoords="offset points",
-                ha="center",
-                va="bottom",
-                fontsize=6.5,
-                color="0.25",
-                annotation_clip=False,
+                text, (n_top, d_hi), xytext=(0, 2), ha="center", va="bottom", annotation_clip=False, **label
             )
             continue
         d_left = C / (6 * n_lo)
@@ -556,13 +549,11 @@ def _label_iso_lines(ax: Axes, levels: np.ndarray, n_range, d_range) -> None:
                 text,
                 (n_lo, d_left),
                 xytext=(2, 0),
-                textcoords="offset points",
                 ha="left",
                 va="center",
-                fontsize=6.5,
-                color="0.25",
                 zorder=2,
                 bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85},
+                **label,
             )
 
 
