@@ -19,6 +19,8 @@ import hashlib
 import json
 import math
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -178,7 +180,23 @@ def _cached(key: str, build) -> TokenData:
     except UsageError:
         if (folder / "meta.json").exists():
             raise  # a complete but corrupt cache entry: report it rather than hide it
-    return build(folder)
+    # Runs starting together build the same entry: each builds in a private folder, the first rename wins,
+    # so no run ever sees (or deletes) another's half-written files.
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
+    try:
+        build(staging)
+        for _ in range(2):
+            try:
+                os.rename(staging, folder)
+                break
+            except OSError:
+                if (folder / "meta.json").exists():
+                    break  # another run installed the same entry first
+                shutil.rmtree(folder, ignore_errors=True)  # what an interrupted older build left
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_prepared(folder)
 
 
 def builtin_corpus() -> TokenData:
