@@ -144,6 +144,21 @@ def test_bootstrap_resamples_within_profiles():
     assert len(one.bootstrap) == 1 and one.points["C"].tolist() == result.points["C"].tolist()
 
 
+def test_published_isoflop_sweeps_reproduce_their_exponents():
+    """Porian et al. 2024's sweeps (the full check of all 16 is analysis/isoflop_exponents.py)."""
+    runs = pd.read_csv(DATA.parent / "porian2024_isoflop.csv")
+    for corpus, setup, published in (
+        ("RefinedWeb", "last_layer_flops", 0.706),  # the whole-profile parabola gives 0.780
+        ("RefinedWeb", "tuned_no_decay", 0.497),
+        ("OpenWebText2", "kaplan_reproduction", 0.864),
+    ):
+        sweep = runs[(runs["dataset"] == corpus) & (runs["setup"] == setup)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ScalingWarning)  # the smallest budgets' minima at an edge
+            result = allocate(sweep[["C", "N", "D", "loss"]], approach=2)
+        assert result.a == pytest.approx(published, abs=0.05), (corpus, setup)
+
+
 def test_approach1_envelope_of_loss_curves(tmp_path):
     result = allocate(curve_sweep(tmp_path / "sweep"), approach=1, bootstrap=50)
     assert "loss curves of 16 runs" in result.source
