@@ -41,8 +41,9 @@ from scaling.units import format_quantity
 ISOFLOP_TOLERANCE = 0.01  # runs whose compute differs by at most 1 % share an IsoFLOP profile
 MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola
 PROFILE_FITS = ("window", "akima", "parabola")
-# Sizes per local parabola. 5 was chosen on several sweeps (README, analysis/isoflop_exponents.py):
-# with 3 the noise of 3 points moves the vertex, with 7+ the far sides bias it as a whole profile does.
+# Sizes per local parabola, chosen on 16 published sweeps and synthetic ones (README table,
+# analysis/isoflop_exponents.py): with 3 the noise of 3 points moves the vertex, with 9 or the whole
+# profile the far sides pull it; 5 had the smallest worst case on the published sweeps.
 DEFAULT_WINDOW = 5
 # Budgets (FLOPs) at which tokens per parameter are reported, besides the largest run of the data.
 NAMED_BUDGETS: dict[str, float] = {
