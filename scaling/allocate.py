@@ -5,8 +5,13 @@ D_opt = G_D (C/6)^b tokens (for Approach 3, G_D = 1/G and a + b = 1 exactly):
 
 1. lowest-loss envelope: over all runs' loss curves (metrics.jsonl, when the run folders have them) or
    final points, the runs on the compute-efficient frontier; power laws through their (C, N) and (C, D);
-2. IsoFLOP profiles: runs of equal compute (within 1 %) form a profile; a parabola of loss in log N
-   gives its minimum N_opt(C); power laws through the minima;
+2. IsoFLOP profiles: runs of equal compute (within 1 %) form a profile; a fit of loss in ln N near its
+   lowest observed loss gives its minimum N_opt(C): by default a parabola through the DEFAULT_WINDOW
+   sizes nearest it, or the minimum of an Akima interpolant (Porian et al. 2024), or a parabola through
+   the whole profile (Hoffmann et al.). Far from the minimum a profile is not a parabola, and its shape
+   changes with C (big models given few steps lie far above it at small budgets), so a whole-profile
+   parabola is pulled by the far ends. A budget whose lowest loss lies at the smallest or largest size
+   tried is left out with a warning, never extrapolated. Power laws through the minima;
 3. the closed form from a parametric fit (`scaling.fit`): a = beta / (alpha + beta),
    G = (alpha A / (beta B))^(1 / (alpha + beta)).
 
@@ -25,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.interpolate import Akima1DInterpolator
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import FitResult, fit, interval_dict, single_threaded_blas
@@ -34,6 +40,11 @@ from scaling.units import format_quantity
 
 ISOFLOP_TOLERANCE = 0.01  # runs whose compute differs by at most 1 % share an IsoFLOP profile
 MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola
+PROFILE_FITS = ("window", "akima", "parabola")
+# Sizes per local parabola, chosen on 16 published sweeps and synthetic ones (README table,
+# analysis/isoflop_exponents.py): with 3 the noise of 3 points moves the vertex, with 9 or the whole
+# profile the far sides pull it; 5 had the smallest worst case on the published sweeps.
+DEFAULT_WINDOW = 5
 # Budgets (FLOPs) at which tokens per parameter are reported, besides the largest run of the data.
 NAMED_BUDGETS: dict[str, float] = {
     "1e21 FLOPs": 1e21,
@@ -45,33 +56,50 @@ NAMED_BUDGETS: dict[str, float] = {
 
 @dataclass(frozen=True)
 class IsoFlopProfile:
-    """Runs of one compute budget C (FLOPs) and the parabola loss = c0 + c1 x + c2 x^2, x = ln N."""
+    """Runs of one compute budget C (FLOPs) and the fit of loss against ln N near its minimum.
+
+    `N`, `loss`: every run of the budget (params, nats/token); `used`: which of them the fit used;
+    `method`: `window` (parabola through the `window` sizes nearest the lowest observed loss), `akima`
+    (Akima interpolant of ln loss, Porian et al. 2024) or `parabola` (through every size); `coef`: the
+    parabola loss = c0 + c1 x + c2 x^2, x = ln N (None for `akima`). `left_out` says why the budget's
+    minimum is not used (e.g. it lies at the edge of the sizes tried), "" when it is; then N_opt, D_opt
+    and loss_opt are NaN."""
 
     C: float
     N: np.ndarray
     loss: np.ndarray
-    coef: tuple[float, float, float]
+    used: np.ndarray
+    method: str
+    window: int | None
+    coef: tuple[float, float, float] | None
     N_opt: float
     D_opt: float
     loss_opt: float
-    inside: bool  # the minimum lies within the profile's model sizes (not extrapolated)
+    left_out: str = ""
 
-    def parabola(self, N: np.ndarray) -> np.ndarray:
+    def curve(self, N: np.ndarray) -> np.ndarray:
         """The fitted profile's loss (nats/token) at N params."""
         x = np.log(np.asarray(N, dtype=float))
+        if self.coef is None:
+            sizes, log_loss = _mean_log_loss(self.N[self.used], self.loss[self.used])
+            return np.exp(Akima1DInterpolator(np.log(sizes), log_loss)(x))
         c0, c1, c2 = self.coef
         return c0 + c1 * x + c2 * x * x
 
     def to_json(self) -> dict[str, Any]:
+        kept = not self.left_out
         return {
             "C": self.C,
             "N": self.N.tolist(),
             "loss": self.loss.tolist(),
-            "coef": list(self.coef),
-            "N_opt": self.N_opt,
-            "D_opt": self.D_opt,
-            "loss_opt": self.loss_opt,
-            "inside": self.inside,
+            "used": self.used.tolist(),
+            "method": self.method,
+            "window": self.window,
+            "coef": None if self.coef is None else list(self.coef),
+            "N_opt": self.N_opt if kept else None,
+            "D_opt": self.D_opt if kept else None,
+            "loss_opt": self.loss_opt if kept else None,
+            "left_out": self.left_out or None,
         }
 
 
@@ -97,6 +125,8 @@ class Allocation:
     fit: FitResult | None = None
     bootstrap: np.ndarray | None = None  # (K, 4): a, b, G, G_D per resample
     source: str = ""  # what the envelope was built from, e.g. "loss curves of 12 runs"
+    profile_fit: str | None = None  # Approach 2: how each profile was fitted (PROFILE_FITS)
+    window: int | None = None  # Approach 2 with profile_fit "window": sizes per local parabola
 
     def N_opt(self, C) -> np.ndarray:
         """Compute-optimal parameters for C FLOPs."""
@@ -120,6 +150,8 @@ class Allocation:
             "budgets": dict(self.budgets),
             "source": self.source,
             "points": None if self.points is None else self.points.to_dict(orient="records"),
+            "profile_fit": self.profile_fit,
+            "window": self.window,
             "profiles": [p.to_json() for p in self.profiles],
             "fit": None if self.fit is None else {**self.fit.to_json(), "bootstrap_params": None},
             "n_bootstrap": 0 if self.bootstrap is None else len(self.bootstrap),
@@ -230,41 +262,99 @@ def isoflop_groups(table: pd.DataFrame, tolerance: float = ISOFLOP_TOLERANCE) ->
     return groups
 
 
-def _profile(C: np.ndarray, N: np.ndarray, loss: np.ndarray) -> IsoFlopProfile | None:
-    if np.unique(N).size < MIN_PROFILE_SIZES:
+def _mean_log_loss(N: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct sizes (ascending) and the mean ln loss of the runs at each (several seeds, or a resample)."""
+    sizes, index = np.unique(N, return_inverse=True)
+    return sizes, np.bincount(index, np.log(loss)) / np.bincount(index)
+
+
+def _akima_minimum(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(x, y) at the lowest point of the Akima interpolant through (x, y), x ascending: at a root of its
+    derivative or at an end."""
+    spline = Akima1DInterpolator(x, y)
+    critical = spline.derivative().roots(extrapolate=False)
+    candidates = np.concatenate([x[[0, -1]], critical[np.isfinite(critical)]])
+    values = spline(candidates)
+    best = int(np.argmin(values))
+    return float(candidates[best]), float(values[best])
+
+
+def _profile(
+    C: np.ndarray, N: np.ndarray, loss: np.ndarray, method: str, window: int
+) -> IsoFlopProfile | None:
+    """One budget's profile fitted by `method`; None when it has fewer than MIN_PROFILE_SIZES sizes."""
+    sizes, log_loss = _mean_log_loss(N, loss)
+    if sizes.size < MIN_PROFILE_SIZES:
         return None
-    x = np.log(N)
-    c2, c1, c0 = np.polyfit(x, loss, 2)
-    if not c2 > 0:
-        return None  # no minimum: the profile is not convex
-    x_opt = -c1 / (2 * c2)
     budget = float(np.exp(np.log(C).mean()))
-    n_opt = float(np.exp(x_opt))
+    lowest = int(np.argmin(log_loss))
+    if method == "window":
+        # the `window` sizes nearest (in ln N) the size of lowest observed loss
+        nearest = np.argsort(np.abs(np.log(sizes) - np.log(sizes[lowest])), kind="stable")[:window]
+        used = np.isin(N, sizes[nearest])
+    else:
+        used = np.ones(N.size, dtype=bool)
+    x_used = np.log(N[used])
+    coef, left_out = None, ""
+    if method == "akima":
+        x_opt, log_opt = _akima_minimum(np.log(sizes), log_loss)
+        loss_opt = math.exp(log_opt)
+    else:
+        c2, c1, c0 = np.polyfit(x_used, loss[used], 2)
+        coef = (float(c0), float(c1), float(c2))
+        x_opt = -c1 / (2 * c2) if c2 > 0 else math.nan
+        loss_opt = float(c0 - c1 * c1 / (4 * c2)) if c2 > 0 else math.nan
+    if lowest in (0, sizes.size - 1):
+        left_out = f"lowest loss at the {'smallest' if lowest == 0 else 'largest'} size tried"
+    elif math.isnan(x_opt):  # a parabola opening downwards has no minimum
+        left_out = "the fitted profile has no minimum (not convex)"
+    elif not x_used.min() < x_opt < x_used.max():
+        left_out = "fitted minimum outside the sizes it was fitted on"
+    n_opt = math.exp(x_opt) if not left_out else math.nan
     return IsoFlopProfile(
         C=budget,
         N=N,
         loss=loss,
-        coef=(float(c0), float(c1), float(c2)),
+        used=used,
+        method=method,
+        window=window if method == "window" else None,
+        coef=coef,
         N_opt=n_opt,
         D_opt=budget / (6.0 * n_opt),
-        loss_opt=float(c0 - c1 * c1 / (4 * c2)),
-        inside=bool(x.min() <= x_opt <= x.max()),
+        loss_opt=loss_opt if not left_out else math.nan,
+        left_out=left_out,
     )
 
 
-def _approach2(table: pd.DataFrame, groups: list[np.ndarray], rng: np.random.Generator | None = None):
+def _approach2(
+    table: pd.DataFrame,
+    groups: list[np.ndarray],
+    method: str,
+    window: int,
+    rng: np.random.Generator | None = None,
+):
+    """The profile of each of `groups` (None where it has too few sizes; runs resampled within each
+    group when `rng` is given) and the power laws through the minima not left out (None with < 2)."""
     C, N, loss = (table[k].to_numpy(float) for k in ("C", "N", "loss"))
     profiles = []
     for rows in groups:
         if rng is not None:
             rows = rng.choice(rows, size=rows.size, replace=True)
-        profile = _profile(C[rows], N[rows], loss[rows])
-        if profile is not None:
-            profiles.append(profile)
-    if len(profiles) < 2:
+        profiles.append(_profile(C[rows], N[rows], loss[rows], method, window))
+    kept = [p for p in profiles if p is not None and not p.left_out]
+    if len(kept) < 2:
         return None, profiles
-    laws = _power_laws(*(np.array([getattr(p, k) for p in profiles]) for k in ("C", "N_opt", "D_opt")))
+    laws = _power_laws(*(np.array([getattr(p, k) for p in kept]) for k in ("C", "N_opt", "D_opt")))
     return laws, profiles
+
+
+def describe_profile_fit(method: str, window: int) -> str:
+    """How each IsoFLOP profile is fitted, in words."""
+    return {
+        "window": f"parabola in ln N through the {window} sizes nearest each profile's lowest loss",
+        "akima": "minimum of an Akima interpolant of ln loss in ln N (Porian et al. 2024)",
+        "parabola": "parabola in ln N through every size of each profile",
+    }[method]
 
 
 # ---- driver ----------------------------------------------------------------------------------------
@@ -280,6 +370,8 @@ def allocate(
     budgets: Mapping[str, float] | None = None,
     use_curves: bool = True,
     isoflop_tolerance: float = ISOFLOP_TOLERANCE,
+    profile_fit: str = "window",
+    window: int = DEFAULT_WINDOW,
 ) -> Allocation:
     """Compute-optimal allocation of a run table (N params, D tokens, C FLOPs, loss nats/token).
 
@@ -292,6 +384,10 @@ def allocate(
         data and NAMED_BUDGETS.
     use_curves : Approach 1 reads loss curves from the run folders when the table has them.
     isoflop_tolerance : Approach 2 groups runs whose compute differs by at most this fraction.
+    profile_fit : Approach 2's fit of each profile: `window` (a parabola in ln N through the `window`
+        distinct sizes nearest the lowest observed loss), `akima` (minimum of an Akima interpolant of
+        ln loss in ln N) or `parabola` (through every size of the profile).
+    window : sizes per local parabola (>= 3) for `profile_fit="window"`.
     """
     if approach not in (1, 2, 3):
         raise UsageError(f"--approach must be 1, 2 or 3, got {approach}")
@@ -319,34 +415,55 @@ def allocate(
     elif approach == 2:
         if not 0 <= isoflop_tolerance < 1:
             raise UsageError(f"--isoflop-tolerance must be a fraction in [0, 1), got {isoflop_tolerance}")
-        groups = isoflop_groups(table, isoflop_tolerance)
-        laws, profiles = _approach2(table, groups)
-        if laws is None:
+        if profile_fit not in PROFILE_FITS:
+            raise UsageError(f"--profile-fit must be one of {', '.join(PROFILE_FITS)}, got {profile_fit!r}")
+        if (
+            isinstance(window, bool)
+            or not isinstance(window, (int, np.integer))
+            or window < MIN_PROFILE_SIZES
+        ):
             raise UsageError(
-                "Approach 2 needs IsoFLOP profiles: at least 2 compute budgets, each with runs of equal C "
-                f"(within {isoflop_tolerance:.0%}) at {MIN_PROFILE_SIZES} or more model sizes and a convex "
-                f"loss; found {len(profiles)} usable among {len(groups)} budgets"
+                f"--window must be a whole number of at least {MIN_PROFILE_SIZES} sizes "
+                f"(a parabola needs 3), got {window!r}"
             )
-        outside = [p for p in profiles if not p.inside]
-        if outside:
+        groups = isoflop_groups(table, isoflop_tolerance)
+        laws, per_group = _approach2(table, groups, profile_fit, window)
+        profiles = [p for p in per_group if p is not None]
+        left_out = [p for p in profiles if p.left_out]
+        if left_out:
             warnings.warn(
-                "IsoFLOP minimum outside the model sizes tried (extrapolated) at C = "
-                + ", ".join(f"{p.C:.3g}" for p in outside)
-                + " FLOPs; widen the N range there",
+                "IsoFLOP budget(s) left out of Approach 2, not extrapolated: "
+                + "; ".join(f"C = {p.C:.3g} FLOPs ({p.left_out})" for p in left_out)
+                + "; widen the N range there",
                 ScalingWarning,
                 stacklevel=2,
             )
+        kept = [p for p in profiles if not p.left_out]
+        if laws is None:
+            raise UsageError(
+                "Approach 2 needs IsoFLOP profiles: at least 2 compute budgets, each with runs of equal C "
+                f"(within {isoflop_tolerance:.0%}) at {MIN_PROFILE_SIZES} or more model sizes and a minimum "
+                f"inside the sizes tried; found {len(kept)} usable among {len(groups)} budgets"
+            )
+        # Resample the runs within each budget kept, so that every resample has the same budgets.
+        kept_groups = [
+            rows for rows, p in zip(groups, per_group, strict=True) if p is not None and not p.left_out
+        ]
         for _ in range(bootstrap):
-            boot, _ = _approach2(table, groups, rng)
+            boot, _ = _approach2(table, kept_groups, profile_fit, window, rng)
             if boot is not None:
                 samples.append(boot)
         points = pd.DataFrame(
             {
-                k: [getattr(p, a) for p in profiles]
+                k: [getattr(p, a) for p in kept]
                 for k, a in (("C", "C"), ("N", "N_opt"), ("D", "D_opt"), ("loss", "loss_opt"))
             }
         )
-        source = f"{len(profiles)} IsoFLOP profiles of {sum(len(p.N) for p in profiles)} runs"
+        source = (
+            f"{len(kept)} IsoFLOP profiles of {sum(len(p.N) for p in kept)} runs"
+            + (f" ({len(left_out)} budget(s) left out: minimum at the edge)" if left_out else "")
+            + f"; {describe_profile_fit(profile_fit, window)}"
+        )
     else:
         fitted = fit_result if fit_result is not None else fit(table, law=law, bootstrap=bootstrap, seed=seed)
         optimal = fitted.compute_optimal
@@ -394,4 +511,6 @@ def allocate(
         fit=fitted,
         bootstrap=boot,
         source=source,
+        profile_fit=profile_fit if approach == 2 else None,
+        window=window if approach == 2 and profile_fit == "window" else None,
     )

@@ -657,7 +657,9 @@ def plot_training_curves(
 @styled
 def plot_isoflop_profiles(allocation: Any) -> Figure:
     """Approach 2's IsoFLOP profiles: loss (nats/token) against N (params) for each compute budget, the
-    fitted parabola in log N and its minimum (hollow when it lies outside the sizes tried).
+    fit of each profile drawn over the sizes it used (filled points; hollow: runs it left aside) and its
+    minimum N_opt(C). A budget left out (lowest loss at the edge of the sizes tried) has hollow points
+    and no fit.
 
     allocation: `scaling.allocate.Allocation` of approach 2 (its `profiles`)."""
     profiles = sorted(allocation.profiles, key=lambda p: p.C)
@@ -668,47 +670,51 @@ def plot_isoflop_profiles(allocation: Any) -> Figure:
     fig, (ax,) = new_figure(width=6.6, height=4.4)
     for profile in profiles:
         colour = cmap(norm(profile.C))
-        ax.scatter(profile.N, profile.loss, color=colour, s=18, edgecolors="none", zorder=3)
-        lo, hi = min(profile.N.min(), profile.N_opt), max(profile.N.max(), profile.N_opt)
-        grid = np.geomspace(lo / 1.3, hi * 1.3, 100)
-        ax.plot(grid, profile.parabola(grid), color=colour, lw=1.1, zorder=2)
+        used = profile.used & (not profile.left_out)
+        ax.scatter(profile.N[used], profile.loss[used], color=colour, s=18, edgecolors="none", zorder=3)
+        ax.scatter(
+            profile.N[~used],
+            profile.loss[~used],
+            facecolors="white",
+            edgecolors=colour,
+            s=18,
+            lw=0.9,
+            zorder=3,
+        )
+        if profile.left_out:
+            continue
+        span = profile.N[profile.used]
+        grid = np.geomspace(span.min(), span.max(), 100)
+        ax.plot(grid, profile.curve(grid), color=colour, lw=1.1, zorder=2)
         ax.plot(
-            profile.N_opt,
-            profile.loss_opt,
-            marker="D",
-            ms=6,
-            color=colour,
-            mfc=colour if profile.inside else "white",
-            mec="k",
-            mew=0.7,
-            zorder=4,
-            ls="",
+            profile.N_opt, profile.loss_opt, marker="D", ms=6, color=colour, mec="k", mew=0.7, zorder=4, ls=""
         )
     _log_axes(ax)
     ax.set_xlabel(LABEL["N"])
     ax.set_ylabel(LABEL["loss"])
-    ax.set_title(f"IsoFLOP profiles: {len(profiles)} budgets, parabolas in log N")
+    method = profiles[0].method
+    fit_name = {
+        "window": f"local parabolas ({profiles[0].window} sizes)",
+        "akima": "Akima interpolants",
+        "parabola": "whole-profile parabolas",
+    }[method]
+    kept = sum(not p.left_out for p in profiles)
+    ax.set_title(f"IsoFLOP profiles: {kept} of {len(profiles)} budgets, {fit_name} in log N")
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02, aspect=30)
     bar.set_label("compute budget C of the profile (FLOPs)")
     handles = [
-        Line2D([], [], ls="", marker="o", color="0.4", label="run"),
-        Line2D([], [], color="0.4", label="parabola fitted in log N"),
+        Line2D([], [], ls="", marker="o", color="0.4", label="run used by its profile's fit"),
+        Line2D([], [], color="0.4", label="fit, over the sizes it used"),
         Line2D([], [], ls="", marker="D", color="0.4", mec="k", label="minimum: N_opt(C)"),
     ]
-    if any(not p.inside for p in profiles):
-        handles.append(
-            Line2D(
-                [],
-                [],
-                ls="",
-                marker="D",
-                color="0.4",
-                mfc="white",
-                mec="k",
-                label="minimum outside the sizes tried",
-            )
+    if any(not p.used.all() or p.left_out for p in profiles):
+        handles.insert(
+            1,
+            Line2D([], [], ls="", marker="o", mfc="white", mec="0.4", color="0.4", label="run not used"),
         )
-    ax.legend(handles=handles, loc="upper right")
+    if any(p.left_out for p in profiles):
+        handles.append(Line2D([], [], ls="", label="hollow profile, no fit: left out (minimum at the edge)"))
+    ax.legend(handles=handles, loc="best")  # big models at small budgets can lie anywhere above
     return fig
 
 

@@ -172,10 +172,16 @@ def _data_section(
             f"{sci((d / n).min())} to {sci((d / n).max())} tokens/param",
         ],
         ["final held-out loss", f"{loss.min():.4g} to {loss.max():.4g} nats/token"],
-        ["IsoFLOP profiles", f"{len(allocations[2].profiles)}" if 2 in allocations else "none"],
+        ["IsoFLOP profiles", _profile_count(allocations[2]) if 2 in allocations else "none"],
         ["learning curves", f"{n_curves} runs" if n_curves else "none (a run table without run folders)"],
     ]
     return "## Data\n\n" + _md_table(["", ""], rows) + "\n\nThe run table is in [runs.csv](runs.csv).\n"
+
+
+def _profile_count(allocation: Allocation) -> str:
+    left_out = sum(bool(p.left_out) for p in allocation.profiles)
+    text = f"{len(allocation.profiles)}"
+    return text + (f" ({left_out} left out of Approach 2: minimum at an edge)" if left_out else "")
 
 
 def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
@@ -405,7 +411,7 @@ def _backtest_section(bt: Backtest | None, skipped: Mapping[str, str]) -> str:
 
 FIGURE_TITLES = {
     "loss_vs_compute": "Loss against compute, frontier and fitted L(C) to the GPT-3 175B budget",
-    "isoflop_profiles": "IsoFLOP profiles with parabolas and minima",
+    "isoflop_profiles": "IsoFLOP profiles, each fitted near its minimum (filled: the runs its fit used)",
     "loss_vs_params": "Loss against N, one curve per token budget D",
     "loss_vs_tokens": "Loss against D, one curve per model size N",
     "nd_plane": "The (N, D) plane: loss contours, compute-optimal line, regimes, GPT-3 and Chinchilla",

@@ -256,6 +256,8 @@ CASES.update({
                              "--budgets entry must be a positive finite number"),
     "allocate/nan_tolerance": (["allocate", "{good}", "--approach", "2", "--isoflop-tolerance", "nan"],
                                "error", "--isoflop-tolerance must be a fraction"),
+    "allocate/window_2": (["allocate", "{good}", "--approach", "2", "--window", "2"], "error",
+                          "--window must be a whole number of at least 3 sizes"),
     "regimes/negative_band": (["regimes", "{good}", "--band", "-1"], "error", "band must be a factor > 1"),
     "report/low_dpi": (["report", "{good}", "--dpi", "10"], "error", "--dpi must be at least 150"),
     "report/holdout_too_big": (["report", "{good}", "--holdout-top", "5"], "error", "--holdout-top must"),

@@ -44,7 +44,7 @@ def test_fit_chinchilla_data_with_everything(capsys, tmp_path):
 
 def test_fit_other_laws_and_allocate(capsys, tmp_path):
     table = tmp_path / "isoflop.csv"
-    isoflop_table().to_csv(table, index=False)
+    isoflop_table(noise=0.002).to_csv(table, index=False)
     status, out, _ = run(capsys, "fit", table, "--law", "kaplan_nd")
     assert status == 0 and "law kaplan_nd" in out and "N_c" in out
     out_json = tmp_path / "alloc.json"
@@ -55,6 +55,17 @@ def test_fit_other_laws_and_allocate(capsys, tmp_path):
     document = json.loads(out_json.read_text())
     assert document["approach"] == 2 and abs(document["a"] - 0.4516) < 0.02
     assert set(document["ci"]) >= {"a", "b"} and document["tokens_per_param"]
+    assert document["profile_fit"] == "window" and document["window"] == 5 and "5 sizes nearest" in out
+    assert [sum(p["used"]) for p in document["profiles"]] == [5] * 6
+    for options, used in (
+        (["--profile-fit", "parabola"], 9),
+        (["--profile-fit", "akima"], 9),
+        (["--window", "7"], 7),
+    ):
+        status, out, err = run(capsys, "allocate", table, "--approach", "2", *options, "--json", out_json)
+        document = json.loads(out_json.read_text())
+        assert status == 0 and [sum(p["used"]) for p in document["profiles"]] == [used] * 6, err
+        assert abs(document["a"] - 0.4516) < 0.05  # Akima goes through every noisy point
     status, out, _ = run(capsys, "allocate", table, "--approach", "3", "--budgets", "1e21,5.76e23")
     assert status == 0 and "5.76e+23" in out
 

@@ -15,6 +15,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
+from test_allocate import shifting_profiles
 
 from scaling import plots
 from scaling.allocate import allocate
@@ -126,6 +127,32 @@ def test_isoflop_profiles_one_parabola_and_minimum_per_budget(allocations):
     assert len(alloc.profiles) >= 3 and len(minima) == len(alloc.profiles)
     for line, profile in zip(minima, sorted(alloc.profiles, key=lambda p: p.C), strict=True):
         assert line.get_xdata()[0] == pytest.approx(profile.N_opt)
+    assert_no_overlapping_text(fig)
+
+
+def test_isoflop_profiles_mark_the_points_each_local_fit_used():
+    table = shifting_profiles()
+    small = table["C"] == table["C"].min()
+    table = table[~small | (table["N"] > table.loc[small, "N"].min() * 1.5)]  # 1e18: minimum at an edge
+    with pytest.warns(ScalingWarning, match="left out"):
+        alloc = allocate(table, 2)
+    fig = plots.plot_isoflop_profiles(alloc)
+    ax = fig.axes[0]
+    filled = sum(len(c.get_offsets()) for c in ax.collections if c.get_facecolors()[:, :3].min() < 1)
+    hollow = sum(len(c.get_offsets()) for c in ax.collections if c.get_facecolors()[:, :3].min() == 1)
+    kept = [p for p in sorted(alloc.profiles, key=lambda p: p.C) if not p.left_out]
+    assert len(kept) == 5 and filled == 5 * 5 and hollow == len(table) - 25
+    fits = [
+        line for line in ax.get_lines() if line.get_marker() in ("None", "") and len(line.get_xdata()) > 2
+    ]
+    assert len(fits) == 5
+    for line, profile in zip(fits, kept, strict=True):  # each local fit drawn over its window only
+        used = profile.N[profile.used]
+        assert line.get_xdata().min() == pytest.approx(
+            used.min()
+        ) and line.get_xdata().max() == pytest.approx(used.max())
+    assert "5 of 6 budgets" in ax.get_title()
+    assert any("left out" in t.get_text() for t in ax.get_legend().get_texts())
     assert_no_overlapping_text(fig)
 
 

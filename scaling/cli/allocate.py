@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from scaling.allocate import DEFAULT_WINDOW, PROFILE_FITS
 from scaling.cli.fit import add_input_options, load_input
 from scaling.laws import LAW_NAMES
 
@@ -15,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compute-optimal allocation N_opt = G (C/6)^a params, D_opt ~ (C/6)^b tokens, "
         "C in FLOPs: "
         "Approach 1 lowest-loss envelope (curves from the run folders when present), Approach 2 IsoFLOP "
-        "profiles (runs of equal C within 1 %%), Approach 3 closed form from a parametric fit.",
+        "profiles (runs of equal C within 1 %%, each fitted near its lowest loss), Approach 3 closed form "
+        "from a parametric fit.",
     )
     add_input_options(p)
     p.add_argument("--approach", type=int, required=True, choices=(1, 2, 3), help="1, 2 or 3")
@@ -39,6 +41,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         default=0.01,
         help="Approach 2: relative compute difference within one profile (default %(default)g)",
+    )
+    p.add_argument(
+        "--profile-fit",
+        default="window",
+        choices=PROFILE_FITS,
+        help="Approach 2: fit of each IsoFLOP profile in ln N: window (a parabola through the --window "
+        "sizes nearest its lowest loss), akima (minimum of an Akima interpolant, Porian et al. 2024), "
+        "parabola (through every size, Hoffmann et al.; biased when far ends are not parabolic) "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--window",
+        metavar="K",
+        type=int,
+        default=DEFAULT_WINDOW,
+        help="Approach 2: sizes per local parabola, at least 3 (default %(default)s)",
     )
     p.add_argument(
         "--no-curves",
@@ -71,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         budgets=budgets,
         use_curves=not args.no_curves,
         isoflop_tolerance=args.isoflop_tolerance,
+        profile_fit=args.profile_fit,
+        window=args.window,
     )
     print(result.describe())
     if args.json:
