@@ -47,7 +47,7 @@ from scaling.units import format_quantity, parse_quantity
 # - 40 runs: the size of a published sweep (Hoffmann et al.'s IsoFLOP profiles: 9 budgets x ~10 sizes).
 # - At most 2 runs of one (N, D): the c-optimal design piles runs on a handful of points (21 of 40 on one
 #   point in the README's example), which bets everything on the law's form; 2 keeps ~20 distinct points
-#   for 7 % more variance.
+#   for 8 % more variance.
 # - n_ctx: the default of scaling.shapes.
 # - noise: the run-to-run spread of a final loss (seeds, data order), ~1 % for small language models;
 #   only the interval widths scale with it, the plan does not depend on it.

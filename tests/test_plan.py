@@ -45,6 +45,9 @@ def check_realisable(result, budget: float, max_runs: int, max_repeats: int = 2)
 
 
 def test_gpt3_plan_keeps_the_budget_and_beats_isoflop(gpt3_plan):
+    import scaling
+
+    assert scaling.plan is plan  # the notebook spelling, `scaling.plan(...)`
     check_realisable(gpt3_plan, 1e21, 40)
     assert gpt3_plan.spent > 0.95e21  # the budget buys information: it is spent
     assert all(1e7 <= r.N <= 3.1e9 for r in gpt3_plan.runs)
