@@ -64,7 +64,8 @@ DEFAULTS: dict[str, Any] = {
 # (D << N) or repeated data (D >> N for small corpora) dominate what the law does not describe.
 TOKENS_PER_PARAM = (1.0, 1000.0)
 CANDIDATE_SIZES = 16  # model sizes, log-spaced over [min_params, max_params]
-CANDIDATE_TOKENS = 16  # token budgets per size, log-spaced over what the budget and the range allow
+CANDIDATE_TOKENS = 16  # token budgets per size, log-spaced over what the budget and the range allow ...
+CANDIDATE_SPACING = 1.1  # ... at least 10 % apart (closer runs add nothing and would share a name)
 PRIOR_SAMPLES = 64  # prior parameter sets the criterion averages over
 MIN_RUNS = 3
 # A weak Gaussian prior, sd 10 on every theta (log-scales and exponents), only keeps M invertible while a
@@ -218,7 +219,8 @@ def candidate_runs(budget: float, min_params: float, max_params: float, n_ctx: i
         hi = min(TOKENS_PER_PARAM[1] * N, budget / (FLOPS_PER_PARAM_TOKEN * N))
         if hi < lo:
             continue
-        for tokens in np.geomspace(lo, hi, CANDIDATE_TOKENS):
+        count = min(CANDIDATE_TOKENS, 1 + math.floor(math.log(hi / lo) / math.log(CANDIDATE_SPACING)))
+        for tokens in np.geomspace(lo, hi, count):
             run = realise(shape, tokens)
             if run is not None and budget >= run.C:
                 runs[(shape, run.D)] = run
@@ -474,7 +476,7 @@ class Plan:
             f"target: N = {format_quantity(t['N'])} params, D = {format_quantity(t['D'])} tokens, "
             f"prior loss {t['loss']:.4g} nats/token",
             f"expected 95 % interval width of the target loss: {self.interval_width:.3g} nats/token "
-            f"(IsoFLOP design of equal compute: {self.isoflop_interval_width:.3g}, {self.gain:.2f}x wider)",
+            f"(IsoFLOP design of equal compute: {self.isoflop_interval_width:.3g}; gain {self.gain:.2f}x)",
             f"prior: {self.law}, {self.prior_source}"
             + (f"; {len(self.runs_so_far)} runs already trained" if self.runs_so_far else ""),
             f"  {'run':<22s} {'N':>8s} {'D':>8s} {'C':>9s} {'shape (L x d, heads)':>21s} {'steps':>7s} "
@@ -505,6 +507,7 @@ class Plan:
             }
             for r in self.runs
         }
+        assert len(entries) == len(self.runs), "run names must be unique"  # candidates are 10 % apart
         pick = "${sweep.runs.${sweep.run}.%s}"
         config = {
             "sweep": {"name": name, "run": self.runs[0].name, "runs": entries},
@@ -630,6 +633,15 @@ def plan(
     crit = TargetVariance(law, prior.thetas, N, D, (N_t, D_t), noise, known)
     counts = optimal_design(crit, cost, Limits(budget, max_runs, max_repeats))
     spent = float(counts @ cost)
+    distinct = np.count_nonzero(counts) + (0 if known is None else len(set(zip(*known, strict=True))))
+    if distinct < len(law.param_names):
+        warnings.warn(
+            f"the plan has {distinct} distinct (N, D) points, runs so far included, fewer than the "
+            f"{len(law.param_names)} parameters of the {law.name} law: a fit of them is not determined and "
+            "the interval widths are meaningless; raise --budget or --max-runs, or lower --min-params",
+            ScalingWarning,
+            stacklevel=2,
+        )
     iso_N, iso_D = isoflop_design(law, prior.params, spent)
     iso = TargetVariance(law, prior.thetas, iso_N, iso_D, (N_t, D_t), noise, known)
 
