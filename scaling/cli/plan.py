@@ -45,16 +45,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--max-params", metavar="N", default=DEFAULTS["max_params"], help="largest run (default %(default)g)"
     )
     p.add_argument(
-        "--max-runs", type=int, default=DEFAULTS["max_runs"], help="most runs (default %(default)s)"
+        "--max-runs",
+        metavar="K",
+        type=int,
+        default=DEFAULTS["max_runs"],
+        help="most runs (default %(default)s)",
     )
     p.add_argument(
         "--max-repeats",
+        metavar="K",
         type=int,
         default=DEFAULTS["max_repeats"],
         help="most runs of one (N, D), with other seeds (default %(default)s)",
     )
     p.add_argument(
         "--n-ctx",
+        metavar="T",
         type=int,
         default=DEFAULTS["n_ctx"],
         help="context length of the runs' models, tokens (default %(default)s)",
@@ -72,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--noise",
+        metavar="SIGMA",
         type=float,
         default=DEFAULTS["noise"],
         help="run-to-run relative spread of a final loss, for the interval widths (default %(default)s)",
