@@ -25,6 +25,7 @@ _EXPORTS = {
     "predict": "scaling.predict",
     "FitResult": "scaling.fit",
     "UsageError": "scaling.errors",
+    "plan": "scaling.plan",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -37,7 +38,7 @@ def __getattr__(name: str) -> Any:
 
 
 class _Package(ModuleType):
-    # fit, allocate and predict are also submodules, and importing a submodule sets the package
+    # fit, allocate, predict and plan are also submodules, and importing a submodule sets the package
     # attribute to the module; looking the exports up on every access keeps `from scaling import fit`
     # the function (`from scaling.fit import FitResult` reads sys.modules and still gets the module).
     def __getattribute__(self, name: str) -> Any:

@@ -887,3 +887,110 @@ def plot_backtest(result: Any, table: pd.DataFrame | None = None) -> Figure:
     axes[1].legend(handles=handles, loc="best")
     add_size_colorbar(fig, axes, norm)
     return fig
+
+
+@styled
+def plot_plan(plan: Any) -> Figure:
+    """A planned sweep in the (N, D) plane: its runs (marker area: runs at that point), the IsoFLOP design
+    of the same compute it was compared with, runs already trained, the target, the prior's
+    compute-optimal line and iso-compute lines (FLOPs), the single-run budget among them.
+
+    plan: `scaling.plan.Plan`."""
+    runs = pd.DataFrame([{"N": r.N, "D": r.D} for r in plan.runs])
+    points = runs.groupby(["N", "D"]).size().reset_index(name="count")
+    iso = np.array(plan.isoflop_runs)
+    known = np.array(plan.runs_so_far).reshape(-1, 2)
+    target = plan.target
+    all_n = np.concatenate([points["N"], iso[:, 0], known[:, 0], [target["N"]]])
+    all_d = np.concatenate([points["D"], iso[:, 1], known[:, 1], [target["D"]]])
+    n_range = (float(all_n.min()) / 4, float(all_n.max()) * 4)
+    d_range = (float(all_d.min()) / 4, float(all_d.max()) * 4)
+    n_line = np.geomspace(*n_range, 200)
+
+    fig, (ax,) = new_figure(width=7.0, height=6.6)
+    _log_axes(ax, x=True, y=True)
+    log_c = np.log10(6 * np.array([n_range[0] * d_range[0], n_range[1] * d_range[1]]))
+    levels = np.arange(math.ceil(log_c[0]), math.floor(log_c[1]) + 1)
+    levels = levels[:: max(1, math.ceil(len(levels) / 10))]
+    for level in levels:
+        ax.plot(n_line, 10.0**level / (6 * n_line), color="0.25", lw=0.6, ls=":", zorder=1)
+    _label_iso_lines(ax, levels, n_range, d_range)
+    ax.plot(n_line, plan.budget / (6 * n_line), color="#c0392b", lw=1.0, ls="--", zorder=1)
+    co = get_law(plan.law).compute_optimal(plan.prior_params)
+    if co is not None:
+        line_c = np.geomspace(6 * n_range[0] * d_range[0], 6 * target["C"], 300)
+        line_n, line_d = optimal_allocation(co, line_c)
+        ax.plot(line_n, line_d, color="k", lw=1.4, zorder=2)
+    ax.scatter(iso[:, 0], iso[:, 1], marker="s", s=30, facecolors="none", edgecolors="0.45", lw=0.9, zorder=3)
+    if len(known):
+        ax.scatter(known[:, 0], known[:, 1], marker="x", s=28, color="k", lw=1.0, zorder=4)
+    ax.scatter(
+        points["N"], points["D"], s=36 * points["count"], color="#2471a3", edgecolors="k", lw=0.5, zorder=5
+    )
+    ax.scatter(
+        [target["N"]], [target["D"]], marker="*", s=220, color="gold", edgecolors="k", lw=0.7, zorder=6
+    )
+    ax.annotate(
+        f"target: {format_quantity(target['N'])} params,\n{format_quantity(target['D'])} tokens",
+        (target["N"], target["D"]),
+        xytext=(-10, 0),
+        textcoords="offset points",
+        ha="right",
+        va="center",
+        fontsize=7.5,
+        bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
+        zorder=6,
+    )
+    ax.set_xlim(*n_range)
+    ax.set_ylim(*d_range)
+    ax.set_xlabel(LABEL["N"])
+    ax.set_ylabel(LABEL["D"])
+    ax.set_title(
+        f"Planned sweep: {len(plan.runs)} runs at {len(points)} points, {sci(plan.spent)} of "
+        f"{sci(plan.budget)} FLOPs\nexpected 95 % interval at the target "
+        f"{plan.interval_width:.3g} nats/token "
+        f"(IsoFLOP design: {plan.isoflop_interval_width:.3g})",
+        pad=14,
+    )
+    handles = [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            ms=6,
+            color="#2471a3",
+            mec="k",
+            mew=0.5,
+            label="planned run (area: runs with other seeds)",
+        ),
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="s",
+            ms=5,
+            mfc="none",
+            mec="0.45",
+            label=f"IsoFLOP design of the same compute ({len(iso)} runs)",
+        ),
+    ]
+    if len(known):
+        handles.append(
+            Line2D([], [], ls="", marker="x", ms=5, color="k", label=f"runs so far ({len(known)})")
+        )
+    handles += [
+        Line2D([], [], ls="", marker="*", ms=11, color="gold", mec="k", label="target"),
+        Line2D([], [], color="k", lw=1.4, label="compute-optimal under the prior"),
+        Line2D([], [], color="0.25", lw=0.6, ls=":", label="iso-compute C = 6ND (labelled in FLOPs)"),
+        Line2D(
+            [],
+            [],
+            color="#c0392b",
+            lw=1.0,
+            ls="--",
+            label=f"the whole budget in one run ({sci(plan.budget)})",
+        ),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2)
+    return fig

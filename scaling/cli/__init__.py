@@ -15,7 +15,7 @@ from importlib import import_module
 from scaling.errors import UsageError
 
 # Order is the order of `scaling --help`.
-COMMANDS = ["prepare", "runs", "fit", "allocate", "predict", "regimes", "report"]
+COMMANDS = ["prepare", "runs", "fit", "allocate", "predict", "regimes", "report", "plan"]
 
 
 class _Parser(argparse.ArgumentParser):

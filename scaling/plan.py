@@ -1,0 +1,716 @@
+"""Planning the next sweep: the runs that most sharpen the prediction at a target, for a compute budget.
+
+Optimal experimental design (c-optimality) for one number, the log-loss a law predicts at the target
+(N_t params, D_t tokens). A fit of log-losses with run-to-run noise sigma (relative, 1 % by default) has,
+to first order, the covariance sigma^2 M^-1 with the Fisher information M = sum_runs J J^T (J: the law's
+Jacobian of log-loss in its parameters theta, analytic in `scaling.laws`), so the predicted log-loss at the
+target has the variance
+
+    Var = sigma^2 g^T M^-1 g,     g = d log L(N_t, D_t) / d theta.
+
+The planner chooses runs (and how many of each) among candidates that can be trained as they are (GPT
+shapes from `scaling.shapes`, token budgets of whole batches of at least `config.MIN_STEPS` optimizer
+steps, as `scaling-train` would run them) to make Var smallest with sum 6 N D <= the budget. J and g
+depend on the law's parameters, which are what we do not know yet: Var is averaged over the prior's
+uncertainty (its bootstrap samples, or Epoch AI's refit of Chinchilla when no prior is given), so the plan
+does not bet on one guess. Runs already trained add their information to M (sequential design).
+
+The search: a convex relaxation (run counts as real numbers; the criterion is convex in them) solved by
+SLSQP, rounded to whole runs, then improved by exchanges of single runs until no exchange helps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from scipy import optimize
+
+from scaling import hardware
+from scaling.errors import ScalingWarning, UsageError
+from scaling.laws import FLOPS_PER_PARAM_TOKEN, Inputs, Law, get_law
+from scaling.regimes import optimal_allocation, optimal_tokens_for_params
+from scaling.shapes import Shape, n_params, shape_for_params
+from scaling.units import format_quantity, parse_quantity
+
+# Defaults of `plan` and `scaling plan`.
+# - Runs of 10M to 3B parameters: within the sizes published laws were fitted on (Hoffmann et al. 2022:
+#   70M to 16B; Kaplan et al. 2020 from ~1M), up to what one node trains in days.
+# - 40 runs: the size of a published sweep (Hoffmann et al.'s IsoFLOP profiles: 9 budgets x ~10 sizes).
+# - At most 2 runs of one (N, D): the c-optimal design piles runs on a handful of points (21 of 40 on one
+#   point in the README's example), which bets everything on the law's form; 2 keeps ~20 distinct points
+#   for 8 % more variance.
+# - n_ctx: the default of scaling.shapes.
+# - noise: the run-to-run spread of a final loss (seeds, data order), ~1 % for small language models;
+#   only the interval widths scale with it, the plan does not depend on it.
+DEFAULTS: dict[str, Any] = {
+    "min_params": 1e7,
+    "max_params": 3e9,
+    "max_runs": 40,
+    "max_repeats": 2,
+    "n_ctx": Shape.n_ctx,
+    "noise": 0.01,
+}
+# Candidate runs stay where scaling laws are fitted: 1 to 1000 tokens per parameter. Hoffmann et al.'s runs
+# (Epoch's extraction, data/README.md) lie between 1.1 and 160 (5-95 %), all below 350; the top is left
+# wider because small models are cheap to train long. Below 1, learning-rate warmup and the first steps
+# dominate, which the law does not describe.
+TOKENS_PER_PARAM = (1.0, 1000.0)
+CANDIDATE_SIZES = 16  # model sizes, log-spaced over [min_params, max_params]
+CANDIDATE_TOKENS = 16  # token budgets per size, log-spaced over what the budget and the range allow ...
+CANDIDATE_SPACING = 1.1  # ... at least 10 % apart (closer runs add nothing and would share a name)
+PRIOR_SAMPLES = 64  # prior parameter sets the criterion averages over
+MIN_RUNS = 3
+# A weak Gaussian prior, sd 10 on every theta (log-scales and exponents), only keeps M invertible while a
+# design is still too small to identify the law; any design that identifies it is unaffected.
+RIDGE = 1e-2
+Z95 = 1.959963984540054
+
+# Epoch AI's refit of Chinchilla (Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt"): the
+# estimate and its 95 % bootstrap intervals over 4000 resamples.
+EPOCH_PRIOR = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.348, "beta": 0.366}
+EPOCH_INTERVALS = {
+    "E": (1.769, 1.871),
+    "A": (285.0, 744.0),
+    "B": (1042.0, 5810.0),
+    "alpha": (0.317, 0.373),
+    "beta": (0.331, 0.415),
+}
+
+# The standard design a plan is compared with: IsoFLOP profiles (Hoffmann et al. 2022, Approach 2).
+ISOFLOP_BUDGETS = 4  # compute budgets ...
+ISOFLOP_SPACING = 4.0  # ... 4x apart
+ISOFLOP_SIZES = 5  # model sizes per budget ...
+ISOFLOP_HALF_WIDTH = 0.6  # ... log-spaced within +-0.6 decade of N_opt(C)
+
+
+# ---- the prior ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prior:
+    """What we believe about the law before the sweep: a central parameter set and samples of theta
+    (the law's internal parameters, logs of its scales) that express the uncertainty."""
+
+    law: str
+    params: dict[str, float]  # natural units
+    thetas: np.ndarray = field(repr=False)  # (K, p)
+    source: str = ""
+
+    @classmethod
+    def epoch(cls, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
+        """Epoch AI's Chinchilla refit, its 95 % intervals read as independent normals in theta."""
+        law = get_law("chinchilla")
+        return cls(
+            "chinchilla",
+            dict(EPOCH_PRIOR),
+            _sample_intervals(law, EPOCH_PRIOR, EPOCH_INTERVALS, samples, seed),
+            "Epoch AI's Chinchilla refit (Besiroglu et al. 2024) and its 95 % bootstrap intervals",
+        )
+
+    @classmethod
+    def from_fit(cls, fit_result: Any, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
+        """A fit (`scaling fit --json`): its bootstrap parameter sets, else its intervals, else the point.
+
+        Raises UsageError when the fit's law cannot answer a question about N and D."""
+        law = planning_law(fit_result.law)
+        params = {k: float(fit_result.params[k]) for k in law.param_names}
+        boot = fit_result.bootstrap_params
+        if boot is not None and len(boot) >= 2:
+            rng = np.random.default_rng(seed)
+            rows = boot if len(boot) <= samples else boot[rng.choice(len(boot), samples, replace=False)]
+            thetas = np.stack([law.to_theta(dict(zip(law.param_names, row, strict=True))) for row in rows])
+            source = f"the fit's {len(boot)} bootstrap parameter sets ({len(rows)} used)"
+        elif all(k in fit_result.ci for k in law.param_names):
+            thetas = _sample_intervals(law, params, fit_result.ci, samples, seed)
+            source = "the fit's 95 % intervals"
+        else:
+            warnings.warn(
+                "the prior fit has no bootstrap: the plan is optimal for its point estimate only; "
+                "fit with --bootstrap 200 for a plan robust to the prior's uncertainty",
+                ScalingWarning,
+                stacklevel=2,
+            )
+            thetas = law.to_theta(params)[None]
+            source = "the fit's point estimate (no bootstrap)"
+        if not np.all(np.isfinite(thetas)):
+            raise UsageError("the prior fit has non-finite parameters; refit it")
+        return cls(law.name, params, thetas, source)
+
+
+def planning_law(name: str) -> Law:
+    """The law `name` if it predicts loss from N and D alone, as planning needs; UsageError otherwise."""
+    law = get_law(name)
+    if tuple(law.inputs) != ("N", "D"):
+        raise UsageError(
+            f"a {law.name} prior cannot answer: planning needs a law of N and D alone (chinchilla or "
+            f"kaplan_nd), and {law.name} reads {', '.join(law.inputs)}; refit with --law chinchilla"
+        )
+    return law
+
+
+def _sample_intervals(
+    law: Law, params: Mapping[str, float], intervals: Mapping[str, Sequence[float]], k: int, seed: int
+) -> np.ndarray:
+    """k thetas, each parameter normal in theta (log for scales) with the interval as its 95 % range."""
+    rng = np.random.default_rng(seed)
+    centre = law.to_theta(params)
+    lo = law.to_theta({n: intervals[n][0] for n in law.param_names})
+    hi = law.to_theta({n: intervals[n][1] for n in law.param_names})
+    sd = np.abs(hi - lo) / (2 * Z95)
+    draws = centre + sd * rng.standard_normal((k, centre.size))
+    low, high = law.theta_bounds()
+    return np.clip(draws, low, high)
+
+
+# ---- candidate runs ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Candidate:
+    """A run `scaling-train` can train as it is: its shape, D tokens in `steps` whole batches."""
+
+    shape: Shape
+    N: int  # non-embedding parameters
+    D: int  # tokens: steps x batch_size x n_ctx
+    batch_size: int  # sequences per optimizer step
+    steps: int
+
+    @property
+    def C(self) -> float:
+        return FLOPS_PER_PARAM_TOKEN * self.N * self.D
+
+
+def realise(shape: Shape, tokens: float) -> Candidate | None:
+    """The run of `shape` on about `tokens` tokens as the trainer runs it (its auto batch size, whole
+    steps), or None when that is fewer than the trainer's minimum of optimizer steps."""
+    from scaling.config import MIN_STEPS, auto_batch_size
+
+    N = n_params(shape)
+    batch = auto_batch_size(shape, N, tokens)
+    steps = round(tokens / (batch * shape.n_ctx))
+    if steps < MIN_STEPS:
+        return None
+    return Candidate(shape, N, steps * batch * shape.n_ctx, batch, steps)
+
+
+def smallest_run(min_params: float, n_ctx: int) -> Candidate:
+    """The cheapest candidate: the smallest model on the fewest tokens the trainer accepts."""
+    from scaling.config import AUTO_MIN_BATCH, MIN_STEPS
+
+    shape = shape_for_params(min_params, n_ctx=n_ctx)
+    tokens = max(TOKENS_PER_PARAM[0] * n_params(shape), MIN_STEPS * AUTO_MIN_BATCH * n_ctx)
+    run = realise(shape, tokens)
+    assert run is not None  # the minimum batch makes MIN_STEPS steps of these tokens
+    return run
+
+
+def candidate_runs(budget: float, min_params: float, max_params: float, n_ctx: int) -> list[Candidate]:
+    """Runs on a log grid of sizes and token budgets, each affordable within `budget` FLOPs alone."""
+    shapes = {shape_for_params(n, n_ctx=n_ctx) for n in np.geomspace(min_params, max_params, CANDIDATE_SIZES)}
+    smallest = smallest_run(min_params, n_ctx).D
+    runs: dict[tuple[Shape, int], Candidate] = {}
+    for shape in sorted(shapes, key=n_params):
+        N = n_params(shape)
+        lo = max(TOKENS_PER_PARAM[0] * N, smallest)
+        hi = min(TOKENS_PER_PARAM[1] * N, budget / (FLOPS_PER_PARAM_TOKEN * N))
+        if hi < lo:
+            continue
+        count = min(CANDIDATE_TOKENS, 1 + math.floor(math.log(hi / lo) / math.log(CANDIDATE_SPACING)))
+        for tokens in np.geomspace(lo, hi, count):
+            run = realise(shape, tokens)
+            if run is not None and budget >= run.C:
+                runs[(shape, run.D)] = run
+    return list(runs.values())
+
+
+# ---- the criterion -------------------------------------------------------------------------------------
+class TargetVariance:
+    """Var(log L at the target) of a design, averaged over prior samples: sigma^2 mean_k g_k^T M_k^-1 g_k.
+
+    Parameters
+    ----------
+    law, thetas : the law and prior samples of its theta (K, p).
+    N, D : the candidate runs (params, tokens), shape (n,).
+    target : (N_t params, D_t tokens).
+    noise : relative run-to-run noise sigma of a loss (log-loss standard deviation).
+    known : (N, D) of runs already trained, whose information every design starts with.
+    """
+
+    def __init__(
+        self,
+        law: Law,
+        thetas: np.ndarray,
+        N,
+        D,
+        target: tuple[float, float],
+        noise: float,
+        known: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        self.noise = noise
+        self.J = law.jacobian(thetas, Inputs.make(N=np.asarray(N, float), D=np.asarray(D, float)))[1]
+        _, g = law.jacobian(thetas, Inputs.make(N=[target[0]], D=[target[1]]))
+        self.g = g[:, 0, :]  # (K, p)
+        p = self.g.shape[-1]
+        self.M0 = np.broadcast_to(RIDGE * np.eye(p), (len(thetas), p, p)).copy()
+        if known is not None and len(known[0]):
+            Jk = law.jacobian(thetas, Inputs.make(N=known[0], D=known[1]))[1]
+            self.M0 += np.matmul(np.swapaxes(Jk, -1, -2), Jk) / noise**2
+
+    def information(self, counts: np.ndarray) -> np.ndarray:
+        """M_k for run counts (n,) of the candidates: (K, p, p)."""
+        weighted = self.J * (np.asarray(counts, float) / self.noise**2)[None, :, None]
+        return self.M0 + np.matmul(np.swapaxes(weighted, -1, -2), self.J)
+
+    def per_sample(self, counts: np.ndarray) -> np.ndarray:
+        """Var(log L_t) under each prior sample, (K,)."""
+        M = self.information(counts)
+        return np.einsum("kp,kp->k", self.g, np.linalg.solve(M, self.g[..., None])[..., 0])
+
+    def __call__(self, counts: np.ndarray) -> float:
+        return float(self.per_sample(counts).mean())
+
+    def gradient(self, counts: np.ndarray) -> np.ndarray:
+        """d mean Var / d count_i, (n,): -mean_k (J_ki^T M_k^-1 g_k)^2 / sigma^2."""
+        h = np.linalg.solve(self.information(counts), self.g[..., None])[..., 0]  # (K, p)
+        u = np.einsum("knp,kp->kn", self.J, h)
+        return -(u**2).mean(0) / self.noise**2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a design may use: `budget` FLOPs (sum 6 N D), `max_runs` runs, `max_repeats` runs of one
+    (N, D) (replicates with other seeds)."""
+
+    budget: float
+    max_runs: int
+    max_repeats: int
+
+
+def _relaxed(crit: TargetVariance, cost: np.ndarray, limits: Limits, iterations: int = 60) -> np.ndarray:
+    """Real-valued run counts minimising the criterion within the limits.
+
+    Frank-Wolfe: the linear problem over the limits (a linear program, solved by HiGHS) gives the
+    direction, a line search the step; the criterion is convex, so this approaches the optimum (to a
+    fraction of a percent in 60 steps, which the exchanges of whole runs then polish)."""
+    n = cost.size
+    rows = np.vstack([cost / limits.budget, np.ones(n) / limits.max_runs])
+    x = np.full(n, min(limits.budget / cost.sum(), limits.max_runs / n))  # equal counts, within limits
+    for _ in range(iterations):
+        vertex = optimize.linprog(
+            crit.gradient(x), A_ub=rows, b_ub=np.ones(2), bounds=(0, limits.max_repeats), method="highs"
+        ).x
+        step = vertex - x
+        line = optimize.minimize_scalar(
+            lambda t, x=x, step=step: crit(x + t * step),
+            bounds=(0.0, 1.0),
+            method="bounded",
+            options={"xatol": 1e-3},
+        )
+        x = np.maximum(x + line.x * step, 0.0)
+    return x
+
+
+def _rounded(x: np.ndarray, cost: np.ndarray, limits: Limits) -> np.ndarray:
+    """Whole runs from real counts: the whole parts, then single runs by largest remainder while they fit."""
+    counts = np.minimum(np.floor(x + 1e-9), limits.max_repeats).astype(int)
+    while counts @ cost > limits.budget or counts.sum() > limits.max_runs:  # the relaxation's rounding
+        counts[np.flatnonzero(counts)[np.argmax(cost[counts > 0])]] -= 1
+    for i in np.argsort(-(x - counts)):
+        if x[i] - counts[i] < 1e-3:
+            break
+        fits = counts @ cost + cost[i] <= limits.budget and counts.sum() < limits.max_runs
+        if fits and counts[i] < limits.max_repeats:
+            counts[i] += 1
+    return counts
+
+
+def _exchanged(
+    crit: TargetVariance, counts: np.ndarray, cost: np.ndarray, limits: Limits, max_moves: int = 400
+) -> np.ndarray:
+    """Improve whole-run counts by single moves (add a run, or move one run elsewhere) while one helps.
+
+    Each move is evaluated exactly for every candidate at once with Sherman-Morrison updates of M^-1."""
+    counts = counts.copy()
+    s2 = crit.noise**2
+    J = crit.J
+    for _ in range(max_moves):
+        Minv = np.linalg.inv(crit.information(counts))
+        best, move = crit(counts) * (1 - 1e-9), None
+        spent, n_runs = counts @ cost, counts.sum()
+        for r in [None, *np.flatnonzero(counts)]:
+            if r is None:
+                inv = Minv
+                room, runs_left = limits.budget - spent, limits.max_runs - n_runs
+            else:  # remove one run r: M - J_r J_r^T / s2
+                v = np.einsum("kpq,kq->kp", Minv, J[:, r])
+                denom = s2 - np.einsum("kp,kp->k", J[:, r], v)
+                if np.any(denom <= 0):
+                    continue
+                inv = Minv + np.einsum("kp,kq->kpq", v, v) / denom[:, None, None]
+                room, runs_left = limits.budget - spent + cost[r], limits.max_runs - n_runs + 1
+            if runs_left < 1:
+                continue
+            h = np.einsum("kpq,kq->kp", inv, crit.g)  # M^-1 g
+            base = np.einsum("kp,kp->k", crit.g, h)
+            u = np.einsum("knp,kp->kn", J, h)
+            w = np.einsum("knp,kpq,knq->kn", J, inv, J)
+            value = (base[:, None] - u**2 / (s2 + w)).mean(0)
+            value[(cost > room) | (counts >= limits.max_repeats)] = np.inf
+            if r is not None:
+                value[r] = np.inf
+            j = int(np.argmin(value))
+            if value[j] < best:
+                best, move = value[j], (r, j)
+        if move is None:
+            break
+        r, j = move
+        if r is not None:
+            counts[r] -= 1
+        counts[j] += 1
+    return counts
+
+
+def optimal_design(crit: TargetVariance, cost: np.ndarray, limits: Limits) -> np.ndarray:
+    """Whole run counts (n,) of the candidates minimising `crit` within the limits."""
+    return _exchanged(crit, _rounded(_relaxed(crit, cost, limits), cost, limits), cost, limits)
+
+
+# ---- the standard design -------------------------------------------------------------------------------
+def isoflop_design(law: Law, params: Mapping[str, float], total: float) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) of the standard IsoFLOP design of `total` FLOPs: ISOFLOP_BUDGETS budgets ISOFLOP_SPACING x
+    apart, ISOFLOP_SIZES sizes each, log-spaced within +-ISOFLOP_HALF_WIDTH decade of N_opt(C)."""
+    co = law.compute_optimal(params)
+    assert co is not None  # planning laws are laws of N and D
+    shares = ISOFLOP_SPACING ** -np.arange(ISOFLOP_BUDGETS)[::-1]  # ..., 1/16, 1/4, 1
+    budgets = total * shares / (ISOFLOP_SIZES * shares.sum())
+    offsets = 10.0 ** np.linspace(-ISOFLOP_HALF_WIDTH, ISOFLOP_HALF_WIDTH, ISOFLOP_SIZES)
+    N = np.concatenate([optimal_allocation(co, C)[0] * offsets for C in budgets])
+    C = np.repeat(budgets, ISOFLOP_SIZES)
+    return N, C / (FLOPS_PER_PARAM_TOKEN * N)
+
+
+# ---- the plan ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlanRun:
+    """One planned run: N params, D tokens, C = 6 N D FLOPs, its GPT shape, batch, seed, GPU-hours."""
+
+    name: str  # its key in the sweep file, e.g. N12.6M_D2.52B_s0
+    N: int
+    D: int
+    C: float
+    n_layer: int
+    d_model: int
+    n_head: int
+    n_ctx: int
+    batch_size: int  # sequences per optimizer step
+    steps: int
+    seed: int  # replicates of one (N, D) differ in their seed
+    gpu_hours: float  # on the plan's accelerator at its MFU
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The runs of a sweep that most sharpen the target prediction within a budget, and what they buy.
+
+    Interval widths are of the 95 % interval of the target loss (nats/token) that a fit of the runs is
+    expected to give (first-order, run-to-run noise `noise`, averaged over the prior's uncertainty).
+    """
+
+    runs: tuple[PlanRun, ...]
+    budget: float  # FLOPs allowed
+    spent: float  # FLOPs of the runs, sum 6 N D
+    target: dict[str, float]  # N, D, C and the prior's loss there
+    interval_width: float
+    isoflop_interval_width: float  # of the standard IsoFLOP design of the same compute
+    isoflop_runs: tuple[tuple[float, float], ...]  # its (N, D)
+    law: str
+    prior_params: dict[str, float]
+    prior_source: str
+    noise: float
+    runs_so_far: tuple[tuple[float, float], ...]  # (N, D) of runs already trained
+    accelerator: str
+    mfu: float
+
+    @property
+    def gain(self) -> float:
+        """How many times narrower the plan's interval is than the IsoFLOP design's."""
+        return self.isoflop_interval_width / self.interval_width
+
+    @property
+    def gpu_hours(self) -> float:
+        return sum(r.gpu_hours for r in self.runs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runs": [r.to_json() for r in self.runs],
+            "spent": self.spent,
+            "budget": self.budget,
+            "gpu_hours": self.gpu_hours,
+            "gpu": self.accelerator,
+            "mfu": self.mfu,
+            "target": dict(self.target),
+            "interval_width": self.interval_width,
+            "isoflop_interval_width": self.isoflop_interval_width,
+            "gain": self.gain,
+            "isoflop_runs": [
+                {"N": n, "D": d, "C": FLOPS_PER_PARAM_TOKEN * n * d} for n, d in self.isoflop_runs
+            ],
+            "law": self.law,
+            "prior": {"params": dict(self.prior_params), "source": self.prior_source},
+            "noise": self.noise,
+            "runs_so_far": len(self.runs_so_far),
+        }
+
+    def describe(self) -> str:
+        t = self.target
+        lines = [
+            f"plan: {len(self.runs)} runs, {self.spent:.3g} of {self.budget:.3g} FLOPs "
+            f"({self.gpu_hours:.3g} {self.accelerator} GPU-hours at MFU {self.mfu:g})",
+            f"target: N = {format_quantity(t['N'])} params, D = {format_quantity(t['D'])} tokens, "
+            f"prior loss {t['loss']:.4g} nats/token",
+            f"expected 95 % interval width of the target loss: {self.interval_width:.3g} nats/token "
+            f"(IsoFLOP design of equal compute: {self.isoflop_interval_width:.3g}; gain {self.gain:.2f}x)",
+            f"prior: {self.law}, {self.prior_source}"
+            + (f"; {len(self.runs_so_far)} runs already trained" if self.runs_so_far else ""),
+            f"  {'run':<22s} {'N':>8s} {'D':>8s} {'C':>9s} {'shape (L x d, heads)':>21s} {'steps':>7s} "
+            f"{'GPU-h':>8s}",
+        ]
+        for r in self.runs:
+            shape = f"{r.n_layer} x {r.d_model}, {r.n_head}"
+            lines.append(
+                f"  {r.name:<22s} {format_quantity(r.N):>8s} {format_quantity(r.D):>8s} {r.C:9.3g} "
+                f"{shape:>21s} {r.steps:>7,} {r.gpu_hours:8.3g}"
+            )
+        return "\n".join(lines)
+
+    def sweep_yaml(self, name: str) -> str:
+        """The sweep file `scaling-train --config-dir DIR -m +sweep=NAME` runs from DIR/sweep/NAME.yaml.
+
+        Hydra's sweeper crosses its parameters, so the runs are one parameter, `sweep.run`, whose value
+        names an entry of `sweep.runs`; the model and training keys read that entry by interpolation."""
+        entries = {
+            r.name: {
+                "n_layer": r.n_layer,
+                "d_model": r.d_model,
+                "n_head": r.n_head,
+                "n_ctx": r.n_ctx,
+                "tokens": r.D,
+                "batch_size": r.batch_size,
+                "seed": r.seed,
+            }
+            for r in self.runs
+        }
+        assert len(entries) == len(self.runs), "run names must be unique"  # candidates are 10 % apart
+        pick = "${sweep.runs.${sweep.run}.%s}"
+        config = {
+            "sweep": {"name": name, "run": self.runs[0].name, "runs": entries},
+            "model": {k: pick % k for k in ("n_layer", "d_model", "n_head", "n_ctx")},
+            "train": {"tokens": pick % "tokens", "batch_size": pick % "batch_size", "seed": pick % "seed"},
+            "hydra": {"sweeper": {"params": {"sweep.run": ",".join(entries)}}},
+        }
+        t = self.target
+        head = [
+            "# @package _global_",
+            f"# Planned by `scaling plan`: {len(self.runs)} runs, {self.spent:.3g} of {self.budget:.3g} "
+            f"FLOPs, to predict the loss at N = {format_quantity(t['N'])} params, "
+            f"D = {format_quantity(t['D'])} tokens",
+            f"# (expected 95 % interval {self.interval_width:.3g} nats/token; an IsoFLOP design of the same "
+            f"compute: {self.isoflop_interval_width:.3g}).",
+            f"#   scaling-train --config-dir DIR -m +sweep={name}      (DIR: the folder that holds sweep/)",
+        ]
+        return "\n".join(head) + "\n" + yaml.safe_dump(config, sort_keys=False, width=120)
+
+
+def _run_name(N: float, D: float, seed: int) -> str:
+    # a config key: no dots (OmegaConf paths), readable in the run folder's name
+    return f"N{format_quantity(N)}_D{format_quantity(D)}_s{seed}".replace(".", "p")
+
+
+def plan(
+    budget: float | str,
+    target_params: float | str,
+    target_tokens: float | str | None = None,
+    *,
+    optimal: bool = False,
+    prior: Any = None,
+    runs_so_far: Any = None,
+    min_params: float | str = DEFAULTS["min_params"],
+    max_params: float | str = DEFAULTS["max_params"],
+    max_runs: int = DEFAULTS["max_runs"],
+    max_repeats: int = DEFAULTS["max_repeats"],
+    n_ctx: int = DEFAULTS["n_ctx"],
+    accelerator: str = hardware.DEFAULT_ACCELERATOR,
+    mfu: float = hardware.DEFAULT_MFU,
+    noise: float = DEFAULTS["noise"],
+    seed: int = 0,
+) -> Plan:
+    """Plan the sweep whose fit best predicts the loss at the target, within `budget` FLOPs.
+
+    Parameters
+    ----------
+    budget : total training compute of the sweep, sum 6 N D FLOPs ('1e21' accepted).
+    target_params : N_t, non-embedding parameters of the model to predict ('175B', or a preset name).
+    target_tokens : D_t tokens it will be trained on; or `optimal=True` for the prior's D_opt(N_t).
+    prior : a FitResult (its bootstrap samples express the uncertainty); None: Epoch AI's Chinchilla refit.
+    runs_so_far : a run table (or anything `load_runs` reads) of runs already trained: the plan adds to
+        their information and does not count their compute.
+    min_params, max_params : range of model sizes N for the runs (capped at N_t).
+    max_runs : most runs in the plan.
+    max_repeats : most runs of one (N, D), which then differ in their seed.
+    n_ctx : context length (tokens) of the runs' models.
+    accelerator, mfu : for GPU-hours (`scaling.hardware`).
+    noise : relative run-to-run noise of a final loss (only the interval widths depend on it).
+    seed : seeds the sampling of the prior.
+
+    Raises UsageError for a budget too small for MIN_RUNS runs, a target below the runs, a prior of a law
+    that cannot answer, or bad values.
+    """
+    from scaling.predict import resolve_params
+    from scaling.runs import load_runs
+
+    budget = parse_quantity(budget, "budget (FLOPs)")
+    N_t = resolve_params(target_params)[0]
+    min_params = parse_quantity(min_params, "--min-params")
+    max_params = min(parse_quantity(max_params, "--max-params"), N_t)
+    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < MIN_RUNS:
+        raise UsageError(f"--max-runs must be a whole number >= {MIN_RUNS}, got {max_runs!r}")
+    if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
+        raise UsageError(f"--max-repeats must be a whole number >= 1, got {max_repeats!r}")
+    if not 0 < noise < 1:
+        raise UsageError(f"--noise is a relative spread in (0, 1), e.g. 0.01 for 1 %, got {noise!r}")
+    if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1:
+        raise UsageError(f"--n-ctx must be a positive whole number of tokens, got {n_ctx!r}")
+    chip = hardware.get_accelerator(accelerator)
+    hardware.gpu_days(1.0, chip, mfu)  # checks mfu
+    prior = Prior.epoch(seed=seed) if prior is None else Prior.from_fit(prior, seed=seed)
+    law = get_law(prior.law)
+    if (target_tokens is None) == (not optimal):
+        raise UsageError("give exactly one of --target-tokens D or --optimal")
+    D_t = (
+        float(optimal_tokens_for_params(law.compute_optimal(prior.params), N_t))
+        if optimal
+        else parse_quantity(target_tokens, "--target-tokens")
+    )
+    if N_t < min_params:
+        raise UsageError(
+            f"the target N = {format_quantity(N_t)} params lies below the runs (--min-params "
+            f"{format_quantity(min_params)}): a plan extrapolates from smaller runs; lower --min-params"
+        )
+    if min_params > max_params:
+        raise UsageError(f"--min-params {min_params:.3g} exceeds --max-params {max_params:.3g}")
+    cheapest = smallest_run(min_params, n_ctx)
+    if D_t < cheapest.D:
+        raise UsageError(
+            f"the target D = {format_quantity(D_t)} tokens lies below the runs (the smallest trains "
+            f"{format_quantity(cheapest.D)} tokens); a plan extrapolates from smaller runs"
+        )
+    if budget < MIN_RUNS * cheapest.C:
+        raise UsageError(
+            f"budget {budget:.3g} FLOPs is too small for {MIN_RUNS} runs: the cheapest run (N = "
+            f"{format_quantity(cheapest.N)}, {cheapest.steps} steps of {cheapest.batch_size} x {n_ctx} "
+            "tokens) "
+            f"costs {cheapest.C:.3g}; raise --budget to >= {MIN_RUNS * cheapest.C:.3g} or lower --min-params"
+        )
+    target_loss = float(law.predict(prior.params, N=N_t, D=D_t)[0])
+    if not math.isfinite(target_loss):
+        raise UsageError(f"the prior gives no finite loss at the target (N = {N_t:.3g}, D = {D_t:.3g})")
+
+    known = None
+    if runs_so_far is not None:
+        table = load_runs(runs_so_far)
+        known = (table["N"].to_numpy(float), table["D"].to_numpy(float))
+    candidates = candidate_runs(budget, min_params, max_params, n_ctx)
+    N = np.array([c.N for c in candidates], float)
+    D = np.array([c.D for c in candidates], float)
+    cost = np.array([c.C for c in candidates])
+    crit = TargetVariance(law, prior.thetas, N, D, (N_t, D_t), noise, known)
+    counts = optimal_design(crit, cost, Limits(budget, max_runs, max_repeats))
+    spent = float(counts @ cost)
+    distinct = np.count_nonzero(counts) + (0 if known is None else len(set(zip(*known, strict=True))))
+    if distinct < len(law.param_names):
+        warnings.warn(
+            f"the plan has {distinct} distinct (N, D) points, runs so far included, fewer than the "
+            f"{len(law.param_names)} parameters of the {law.name} law: a fit of them is not determined and "
+            "the interval widths are meaningless; raise --budget or --max-runs, or lower --min-params",
+            ScalingWarning,
+            stacklevel=2,
+        )
+    iso_N, iso_D = isoflop_design(law, prior.params, spent)
+    iso = TargetVariance(law, prior.thetas, iso_N, iso_D, (N_t, D_t), noise, known)
+
+    def width(variance: float) -> float:  # 95 % interval of the loss from the variance of its log
+        return 2 * Z95 * target_loss * math.sqrt(variance)
+
+    runs = []
+    for i in np.flatnonzero(counts):
+        c = candidates[i]
+        for s in range(counts[i]):
+            runs.append(
+                PlanRun(
+                    _run_name(c.N, c.D, s),
+                    c.N,
+                    c.D,
+                    c.C,
+                    c.shape.n_layer,
+                    c.shape.d_model,
+                    c.shape.n_head,
+                    c.shape.n_ctx,
+                    c.batch_size,
+                    c.steps,
+                    s,
+                    24.0 * hardware.gpu_days(c.C, chip, mfu),
+                )
+            )
+    runs.sort(key=lambda r: -r.C)  # largest first, so that parallel workers finish together
+    return Plan(
+        runs=tuple(runs),
+        budget=budget,
+        spent=spent,
+        target={"N": N_t, "D": D_t, "C": FLOPS_PER_PARAM_TOKEN * N_t * D_t, "loss": target_loss},
+        interval_width=width(crit(counts)),
+        isoflop_interval_width=width(iso(np.ones(iso_N.size))),
+        isoflop_runs=tuple(zip(iso_N.tolist(), iso_D.tolist(), strict=True)),
+        law=law.name,
+        prior_params=dict(prior.params),
+        prior_source=prior.source,
+        noise=noise,
+        runs_so_far=() if known is None else tuple(zip(*(k.tolist() for k in known), strict=True)),
+        accelerator=chip.name,
+        mfu=mfu,
+    )
+
+
+# ---- files ---------------------------------------------------------------------------------------------
+_SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def sweep_name_of(out: str | Path) -> str:
+    """NAME of an --out path DIR/sweep/NAME.yaml (Hydra's --config-dir DIR finds it as +sweep=NAME)."""
+    out = Path(out)
+    if out.suffix != ".yaml" or out.parent.name != "sweep" or not _SWEEP_NAME.match(out.stem):
+        raise UsageError(
+            f"--out {str(out)[:200]!r} must be DIR/sweep/NAME.yaml (NAME of letters, digits, - and _), so "
+            "that `scaling-train --config-dir DIR -m +sweep=NAME` runs it"
+        )
+    return out.stem
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """UsageError unless `path` can be written: not a folder, and its nearest existing parent a writable
+    folder. Checked before anything is computed or written, so that bad input leaves no partial output."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: cannot create it in {parent} (not a writable folder)")
