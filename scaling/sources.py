@@ -449,7 +449,9 @@ def _wandb_items(items) -> dict:
 
 def _wandb_run(name: str, state: str, values: dict, summary: dict, frame: pd.DataFrame) -> _Run:
     finals = {  # wandb's own bookkeeping (_step, _runtime, _timestamp, _wandb/...) left out
-        k: v for k, v in summary.items() if isinstance(v, int | float) and not isinstance(v, bool) and k[0] != "_"
+        k: v
+        for k, v in summary.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and not k.startswith("_")
     }
     if not frame.empty:
         step = frame["_step"] if "_step" in frame else pd.Series(np.arange(len(frame)), index=frame.index)
