@@ -35,7 +35,7 @@ from scipy.interpolate import Akima1DInterpolator
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import FitResult, fit, interval_dict, single_threaded_blas
 from scaling.laws import get_law
-from scaling.runs import compute_frontier, load_runs, read_metrics
+from scaling.runs import compute_frontier, curve_of, load_runs
 from scaling.units import format_quantity
 
 ISOFLOP_TOLERANCE = 0.01  # runs whose compute differs by at most 1 % share an IsoFLOP profile
@@ -202,18 +202,17 @@ def _power_laws(C: np.ndarray, N: np.ndarray, D: np.ndarray) -> tuple[float, flo
 
 # ---- Approach 1 ------------------------------------------------------------------------------------
 def _envelope_points(table: pd.DataFrame, use_curves: bool) -> tuple[pd.DataFrame, str]:
-    """All (C, loss) points of every run with its N: curve points from metrics.jsonl where the run
-    folder has them, plus every run's final point; column `row` is the run's row in `table`."""
+    """All (C, loss) points of every run with its N: curve points where the run has a learning curve
+    (its folder's metrics.jsonl or a tracker's history), plus every run's final point; column `row` is the
+    run's row in `table`."""
     parts = [
         pd.DataFrame({"C": table["C"], "loss": table["loss"], "N": table["N"], "row": np.arange(len(table))})
     ]
     with_curves = 0
     if use_curves and "run" in table:
         for i, run in enumerate(table["run"].astype(str)):
-            if not (Path(run) / "metrics.jsonl").exists():
-                continue
-            curve = read_metrics(run)
-            if not {"flops", "val_loss"} <= set(curve.columns):
+            curve = curve_of(table, run)
+            if curve is None or not {"flops", "val_loss"} <= set(curve.columns):
                 continue
             curve = curve[["flops", "val_loss"]].apply(pd.to_numeric, errors="coerce").dropna()
             curve = curve[(curve["flops"] > 0) & (curve["val_loss"] > 0)]

@@ -57,6 +57,7 @@ EXECUTION_KEYS = {
     "checkpoint_every_s",
     "keep_checkpoint",
     "peak_flops",
+    "loggers",
 }
 
 

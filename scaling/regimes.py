@@ -328,18 +328,21 @@ def law_regime(
 # ------------------------------------------------------------------------------------------- combined
 
 
-def _curve_for_row(row: pd.Series, thresholds: Thresholds, r_d_star: float) -> CurveRegime | None:
-    run = row.get("run")
-    if not isinstance(run, str | Path) or not (Path(run) / "metrics.jsonl").is_file():
-        return None
-    from scaling.runs import read_metrics
+def _curve_for_row(
+    table: pd.DataFrame, row: pd.Series, thresholds: Thresholds, r_d_star: float
+) -> CurveRegime | None:
+    from scaling.runs import curve_of
 
+    run = row.get("run")
+    curve = curve_of(table, str(run)) if isinstance(run, str | Path) else None
+    if curve is None:
+        return None
     U = row.get("U")
     unique = float(U) if U is not None and np.isfinite(U) and U > 0 else None
     try:
-        return analyze_curve(read_metrics(run), unique, thresholds, r_d_star)
-    except UsageError as exc:  # name the run: a sweep has many metrics.jsonl
-        raise UsageError(f"{Path(run) / 'metrics.jsonl'}: {exc}") from None
+        return analyze_curve(curve, unique, thresholds, r_d_star)
+    except UsageError as exc:  # name the run: a sweep has many curves
+        raise UsageError(f"{run}: {exc}") from None
 
 
 def classify(
@@ -372,7 +375,7 @@ def classify(
             out["U"] = U
         if "run" in row and pd.notna(row["run"]):
             out["run"] = str(row["run"])
-        curve = _curve_for_row(row, t, r_d_star) if curves else None
+        curve = _curve_for_row(table, row, t, r_d_star) if curves else None
         by_law = law_regime(fit_result, N, D, U, t) if fit_result is not None else None
         if curve is not None:
             out.update(_prefixed(asdict(curve), "curve_"))

@@ -22,7 +22,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ from scaling.laws import get_law
 from scaling.plots import sci
 from scaling.predict import Prediction, fitted_range, predict
 from scaling.regimes import Thresholds, classify
-from scaling.runs import collect_runs, load_runs, read_metrics
+from scaling.runs import collect_runs, curve_of, load_runs
+from scaling.sources import detect
 from scaling.units import format_quantity
 
 GPT3_PRESET = "gpt3_175b"
@@ -105,20 +106,22 @@ def _attempt(what: str, skipped: dict[str, str], func: Callable[[], Any]) -> Any
 
 # ---- analysis --------------------------------------------------------------------------------------
 def _curves(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Learning curves (metrics.jsonl) of the runs whose folders hold them."""
+    """Learning curves of the runs that have one (their folder's metrics.jsonl or a tracker's history)."""
     if "run" not in table:
         return {}
     curves = {}
     for run in table["run"].astype(str):
-        if (Path(run) / "metrics.jsonl").is_file():
-            metrics = read_metrics(run)
-            if {"tokens", "val_loss"} <= set(metrics.columns) and len(metrics):
-                curves[run] = metrics
+        metrics = curve_of(table, run)
+        if metrics is not None and {"tokens", "val_loss"} <= set(metrics.columns) and len(metrics):
+            curves[run] = metrics
     return curves
 
 
-def _is_folder(source: Any) -> bool:
-    return not isinstance(source, pd.DataFrame) and Path(source).is_dir()
+def _is_folder(source: Any, tracker: str | None) -> bool:
+    """A folder of our own run folders (not a tracker store)."""
+    if isinstance(source, pd.DataFrame) or tracker not in (None, "folder"):
+        return False
+    return Path(source).is_dir() and (tracker == "folder" or detect(source) is None)
 
 
 def _predictions(result: FitResult, table: pd.DataFrame, skipped: dict[str, str]) -> dict[str, Prediction]:
@@ -443,6 +446,8 @@ def analyse(
     *,
     column_map: Mapping[str, str] | None = None,
     drop_top_loss: int = 0,
+    tracker: str | None = None,
+    experiments: Sequence[str] | None = None,
     law: str = "chinchilla",
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
@@ -462,8 +467,15 @@ def analyse(
     skipped: dict[str, str] = {}
     with warnings.catch_warnings(record=True) as noted:
         warnings.simplefilter("always", ScalingWarning)
-        folders = collect_runs(source) if _is_folder(source) else None  # every run, to count statuses
-        table = load_runs(source if folders is None else folders, column_map, drop_top_loss=drop_top_loss)
+        # every run, to count statuses
+        folders = collect_runs(source) if _is_folder(source, tracker) else None
+        table = load_runs(
+            source if folders is None else folders,
+            column_map,
+            drop_top_loss=drop_top_loss,
+            tracker=tracker,
+            experiments=experiments,
+        )
         result = fit(table, law=law, bootstrap=bootstrap, seed=seed)
         options = {
             1: {"bootstrap": bootstrap, "seed": seed},

@@ -14,7 +14,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import yaml
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import read_jsonl
+from scaling.sources import CURVES, apply_default_keys, detect, flatten, read_tracker
 
 NUMERIC = ("N", "D", "C", "loss", "U")
 STATUSES = ("completed", "diverged", "failed", "running")
@@ -50,6 +51,17 @@ PLAUSIBLE_TOKENS_PER_PARAM = (1e-2, 1e6)
 VALIDATED = "scaling.runs.validated"  # DataFrame.attrs key set on the tables load_runs returns
 
 
+def curve_of(table: pd.DataFrame, run: str) -> pd.DataFrame | None:
+    """The learning curve of `run` (a value of the table's `run` column): from the table's tracker curves,
+    else from the run folder's metrics.jsonl; None when it has neither."""
+    curves = table.attrs.get(CURVES)
+    if curves and run in curves:
+        return curves[run]
+    if (Path(run) / "metrics.jsonl").is_file():
+        return read_metrics(run)
+    return None
+
+
 def parse_column_map(text: str | None) -> dict[str, str]:
     """'N=Model Size,C=Training FLOP' -> {'N': 'Model Size', 'C': 'Training FLOP'} (new name = old name)."""
     if not text:
@@ -68,14 +80,6 @@ def parse_column_map(text: str | None) -> dict[str, str]:
 # ---- run folders -----------------------------------------------------------------------------------
 def _is_run_folder(names: list[str]) -> bool:
     return "summary.json" in names or "metrics.jsonl" in names
-
-
-def _flatten(prefix: str, obj, out: dict) -> None:
-    if isinstance(obj, Mapping):
-        for key, value in obj.items():
-            _flatten(f"{prefix}.{key}", value, out)
-    elif obj is None or isinstance(obj, str | int | float | bool):
-        out[prefix] = obj
 
 
 def _read_run(folder: Path, label: str) -> dict:
@@ -103,7 +107,7 @@ def _read_run(folder: Path, label: str) -> dict:
             config = {}
         if isinstance(config, dict):
             for section in CONFIG_SECTIONS:
-                _flatten(section, config.get(section), row)
+                row.update(flatten(config.get(section), f"{section}."))
     return row
 
 
@@ -121,14 +125,42 @@ def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
             rows.append(_read_run(Path(folder), str(Path(folder))))
     if not rows:
         raise UsageError(f"{root}: no run folders (folders with summary.json or metrics.jsonl) found")
-    table = pd.DataFrame(rows)
+    return _tidy(pd.DataFrame(rows))
+
+
+def _tidy(table: pd.DataFrame) -> pd.DataFrame:
+    """Numbers as numbers (unreadable ones NaN), C = 6 N D where missing, the run-table columns first."""
     for column in NUMERIC:
         if column in table:
             table[column] = pd.to_numeric(table[column], errors="coerce")
-    if "C" in table and {"N", "D"} <= set(table):
-        table["C"] = table["C"].fillna(6.0 * table["N"] * table["D"])
+    if {"N", "D"} <= set(table):
+        computed = 6.0 * table["N"] * table["D"]
+        table["C"] = table["C"].fillna(computed) if "C" in table else computed
     first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
     return table[first + [c for c in table.columns if c not in first]]
+
+
+def collect(
+    source: str | Path,
+    column_map: Mapping[str, str] | None = None,
+    tracker: str | None = None,
+    experiments: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Every run of a sweep folder or tracker store, in every state, with the run-table columns (renamed
+    by `column_map`), unvalidated: what `scaling runs` lists."""
+    table, column_map = read_source(source, column_map, tracker, experiments)
+    return _tidy(_rename(table, column_map, f"{source}: "))
+
+
+def _rename(table: pd.DataFrame, column_map: Mapping[str, str], where: str) -> pd.DataFrame:
+    for new, old in column_map.items():
+        if old not in table.columns:
+            raise UsageError(
+                f"{where}--map {new}={old}: no column {old!r}; "
+                f"columns are {', '.join(map(str, table.columns))}"
+            )
+        table = table.rename(columns={old: new})
+    return table
 
 
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:
@@ -180,19 +212,51 @@ def _to_numbers(table: pd.DataFrame, column: str, where: str) -> pd.Series:
     return values.astype(float)
 
 
+def read_source(
+    source: str | Path,
+    column_map: Mapping[str, str] | None = None,
+    tracker: str | None = None,
+    experiments: Sequence[str] | None = None,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Every run of `source`, in every state, before renaming and validation, and the column map to
+    apply: a folder of run folders, a CSV run table, or a tracker store (`scaling.sources`; `tracker`
+    None detects which). Tracker runs logged by scaling-train need no map."""
+    path = Path(source)
+    column_map = dict(column_map or {})
+    if tracker in (None, "auto"):
+        tracker = detect(source)
+    if tracker not in (None, "folder", "csv"):
+        table = read_tracker(source, tracker, column_map, experiments)
+        return table, apply_default_keys(table, column_map)
+    if experiments:
+        raise UsageError("--experiment picks the experiments of an MLflow store; this input is not one")
+    if path.is_dir():
+        return collect_runs(path), column_map
+    if path.exists():
+        return _read_csv(path), column_map
+    raise UsageError(f"{path}: no such file or folder")
+
+
 def load_runs(
     source: str | Path | pd.DataFrame,
     column_map: Mapping[str, str] | None = None,
     drop_top_loss: int = 0,
+    tracker: str | None = None,
+    experiments: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """The usable runs of a CSV run table, a sweep folder or a DataFrame.
+    """The usable runs of a CSV run table, a sweep folder, a tracker store or a DataFrame.
 
     Parameters
     ----------
     source : CSV path (columns loss and any two of N params, D tokens, C FLOPs; optional U unique
-        tokens, run, status), a folder of run folders, or a DataFrame with those columns.
-    column_map : {new: old} renames before validation, e.g. {"N": "Model Size", "C": "Training FLOP"}.
+        tokens, run, status), a folder of run folders, a tracker store (an MLflow `mlruns` folder,
+        `sqlite:///...` or `http://...` URI, a folder of TensorBoard event folders, a W&B export or run
+        folder), or a DataFrame with those columns.
+    column_map : {new: old} renames before validation, e.g. {"N": "Model Size", "C": "Training FLOP"};
+        for a tracker, old names are the logged parameter and metric keys.
     drop_top_loss : drop this many runs with the highest loss (Besiroglu et al. drop 5 of Chinchilla's).
+    tracker : "mlflow", "tensorboard", "wandb", "folder" or "csv"; None detects it from `source`.
+    experiments : MLflow experiment names to read (default: all).
 
     Returns a DataFrame with N, D, C, loss first (then U, run, status, ...), only rows with status
     `completed` (when a status is given) and finite positive numbers; every other row is named in a
@@ -210,21 +274,9 @@ def load_runs(
     if isinstance(source, pd.DataFrame):
         table = source.copy()
     else:
-        path = Path(source)
-        where = f"{path}: "
-        if path.is_dir():
-            table = collect_runs(path)
-        elif path.exists():
-            table = _read_csv(path)
-        else:
-            raise UsageError(f"{path}: no such file or folder")
-    for new, old in (column_map or {}).items():
-        if old not in table.columns:
-            raise UsageError(
-                f"{where}--map {new}={old}: no column {old!r}; "
-                f"columns are {', '.join(map(str, table.columns))}"
-            )
-        table = table.rename(columns={old: new})
+        where = f"{source}: "
+        table, column_map = read_source(source, column_map, tracker, experiments)
+    table = _rename(table, column_map or {}, where)
     if "loss" not in table or sum(c in table for c in ("N", "D", "C")) < 2:
         raise UsageError(
             f"{where}needs columns loss and two of N, D, C "

@@ -41,8 +41,10 @@ from scaling.data import TokenData, WindowSampler, eval_starts, gather, load_dat
 from scaling.errors import UsageError
 from scaling.hardware import accelerator_for_device
 from scaling.io import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+from scaling.loggers import Trackers, check_loggers
 from scaling.model import GPT, param_groups
 from scaling.shapes import Shape, model_flops_per_token, n_params_total
+from scaling.sources import flatten
 
 CHECKPOINT = "ckpt.pt"
 FINISHED = ("completed", "diverged")
@@ -307,6 +309,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, stop: threading.Event | N
     """
     run_dir = Path(run_dir)
     plan = plan_run(cfg)  # every UsageError comes before anything is written
+    check_loggers(cfg.train.get("loggers"))
     resolved = resolved_config(cfg, plan)
     summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
     if config_path.exists():
@@ -410,6 +413,10 @@ def _train(
         "resumes": resumes,
     }
 
+    tracked = {**flatten(OmegaConf.to_container(cfg, resolve=True)), **base}
+    tracked.pop("status")
+    trackers = Trackers(check_loggers(cfg.train.get("loggers")), run_dir, tracked, rt.is_main)
+
     def write_summary(status: str, **fields: Any) -> dict[str, Any]:
         summary = {**base, "status": status, "steps_done": step, "wall_s": wall_now(), **fields}
         if rt.is_main:
@@ -504,8 +511,10 @@ def _train(
             }
             if rt.is_main:
                 append_jsonl(metrics_path, last)
+                trackers.log(last)
             if diverged:
                 bar.close()
+                trackers.finish("diverged")
                 return write_summary("diverged", train_loss=None, val_loss=None, diverged_at_step=step)
             loss_sum.zero_()
             loss_count, interval_tokens = 0, 0
@@ -516,6 +525,7 @@ def _train(
             last_checkpoint = time.monotonic()
         if stop_now and step < plan.steps:
             bar.close()
+            trackers.finish("running")
             return write_summary("running", train_loss=last.get("train_loss"), val_loss=last.get("val_loss"))
     bar.close()
     train_time = train_time_now()
@@ -532,6 +542,7 @@ def _train(
         if rt.peak_flops
         else None,
     )
+    trackers.finish("completed")
     if rt.is_main and not cfg.train.get("keep_checkpoint", False):
         ckpt_path.unlink(missing_ok=True)
     elif rt.is_main:

@@ -8,13 +8,41 @@ import math
 from scaling.errors import UsageError
 from scaling.laws import LAW_NAMES
 
+SOURCES = ("auto", "folder", "csv", "mlflow", "tensorboard", "wandb")
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """INPUT, --map, --source and --experiment: where the runs come from (every command that reads runs)."""
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        help="a run-table CSV (loss and two of N, D, C), a sweep folder, or a tracker: an MLflow store "
+        "(mlruns folder, sqlite:///FILE, http://HOST:PORT), a folder of TensorBoard event folders, a W&B "
+        "export or run folder",
+    )
+    p.add_argument(
+        "--map",
+        metavar="NEW=OLD,...",
+        help='rename columns, e.g. "N=Model Size,C=Training FLOP"; for a tracker, name the logged keys: '
+        '"N=model/params,D=tokens,loss=val/loss"',
+    )
+    p.add_argument(
+        "--source",
+        choices=SOURCES,
+        default="auto",
+        help="what INPUT is (default: detected from INPUT)",
+    )
+    p.add_argument(
+        "--experiment",
+        metavar="NAME",
+        action="append",
+        help="MLflow: read this experiment (repeatable; default: every experiment)",
+    )
+
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
-    """INPUT and the options that shape the run table (shared by fit, allocate, regimes and report)."""
-    p.add_argument(
-        "input", metavar="INPUT", help="a run-table CSV (loss and two of N, D, C) or a sweep folder"
-    )
-    p.add_argument("--map", metavar="NEW=OLD,...", help='rename columns, e.g. "N=Model Size,C=Training FLOP"')
+    """The source options and --drop-top-loss (shared by fit, allocate, regimes and report)."""
+    add_source_options(p)
     p.add_argument(
         "--drop-top-loss",
         metavar="K",
@@ -24,10 +52,21 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def load_input(args: argparse.Namespace):
-    from scaling.runs import load_runs, parse_column_map
+def source_options(args: argparse.Namespace) -> dict:
+    """load_runs' keyword arguments from the source options."""
+    from scaling.runs import parse_column_map
 
-    return load_runs(args.input, parse_column_map(args.map), drop_top_loss=args.drop_top_loss)
+    return {
+        "column_map": parse_column_map(args.map),
+        "tracker": None if args.source == "auto" else args.source,
+        "experiments": args.experiment,
+    }
+
+
+def load_input(args: argparse.Namespace):
+    from scaling.runs import load_runs
+
+    return load_runs(args.input, drop_top_loss=args.drop_top_loss, **source_options(args))
 
 
 def parse_params(text: str) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.cli.fit import add_input_options
+from scaling.cli.fit import add_input_options, load_input
 from scaling.io import atomic_write_json
 
 # Thresholds fields -> (flag, help); defaults come from scaling.regimes.Thresholds.
@@ -44,11 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scaling.fit import load_fit
     from scaling.regimes import Thresholds, classify, fit_if_possible, to_json
-    from scaling.runs import load_runs, parse_column_map
 
     chosen = {field: getattr(args, field) for field in _THRESHOLD_FLAGS if getattr(args, field) is not None}
     thresholds = Thresholds(**chosen)
-    table = load_runs(args.input, parse_column_map(args.map), drop_top_loss=args.drop_top_loss)
+    table = load_input(args)
     fit_result = load_fit(args.fit) if args.fit else None
     if fit_result is None:
         fit_result = fit_if_possible(table, args.law)

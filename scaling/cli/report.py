@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli.fit import add_input_options
+from scaling.cli.fit import add_input_options, source_options
 from scaling.laws import LAW_NAMES
 
 
@@ -50,12 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scaling.errors import UsageError
     from scaling.report import write_report
-    from scaling.runs import parse_column_map
 
     if args.seed < 0:  # the report would skip every resampled interval instead
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     options = {
-        "column_map": parse_column_map(args.map),
+        **source_options(args),
         "drop_top_loss": args.drop_top_loss,
         "law": args.law,
         "seed": args.seed,

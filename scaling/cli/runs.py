@@ -1,20 +1,23 @@
-"""`scaling runs SWEEP_DIR [--csv OUT]`: collect a sweep's run folders into a run table."""
+"""`scaling runs INPUT [--csv OUT]`: collect a sweep's run folders, or a tracker's runs, into a run table."""
 
 from __future__ import annotations
 
 import argparse
 import math
 
+from scaling.cli.fit import add_source_options, source_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "runs",
-        help="collect the run folders of a sweep into a run table (CSV)",
-        description="List every run folder (summary.json / metrics.jsonl) under SWEEP_DIR at any depth, in "
-        "every state (completed, diverged, failed, running), as one table: N params, D tokens, C FLOPs, "
-        "loss (held-out, nats/token), U unique tokens, run, status and config columns.",
+        help="collect the run folders of a sweep, or a tracker's runs, into a run table (CSV)",
+        description="List every run folder (summary.json / metrics.jsonl) under INPUT at any depth, or every "
+        "run of a tracker store (MLflow, TensorBoard, W&B), in every state (completed, diverged, failed, "
+        "running), as one table: N params, D tokens, C FLOPs, loss (held-out, nats/token), U unique "
+        "tokens, run, status and config or logged columns.",
     )
-    p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder (Hydra multirun or SLURM output)")
+    add_source_options(p)
     p.add_argument("--csv", metavar="OUT", help="write the run table here (atomically)")
     p.set_defaults(handler=run)
 
@@ -30,12 +33,12 @@ def _cell(value, fmt) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.io import atomic_write_text
-    from scaling.runs import collect_runs
+    from scaling.runs import collect
     from scaling.units import format_quantity
 
-    table = collect_runs(args.sweep_dir)
+    table = collect(args.input, **source_options(args))
     counts = table["status"].value_counts()
-    print(f"{len(table)} runs under {args.sweep_dir}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    print(f"{len(table)} runs in {args.input}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     print(
         f"  {'status':<10s} {'N (params)':>11s} {'D (tokens)':>11s} {'C (FLOPs)':>10s} "
         f"{'loss (nats/token)':>18s}  run"

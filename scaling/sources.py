@@ -1,0 +1,477 @@
+"""Runs logged by other tools: an MLflow tracking store, TensorBoard event folders, a W&B export.
+
+`scaling.runs.load_runs` calls these readers when its INPUT is a tracker store (`detect`). Each reader
+returns a raw run table, one row per tracker run: `run` (a readable label), `status`, every
+logged parameter (MLflow params, TensorBoard hparams or a `hparams.yaml`/`config.yaml` beside the events,
+W&B config) and the last logged value of every metric, under their names as logged (dotted and slash
+names kept). `scaling.runs.load_runs` then renames them with `--map N=KEY,D=KEY,loss=METRIC` and validates
+the table as it does a CSV. The whole logged curve of the loss metric goes into `table.attrs["curves"]`
+(`Curves`, read through `scaling.runs.curve_of`), so Approach 1 and the curve view use it as they use
+our own metrics.jsonl.
+
+Runs logged by `scaling-train train.loggers=[...]` need no map: their keys are those of summary.json
+(`n_params`, `tokens`, `unique_tokens`, `val_loss`), which `DEFAULT_KEYS` maps.
+
+The tracker packages are optional (`pip install 'scaling[trackers]'`) and imported only here, on use.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from scaling.errors import ScalingWarning, UsageError
+
+TRACKERS = ("mlflow", "tensorboard", "wandb")
+CURVES = "curves"  # DataFrame.attrs key: learning curves of runs that have no run folder
+# run-table column -> the key scaling-train logs it under (summary.json's names)
+DEFAULT_KEYS = {"N": "n_params", "D": "tokens", "U": "unique_tokens", "loss": "val_loss"}
+STATUS_KEY = "scaling.status"  # the final status scaling-train gives each tracker run (scaling.loggers)
+TRAIN_LOSS_KEY = "train_loss"
+TOKENS_KEY = "tokens"  # a metric of tokens seen, when logged, places curve points exactly
+HTTP_TIMEOUT_S = 10.0
+_EXTRA = "install it with: pip install 'scaling[trackers]'"
+
+
+class Curves(dict):
+    """Run label -> its learning curve (metrics.jsonl columns), kept in a run table's attrs.
+
+    pandas deep-copies attrs on every operation; the curves are read-only, so a copy shares them."""
+
+    def __deepcopy__(self, memo) -> Curves:
+        return self
+
+
+def _import(module: str, package: str):
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError:
+        raise UsageError(f"reading {package} runs needs the {package} package; {_EXTRA}") from None
+
+
+def detect(source: str | Path) -> str | None:
+    """The tracker that wrote `source` ("mlflow", "tensorboard", "wandb"), or None for a CSV run table or
+    a folder of our own run folders."""
+    text = str(source)
+    if text.startswith(("sqlite:", "http://", "https://", "file:", "postgresql:", "mysql:")):
+        return "mlflow"
+    path = Path(text)
+    if path.is_file():
+        return "wandb" if _is_wandb_table(path) else None
+    if not path.is_dir():
+        return None
+    if path.name == "mlruns" or (path / "mlruns").is_dir() or (path / "0" / "meta.yaml").is_file():
+        return "mlflow"
+    if (path / "wandb").is_dir() or any(path.glob("*run-*/*.wandb")) or any(path.glob("*.wandb")):
+        return "wandb"
+    if (path / "runs.csv").is_file() and _is_wandb_table(path / "runs.csv"):
+        return "wandb"
+    if next(path.rglob("events.out.tfevents.*"), None) is not None:
+        return "tensorboard"
+    return None
+
+
+def read_tracker(
+    source: str | Path,
+    tracker: str,
+    column_map: Mapping[str, str] | None = None,
+    experiments: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The runs of one tracker store as a raw run table (see the module docstring), every run in every
+    state; `column_map` ({column: logged key}) names the loss metric whose curve is kept and the N and D
+    keys that place its points; `experiments` picks MLflow experiments (W&B: projects) by name."""
+    if tracker not in TRACKERS:
+        raise UsageError(f"unknown source {tracker!r}; choose one of {', '.join(TRACKERS)}")
+    keys = {**DEFAULT_KEYS, **(column_map or {})}
+    reader: Callable[..., list[_Run]] = {
+        "mlflow": _read_mlflow,
+        "tensorboard": _read_tensorboard,
+        "wandb": _read_wandb,
+    }[tracker]
+    runs = reader(source, experiments)
+    if not runs:
+        raise UsageError(f"{source}: no runs found in this {tracker} store")
+    table = pd.DataFrame([{"run": r.label, "status": r.status, **r.params, **r.finals} for r in runs])
+    table.attrs[CURVES] = Curves({r.label: curve for r in runs if (curve := r.curve(keys)) is not None})
+    return table
+
+
+def apply_default_keys(table: pd.DataFrame, column_map: Mapping[str, str]) -> dict[str, str]:
+    """`column_map` completed with scaling-train's own keys for the columns it leaves out."""
+    full = dict(column_map)
+    for column, key in DEFAULT_KEYS.items():
+        if column not in full and column not in table and key in table:
+            full[column] = key
+    return full
+
+
+# ---- one tracker run --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Run:
+    """A tracker run: its label, status, parameters, last metric values, and its metric histories
+    (`history(key)` -> DataFrame(step, value), read only when needed)."""
+
+    label: str
+    status: str
+    params: dict
+    finals: dict
+    history: Callable[[str], pd.DataFrame]
+
+    def _value(self, key: str | None) -> float:
+        if key is None:
+            return math.nan
+        raw = self.params.get(key, self.finals.get(key))
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            return math.nan
+
+    def curve(self, keys: Mapping[str, str]) -> pd.DataFrame | None:
+        """The loss metric's history as metrics.jsonl columns (step, tokens, flops, val_loss and
+        train_loss when logged); tokens from a logged tokens metric or D x step / last step."""
+        loss_key = keys.get("loss")
+        if loss_key is None or loss_key not in self.finals:
+            return None
+        loss = self.history(loss_key)
+        if loss.empty:
+            return None
+        curve = pd.DataFrame({"step": loss["step"].to_numpy(), "val_loss": loss["value"].to_numpy()})
+        tokens = self.history(TOKENS_KEY) if TOKENS_KEY in self.finals else pd.DataFrame()
+        if not tokens.empty:
+            curve = curve.merge(tokens.rename(columns={"value": "tokens"}), on="step", how="left")
+        else:
+            D, last = self._value(keys.get("D")), float(curve["step"].max())
+            curve["tokens"] = D * curve["step"] / last if last > 0 else math.nan
+        curve["flops"] = 6.0 * self._value(keys.get("N")) * curve["tokens"]
+        if TRAIN_LOSS_KEY in self.finals and loss_key != TRAIN_LOSS_KEY:
+            train = self.history(TRAIN_LOSS_KEY).rename(columns={"value": "train_loss"})
+            curve = curve.merge(train, on="step", how="left")
+        return curve.sort_values("step", kind="stable").reset_index(drop=True)
+
+
+def _history_frame(steps: Sequence[float], values: Sequence[float]) -> pd.DataFrame:
+    frame = pd.DataFrame({"step": np.asarray(steps, dtype=float), "value": np.asarray(values, dtype=float)})
+    return frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """{'model': {'n_layer': 2}} -> {'model.n_layer': 2}; lists and other objects are left out."""
+    out: dict = {}
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+    elif obj is None or isinstance(obj, str | int | float | bool):
+        out[prefix[:-1]] = obj
+    return out
+
+
+# ---- MLflow -----------------------------------------------------------------------------------------
+MLFLOW_STATUS = {"FINISHED": "completed", "RUNNING": "running", "SCHEDULED": "running", "FAILED": "failed",
+                 "KILLED": "failed"}
+
+
+def _mlflow_uri(source: str | Path) -> str:
+    text = str(source)
+    if "://" in text or text.startswith("sqlite:"):
+        return text
+    path = Path(text).resolve()
+    if path.name != "mlruns" and (path / "mlruns").is_dir():
+        path = path / "mlruns"
+    return path.as_uri()
+
+
+def _check_reachable(uri: str) -> None:
+    """An http(s) tracking server must answer its health check: the mlflow client would otherwise retry
+    for minutes before failing."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HTTP_TIMEOUT_S):
+            pass
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise UsageError(f"{uri}: MLflow tracking server unreachable ({reason})") from None
+
+
+def _read_mlflow(source: str | Path, experiments: Sequence[str] | None) -> list[_Run]:
+    uri = _mlflow_uri(source)
+    _check_reachable(uri)
+    mlflow = _import("mlflow", "mlflow")
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    try:
+        chosen = client.search_experiments()
+        if experiments:
+            by_name = {e.name: e for e in chosen}
+            missing = [name for name in experiments if name not in by_name]
+            if missing:
+                raise UsageError(
+                    f"{source}: no experiment {', '.join(map(repr, missing))}; "
+                    f"experiments are {', '.join(sorted(by_name)) or 'none'}"
+                )
+            chosen = [by_name[name] for name in experiments]
+        runs: list[_Run] = []
+        for experiment in chosen:
+            found = client.search_runs([experiment.experiment_id], max_results=50000)
+            if experiments and not found:
+                raise UsageError(f"{source}: experiment {experiment.name!r} has no runs")
+            for run in found:
+                runs.append(_mlflow_run(client, experiment.name, run, len(chosen) > 1))
+        return runs
+    except MlflowException as exc:
+        raise UsageError(f"{source}: {str(exc).splitlines()[0][:300]}") from None
+
+
+def _mlflow_run(client, experiment: str, run, prefix_experiment: bool) -> _Run:
+    name = run.info.run_name or run.info.run_id
+    label = f"{experiment}/{name}" if prefix_experiment else name
+
+    def history(key: str) -> pd.DataFrame:
+        points = client.get_metric_history(run.info.run_id, key)
+        return _history_frame([p.step for p in points], [p.value for p in points])
+
+    status = run.data.tags.get(STATUS_KEY) or MLFLOW_STATUS.get(run.info.status, "failed")
+    return _Run(label, status, dict(run.data.params), dict(run.data.metrics), history)
+
+
+# ---- TensorBoard ------------------------------------------------------------------------------------
+def _read_tensorboard(source: str | Path, experiments: Sequence[str] | None) -> list[_Run]:
+    if experiments:
+        raise UsageError("--experiment picks MLflow experiments; a TensorBoard folder has none")
+    _import("tensorboard", "tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    root = Path(source)
+    folders = sorted({p.parent for p in root.rglob("events.out.tfevents.*")})
+    runs = []
+    for folder in folders:
+        events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
+        try:
+            events.Reload()
+        except Exception as exc:  # noqa: BLE001  (a damaged event file: name it, go on with the others)
+            warnings.warn(f"{folder}: unreadable event file, skipped ({exc})", ScalingWarning, stacklevel=3)
+            continue
+        scalars = {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
+        if not scalars:
+            continue
+        params = {**_config_beside(folder, root), **_hparams(events)}
+        finals = {tag: points[-1].value for tag, points in scalars.items() if points}
+
+        def history(key: str, scalars=scalars) -> pd.DataFrame:
+            points = scalars.get(key, [])
+            return _history_frame([p.step for p in points], [p.value for p in points])
+
+        label = str(folder.relative_to(root)) if folder != root else folder.name
+        runs.append(_Run(label, _tensorboard_status(events), params, finals, history))
+    return runs
+
+
+def _tensorboard_status(events) -> str:
+    """The status scaling-train writes as a text summary when a run ends; a run without one is taken as
+    completed (other trainers write none)."""
+    tag = f"{STATUS_KEY}/text_summary"
+    if tag not in events.Tags().get("tensors", []):
+        return "completed"
+    value = events.Tensors(tag)[-1].tensor_proto.string_val
+    return value[0].decode("utf-8") if value else "completed"
+
+
+def _hparams(events) -> dict:
+    """The hparams plugin's values for one event folder (as torch's SummaryWriter.add_hparams and
+    Lightning write them); {} when none were logged."""
+    try:
+        content = events.PluginTagToContent("hparams")
+    except KeyError:
+        return {}
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    values: dict = {}
+    for blob in content.values():
+        data = plugin_data_pb2.HParamsPluginData.FromString(blob)
+        if data.WhichOneof("data") != "session_start_info":
+            continue
+        for name, value in data.session_start_info.hparams.items():
+            kind = value.WhichOneof("kind")
+            values[name] = getattr(value, kind) if kind else None
+    return values
+
+
+def _config_beside(folder: Path, root: Path) -> dict:
+    """Parameters from a hparams.yaml (Lightning) or config.yaml / .hydra/config.yaml (Hydra) in the event
+    folder or a folder above it, up to the root given."""
+    for where in (folder, *folder.parents):
+        for name in ("hparams.yaml", "config.yaml", ".hydra/config.yaml"):
+            path = where / name
+            if path.is_file():
+                try:
+                    return flatten(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+                except (OSError, ValueError, yaml.YAMLError) as exc:
+                    warnings.warn(f"{path}: unreadable, ignored ({exc})", ScalingWarning, stacklevel=4)
+        if where == root:
+            break
+    return {}
+
+
+# ---- W&B --------------------------------------------------------------------------------------------
+WANDB_STATUS = {"finished": "completed", "running": "running", "crashed": "failed", "failed": "failed",
+                "killed": "failed"}
+_WANDB_META = ("Name", "State", "Notes", "User", "Tags", "Created", "Runtime", "Sweep", "ID")
+
+
+def _is_wandb_table(path: Path) -> bool:
+    """A CSV exported from the W&B runs table (its header starts with Name and has State)."""
+    if path.suffix.lower() != ".csv":
+        return False
+    try:
+        header = path.open(encoding="utf-8").readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    names = [h.strip().strip('"') for h in header.split(",")]
+    return bool(names) and names[0] == "Name" and "State" in names
+
+
+def _read_wandb(source: str | Path, experiments: Sequence[str] | None) -> list[_Run]:
+    path = Path(source)
+    if experiments:
+        raise UsageError("--experiment picks MLflow experiments; give the W&B export or run folder itself")
+    table = path if path.is_file() else path / "runs.csv"
+    if table.is_file():
+        return _read_wandb_export(table)
+    return _read_wandb_offline(path)
+
+
+def _read_wandb_export(path: Path) -> list[_Run]:
+    """The runs table exported from the W&B UI (one row per run: Name, State, config and summary keys),
+    with each run's history, when exported beside it, in history/<Name>.csv (`run.history()` or the
+    API's `scan_history` written as CSV: a `_step` column and one column per metric)."""
+    table = pd.read_csv(path, encoding="utf-8")
+    history_dir = path.parent / "history"
+    runs = []
+    for _, row in table.iterrows():
+        name = str(row["Name"])
+        values = {k: v for k, v in row.items() if k not in _WANDB_META and not pd.isna(v)}
+        frame = pd.DataFrame()
+        history_path = history_dir / f"{name}.csv"
+        if history_path.is_file():
+            frame = pd.read_csv(history_path, encoding="utf-8")
+        runs.append(_wandb_run(name, str(row.get("State", "finished")), values, {}, frame))
+    return runs
+
+
+def _read_wandb_offline(path: Path) -> list[_Run]:
+    """Run folders written by `wandb` itself (offline mode, or a synced run's local copy): each
+    run-*.wandb transaction log, decoded with wandb's own protobuf records, no network needed."""
+    _import("wandb", "wandb")
+    files = sorted(path.rglob("*run-*.wandb"))
+    if not files:
+        raise UsageError(f"{path}: no W&B export (runs.csv) or run folders (run-*/run-*.wandb) found")
+    return [_wandb_offline_run(f) for f in files]
+
+
+WANDB_LOG_HEADER = 7  # ":W&B", a 2-byte magic and a version byte, then a LevelDB-format log
+LEVELDB_BLOCK = 32768
+LEVELDB_RECORD_HEADER = 7  # CRC32C (4 bytes), length (2), type (1)
+LEVELDB_FULL, LEVELDB_FIRST, LEVELDB_MIDDLE, LEVELDB_LAST = 1, 2, 3, 4
+
+
+def _leveldb_records(data: bytes):
+    """The records of a LevelDB-format log (the layout of wandb's .wandb files): 32 KiB blocks of
+    fragments, a record split across blocks as FIRST, MIDDLE..., LAST. wandb 0.2x dropped its Python
+    reader for these files (it lives in its Go core now), so the framing is read here."""
+    pos, pending = WANDB_LOG_HEADER, b""
+    while pos + LEVELDB_RECORD_HEADER <= len(data):
+        left = LEVELDB_BLOCK - pos % LEVELDB_BLOCK
+        if left < LEVELDB_RECORD_HEADER:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        length = int.from_bytes(data[pos + 4 : pos + 6], "little")
+        kind = data[pos + 6]
+        fragment = data[pos + LEVELDB_RECORD_HEADER : pos + LEVELDB_RECORD_HEADER + length]
+        pos += LEVELDB_RECORD_HEADER + length
+        if kind == LEVELDB_FULL:
+            yield fragment
+        elif kind == LEVELDB_FIRST:
+            pending = fragment
+        elif kind == LEVELDB_MIDDLE:
+            pending += fragment
+        elif kind == LEVELDB_LAST:
+            yield pending + fragment
+        else:  # zeros past the last record: the end of what was written
+            return
+
+
+def _wandb_offline_run(path: Path) -> _Run:
+    from wandb.proto import wandb_internal_pb2
+
+    name, state, config, summary, rows = path.stem.removeprefix("run-"), "running", {}, {}, []
+    for data in _leveldb_records(path.read_bytes()):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            name = record.run.display_name or record.run.run_id
+            config.update(_wandb_items(record.run.config.update))
+        elif kind == "config":
+            config.update(_wandb_items(record.config.update))
+        elif kind == "history":
+            rows.append(_wandb_items(record.history.item))
+        elif kind == "summary":
+            summary.update(_wandb_items(record.summary.update))
+        elif kind == "exit":
+            state = "finished" if record.exit.exit_code == 0 else "failed"
+    config.pop("_wandb", None)
+    return _wandb_run(name, state, flatten(config), summary, pd.DataFrame(rows))
+
+
+def _wandb_items(items) -> dict:
+    """W&B record items (key or nested_key, value_json) as a dict."""
+    out = {}
+    for item in items:
+        key = item.key or "/".join(item.nested_key)
+        try:
+            out[key] = json.loads(item.value_json)
+        except ValueError:
+            out[key] = item.value_json
+    return out
+
+
+def _wandb_run(name: str, state: str, values: dict, summary: dict, frame: pd.DataFrame) -> _Run:
+    finals = {  # wandb's own bookkeeping (_step, _runtime, _timestamp, _wandb/...) left out
+        k: v
+        for k, v in summary.items()
+        if isinstance(v, int | float) and not isinstance(v, bool) and not k.startswith("_")
+    }
+    if not frame.empty:
+        step = frame["_step"] if "_step" in frame else pd.Series(np.arange(len(frame)), index=frame.index)
+        for key in frame.columns:
+            if key.startswith("_"):
+                continue
+            column = pd.to_numeric(frame[key], errors="coerce").dropna()
+            if not column.empty:
+                finals.setdefault(key, float(column.iloc[-1]))
+    else:
+        step = pd.Series(dtype=float)
+    params = {k: v for k, v in values.items() if k not in finals}
+    finals.update({k: v for k, v in values.items() if k not in params})
+
+    def history(key: str) -> pd.DataFrame:
+        if key not in frame:
+            return _history_frame([], [])
+        column = pd.to_numeric(frame[key], errors="coerce")
+        ok = column.notna()
+        return _history_frame(step[ok].to_numpy(float), column[ok].to_numpy(float))
+
+    status = str(summary.get(STATUS_KEY) or WANDB_STATUS.get(state.lower(), "failed"))
+    return _Run(name, status, params, finals, history)
