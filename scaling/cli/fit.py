@@ -79,6 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "L-BFGS-B grid with finite differences (chinchilla only; about 10 minutes)",
     )
     p.add_argument(
+        "--procedure",
+        choices=("two-stage", "joint"),
+        help="data_constrained: two-stage (default; Muennighoff et al.'s: base law with alpha = beta on "
+        "the runs of at most 2.5 epochs, then R_D*, R_N* with the base fixed) or joint (all 7 at once)",
+    )
+    p.add_argument(
         "--test-params",
         metavar="NAME=VALUE,...",
         help="likelihood-ratio test of a published parameter set against the fit, e.g. "
@@ -105,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--method classic is for comparison only; bootstrap with the default method")
     test_params = parse_params(args.test_params) if args.test_params else None
     table = load_input(args)
-    options = {"loss": args.loss, "delta": args.delta}
+    procedure = None if args.procedure is None else args.procedure.replace("-", "_")  # the library's name
+    options = {"loss": args.loss, "delta": args.delta, "procedure": procedure}
     result = fit(table, law=args.law, bootstrap=args.bootstrap, seed=args.seed, method=args.method, **options)
     print(result.describe())
     document = result.to_json()
