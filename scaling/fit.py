@@ -147,8 +147,9 @@ class FitResult:
             f"= {self.objective:.9g}",
             f"{'converged' if self.converged else 'NOT CONVERGED'}: {self.message}",
             *(
-                f"  stage {i} ({st.name}): fitted {', '.join(st.fitted)} on {len(st.rows)} runs ({st.rule}); "
-                f"objective {st.objective:.6g}{'' if st.converged else ', NOT CONVERGED'}"
+                f"  stage {i} ({st.name}): fitted {', '.join(st.fitted)} on {len(st.rows)} runs ({st.rule})"
+                + (f"; objective {st.objective:.6g}" if math.isfinite(st.objective) else "")
+                + ("" if st.converged else ", NOT CONVERGED")
                 for i, st in enumerate(self.stages, 1)
             ),
             f"  {'parameter':<10s} {'value':>12s}   "

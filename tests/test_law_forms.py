@@ -179,3 +179,28 @@ def test_procedure_bad_input(capsys, tmp_path):
 def test_fit_json_without_procedure_reads_as_joint():
     old = FitResult.from_json({"law": "chinchilla_tied", "params": TIED})  # written before procedures existed
     assert old.procedure == "joint" and old.stages == ()
+
+
+def test_cli_two_stage_with_a_base_law_fitted_elsewhere(capsys, tmp_path):
+    runs, fresh, base_json, free_json, out = (
+        tmp_path / f for f in ("r.csv", "f.csv", "b.json", "c.json", "o.json")
+    )
+    table = repeated_runs(n=100)
+    table.to_csv(runs, index=False)
+    table[table["D"] == table["U"]].to_csv(fresh, index=False)  # the single-epoch runs
+    assert run(capsys, "fit", fresh, "--law", "chinchilla_tied", "--json", base_json)[0] == 0
+    status, text, _ = run(
+        capsys, "fit", runs, "--law", "data_constrained", "--base", base_json, "--json", out
+    )
+    assert status == 0 and "stage 1 (base): fitted E, A, B, alpha on 0 runs (given, fitted elsewhere)" in text
+    document = json.loads(out.read_text())
+    assert document["procedure"] == "two_stage" and document["stages"][1]["n_points"] == 100
+    assert document["params"]["alpha"] == pytest.approx(load_fit(base_json).params["alpha"])
+    assert document["params"]["R_D_star"] == pytest.approx(15.4, rel=0.2)
+    assert run(capsys, "fit", fresh, "--law", "chinchilla", "--json", free_json)[0] == 0
+    status, out_text, err = run(capsys, "fit", runs, "--law", "data_constrained", "--base", free_json)
+    assert status == 2 and out_text == "" and "give a chinchilla_tied fit" in err and err.count("\n") == 1
+    status, _, err = run(
+        capsys, "fit", runs, "--law", "data_constrained", "--procedure", "joint", "--base", base_json
+    )
+    assert status == 2 and err.startswith("error: a given base law")
