@@ -13,6 +13,7 @@ from scaling.cli import main
 from scaling.errors import UsageError
 from scaling.fit import FitResult, _newton, _Problem, fit, load_fit
 from scaling.laws import Frozen, Inputs, get_law
+from scaling.report import _fit_section
 from scaling.runs import load_runs
 
 DATABLATIONS = Path(__file__).resolve().parents[1] / "data" / "muennighoff_datablations_c4.csv"
@@ -109,6 +110,8 @@ def test_two_stage_recovers_planted_repetition_and_says_which_runs_each_stage_us
     assert result.params["R_D_star"] == pytest.approx(15.4, rel=0.2)
     assert result.params["R_N_star"] == pytest.approx(5.3, rel=0.3)
     assert f"stage 1 (base): fitted E, A, B, alpha on {few_epochs.size} runs" in result.describe()
+    section = _fit_section(result, table)  # the report says the same
+    assert f"Stage 1 (base): `E`, `A`, `B`, `alpha` fitted on {few_epochs.size} runs" in section
     path = tmp_path / "fit.json"
     path.write_text(json.dumps(result.to_json()))
     again = load_fit(path)
