@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import atomic_write_json
-from scaling.laws import Inputs, Law, get_law, weighted_gram, weighted_sum
+from scaling.laws import Frozen, Inputs, Law, get_law, weighted_gram, weighted_sum
 from scaling.runs import compute_frontier, load_runs
 
 HUBER_DELTA = 1e-3
@@ -63,6 +63,38 @@ def single_threaded_blas(func: Callable) -> Callable:
 
 # ---- results ---------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class FitStage:
+    """One stage of a staged fit: the parameters it fitted (the others held fixed) on which runs.
+    `rows` are 0-based positions in the fitted run table, in its order."""
+
+    name: str
+    fitted: tuple[str, ...]
+    rows: tuple[int, ...]
+    rule: str
+    objective: float
+    converged: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.__dict__,
+            "fitted": list(self.fitted),
+            "rows": list(self.rows),
+            "n_points": len(self.rows),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> FitStage:
+        return cls(
+            name=str(obj["name"]),
+            fitted=tuple(str(k) for k in obj["fitted"]),
+            rows=tuple(int(i) for i in obj["rows"]),
+            rule=str(obj["rule"]),
+            objective=float(obj["objective"]),
+            converged=bool(obj["converged"]),
+        )
+
+
+@dataclass(frozen=True)
 class FitResult:
     """A fitted law. `params` in natural units (e.g. E in nats/token, A and B such that A/N^alpha is in
     nats/token); `objective` is the summed loss of log residuals (Chinchilla's for `loss="huber"`);
@@ -83,6 +115,8 @@ class FitResult:
     delta: float = HUBER_DELTA
     n_bootstrap_failed: int = 0
     data_range: dict[str, tuple[float, float]] | None = None  # {"N": (min, max), "D": ..., "C": ...} fitted
+    procedure: str = "joint"  # one of the law's `procedures`; "two_stage" for data_constrained's default
+    stages: tuple[FitStage, ...] = ()  # what each stage fitted on which runs (staged procedures only)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -112,6 +146,12 @@ class FitResult:
             f"fitted on {self.n_points} runs; objective ({objective} of log residuals) "
             f"= {self.objective:.9g}",
             f"{'converged' if self.converged else 'NOT CONVERGED'}: {self.message}",
+            *(
+                f"  stage {i} ({st.name}): fitted {', '.join(st.fitted)} on {len(st.rows)} runs ({st.rule})"
+                + (f"; objective {st.objective:.6g}" if math.isfinite(st.objective) else "")
+                + ("" if st.converged else ", NOT CONVERGED")
+                for i, st in enumerate(self.stages, 1)
+            ),
             f"  {'parameter':<10s} {'value':>12s}   "
             + (f"95 % CI (bootstrap, {n_boot} resamples)" if n_boot else ""),
         ]
@@ -151,6 +191,8 @@ class FitResult:
             if self.data_range is None
             else {k: list(v) for k, v in self.data_range.items()},
             "bootstrap_params": None if self.bootstrap_params is None else self.bootstrap_params.tolist(),
+            "procedure": self.procedure,
+            "stages": [stage.to_json() for stage in self.stages],
         }
 
     @classmethod
@@ -198,8 +240,10 @@ class FitResult:
                 data_range=None
                 if obj.get("data_range") is None
                 else {str(k): (float(v[0]), float(v[1])) for k, v in obj["data_range"].items()},
+                procedure=str(obj.get("procedure", "joint")),
+                stages=tuple(FitStage.from_json(stage) for stage in obj.get("stages") or ()),
             )
-        except (TypeError, ValueError, IndexError, AttributeError) as exc:
+        except (TypeError, ValueError, IndexError, AttributeError, KeyError) as exc:
             raise UsageError(f"malformed fit result: {exc}") from None
 
 
@@ -415,6 +459,8 @@ def fit(
     loss: str = "huber",
     delta: float = HUBER_DELTA,
     method: str = "profile",
+    procedure: str | None = None,
+    base: Mapping[str, float] | None = None,
 ) -> FitResult:
     """Fit `law` to a run table (columns N params, D tokens, C FLOPs, loss nats/token, optional U).
 
@@ -427,8 +473,24 @@ def fit(
     loss : "huber" (Chinchilla's, with `delta` on log residuals) or "squared" (0.5 r^2).
     method : "profile" (our global search) or "classic" (Hoffmann et al.'s 4500-start L-BFGS-B grid with
         finite differences; chinchilla only, minutes).
+    procedure : one of the law's `procedures`, None for its default: "joint" (every parameter at once) or,
+        for data_constrained, "two_stage" (the default; Muennighoff et al.'s: base law with alpha = beta on
+        the runs of at most 2.5 epochs, then R_D*, R_N* with the base fixed on all runs; the bootstrap
+        redoes both stages).
+    base : two_stage only: the base law's parameters (E, A, B, alpha of chinchilla_tied) fitted elsewhere,
+        on runs without repetition, as Muennighoff et al. took theirs from Chinchilla's C4 IsoFLOP runs;
+        stage 1 is then skipped (and not bootstrapped).
     """
     law_obj = get_law(law)
+    procedure = law_obj.procedures[0] if procedure is None else procedure
+    if procedure not in law_obj.procedures:
+        raise UsageError(
+            f"unknown procedure {procedure!r} for law {law_obj.name}; choose {', '.join(law_obj.procedures)}"
+        )
+    if procedure != "joint" and method != "profile":
+        raise UsageError(f"--method {method} fits jointly; use it with --procedure joint")
+    if base is not None and procedure != "two_stage":
+        raise UsageError("a given base law is for the two-stage fit of law data_constrained only")
     if loss not in LOSSES:
         raise UsageError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
     if bootstrap < 0:
@@ -437,7 +499,11 @@ def fit(
         raise UsageError(f"--seed must be >= 0, got {seed}")
     table, X, y_loss = _prepare(table, law_obj)
     problem = _Problem(law_obj, X, np.log(y_loss), loss, delta)
-    if method == "profile":
+    staged = None
+    if procedure == "two_stage":
+        staged = _two_stage_fit(problem, base)
+        theta, fval, converged = staged.theta, staged.objective, staged.converged
+    elif method == "profile":
         theta, fval, converged = _global_fit(problem)
     elif method == "classic":
         if law_obj.name != "chinchilla":
@@ -474,12 +540,39 @@ def fit(
         loss=loss,
         delta=delta,
         data_range={k: (float(table[k].min()), float(table[k].max())) for k in ("N", "D", "C")},
+        procedure=procedure,
+        stages=() if staged is None else staged.stages,
     )
     if not converged:
         warnings.warn(f"fit of law {law_obj.name} did not converge", ScalingWarning, stacklevel=2)
     if bootstrap:
-        result = _with_bootstrap(result, problem, theta, bootstrap, seed)
+        if staged is None:
+            thetas, ok = bootstrap_thetas(problem, theta, bootstrap, seed)
+        else:
+            thetas, ok = staged.bootstrap(bootstrap_weights(problem.y.size, bootstrap, seed))
+        result = _with_bootstrap(result, law_obj, thetas, ok)
     return result
+
+
+def bootstrap_weights(points: int, n: int, seed: int) -> np.ndarray:
+    """(n, points) resampling counts: `n` resamples of `points` runs with replacement."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(points, np.full(points, 1.0 / points), size=n).astype(float)
+
+
+def refit_weighted(
+    problem: _Problem, weights: np.ndarray, theta0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refit `problem` under each row of `weights` (K, n), warm-started at the rows of `theta0` (K, p).
+    Returns (thetas (K, p), converged (K,))."""
+    batch = _Problem(problem.law, problem.X, problem.y, problem.loss, problem.delta, weights)
+    thetas, _, ok = _newton(batch, theta0)
+    for i in np.flatnonzero(~ok):  # rare: a resample far from the full-data optimum gets a full refine
+        single = _Problem(problem.law, problem.X, problem.y, problem.loss, problem.delta, weights[i : i + 1])
+        start, _ = _lbfgs(single, theta0[i])
+        refined, _, again = _newton(single, start[None])
+        thetas[i], ok[i] = refined[0], again[0]
+    return thetas, ok
 
 
 def bootstrap_thetas(
@@ -487,22 +580,12 @@ def bootstrap_thetas(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refit `n` resamples of the runs (with replacement), warm-started at `theta`.
     Returns (thetas (n, p), converged (n,))."""
-    rng = np.random.default_rng(seed)
-    points = problem.y.size
-    weights = rng.multinomial(points, np.full(points, 1.0 / points), size=n).astype(float)
-    batch = _Problem(problem.law, problem.X, problem.y, problem.loss, problem.delta, weights)
-    thetas, _, ok = _newton(batch, np.tile(theta, (n, 1)))
-    for i in np.flatnonzero(~ok):  # rare: a resample far from the full-data optimum gets a full refine
-        single = _Problem(problem.law, problem.X, problem.y, problem.loss, problem.delta, weights[i : i + 1])
-        start, _ = _lbfgs(single, theta)
-        refined, _, again = _newton(single, start[None])
-        thetas[i], ok[i] = refined[0], again[0]
-    return thetas, ok
+    weights = bootstrap_weights(problem.y.size, n, seed)
+    return refit_weighted(problem, weights, np.tile(theta, (n, 1)))
 
 
-def _with_bootstrap(result: FitResult, problem: _Problem, theta: np.ndarray, n: int, seed: int) -> FitResult:
-    law = problem.law
-    thetas, ok = bootstrap_thetas(problem, theta, n, seed)
+def _with_bootstrap(result: FitResult, law: Law, thetas: np.ndarray, ok: np.ndarray) -> FitResult:
+    n = len(ok)
     failed = int((~ok).sum())
     if failed:
         warnings.warn(
@@ -526,6 +609,89 @@ def interval_dict(samples: np.ndarray, names, level: float = CI_LEVEL) -> dict[s
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(samples, [tail, 100 - tail], axis=0)
     return {k: (float(a), float(b)) for k, a, b in zip(names, lo, hi, strict=True)}
+
+
+# ---- staged fit: Muennighoff et al.'s procedure for the data-constrained law ---------------------------
+@dataclass(frozen=True)
+class _TwoStage:
+    """A two-stage fit: the base law (tied exponents) on the runs of few epochs, then the repetition
+    parameters with the base fixed on all runs. `theta` is the full law's, `stages` what each stage used;
+    `base` is None when the base law was given rather than fitted."""
+
+    base: _Problem | None  # stage 1: law chinchilla_tied on the runs of rows `stages[0].rows`
+    repeats: _Problem  # stage 2: the full law with only its repetition parameters free, all runs
+    base_theta: np.ndarray
+    theta: np.ndarray
+    objective: float
+    converged: bool
+    stages: tuple[FitStage, ...]
+
+    @staticmethod
+    def full_theta(base_theta: np.ndarray, repeat_theta: np.ndarray) -> np.ndarray:
+        """(e, a, b, alpha) of the tied base and (log R_D*, log R_N*) -> the 7 of data_constrained."""
+        return np.concatenate([base_theta, base_theta[..., 3:4], repeat_theta], axis=-1)
+
+    def bootstrap(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both stages redone on every resample (`weights` (K, n) counts of all runs); a given base stays."""
+        k = len(weights)
+        base, ok_base = np.tile(self.base_theta, (k, 1)), np.ones(k, dtype=bool)
+        if self.base is not None:
+            rows = np.array(self.stages[0].rows)
+            base, ok_base = refit_weighted(self.base, weights[:, rows], base)
+        start = self.full_theta(base, np.tile(self.theta[-2:], (k, 1)))
+        thetas, ok = refit_weighted(self.repeats, weights, start)
+        return thetas, ok & ok_base
+
+
+def _two_stage_fit(problem: _Problem, given_base: Mapping[str, float] | None = None) -> _TwoStage:
+    """Muennighoff et al. 2023's fit of the data-constrained law (huggingface/datablations,
+    utils/parametric_fit.ipynb): stage 1 fits E, A, B and alpha = beta on runs without (much) repetition,
+    here the runs of at most `law.base_max_epochs` epochs (D / U), unless `given_base` holds them; stage 2
+    fits R_D* and R_N* with those fixed on all runs. Both minimise the same objective as the joint fit."""
+    law, X = problem.law, problem.X
+    base_law = get_law(law.base_law)
+    if given_base is None:
+        epochs = X.require("D") / X.require("U")
+        rows = np.flatnonzero(epochs <= law.base_max_epochs * (1 + 1e-9))
+        if rows.size <= len(base_law.param_names):
+            raise UsageError(
+                f"the two-stage fit of law {law.name} fits its base law on the runs of at most "
+                f"{law.base_max_epochs:g} epochs and needs more than {len(base_law.param_names)}; these runs "
+                f"have {rows.size}. Use --procedure joint"
+            )
+        base_X = Inputs.make(N=X.N[rows], D=X.D[rows])
+        try:
+            base_law.check_data(base_X)
+        except UsageError as exc:
+            raise UsageError(f"{exc} among the runs of at most {law.base_max_epochs:g} epochs") from None
+        base = _Problem(base_law, base_X, problem.y[rows], problem.loss, problem.delta)
+        base_theta, base_f, base_ok = _global_fit(base)
+        rule = f"runs of at most {law.base_max_epochs:g} epochs (D / U), with alpha = beta"
+    else:
+        missing = [k for k in base_law.param_names if k not in given_base]
+        if missing:
+            raise UsageError(
+                f"the given base law needs {', '.join(base_law.param_names)}; missing {', '.join(missing)}"
+            )
+        base, rows, base_f, base_ok = None, np.array([], dtype=int), math.nan, True
+        base_theta = base_law.to_theta(given_base)
+        rule = "given, fitted elsewhere"
+    fixed = base_law.from_theta(base_theta)
+    fixed["beta"] = fixed["alpha"]
+    repeats = _Problem(Frozen(law, law.repetition_params, fixed), X, problem.y, problem.loss, problem.delta)
+    theta, fval, ok = _global_fit(repeats)
+    stages = (
+        FitStage("base", base_law.param_names, tuple(int(i) for i in rows), rule, base_f, base_ok),
+        FitStage(
+            "repetition",
+            law.repetition_params,
+            tuple(range(problem.y.size)),
+            f"all runs, with {', '.join(k for k in law.param_names if k not in law.repetition_params)} fixed",
+            fval,
+            ok,
+        ),
+    )
+    return _TwoStage(base, repeats, base_theta, theta, fval, bool(base_ok and ok), stages)
 
 
 # ---- Hoffmann et al.'s procedure, for comparison ---------------------------------------------------

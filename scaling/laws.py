@@ -102,6 +102,8 @@ class Law:
     log_params: frozenset[str] = frozenset()
     bounds: Mapping[str, tuple[float, float]] = {}  # on theta, for each parameter name
     units: Mapping[str, str] = {}  # what each parameter is measured in, for printing
+    # how `scaling.fit.fit` may fit it, the default first: "joint" fits every parameter at once
+    procedures: tuple[str, ...] = ("joint",)
 
     # ---- public -----------------------------------------------------------------------------------
     def predict(self, params: Mapping[str, float], N=None, D=None, C=None, U=None) -> np.ndarray:
@@ -233,9 +235,11 @@ class Chinchilla(Law):
         "alpha": "exponent of N",
         "beta": "exponent of D",
     }
+    exponent_index = (3, 4)  # theta index of the exponent of the N term, of the D term
 
     def _terms(self, theta, X):
-        e, a, b, alpha, beta = (_col(theta, i) for i in range(5))
+        e, a, b = (_col(theta, i) for i in range(3))
+        alpha, beta = (_col(theta, i) for i in self.exponent_index)
         logN, logD = X.log("N"), X.log("D")
         return e + 0 * logN, a - alpha * logN, b - beta * logD, logN, logD
 
@@ -246,7 +250,11 @@ class Chinchilla(Law):
     def jacobian(self, theta, X):
         t0, t1, t2, logN, logD = self._terms(np.asarray(theta, dtype=float), X)
         value, (w0, w1, w2) = _logsumexp_weights(t0, t1, t2)
-        jac = np.stack([w0, w1, w2, -w1 * logN, -w2 * logD], axis=-1)
+        jac = np.zeros(value.shape + (len(self.param_names),))
+        jac[..., 0], jac[..., 1], jac[..., 2] = w0, w1, w2
+        i_alpha, i_beta = self.exponent_index
+        jac[..., i_alpha] -= w1 * logN
+        jac[..., i_beta] -= w2 * logD  # adds to the same column when the exponents are tied
         return value, jac
 
     def weighted_hessian(self, theta, X, c, jac=None):
@@ -257,7 +265,8 @@ class Chinchilla(Law):
         logN, logD = X.log("N"), X.log("D")
         hess = -weighted_gram(c, jac)
         # u1 depends on (a, alpha) through (1, -logN); u2 on (b, beta) through (1, -logD)
-        for w, (i, j), x in ((w1, (1, 3), logN), (w2, (2, 4), logD)):
+        i_alpha, i_beta = self.exponent_index
+        for w, (i, j), x in ((w1, (1, i_alpha), logN), (w2, (2, i_beta), logD)):
             cw = c * w
             s0, s1, s2 = cw.sum(-1), -(cw * x).sum(-1), (cw * x * x).sum(-1)
             hess[..., i, i] += s0
@@ -278,6 +287,37 @@ class Chinchilla(Law):
                 design = np.stack([np.ones_like(N), N**-alpha, D**-beta], axis=1)
                 E, A, B = _profile_linear(design, loss)
                 rows.append([*_safe_log([E, A, B], 1e-3 * loss.min()), alpha, beta])
+        return np.array(rows)
+
+
+class ChinchillaTied(Chinchilla):
+    """L = E + A / N^alpha + B / D^alpha: Chinchilla's form with one exponent for N and D.
+
+    Why: with alpha = beta the compute-optimal split is N_opt ~ C^0.5, D_opt ~ C^0.5 by construction, and
+    one parameter fewer is one degree of freedom less to trade between the N and D terms when the runs
+    span a narrow band of tokens per parameter. Muennighoff et al. 2023 ("Scaling Data-Constrained
+    Language Models", NeurIPS) fit their base law this way (alpha = beta = 0.353); Gadre et al. 2024
+    ("Language models scale reliably with over-training and on downstream tasks") assume alpha = beta to
+    extrapolate loss across over-trained models (D/N up to 640) and predict 1.4B and 6.9B models from
+    runs 300x cheaper."""
+
+    name = "chinchilla_tied"
+    param_names = ("E", "A", "B", "alpha")
+    formula = "L = E + A / N^alpha + B / D^alpha"
+    bounds = {k: v for k, v in Chinchilla.bounds.items() if k != "beta"}
+    units = {**{k: v for k, v in Chinchilla.units.items() if k != "beta"}, "alpha": "exponent of N and of D"}
+    exponent_index = (3, 3)
+
+    def compute_optimal(self, params):
+        return _chinchilla_optimal({**params, "beta": params["alpha"]})
+
+    def starts(self, X, loss):
+        N, D = X.require("N"), X.require("D")
+        rows = []
+        for alpha in np.linspace(0.02, 1.5, 75):
+            design = np.stack([np.ones_like(N), N**-alpha, D**-alpha], axis=1)
+            E, A, B = _profile_linear(design, loss)
+            rows.append([*_safe_log([E, A, B], 1e-3 * loss.min()), alpha])
         return np.array(rows)
 
 
@@ -394,7 +434,22 @@ class KaplanND(Law):
 
 # ---- Muennighoff et al. 2023 ---------------------------------------------------------------------
 class DataConstrained(Law):
+    """Muennighoff et al. 2023, "Scaling Data-Constrained Language Models" (NeurIPS), eq. 5-7.
+
+    Fitted by default in the paper's two stages (huggingface/datablations, utils/parametric_fit.ipynb):
+    "two_stage" first fits the base law with alpha = beta (law chinchilla_tied) on runs without much
+    repetition, then R_D* and R_N* with that base fixed on all runs. The authors took their base from
+    other, single-epoch runs (Chinchilla's C4 IsoFLOP points; `fit(..., base=...)` does the same); from the
+    run table alone stage 1 uses the runs of at most `base_max_epochs` epochs (D / U), the cut of the
+    notebook's fit of the authors' own runs. "joint" fits all seven at once, which lets R_D* trade against
+    B and beta. R_D* and R_N* are weakly determined either way: on the paper's runs, stage 2 has minima
+    from R_D* = 15 to 95 within 0.2 % of one objective (analysis/datablations_fit.py)."""
+
     name = "data_constrained"
+    procedures = ("two_stage", "joint")
+    base_law = "chinchilla_tied"
+    base_max_epochs = 2.5  # the notebook's stage-1 cut: `if ep_lower <= t / ut <= ep_upper` with (0, 2.5)
+    repetition_params = ("R_D_star", "R_N_star")
     param_names = ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star")
     inputs = ("N", "D", "U")
     formula = (
@@ -488,10 +543,60 @@ class DataConstrained(Law):
         return np.array([[*row, rd, rn] for row in best for rd in grid for rn in grid])
 
 
+class Frozen(Law):
+    """`law` with only the parameters `free` fitted: the others keep the values theta carries (their
+    derivatives are zero, so the fitter never moves them). Stage 2 of a staged fit; each theta of a batch
+    may carry its own fixed values (one per bootstrap resample)."""
+
+    def __init__(self, law: Law, free: tuple[str, ...], fixed: Mapping[str, float]):
+        self.law = law
+        self.name, self.param_names, self.inputs = law.name, law.param_names, law.inputs
+        self.formula, self.log_params, self.bounds, self.units = (
+            law.formula,
+            law.log_params,
+            law.bounds,
+            law.units,
+        )
+        self.free = tuple(free)
+        self._free_index = [law.param_names.index(k) for k in self.free]
+        self._mask = np.array([k in self.free for k in law.param_names], dtype=float)
+        self._fixed_theta = law.to_theta({**dict.fromkeys(law.param_names, 1.0), **fixed})
+
+    def log_predict(self, theta, X):
+        return self.law.log_predict(theta, X)
+
+    def jacobian(self, theta, X):
+        value, jac = self.law.jacobian(theta, X)
+        return value, jac * self._mask
+
+    def weighted_hessian(self, theta, X, c, jac=None):
+        # central differences of the Jacobian along the free parameters only (few, so cheap)
+        theta = np.asarray(theta, dtype=float)
+        hess = np.zeros(theta.shape[:-1] + (len(self.param_names),) * 2)
+        for i in self._free_index:
+            step = 1e-5 * np.maximum(1.0, np.abs(theta[..., i]))
+            up, down = theta.copy(), theta.copy()
+            up[..., i] += step
+            down[..., i] -= step
+            dj = (self.jacobian(up, X)[1] - self.jacobian(down, X)[1]) / (2 * step[..., None, None])
+            hess[..., i, :] = weighted_sum(c, dj)
+        return 0.5 * (hess + np.swapaxes(hess, -1, -2))
+
+    def starts(self, X, loss):
+        fixed = self._mask == 0
+        starts = self.law.starts(X, loss)
+        starts[:, fixed] = self._fixed_theta[fixed]
+        return np.unique(starts, axis=0)
+
+    def check_data(self, X):
+        self.law.check_data(X)
+
+
 _LAWS: dict[str, Law] = {
     law.name: law
     for law in (
         Chinchilla(),
+        ChinchillaTied(),
         KaplanND(),
         KaplanSingle("kaplan_n", "N", "N_c", "alpha_N"),
         KaplanSingle("kaplan_d", "D", "D_c", "alpha_D"),

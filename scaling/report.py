@@ -215,6 +215,11 @@ def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
             else "."
         )
         + "\n",
+        *(
+            f"Stage {i} ({st.name}): {', '.join(f'`{k}`' for k in st.fitted)} fitted on {len(st.rows)} runs "
+            f"({st.rule}).\n"
+            for i, st in enumerate(result.stages, 1)
+        ),
         _md_table(["parameter", "value", "95 % interval", "unit"], rows),
         f"\nRMS of the log residuals: {rms:.4g} (a typical run is fitted within {100 * rms:.2g} % of its "
         "loss). The fit is in [fit.json](fit.json).\n",

@@ -9,6 +9,7 @@ from scaling.laws import LAW_NAMES, Inputs, Law, get_law
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 THETAS = {  # internal parameters to check derivatives at
     "chinchilla": [0.5, 6.0, 7.0, 0.34, 0.37],
+    "chinchilla_tied": [0.5, 6.0, 7.0, 0.35],
     "kaplan_nd": [30.0, 25.0, 0.076, 0.095],
     "kaplan_n": [30.0, 0.076],
     "kaplan_d": [30.0, 0.095],
@@ -93,6 +94,7 @@ def test_analytic_derivatives_match_finite_differences(name, inputs):
     "name, params",
     [
         ("chinchilla", CHINCHILLA),
+        ("chinchilla_tied", {"E": 1.87, "A": 520.6, "B": 1488.0, "alpha": 0.353}),
         ("kaplan_nd", {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}),
     ],
 )

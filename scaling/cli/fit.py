@@ -84,6 +84,16 @@ def parse_params(text: str) -> dict[str, float]:
     return params
 
 
+def base_law_params(path: str) -> dict[str, float]:
+    """The parameters of a chinchilla_tied fit JSON, the base law of a two-stage data_constrained fit."""
+    from scaling.fit import load_fit
+
+    base = load_fit(path)
+    if base.law != "chinchilla_tied":
+        raise UsageError(f"--base {path} is a {base.law} fit; give a chinchilla_tied fit (alpha = beta)")
+    return base.params
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "fit",
@@ -118,6 +128,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "L-BFGS-B grid with finite differences (chinchilla only; about 10 minutes)",
     )
     p.add_argument(
+        "--procedure",
+        choices=("two-stage", "joint"),
+        help="data_constrained: two-stage (default; Muennighoff et al.'s: base law with alpha = beta on "
+        "the runs of at most 2.5 epochs, then R_D*, R_N* with the base fixed) or joint (all 7 at once)",
+    )
+    p.add_argument(
+        "--base",
+        metavar="FIT_JSON",
+        help="data_constrained, two-stage: the base law from this chinchilla_tied fit (`scaling fit --law "
+        "chinchilla_tied --json`) of single-epoch runs, instead of a fit to the runs of <= 2.5 epochs",
+    )
+    p.add_argument(
         "--test-params",
         metavar="NAME=VALUE,...",
         help="likelihood-ratio test of a published parameter set against the fit, e.g. "
@@ -144,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--method classic is for comparison only; bootstrap with the default method")
     test_params = parse_params(args.test_params) if args.test_params else None
     table = load_input(args)
-    options = {"loss": args.loss, "delta": args.delta}
+    procedure = None if args.procedure is None else args.procedure.replace("-", "_")  # the library's name
+    base = None if args.base is None else base_law_params(args.base)
+    options = {"loss": args.loss, "delta": args.delta, "procedure": procedure, "base": base}
     result = fit(table, law=args.law, bootstrap=args.bootstrap, seed=args.seed, method=args.method, **options)
     print(result.describe())
     document = result.to_json()
