@@ -32,12 +32,15 @@ from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
 from scaling.errors import ScalingWarning, UsageError
+from scaling.intervals import noise_sigma
 from scaling.io import atomic_write_json
 from scaling.laws import Inputs, Law, get_law, weighted_gram, weighted_sum
 from scaling.runs import compute_frontier, load_runs
 
 HUBER_DELTA = 1e-3
 LOSSES = ("huber", "squared")
+AUTO = "auto"  # law="auto": the law (and fit subset) with the lowest rolling-backtest error (scaling.select)
+PARAMS_COLUMNS = ("N", "N_total")  # which parameter count feeds the law: non-embedding or all parameters
 CI_LEVEL = 0.95
 FORMAT = "scaling.fit/1"
 CHINCHILLA_GRID = {  # Hoffmann et al.'s 4500 starting points, in the LSE parameterisation
@@ -83,6 +86,9 @@ class FitResult:
     delta: float = HUBER_DELTA
     n_bootstrap_failed: int = 0
     data_range: dict[str, tuple[float, float]] | None = None  # {"N": (min, max), "D": ..., "C": ...} fitted
+    noise_sigma: float | None = None  # run-to-run noise of log(loss), from the residuals (scaling.intervals)
+    params_column: str = "N"  # the parameter count the law reads: "N" (non-embedding) or "N_total"
+    selection: dict[str, Any] | None = None  # with law="auto": the rolling backtest behind the choice
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -151,6 +157,9 @@ class FitResult:
             if self.data_range is None
             else {k: list(v) for k, v in self.data_range.items()},
             "bootstrap_params": None if self.bootstrap_params is None else self.bootstrap_params.tolist(),
+            "noise_sigma": self.noise_sigma,
+            "params_column": self.params_column,
+            "selection": self.selection,
         }
 
     @classmethod
@@ -198,6 +207,9 @@ class FitResult:
                 data_range=None
                 if obj.get("data_range") is None
                 else {str(k): (float(v[0]), float(v[1])) for k, v in obj["data_range"].items()},
+                noise_sigma=None if obj.get("noise_sigma") is None else float(obj["noise_sigma"]),
+                params_column=_params_column(str(obj.get("params_column", "N"))),
+                selection=obj.get("selection"),
             )
         except (TypeError, ValueError, IndexError, AttributeError) as exc:
             raise UsageError(f"malformed fit result: {exc}") from None
@@ -378,6 +390,26 @@ def _global_fit(problem: _Problem, n_refine: int = 8) -> tuple[np.ndarray, float
 
 
 # ---- fitting ---------------------------------------------------------------------------------------
+def _params_column(name: str) -> str:
+    if name not in PARAMS_COLUMNS:
+        raise UsageError(f"unknown parameter count {name!r}; choose one of {', '.join(PARAMS_COLUMNS)}")
+    return name
+
+
+def use_params_column(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The run table with the law's N taken from `column`: "N" (non-embedding parameters, as given) or
+    "N_total" (all parameters, embeddings included; the table must carry it for every run). C is kept."""
+    if _params_column(column) == "N":
+        return table
+    values = pd.to_numeric(table[column], errors="coerce") if column in table else None
+    if values is None or not (np.isfinite(values) & (values > 0)).all():
+        raise UsageError(
+            f"--params-column {column} needs a column {column} (all parameters, embeddings included) with a "
+            "positive number for every run (`scaling runs` writes it; else --map N_total=COLUMN)"
+        )
+    return table.assign(N=values.astype(float))
+
+
 def _prepare(table: pd.DataFrame, law: Law) -> tuple[pd.DataFrame, Inputs, np.ndarray]:
     """Check the table can identify `law`; the runs it is fitted on (the frontier for kaplan_c)."""
     table = load_runs(table)
@@ -415,19 +447,30 @@ def fit(
     loss: str = "huber",
     delta: float = HUBER_DELTA,
     method: str = "profile",
+    params_column: str = "N",
 ) -> FitResult:
     """Fit `law` to a run table (columns N params, D tokens, C FLOPs, loss nats/token, optional U).
 
     Parameters
     ----------
     table : DataFrame or path accepted by `scaling.runs.load_runs`.
-    law : one of `scaling.laws.LAW_NAMES`.
+    law : one of `scaling.laws.LAW_NAMES`, or "auto": the law and fit subset with the lowest out-of-sample
+        error in a rolling backtest (`scaling.select.choose_law`; recorded in `FitResult.selection`).
     bootstrap : number of resamples (with replacement, of runs) for 95 % intervals; 0 for none.
     seed : seeds the resampling.
     loss : "huber" (Chinchilla's, with `delta` on log residuals) or "squared" (0.5 r^2).
     method : "profile" (our global search) or "classic" (Hoffmann et al.'s 4500-start L-BFGS-B grid with
         finite differences; chinchilla only, minutes).
+    params_column : "N" (non-embedding parameters, the default) or "N_total" (all parameters, a column
+        of the table): the count the law reads as N. Predictions convert a target's N the same way.
     """
+    table = use_params_column(load_runs(table), params_column)
+    selection = None
+    if law == AUTO:
+        from scaling.select import choose_law  # the choice is a rolling backtest of fits: it builds on fit
+
+        choice = choose_law(table, loss=loss, delta=delta)
+        table, law, selection = choice.fit_table(table), choice.law, choice.to_json()
     law_obj = get_law(law)
     if loss not in LOSSES:
         raise UsageError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
@@ -458,6 +501,7 @@ def fit(
         message += f"; fitted on the {len(table)} runs of the compute-efficient frontier"
     lo, hi = law_obj.theta_bounds()
     pinned = [k for k, t, a, b in zip(law_obj.param_names, theta, lo, hi, strict=True) if t <= a or t >= b]
+    residuals = problem.y - law_obj.log_predict(theta, X)
     if pinned:
         note = f"{', '.join(pinned)} at the edge of the allowed range: these runs do not determine it"
         message += f"; {note}"
@@ -474,6 +518,9 @@ def fit(
         loss=loss,
         delta=delta,
         data_range={k: (float(table[k].min()), float(table[k].max())) for k in ("N", "D", "C")},
+        noise_sigma=noise_sigma(residuals, len(law_obj.param_names)),
+        params_column=params_column,
+        selection=selection,
     )
     if not converged:
         warnings.warn(f"fit of law {law_obj.name} did not converge", ScalingWarning, stacklevel=2)
@@ -483,16 +530,19 @@ def fit(
 
 
 def bootstrap_thetas(
-    problem: _Problem, theta: np.ndarray, n: int, seed: int
+    problem: _Problem, theta: np.ndarray, n: int, seed: int, refine: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refit `n` resamples of the runs (with replacement), warm-started at `theta`.
-    Returns (thetas (n, p), converged (n,))."""
+    Returns (thetas (n, p), converged (n,)). refine=False skips the full refit of a resample whose batch
+    Newton run did not certify convergence (its theta is still descended from `theta`): the rolling
+    backtests bootstrap every fold of every candidate law and cannot afford a second per such resample."""
     rng = np.random.default_rng(seed)
     points = problem.y.size
     weights = rng.multinomial(points, np.full(points, 1.0 / points), size=n).astype(float)
     batch = _Problem(problem.law, problem.X, problem.y, problem.loss, problem.delta, weights)
     thetas, _, ok = _newton(batch, np.tile(theta, (n, 1)))
-    for i in np.flatnonzero(~ok):  # rare: a resample far from the full-data optimum gets a full refine
+    # rare: a resample far from the full-data optimum gets a full refine
+    for i in np.flatnonzero(~ok) if refine else ():
         single = _Problem(problem.law, problem.X, problem.y, problem.loss, problem.delta, weights[i : i + 1])
         start, _ = _lbfgs(single, theta)
         refined, _, again = _newton(single, start[None])

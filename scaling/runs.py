@@ -2,6 +2,7 @@
 
 Columns: N (non-embedding parameters), D (training tokens), C (training FLOPs, 6 N D when not given),
 loss (final held-out loss, nats/token), and when known U (unique tokens: the size of the training split),
+N_total (all parameters, embeddings included; a fit may read it as N with params_column="N_total"),
 run (folder), status, and configuration columns.
 
 `collect_runs` lists every run folder under a sweep folder, whatever its state; `load_runs` returns only
@@ -24,7 +25,7 @@ import yaml
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import read_jsonl
 
-NUMERIC = ("N", "D", "C", "loss", "U")
+NUMERIC = ("N", "D", "C", "loss", "U", "N_total")  # N_total: all parameters, embeddings included
 STATUSES = ("completed", "diverged", "failed", "running")
 METRIC_COLUMNS = ("step", "tokens", "flops", "lr", "train_loss", "val_loss", "elapsed_s", "tokens_per_s")
 # summary.json key -> run-table column
@@ -36,7 +37,7 @@ SUMMARY_COLUMNS = {
     "val_loss": "loss",
     "unique_tokens": "U",
     "train_loss": "train_loss",
-    "n_params_total": "n_params_total",
+    "n_params_total": "N_total",
     "n_layer": "n_layer",
     "d_model": "d_model",
     "n_head": "n_head",
@@ -127,7 +128,7 @@ def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
             table[column] = pd.to_numeric(table[column], errors="coerce")
     if "C" in table and {"N", "D"} <= set(table):
         table["C"] = table["C"].fillna(6.0 * table["N"] * table["D"])
-    first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
+    first = [c for c in ("N", "D", "C", "loss", "U", "N_total", "run", "status") if c in table]
     return table[first + [c for c in table.columns if c not in first]]
 
 
@@ -282,7 +283,7 @@ def load_runs(
             f"{int(repeated.sum())} run(s) repeat another run's N, D, C and loss exactly and count twice in "
             f"a fit; remove them if they are copies: {_name_rows(_labels(table)[repeated])}"
         )
-    first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
+    first = [c for c in ("N", "D", "C", "loss", "U", "N_total", "run", "status") if c in table]
     table = table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
     table.attrs[VALIDATED] = True
     return table

@@ -12,7 +12,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="collect the run folders of a sweep into a run table (CSV)",
         description="List every run folder (summary.json / metrics.jsonl) under SWEEP_DIR at any depth, in "
         "every state (completed, diverged, failed, running), as one table: N params, D tokens, C FLOPs, "
-        "loss (held-out, nats/token), U unique tokens, run, status and config columns.",
+        "loss (held-out, nats/token), U unique tokens, N_total (all parameters), run, status and config "
+        "columns.",
     )
     p.add_argument("sweep_dir", metavar="SWEEP_DIR", help="a sweep folder (Hydra multirun or SLURM output)")
     p.add_argument("--csv", metavar="OUT", help="write the run table here (atomically)")
