@@ -448,6 +448,7 @@ def fit(
     delta: float = HUBER_DELTA,
     method: str = "profile",
     params_column: str = "N",
+    backtest_axis: str = "C",
 ) -> FitResult:
     """Fit `law` to a run table (columns N params, D tokens, C FLOPs, loss nats/token, optional U).
 
@@ -463,13 +464,14 @@ def fit(
         finite differences; chinchilla only, minutes).
     params_column : "N" (non-embedding parameters, the default) or "N_total" (all parameters, a column
         of the table): the count the law reads as N. Predictions convert a target's N the same way.
+    backtest_axis : with law="auto", what the rolling backtest's cut-offs cut: "C" (compute) or "N".
     """
     table = use_params_column(load_runs(table), params_column)
     selection = None
     if law == AUTO:
         from scaling.select import choose_law  # the choice is a rolling backtest of fits: it builds on fit
 
-        choice = choose_law(table, loss=loss, delta=delta)
+        choice = choose_law(table, axis=backtest_axis, loss=loss, delta=delta)
         table, law, selection = choice.fit_table(table), choice.law, choice.to_json()
     law_obj = get_law(law)
     if loss not in LOSSES:

@@ -334,9 +334,8 @@ def _prediction_section(
         "C with attention (FLOPs)",
         lambda p: sci(p.flops_with_attention) if p.flops_with_attention else "",
     )
-    row("**loss (nats/token)**", lambda p: f"**{p.loss:.4g}**")
-    row("95 % interval of the mean law", lambda p: _ci(p.loss_ci))
-    row("95 % prediction interval of one run", lambda p: _ci(p.loss_pi) if p.loss_pi else "n/a")
+    row("**loss (nats/token)**", lambda p: f"**{p.loss:.4g}** 95 % {_ci(p.loss_ci)}")  # the mean law's
+    row("one run's loss, 95 % prediction interval", lambda p: _ci(p.loss_pi) if p.loss_pi else "n/a")
     row("regime", lambda p: p.regime or "")
     row("PF-days", lambda p: _num(p.pf_days))
     row(f"GPU-days ({first.accelerator} at {first.mfu:.0%} MFU)", lambda p: _num(p.gpu_days))
@@ -349,7 +348,8 @@ def _prediction_section(
     )
     text.append(
         f"GPT-3 175B (preset `{GPT3_PRESET}`: 96 layers, d_model 12288, 96 heads, context 2048) as trained "
-        "(300B tokens) and with the compute-optimal data for its size under the fit (Approach 3). "
+        "(300B tokens) and with the compute-optimal data for its size under the fit (Approach 3). The "
+        "loss interval is the mean law's (bootstrap of the fit); one run's loss adds run-to-run noise. "
         "Memory counts all parameters including embeddings; activations are not included.\n"
     )
     text.append(_md_table(["", *cols], rows))
@@ -378,11 +378,12 @@ def _choice_section(result: FitResult, calibration: CandidateScore | None, skipp
         scores = [calibration.to_json()]
     if not scores:
         return "\n".join(text + [f"No rolling backtest: {skipped.get('calibration', 'not run')}\n"])
-    cuts = (result.selection or {}).get("cutoffs_C") or []
+    cuts = (result.selection or {}).get("cutoffs") or []
+    axis = (result.selection or {}).get("axis", "C")
     if result.selection:
         text.append(
-            f"`--law auto` fitted each candidate law on the runs with C at or below each of {len(cuts)} "
-            f"compute cut-offs ({', '.join(sci(c) for c in cuts)} FLOPs) and predicted every run above it. "
+            f"`--law auto` fitted each candidate law on the runs with {axis} at or below each of {len(cuts)} "
+            f"cut-offs ({', '.join(sci(c) for c in cuts)}) and predicted every run above it. "
             f"**Chosen: {result.selection['reason']}.**\n"
         )
     else:

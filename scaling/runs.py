@@ -128,7 +128,7 @@ def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
             table[column] = pd.to_numeric(table[column], errors="coerce")
     if "C" in table and {"N", "D"} <= set(table):
         table["C"] = table["C"].fillna(6.0 * table["N"] * table["D"])
-    first = [c for c in ("N", "D", "C", "loss", "U", "N_total", "run", "status") if c in table]
+    first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
     return table[first + [c for c in table.columns if c not in first]]
 
 
@@ -283,7 +283,7 @@ def load_runs(
             f"{int(repeated.sum())} run(s) repeat another run's N, D, C and loss exactly and count twice in "
             f"a fit; remove them if they are copies: {_name_rows(_labels(table)[repeated])}"
         )
-    first = [c for c in ("N", "D", "C", "loss", "U", "N_total", "run", "status") if c in table]
+    first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
     table = table[first + [c for c in table.columns if c not in first]].reset_index(drop=True)
     table.attrs[VALIDATED] = True
     return table

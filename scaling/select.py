@@ -35,6 +35,7 @@ from scaling.laws import LAW_NAMES, get_law
 from scaling.runs import load_runs
 
 TRAIN_FRACTIONS = (0.5, 0.6, 0.7, 0.8)  # rolling origins: fit on this fraction of the runs by compute
+AXES = ("C", "N")  # what the cut-offs cut: compute (default), or model size
 DROP_SMALLEST = (0, 1)  # candidate fit subsets: drop this many of the smallest model sizes
 BACKTEST_BOOTSTRAP = 100  # resamples behind each fold's intervals (coverage)
 MIN_FOLDS = 2
@@ -89,6 +90,7 @@ class LawChoice:
     drop_smallest: int
     scores: tuple[CandidateScore, ...]
     cutoffs: tuple[float, ...]
+    axis: str = "C"
 
     @property
     def best(self) -> CandidateScore:
@@ -109,7 +111,7 @@ class LawChoice:
         best, other = self.best, self.runner_up
         text = (
             f"law {best.law} fitted on {best.subset}: the lowest rolling-backtest error, "
-            f"{best.rolling_error:.2%} of the loss over {len(self.cutoffs)} compute cut-offs"
+            f"{best.rolling_error:.2%} of the loss over {len(self.cutoffs)} {_AXIS_WORD[self.axis]} cut-offs"
         )
         if other is not None:
             text += f"; runner-up {other.law} ({other.subset}) {other.rolling_error:.2%}"
@@ -128,7 +130,8 @@ class LawChoice:
             "runner_up": None if runner is None else {"law": runner.law, "subset": runner.subset,
                                                       "rolling_error": runner.rolling_error},
             "reason": self.reason,
-            "cutoffs_C": list(self.cutoffs),
+            "axis": self.axis,
+            "cutoffs": list(self.cutoffs),
             "scores": [s.to_json() for s in self.scores],
         }
 
@@ -136,10 +139,10 @@ class LawChoice:
 def describe_selection(selection: dict[str, Any]) -> str:
     """The table law x fit subset x rolling error x interval coverage of `LawChoice.to_json()`, and the
     choice (what `scaling fit --law auto` prints)."""
-    cuts = selection["cutoffs_C"]
+    cuts, axis = selection["cutoffs"], selection["axis"]
     lines = [
-        f"law choice by rolling backtest: fit on the runs with C <= each of {len(cuts)} cut-offs "
-        f"({', '.join(f'{c:.3g}' for c in cuts)} FLOPs), predict the runs above",
+        f"law choice by rolling backtest: fit on the runs with {axis} <= each of {len(cuts)} cut-offs "
+        f"({', '.join(f'{c:.3g}' for c in cuts)} {_AXIS_UNIT[axis]}), predict the runs above",
         f"  {'law':<18s} {'fit subset':<36s} {'rolling error':>13s} {'95 % PI cover':>13s} "
         f"{'mean-law cover':>14s}",
     ]
@@ -155,14 +158,22 @@ def describe_selection(selection: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_AXIS_WORD = {"C": "compute", "N": "model-size"}
+_AXIS_UNIT = {"C": "FLOPs", "N": "params"}
+
+
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
-def rolling_cutoffs(table: pd.DataFrame, fractions: Sequence[float] = TRAIN_FRACTIONS) -> tuple[float, ...]:
-    """Compute cut-offs (FLOPs): the C of the run at each fraction of the runs sorted by compute, keeping
-    those that leave at least one run above them."""
-    C = np.sort(table["C"].to_numpy(float))
+def rolling_cutoffs(
+    table: pd.DataFrame, fractions: Sequence[float] = TRAIN_FRACTIONS, axis: str = "C"
+) -> tuple[float, ...]:
+    """Cut-offs of `axis` (C FLOPs or N params): its value at the run at each fraction of the runs sorted
+    by it, keeping those that leave at least one run above them."""
+    if axis not in AXES:
+        raise UsageError(f"unknown backtest axis {axis!r}; choose one of {', '.join(AXES)}")
+    C = np.sort(table[axis].to_numpy(float))
     cuts = []
     for fraction in fractions:
         if not 0 < fraction < 1:
@@ -191,6 +202,7 @@ def score_candidate(
     cutoffs: Sequence[float],
     bootstrap: int = BACKTEST_BOOTSTRAP,
     seed: int = 0,
+    axis: str = "C",
     **fit_options: Any,
 ) -> CandidateScore:
     """Rolling backtest of `law` fitted on the runs left after dropping the `drop_smallest` smallest model
@@ -199,7 +211,7 @@ def score_candidate(
     uses_u = "U" in get_law(law).inputs
     fold_errors, inside_run, inside_mean = [], [], []
     for cut in cutoffs:
-        train, held = subset[subset["C"] <= cut], table[table["C"] > cut]
+        train, held = subset[subset[axis] <= cut], table[table[axis] > cut]
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ScalingWarning)  # per-fold notes would drown the table
@@ -221,7 +233,7 @@ def score_candidate(
             inside_run.extend((bands.run_lo <= observed) & (observed <= bands.run_hi))
         if bands.mean_lo is not None:
             inside_mean.extend((bands.mean_lo <= observed) & (observed <= bands.mean_hi))
-    n = int(sum(len(table[table["C"] > cut]) for cut in cutoffs))
+    n = int(sum(len(table[table[axis] > cut]) for cut in cutoffs))
     return CandidateScore(
         law=law,
         drop_smallest=drop_smallest,
@@ -246,20 +258,21 @@ def choose_law(
     fractions: Sequence[float] = TRAIN_FRACTIONS,
     bootstrap: int = BACKTEST_BOOTSTRAP,
     seed: int = 0,
+    axis: str = "C",
     **fit_options: Any,
 ) -> LawChoice:
     """Backtest every candidate (law x fit subset) on rolling compute cut-offs; the lowest rolling error
     wins. UsageError when the runs are too few for `MIN_FOLDS` cut-offs or no candidate can be fitted."""
     table = load_runs(table)
-    cutoffs = rolling_cutoffs(table, fractions)
+    cutoffs = rolling_cutoffs(table, fractions, axis)
     if len(cutoffs) < MIN_FOLDS:
         raise UsageError(
-            f"--law auto needs enough runs to backtest: at least {MIN_FOLDS} compute cut-offs with runs "
-            f"above them, and these {len(table)} runs give {len(cutoffs)}; add runs or name a law"
+            f"--law auto needs enough runs to backtest: at least {MIN_FOLDS} {_AXIS_WORD[axis]} cut-offs "
+            f"with runs above them, and these {len(table)} runs give {len(cutoffs)}; add runs or name a law"
         )
     laws = candidate_laws(table) if laws is None else tuple(laws)
     scores = [
-        score_candidate(table, law, k, cutoffs, bootstrap, seed, **fit_options)
+        score_candidate(table, law, k, cutoffs, bootstrap, seed, axis, **fit_options)
         for law in laws
         for k in drop_smallest
     ]
@@ -270,4 +283,4 @@ def choose_law(
         raise UsageError(f"--law auto: too few runs to backtest any law ({reasons})")
     failed = [s for s in scores if s.failed is not None]
     best = scored[0]
-    return LawChoice(best.law, best.drop_smallest, tuple(scored + failed), cutoffs)
+    return LawChoice(best.law, best.drop_smallest, tuple(scored + failed), cutoffs, axis)

@@ -70,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "rolling backtest (needs enough runs for 2 compute cut-offs)",
     )
     p.add_argument(
+        "--backtest-axis",
+        default="C",
+        choices=("C", "N"),
+        help="with --law auto: cut the rolling backtest at compute C (default) or model size N",
+    )
+    p.add_argument(
         "--bootstrap",
         metavar="K",
         type=int,
@@ -121,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"loss": args.loss, "delta": args.delta}
     result = fit(
         table, law=args.law, bootstrap=args.bootstrap, seed=args.seed, method=args.method,
-        params_column=args.params_column, **options,
+        params_column=args.params_column, backtest_axis=args.backtest_axis, **options,
     )
     if result.selection:
         from scaling.select import describe_selection
