@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/fit_speed.py
 	$(BIN)/python bench/sweep_overhead.py
+	$(BIN)/python bench/extrapolation.py
 
 clean:
 	rm -rf $(VENV) outputs multirun reports

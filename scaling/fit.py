@@ -32,12 +32,15 @@ from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
 from scaling.errors import ScalingWarning, UsageError
+from scaling.intervals import noise_sigma
 from scaling.io import atomic_write_json
 from scaling.laws import Frozen, Inputs, Law, get_law, weighted_gram, weighted_sum
 from scaling.runs import compute_frontier, load_runs
 
 HUBER_DELTA = 1e-3
 LOSSES = ("huber", "squared")
+AUTO = "auto"  # law="auto": the law (and fit subset) with the lowest rolling-backtest error (scaling.select)
+PARAMS_COLUMNS = ("N", "N_total")  # which parameter count feeds the law: non-embedding or all parameters
 CI_LEVEL = 0.95
 FORMAT = "scaling.fit/1"
 CHINCHILLA_GRID = {  # Hoffmann et al.'s 4500 starting points, in the LSE parameterisation
@@ -117,6 +120,9 @@ class FitResult:
     data_range: dict[str, tuple[float, float]] | None = None  # {"N": (min, max), "D": ..., "C": ...} fitted
     procedure: str = "joint"  # one of the law's `procedures`; "two_stage" for data_constrained's default
     stages: tuple[FitStage, ...] = ()  # what each stage fitted on which runs (staged procedures only)
+    noise_sigma: float | None = None  # run-to-run noise of log(loss), from the residuals (scaling.intervals)
+    params_column: str = "N"  # the parameter count the law reads: "N" (non-embedding) or "N_total"
+    selection: dict[str, Any] | None = None  # with law="auto": the rolling backtest behind the choice
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -193,6 +199,9 @@ class FitResult:
             "bootstrap_params": None if self.bootstrap_params is None else self.bootstrap_params.tolist(),
             "procedure": self.procedure,
             "stages": [stage.to_json() for stage in self.stages],
+            "noise_sigma": self.noise_sigma,
+            "params_column": self.params_column,
+            "selection": self.selection,
         }
 
     @classmethod
@@ -242,6 +251,9 @@ class FitResult:
                 else {str(k): (float(v[0]), float(v[1])) for k, v in obj["data_range"].items()},
                 procedure=str(obj.get("procedure", "joint")),
                 stages=tuple(FitStage.from_json(stage) for stage in obj.get("stages") or ()),
+                noise_sigma=None if obj.get("noise_sigma") is None else float(obj["noise_sigma"]),
+                params_column=_params_column(str(obj.get("params_column", "N"))),
+                selection=obj.get("selection"),
             )
         except (TypeError, ValueError, IndexError, AttributeError, KeyError) as exc:
             raise UsageError(f"malformed fit result: {exc}") from None
@@ -422,6 +434,26 @@ def _global_fit(problem: _Problem, n_refine: int = 8) -> tuple[np.ndarray, float
 
 
 # ---- fitting ---------------------------------------------------------------------------------------
+def _params_column(name: str) -> str:
+    if name not in PARAMS_COLUMNS:
+        raise UsageError(f"unknown parameter count {name!r}; choose one of {', '.join(PARAMS_COLUMNS)}")
+    return name
+
+
+def use_params_column(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The run table with the law's N taken from `column`: "N" (non-embedding parameters, as given) or
+    "N_total" (all parameters, embeddings included; the table must carry it for every run). C is kept."""
+    if _params_column(column) == "N":
+        return table
+    values = pd.to_numeric(table[column], errors="coerce") if column in table else None
+    if values is None or not (np.isfinite(values) & (values > 0)).all():
+        raise UsageError(
+            f"--params-column {column} needs a column {column} (all parameters, embeddings included) with a "
+            "positive number for every run (`scaling runs` writes it; else --map N_total=COLUMN)"
+        )
+    return table.assign(N=values.astype(float))
+
+
 def _prepare(table: pd.DataFrame, law: Law) -> tuple[pd.DataFrame, Inputs, np.ndarray]:
     """Check the table can identify `law`; the runs it is fitted on (the frontier for kaplan_c)."""
     table = load_runs(table)
@@ -461,13 +493,16 @@ def fit(
     method: str = "profile",
     procedure: str | None = None,
     base: Mapping[str, float] | None = None,
+    params_column: str = "N",
+    backtest_axis: str = "C",
 ) -> FitResult:
     """Fit `law` to a run table (columns N params, D tokens, C FLOPs, loss nats/token, optional U).
 
     Parameters
     ----------
     table : DataFrame or path accepted by `scaling.runs.load_runs`.
-    law : one of `scaling.laws.LAW_NAMES`.
+    law : one of `scaling.laws.LAW_NAMES`, or "auto": the law and fit subset with the lowest out-of-sample
+        error in a rolling backtest (`scaling.select.choose_law`; recorded in `FitResult.selection`).
     bootstrap : number of resamples (with replacement, of runs) for 95 % intervals; 0 for none.
     seed : seeds the resampling.
     loss : "huber" (Chinchilla's, with `delta` on log residuals) or "squared" (0.5 r^2).
@@ -480,7 +515,17 @@ def fit(
     base : two_stage only: the base law's parameters (E, A, B, alpha of chinchilla_tied) fitted elsewhere,
         on runs without repetition, as Muennighoff et al. took theirs from Chinchilla's C4 IsoFLOP runs;
         stage 1 is then skipped (and not bootstrapped).
+    params_column : "N" (non-embedding parameters, the default) or "N_total" (all parameters, a column
+        of the table): the count the law reads as N. Predictions convert a target's N the same way.
+    backtest_axis : with law="auto", what the rolling backtest's cut-offs cut: "C" (compute) or "N".
     """
+    table = use_params_column(load_runs(table), params_column)
+    selection = None
+    if law == AUTO:
+        from scaling.select import choose_law  # the choice is a rolling backtest of fits: it builds on fit
+
+        choice = choose_law(table, axis=backtest_axis, loss=loss, delta=delta)
+        table, law, selection = choice.fit_table(table), choice.law, choice.to_json()
     law_obj = get_law(law)
     procedure = law_obj.procedures[0] if procedure is None else procedure
     if procedure not in law_obj.procedures:
@@ -524,6 +569,7 @@ def fit(
         message += f"; fitted on the {len(table)} runs of the compute-efficient frontier"
     lo, hi = law_obj.theta_bounds()
     pinned = [k for k, t, a, b in zip(law_obj.param_names, theta, lo, hi, strict=True) if t <= a or t >= b]
+    residuals = problem.y - law_obj.log_predict(theta, X)
     if pinned:
         note = f"{', '.join(pinned)} at the edge of the allowed range: these runs do not determine it"
         message += f"; {note}"
@@ -542,6 +588,9 @@ def fit(
         data_range={k: (float(table[k].min()), float(table[k].max())) for k in ("N", "D", "C")},
         procedure=procedure,
         stages=() if staged is None else staged.stages,
+        noise_sigma=noise_sigma(residuals, len(law_obj.param_names)),
+        params_column=params_column,
+        selection=selection,
     )
     if not converged:
         warnings.warn(f"fit of law {law_obj.name} did not converge", ScalingWarning, stacklevel=2)
@@ -561,13 +610,15 @@ def bootstrap_weights(points: int, n: int, seed: int) -> np.ndarray:
 
 
 def refit_weighted(
-    problem: _Problem, weights: np.ndarray, theta0: np.ndarray
+    problem: _Problem, weights: np.ndarray, theta0: np.ndarray, refine: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Refit `problem` under each row of `weights` (K, n), warm-started at the rows of `theta0` (K, p).
+    """Refit `problem` under each row of `weights` (K, n), warm-started at the rows of `theta0` (K, p);
+    refine=False skips the full refit of a row whose batch Newton run did not converge.
     Returns (thetas (K, p), converged (K,))."""
     batch = _Problem(problem.law, problem.X, problem.y, problem.loss, problem.delta, weights)
     thetas, _, ok = _newton(batch, theta0)
-    for i in np.flatnonzero(~ok):  # rare: a resample far from the full-data optimum gets a full refine
+    # rare: a resample far from the full-data optimum gets a full refine
+    for i in np.flatnonzero(~ok) if refine else ():
         single = _Problem(problem.law, problem.X, problem.y, problem.loss, problem.delta, weights[i : i + 1])
         start, _ = _lbfgs(single, theta0[i])
         refined, _, again = _newton(single, start[None])
@@ -576,12 +627,14 @@ def refit_weighted(
 
 
 def bootstrap_thetas(
-    problem: _Problem, theta: np.ndarray, n: int, seed: int
+    problem: _Problem, theta: np.ndarray, n: int, seed: int, refine: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refit `n` resamples of the runs (with replacement), warm-started at `theta`.
-    Returns (thetas (n, p), converged (n,))."""
+    Returns (thetas (n, p), converged (n,)). refine=False skips the full refit of a resample whose batch
+    Newton run did not certify convergence (its theta is still descended from `theta`): the rolling
+    backtests bootstrap every fold of every candidate law and cannot afford a second per such resample."""
     weights = bootstrap_weights(problem.y.size, n, seed)
-    return refit_weighted(problem, weights, np.tile(theta, (n, 1)))
+    return refit_weighted(problem, weights, np.tile(theta, (n, 1)), refine)
 
 
 def _with_bootstrap(result: FitResult, law: Law, thetas: np.ndarray, ok: np.ndarray) -> FitResult:

@@ -1,7 +1,12 @@
 """Extrapolation: the loss a fitted law predicts at any N, D (or C, or the compute-optimal point), with its
-95 % bootstrap interval, and the budget of that run (FLOPs, PF-days, GPU-days, memory).
+95 % intervals (of the mean law and of one run's loss, `scaling.intervals`), and the budget of that run
+(FLOPs, PF-days, GPU-days, memory).
 
 Units: N non-embedding parameters, D tokens, C = 6 N D FLOPs, loss nats/token, memory decimal GB.
+
+A fit on all parameters (`params_column="N_total"`) is evaluated at the target's N_total: given, or counted
+from its shape (the preset, else the GPT-3-like shape `shape_for_params` picks, vocabulary 50257, context
+2048: N_total = N + (vocab + context) d_model).
 
 "Compute-optimal" uses the fit's Approach-3 closed form N_opt(C) = G (C/6)^a: for a given C it is
 (N_opt(C), C / (6 N_opt)); for a given N it is the D that makes N optimal, D_opt(N) = (N/G)^(1/a) / N.
@@ -20,6 +25,7 @@ import pandas as pd
 
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
+from scaling.intervals import loss_intervals
 from scaling.laws import get_law
 from scaling.regimes import (
     Thresholds,
@@ -57,7 +63,8 @@ class Prediction:
     D: float
     C: float
     loss: float
-    loss_ci: tuple[float, float] | None
+    loss_ci: tuple[float, float] | None  # 95 % interval of the mean law (bootstrap of the fit)
+    loss_pi: tuple[float, float] | None  # 95 % prediction interval of one run's loss (adds run noise)
     D_ci: tuple[float, float] | None  # compute-optimal D across the bootstrap fits (optimal modes)
     regime: str | None
     regime_reason: str | None
@@ -72,6 +79,8 @@ class Prediction:
     gpu_days: float
     shape: dict[str, Any] | None
     extrapolation: dict[str, float] | None
+    params_column: str = "N"  # the count the law read: "N" or "N_total" (then at N_law = N_total)
+    N_law: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """DESIGN's keys (N, D, C, loss, loss_ci, regime, pf_days, memory_gb) first, then the rest."""
@@ -97,6 +106,9 @@ class Prediction:
             "gpu_days": self.gpu_days,
             "shape": self.shape,
             "extrapolation": self.extrapolation,
+            "loss_pi": list(self.loss_pi) if self.loss_pi else None,
+            "params_column": self.params_column,
+            "N_law": self.N_law,
         }
 
 
@@ -107,14 +119,17 @@ class Prediction:
         ratio = f"{self.tokens_per_param:.3g} tokens/param"
         if self.optimal_tokens_per_param:
             ratio += f"; compute-optimal at this C: {self.optimal_tokens_per_param:.3g}"
-        loss_ci = f"  [95 %: {self.loss_ci[0]:.4g}, {self.loss_ci[1]:.4g}]" if self.loss_ci else ""
+        loss_ci = f"  [95 % mean law: {self.loss_ci[0]:.4g}, {self.loss_ci[1]:.4g}]" if self.loss_ci else ""
+        if self.loss_pi:
+            loss_ci += f"  [95 % one run: {self.loss_pi[0]:.4g}, {self.loss_pi[1]:.4g}]"
         d_ci = f"  [95 %: {q(self.D_ci[0])}, {q(self.D_ci[1])}]" if self.D_ci else ""
         attention = f"; {self.flops_with_attention:.3g} with attention" if self.flops_with_attention else ""
         regime = f"{self.regime}: {self.regime_reason}" if self.regime else "n/a (the law has no allocation)"
         m = self.memory
         lines = [
             f"law       {self.law} ({self.mode.replace('_', ' ')})",
-            f"N         {q(self.N)} parameters{preset}",
+            f"N         {q(self.N)} parameters{preset}"
+            + (f"; the law reads N_total = {q(self.N_law)}" if self.params_column == "N_total" else ""),
             f"D         {q(self.D)} tokens{d_ci}  ({ratio})",
             f"C         {self.C:.3g} FLOPs (6 N D){attention}",
             f"loss      {self.loss:.4g} nats/token{loss_ci or '  (no interval: the fit has no bootstrap)'}",
@@ -161,6 +176,7 @@ def predict(
     mfu: float = hardware.DEFAULT_MFU,
     thresholds: Thresholds | None = None,
     data_range: Mapping[str, Sequence[float]] | None = None,
+    params_total: float | str | None = None,
 ) -> Prediction:
     """Predict the loss and budget of one run from a FitResult.
 
@@ -169,6 +185,8 @@ def predict(
     U: unique tokens, for a data_constrained fit (default: D, no repetition).
     data_range: {"N": [min, max], "C": [min, max]} of the runs the law was fitted on (`fitted_range`), to
         report how far the prediction extrapolates; default: the range the fit records, if any.
+    params_total: the target's N_total (all parameters), for a fit on N_total; default: counted from its
+        shape (see the module docstring).
     Raises UsageError for a law that cannot answer, non-positive or absurd inputs; warns (ScalingWarning)
     when N or C lies more than 10x beyond the fitted range.
     """
@@ -189,13 +207,16 @@ def predict(
         )
     given = [name for name, value in (("--tokens", D), ("--compute", C), ("--optimal", optimal)) if value]
     if N is not None and len(given) == 1:
+        N_law = _law_params(fit_result, N, shape, params_total)
         if optimal:
-            mode, D = "optimal_for_params", float(optimal_tokens_for_params(co, N))
+            mode, D = "optimal_for_params", float(optimal_tokens_for_params(co, N_law))
         elif C is not None:
             mode, D = "compute", C / (6.0 * N)
         else:
             mode = "tokens"
     elif N is None and optimal and C is not None and D is None:
+        if getattr(fit_result, "params_column", "N") == "N_total":
+            raise UsageError("a fit on N_total allocates all parameters; give --params N with --optimal")
         mode = "optimal_for_compute"
         N, D = (float(x) for x in optimal_allocation(co, C))
     else:
@@ -207,15 +228,20 @@ def predict(
     _check_sensible(N, D)
     C = 6.0 * N * D
     U = D if U is None else U
+    if mode == "optimal_for_compute":
+        N_law = N
 
-    loss = law_loss(fit_result, N, D, U)
+    loss = law_loss(fit_result, N_law, D, U)
     if not math.isfinite(loss):
-        raise UsageError(f"the {fit_result.law} fit gives a non-finite loss at N={N:.3g}, D={D:.3g}")
-    loss_ci, d_ci = _bootstrap_intervals(fit_result, law, mode, N, D, C, U)
+        raise UsageError(f"the {fit_result.law} fit gives a non-finite loss at N={N_law:.3g}, D={D:.3g}")
+    d_ci = _optimal_d_interval(fit_result, law, mode, N_law, C)
+    bands = loss_intervals(fit_result, N=N_law, D=D, U=U if "U" in law.inputs else None)
+    loss_ci = _pair(bands.mean_lo, bands.mean_hi)
+    loss_pi = _pair(bands.run_lo, bands.run_hi)
     data_range = data_range or fit_result.data_range
-    extrapolation = _extrapolation(data_range, N, C) if data_range else None
+    extrapolation = _extrapolation(data_range, N_law, C) if data_range else None
 
-    by_law = law_regime(fit_result, N, D, U if U < D else None, thresholds) if co is not None else None
+    by_law = law_regime(fit_result, N_law, D, U if U < D else None, thresholds) if co is not None else None
     if shape is None and N >= 1000:
         shape = shape_for_params(N, n_ctx=2048, vocab_size=50257)  # an assumed GPT-3-like shape
     # A named preset's memory counts its embeddings too; a bare number is all we know otherwise.
@@ -229,6 +255,7 @@ def predict(
         C=C,
         loss=loss,
         loss_ci=loss_ci,
+        loss_pi=loss_pi,
         D_ci=d_ci,
         regime=by_law.regime if by_law else None,
         regime_reason=by_law.reason if by_law else None,
@@ -246,7 +273,27 @@ def predict(
         gpu_days=hardware.gpu_days(C, chip, mfu),
         shape={"preset": preset, "assumed": preset is None, **asdict(shape)} if shape is not None else None,
         extrapolation=extrapolation,
+        params_column=getattr(fit_result, "params_column", "N"),
+        N_law=N_law,
     )
+
+
+def _law_params(fit_result: Any, N: float, shape: Shape | None, params_total: float | str | None) -> float:
+    """The N the law reads for a target of N non-embedding parameters: N itself, or for a fit on N_total
+    the target's total count (given, or from its shape)."""
+    if getattr(fit_result, "params_column", "N") != "N_total":
+        return N
+    if params_total is not None:
+        return parse_quantity(params_total, "N_total (all parameters)")
+    if shape is None:
+        shape = shape_for_params(N, n_ctx=2048, vocab_size=50257)  # the GPT-3-like shape assumed below
+    return N + float(n_params_total(shape) - n_params(shape))
+
+
+def _pair(lo: np.ndarray | None, hi: np.ndarray | None) -> tuple[float, float] | None:
+    if lo is None or hi is None or not (np.isfinite(lo[0]) and np.isfinite(hi[0])):
+        return None
+    return float(lo[0]), float(hi[0])
 
 
 def _check_sensible(N: float, D: float) -> None:
@@ -260,14 +307,13 @@ def _check_sensible(N: float, D: float) -> None:
         raise UsageError(f"N = {N:.3g} and D = {D:.3g} must each be at least 1")
 
 
-def _bootstrap_intervals(
-    fit_result: Any, law: Any, mode: str, N: float, D: float, C: float, U: float,
-) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
-    """95 % percentile intervals of the loss at (N, D) and, in the optimal modes, of D_opt."""
+def _optimal_d_interval(
+    fit_result: Any, law: Any, mode: str, N: float, C: float
+) -> tuple[float, float] | None:
+    """95 % percentile interval of D_opt across the bootstrap fits, in the optimal modes."""
     samples = fit_result.bootstrap_params
     if samples is None or len(samples) < 2:
-        return None, None
-    losses = fit_result.bootstrap_predict(N=N, D=D, U=U if "U" in law.inputs else None)[:, 0]
+        return None
     d_opts = []
     for row in samples:
         co = law.compute_optimal(dict(zip(law.param_names, row, strict=True)))
@@ -275,7 +321,7 @@ def _bootstrap_intervals(
             d_opts.append(float(optimal_tokens_for_params(co, N)))
         elif mode == "optimal_for_compute":
             d_opts.append(float(optimal_allocation(co, C)[1]))
-    return _interval(losses), _interval(d_opts) if d_opts else None
+    return _interval(d_opts) if d_opts else None
 
 
 def fitted_range(table: pd.DataFrame) -> dict[str, list[float]]:

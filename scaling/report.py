@@ -33,13 +33,14 @@ import pandas as pd
 from scaling import __version__, plots
 from scaling.allocate import ISOFLOP_TOLERANCE, Allocation, allocate
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import Backtest, FitResult, backtest, fit, save_fit
+from scaling.fit import Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import atomic_write_text
 from scaling.laws import get_law
 from scaling.plots import sci
 from scaling.predict import Prediction, fitted_range, predict
 from scaling.regimes import Thresholds, classify
 from scaling.runs import collect_runs, curve_of, load_runs
+from scaling.select import MIN_FOLDS, CandidateScore, rolling_cutoffs, score_candidate
 from scaling.sources import detect
 from scaling.units import format_quantity
 
@@ -61,6 +62,7 @@ class Analysis:
     fit: FitResult
     allocations: dict[int, Allocation]
     backtest: Backtest | None
+    calibration: CandidateScore | None  # the fitted law's rolling backtest (errors, interval coverage)
     regimes: pd.DataFrame | None
     predictions: dict[str, Prediction]
     curves: dict[str, pd.DataFrame]
@@ -346,7 +348,8 @@ def _prediction_section(
         "C with attention (FLOPs)",
         lambda p: sci(p.flops_with_attention) if p.flops_with_attention else "",
     )
-    row("**loss (nats/token)**", lambda p: f"**{p.loss:.4g}** 95 % {_ci(p.loss_ci)}")
+    row("**loss (nats/token)**", lambda p: f"**{p.loss:.4g}** 95 % {_ci(p.loss_ci)}")  # the mean law's
+    row("one run's loss, 95 % prediction interval", lambda p: _ci(p.loss_pi) if p.loss_pi else "n/a")
     row("regime", lambda p: p.regime or "")
     row("PF-days", lambda p: _num(p.pf_days))
     row(f"GPU-days ({first.accelerator} at {first.mfu:.0%} MFU)", lambda p: _num(p.gpu_days))
@@ -359,7 +362,8 @@ def _prediction_section(
     )
     text.append(
         f"GPT-3 175B (preset `{GPT3_PRESET}`: 96 layers, d_model 12288, 96 heads, context 2048) as trained "
-        "(300B tokens) and with the compute-optimal data for its size under the fit (Approach 3). "
+        "(300B tokens) and with the compute-optimal data for its size under the fit (Approach 3). The "
+        "loss interval is the mean law's (bootstrap of the fit); one run's loss adds run-to-run noise. "
         "Memory counts all parameters including embeddings; activations are not included.\n"
     )
     text.append(_md_table(["", *cols], rows))
@@ -377,6 +381,51 @@ def _prediction_section(
         + "\n"
     )
     return "\n".join(text)
+
+
+def _choice_section(result: FitResult, calibration: CandidateScore | None, skipped: Mapping[str, str]) -> str:
+    """Law choice by rolling backtest (law x rolling error x interval coverage) and the calibration of the
+    fitted law's intervals."""
+    text = ["## Law choice and calibrated intervals\n"]
+    scores = (result.selection or {}).get("scores")
+    if scores is None and calibration is not None:
+        scores = [calibration.to_json()]
+    if not scores:
+        return "\n".join(text + [f"No rolling backtest: {skipped.get('calibration', 'not run')}\n"])
+    cuts = (result.selection or {}).get("cutoffs") or []
+    axis = (result.selection or {}).get("axis", "C")
+    if result.selection:
+        text.append(
+            f"`--law auto` fitted each candidate law on the runs with {axis} at or below each of {len(cuts)} "
+            f"cut-offs ({', '.join(sci(c) for c in cuts)}) and predicted every run above it. "
+            f"**Chosen: {result.selection['reason']}.**\n"
+        )
+    else:
+        text.append(
+            f"The {result.law} law in a rolling backtest: fitted on the runs at or below each compute "
+            "cut-off and scored on the runs above (as `--law auto` scores every law).\n"
+        )
+    text.append(
+        "Rolling error: mean |relative error| of the predicted loss of the held-out runs, averaged over the "
+        "cut-offs. Coverage: the fraction of held-out runs inside their 95 % prediction interval of one run "
+        "(fit uncertainty plus run-to-run noise) and inside the 95 % interval of the mean law; a calibrated "
+        "prediction interval covers about 95 %.\n"
+    )
+    rows = [
+        [
+            s["law"],
+            s["subset"],
+            "not scored: " + s["failed"] if s["failed"] else f"{s['rolling_error']:.2%}",
+            "" if s["coverage_run"] is None else f"{s['coverage_run']:.0%}",
+            "" if s["coverage_mean"] is None else f"{s['coverage_mean']:.0%}",
+        ]
+        for s in scores
+    ]
+    text.append(
+        _md_table(["law", "fit subset", "rolling error", "95 % prediction-interval coverage",
+                   "mean-law interval coverage"], rows)
+    )
+    return "\n".join(text) + "\n"
 
 
 def _backtest_section(bt: Backtest | None, skipped: Mapping[str, str]) -> str:
@@ -454,13 +503,16 @@ def analyse(
     tracker: str | None = None,
     experiments: Sequence[str] | None = None,
     law: str = "chinchilla",
+    params_column: str = "N",
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
     holdout_top: float = 0.2,
     isoflop_tolerance: float = ISOFLOP_TOLERANCE,
 ) -> Analysis:
     """Everything a report shows, for the runs of `source` (a sweep folder, a run-table CSV or a
-    DataFrame). bootstrap: resamples for every 95 % interval (fit, allocations, predictions);
+    DataFrame). law: a law name or "auto" (rolling-backtest choice); params_column: "N" or "N_total",
+    the parameter count the law reads. bootstrap: resamples for every 95 % interval (fit, allocations,
+    predictions);
     holdout_top: fraction of the runs (by compute) the backtest holds out; isoflop_tolerance: relative
     compute difference of the runs of one IsoFLOP profile (Approach 2). UsageError when the runs cannot
     be fitted at all; parts the data do not support are left out with the reason in `skipped`."""
@@ -481,7 +533,9 @@ def analyse(
             tracker=tracker,
             experiments=experiments,
         )
-        result = fit(table, law=law, bootstrap=bootstrap, seed=seed)
+        result = fit(table, law=law, bootstrap=bootstrap, seed=seed, params_column=params_column)
+        law = result.law
+        table = use_params_column(table, params_column)  # from here on N is the count the law reads
         options = {
             1: {"bootstrap": bootstrap, "seed": seed},
             2: {"bootstrap": bootstrap, "seed": seed, "isoflop_tolerance": isoflop_tolerance},
@@ -495,6 +549,9 @@ def analyse(
             if value is not None:
                 allocations[approach] = value
         bt = _attempt("backtest", skipped, lambda: backtest(table, law=law, holdout_top=holdout_top))
+        calibration = None
+        if result.selection is None:  # with --law auto the choice's table holds every law's calibration
+            calibration = _attempt("calibration", skipped, lambda: _calibration(table, law))
         labels = _attempt("regimes", skipped, lambda: classify(table, result))
         predictions = _predictions(result, table, skipped)
     notes = list(dict.fromkeys(str(w.message) for w in noted if issubclass(w.category, ScalingWarning)))
@@ -509,6 +566,7 @@ def analyse(
         fit=result,
         allocations=allocations,
         backtest=bt,
+        calibration=calibration,
         regimes=labels,
         predictions=predictions,
         curves=_curves(table),
@@ -516,6 +574,19 @@ def analyse(
         skipped=skipped,
         warnings=notes,
     )
+
+
+def _calibration(table: pd.DataFrame, law: str) -> CandidateScore:
+    """The rolling backtest of `law` on all runs: its errors and the coverage of its intervals."""
+    cutoffs = rolling_cutoffs(table)
+    if len(cutoffs) < MIN_FOLDS:
+        raise UsageError(
+            f"{len(table)} runs give {len(cutoffs)} compute cut-off(s); a rolling backtest needs {MIN_FOLDS}"
+        )
+    score = score_candidate(table, law, 0, cutoffs)
+    if score.failed:
+        raise UsageError(score.failed)
+    return score
 
 
 def _figure_makers(an: Analysis) -> dict[str, tuple[str | None, Callable[[], Any]]]:
@@ -613,6 +684,7 @@ def _markdown(
         _regime_section(an.regimes, skipped),
         _prediction_section(an.predictions, an.table, an.backtest, skipped),
         _backtest_section(an.backtest, skipped),
+        _choice_section(an.fit, an.calibration, skipped),
         _figures_section(figures, skipped),
     ]
     if an.warnings:

@@ -2,6 +2,7 @@
 
 Columns: N (non-embedding parameters), D (training tokens), C (training FLOPs, 6 N D when not given),
 loss (final held-out loss, nats/token), and when known U (unique tokens: the size of the training split),
+N_total (all parameters, embeddings included; a fit may read it as N with params_column="N_total"),
 run (folder), status, and configuration columns.
 
 `collect_runs` lists every run folder under a sweep folder, whatever its state; `load_runs` returns only
@@ -25,7 +26,7 @@ from scaling.errors import ScalingWarning, UsageError
 from scaling.io import read_jsonl
 from scaling.sources import CURVES, apply_default_keys, detect, flatten, read_tracker
 
-NUMERIC = ("N", "D", "C", "loss", "U")
+NUMERIC = ("N", "D", "C", "loss", "U", "N_total")  # N_total: all parameters, embeddings included
 STATUSES = ("completed", "diverged", "failed", "running")
 METRIC_COLUMNS = ("step", "tokens", "flops", "lr", "train_loss", "val_loss", "elapsed_s", "tokens_per_s")
 # summary.json key -> run-table column
@@ -37,7 +38,7 @@ SUMMARY_COLUMNS = {
     "val_loss": "loss",
     "unique_tokens": "U",
     "train_loss": "train_loss",
-    "n_params_total": "n_params_total",
+    "n_params_total": "N_total",
     "n_layer": "n_layer",
     "d_model": "d_model",
     "n_head": "n_head",

@@ -49,6 +49,7 @@ def test_collect_runs_lists_every_run_folder_in_every_state(sweep):
     table = collect_runs(sweep)
     assert len(table) == 6
     assert list(table.columns[:7]) == ["N", "D", "C", "loss", "U", "run", "status"]
+    assert (table["N_total"].dropna() > table["N"].dropna()).all()  # summary's n_params_total: all params
     status = dict(zip(table["run"].map(lambda r: Path(r).name), table["status"], strict=True))
     assert status == {"0": "completed", "1": "completed", "2": "diverged", "3": "completed", "4": "running",
                       "5": "failed"}  # fmt: skip

@@ -8,6 +8,9 @@ import math
 from scaling.errors import UsageError
 from scaling.laws import LAW_NAMES
 
+LAW_CHOICES = (*LAW_NAMES, "auto")  # auto: the law with the lowest rolling-backtest error (scaling.select)
+
+
 SOURCES = ("auto", "folder", "csv", "mlflow", "tensorboard", "wandb")
 
 
@@ -49,6 +52,13 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         help="leave out the K runs with the highest loss (Epoch's Chinchilla replication drops 5)",
+    )
+    p.add_argument(
+        "--params-column",
+        default="N",
+        choices=("N", "N_total"),
+        help="the parameter count the law reads: N (non-embedding, default) or N_total (all parameters, "
+        "embeddings included; a column of the run table)",
     )
 
 
@@ -103,7 +113,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_input_options(p)
     p.add_argument(
-        "--law", default="chinchilla", choices=LAW_NAMES, help="law to fit (default %(default)s)"
+        "--law",
+        default="chinchilla",
+        choices=LAW_CHOICES,
+        help="law to fit (default %(default)s); auto: the law and fit subset with the lowest error in a "
+        "rolling backtest (needs enough runs for 2 compute cut-offs)",
+    )
+    p.add_argument(
+        "--backtest-axis",
+        default="C",
+        choices=("C", "N"),
+        help="with --law auto: cut the rolling backtest at compute C (default) or model size N",
     )
     p.add_argument(
         "--bootstrap",
@@ -157,7 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fit import backtest, fit, likelihood_ratio_test
+    from scaling.fit import backtest, fit, likelihood_ratio_test, use_params_column
     from scaling.io import atomic_write_json
 
     if not (math.isfinite(args.delta) and args.delta > 0):
@@ -169,11 +189,19 @@ def run(args: argparse.Namespace) -> int:
     procedure = None if args.procedure is None else args.procedure.replace("-", "_")  # the library's name
     base = None if args.base is None else base_law_params(args.base)
     options = {"loss": args.loss, "delta": args.delta, "procedure": procedure, "base": base}
-    result = fit(table, law=args.law, bootstrap=args.bootstrap, seed=args.seed, method=args.method, **options)
+    result = fit(
+        table, law=args.law, bootstrap=args.bootstrap, seed=args.seed, method=args.method,
+        params_column=args.params_column, backtest_axis=args.backtest_axis, **options,
+    )
+    if result.selection:
+        from scaling.select import describe_selection
+
+        print(describe_selection(result.selection))
     print(result.describe())
+    table = use_params_column(table, args.params_column)  # the backtest and test below read the same N
     document = result.to_json()
     if test_params is not None:
-        test = likelihood_ratio_test(table, test_params, law=args.law, fit_result=result)
+        test = likelihood_ratio_test(table, test_params, law=result.law, fit_result=result)
         print(
             f"likelihood-ratio test of {', '.join(f'{k}={v:g}' for k, v in test.params.items())}: "
             f"statistic {test.statistic:.4g}, chi^2 with {test.df} dof, p-value {test.p_value:.3g}"
@@ -181,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         )
         document["likelihood_ratio_test"] = test.to_json()
     if args.holdout_top is not None:
-        check = backtest(table, law=args.law, holdout_top=args.holdout_top, **options)
+        check = backtest(table, law=result.law, holdout_top=args.holdout_top, **options)
         print(check.describe())
         document["backtest"] = check.to_json()
     if args.json:

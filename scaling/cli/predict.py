@@ -22,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "and no --params the compute-optimal N and D")
     p.add_argument("--optimal", action="store_true",
                    help="compute-optimal data for N (or allocation for C), from the fit's Approach 3")
+    p.add_argument("--params-total", metavar="N_TOTAL", help="the target's parameters with embeddings, for a "
+                   "fit on N_total (default: counted from its shape, GPT-3-like for a bare number)")
     p.add_argument("--unique-tokens", metavar="U", help="unique tokens, for a data_constrained fit")
     p.add_argument("--gpu", default=hardware.DEFAULT_ACCELERATOR,
                    help=f"accelerator for GPU-days: {', '.join(hardware.ACCELERATORS)} (default %(default)s)")
@@ -47,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
         data_range = fitted_range(load_runs(args.data, parse_column_map(args.map)))
     result = predict(
         fit_result, N=args.params, D=args.tokens, C=args.compute, optimal=args.optimal,
-        U=args.unique_tokens, accelerator=args.gpu, mfu=args.mfu, data_range=data_range,
+        U=args.unique_tokens, params_total=args.params_total, accelerator=args.gpu, mfu=args.mfu,
+        data_range=data_range,
     )
     print(result.describe())
     if args.json:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli.fit import add_input_options, source_options
-from scaling.laws import LAW_NAMES
+from scaling.cli.fit import LAW_CHOICES, add_input_options, source_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,7 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_input_options(p)
     p.add_argument("--out", metavar="DIR", required=True, help="the report folder (created or replaced)")
     p.add_argument(
-        "--law", default="chinchilla", choices=LAW_NAMES, help="law to fit (default %(default)s)"
+        "--law",
+        default="chinchilla",
+        choices=LAW_CHOICES,
+        help="law to fit (default %(default)s); auto: the lowest rolling-backtest error",
     )
     p.add_argument(
         "--bootstrap",
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         **source_options(args),
         "drop_top_loss": args.drop_top_loss,
         "law": args.law,
+        "params_column": args.params_column,
         "seed": args.seed,
         "holdout_top": args.holdout_top,
         "isoflop_tolerance": args.isoflop_tolerance,

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="List every run folder (summary.json / metrics.jsonl) under INPUT at any depth, or every "
         "run of a tracker store (MLflow, TensorBoard, W&B), in every state (completed, diverged, failed, "
         "running), as one table: N params, D tokens, C FLOPs, loss (held-out, nats/token), U unique "
-        "tokens, run, status and config or logged columns.",
+        "tokens, N_total (all parameters), run, status and config or logged columns.",
     )
     add_source_options(p)
     p.add_argument("--csv", metavar="OUT", help="write the run table here (atomically)")

@@ -1,0 +1,70 @@
+"""Two 95 % intervals of a predicted loss, kept apart.
+
+- The interval of the mean law (`mean`): where the law itself lies, from the bootstrap of the fit (the
+  spread of the predictions of the refitted resamples). It shrinks as runs are added.
+- The prediction interval of one run's loss (`run`): where the loss of one new training run lands. It adds
+  the run-to-run noise (seeds, data order, evaluation noise), estimated from the fit's residuals: the
+  standard deviation `noise_sigma` of log(loss) - log(prediction) with the degrees of freedom of the fit,
+  drawn from Student's t so that a noise scale estimated from few runs widens the interval.
+
+An observed run is compared with the prediction interval; the true law with the interval of the mean.
+Units: loss in nats/token, N params, D tokens, C FLOPs, U unique tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95
+NOISE_SEED = 0  # the noise draws added to the bootstrap predictions: fixed, so intervals are reproducible
+NOISE_DRAWS = 4000  # noisy draws behind a prediction interval, whatever the number of bootstrap resamples
+
+
+def noise_sigma(log_residuals: np.ndarray, n_params: int) -> float | None:
+    """Run-to-run noise of log(loss): sqrt(sum r^2 / (n - p)); None when the fit has no residual freedom."""
+    dof = log_residuals.size - n_params
+    if dof < 1:
+        return None
+    return float(np.sqrt(np.sum(log_residuals**2) / dof))
+
+
+@dataclass(frozen=True)
+class LossIntervals:
+    """95 % intervals of the loss (nats/token) at n points: `mean_lo/hi` the mean law (None without a
+    bootstrap), `run_lo/hi` one run's loss (None when the fit has no noise estimate)."""
+
+    mean_lo: np.ndarray | None
+    mean_hi: np.ndarray | None
+    run_lo: np.ndarray | None
+    run_hi: np.ndarray | None
+
+
+def loss_intervals(fit_result: Any, N=None, D=None, C=None, U=None, level: float = LEVEL) -> LossIntervals:
+    """Both intervals of `fit_result` (a FitResult) at N params, D tokens (or C FLOPs), U unique tokens."""
+    tail = 100 * (1 - level) / 2
+    point = np.log(np.atleast_1d(fit_result.predict(N=N, D=D, C=C, U=U)))
+    sigma = getattr(fit_result, "noise_sigma", None)
+    dof = fit_result.n_points - len(fit_result.param_names)
+    boot = fit_result.bootstrap_predict(N=N, D=D, C=C, U=U)
+    mean_lo = mean_hi = run_lo = run_hi = None
+    if boot is not None and len(boot) >= 2:
+        log_boot = np.log(boot)
+        finite = np.isfinite(log_boot).all(axis=1)
+        log_boot = log_boot[finite]
+        if len(log_boot) >= 2:
+            mean_lo, mean_hi = np.exp(np.percentile(log_boot, [tail, 100 - tail], axis=0))
+            if sigma is not None and dof >= 1:
+                # each bootstrap law plus one run's noise (several draws each, so that the tails of a
+                # small bootstrap are still resolved): the spread of a new run's loss
+                reps = -(-NOISE_DRAWS // len(log_boot))
+                draws = np.random.default_rng(NOISE_SEED).standard_t(dof, size=(len(log_boot) * reps, 1))
+                samples = np.repeat(log_boot, reps, axis=0) + sigma * draws
+                run_lo, run_hi = np.exp(np.percentile(samples, [tail, 100 - tail], axis=0))
+    if run_lo is None and sigma is not None and dof >= 1:
+        half = stats.t.ppf(1 - tail / 100, dof) * sigma
+        run_lo, run_hi = np.exp(point - half), np.exp(point + half)
+    return LossIntervals(mean_lo, mean_hi, run_lo, run_hi)

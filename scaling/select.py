@@ -1,0 +1,286 @@
+"""Law choice by rolling backtest: which law (and which runs to fit it on) extrapolates best on these runs.
+
+A rolling-origin backtest (as the OLMo model ladder's "rollout" does): for each of several compute
+cut-offs, fit a candidate on the runs at or below the cut-off and predict every run above it. A candidate
+is a law of `scaling.laws.LAW_NAMES` whose inputs the table has (data_constrained only with a U column)
+fitted on all runs or without the runs of the smallest model size(s). Its score, the rolling error, is the
+mean over cut-offs of the mean |relative error| of the predicted loss of the held-out runs; the one with
+the lowest score is chosen. Each fold's fit is bootstrapped too, so the backtest also measures how often
+the held-out runs fall inside their 95 % prediction interval and inside the interval of the mean law
+(`scaling.intervals`): the empirical coverage of the intervals a prediction reports.
+
+Defaults (chosen before looking at any benchmark, see README "Law choice by rolling backtest"):
+- cut-offs at 50, 60, 70 and 80 % of the runs by compute: four origins, the farthest extrapolating over
+  the top half of the compute range, the nearest like `--holdout-top 0.2`;
+- candidate subsets: all runs, and without the smallest model size (small models often sit off a law
+  that holds for larger ones; dropping more would leave too few sizes in the early folds of a ladder).
+
+Units: N params, D tokens, C FLOPs, loss nats/token.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scaling.errors import ScalingWarning, UsageError
+from scaling.fit import FitResult, _prepare, _Problem, bootstrap_thetas, fit
+from scaling.intervals import loss_intervals
+from scaling.laws import LAW_NAMES, get_law
+from scaling.runs import load_runs
+
+TRAIN_FRACTIONS = (0.5, 0.6, 0.7, 0.8)  # rolling origins: fit on this fraction of the runs by compute
+AXES = ("C", "N")  # what the cut-offs cut: compute (default), or model size
+DROP_SMALLEST = (0, 1)  # candidate fit subsets: drop this many of the smallest model sizes
+BACKTEST_BOOTSTRAP = 100  # resamples behind each fold's intervals (coverage)
+MIN_FOLDS = 2
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One candidate's rolling backtest. rolling_error: mean over folds of the mean |relative error| of
+    the predicted loss of the held-out runs; fold_errors: that per fold (lowest cut-off first);
+    coverage_run / coverage_mean: fraction of all held-out predictions inside the 95 % prediction interval
+    of one run / the interval of the mean law. `failed` says why a candidate has no score."""
+
+    law: str
+    drop_smallest: int
+    rolling_error: float
+    fold_errors: tuple[float, ...]
+    coverage_run: float | None
+    coverage_mean: float | None
+    n_predictions: int
+    failed: str | None = None
+
+    @property
+    def subset(self) -> str:
+        return subset_name(self.drop_smallest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "fold_errors": list(self.fold_errors), "subset": self.subset}
+
+
+def subset_name(drop_smallest: int) -> str:
+    if drop_smallest == 0:
+        return "all runs"
+    return f"without the {drop_smallest} smallest model size" + ("s" if drop_smallest > 1 else "")
+
+
+def drop_smallest_sizes(table: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The runs of `table` whose N is not among its k smallest distinct model sizes."""
+    if k == 0:
+        return table
+    sizes = np.unique(table["N"].to_numpy(float))
+    if sizes.size <= k:
+        return table.iloc[:0]
+    return table[table["N"] >= sizes[k]]
+
+
+@dataclass(frozen=True)
+class LawChoice:
+    """The chosen law and fit subset, with every candidate's score (best first, failed ones last) and the
+    compute cut-offs (FLOPs) of the folds."""
+
+    law: str
+    drop_smallest: int
+    scores: tuple[CandidateScore, ...]
+    cutoffs: tuple[float, ...]
+    axis: str = "C"
+
+    @property
+    def best(self) -> CandidateScore:
+        return self.scores[0]
+
+    @property
+    def runner_up(self) -> CandidateScore | None:
+        """The best candidate of another law (a different subset of the same law is no alternative)."""
+        others = [s for s in self.scores if s.failed is None and s.law != self.law]
+        return others[0] if others else None
+
+    def fit_table(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The runs the chosen law is fitted on."""
+        return drop_smallest_sizes(table, self.drop_smallest)
+
+    @property
+    def reason(self) -> str:
+        best, other = self.best, self.runner_up
+        text = (
+            f"law {best.law} fitted on {best.subset}: the lowest rolling-backtest error, "
+            f"{best.rolling_error:.2%} of the loss over {len(self.cutoffs)} {_AXIS_WORD[self.axis]} cut-offs"
+        )
+        if other is not None:
+            text += f"; runner-up {other.law} ({other.subset}) {other.rolling_error:.2%}"
+        return text
+
+    def describe(self) -> str:
+        return describe_selection(self.to_json())
+
+    def to_json(self) -> dict[str, Any]:
+        runner = self.runner_up
+        return {
+            "law": self.law,
+            "subset": subset_name(self.drop_smallest),
+            "drop_smallest": self.drop_smallest,
+            "rolling_error": self.best.rolling_error,
+            "runner_up": None if runner is None else {"law": runner.law, "subset": runner.subset,
+                                                      "rolling_error": runner.rolling_error},
+            "reason": self.reason,
+            "axis": self.axis,
+            "cutoffs": list(self.cutoffs),
+            "scores": [s.to_json() for s in self.scores],
+        }
+
+
+def describe_selection(selection: dict[str, Any]) -> str:
+    """The table law x fit subset x rolling error x interval coverage of `LawChoice.to_json()`, and the
+    choice (what `scaling fit --law auto` prints)."""
+    cuts, axis = selection["cutoffs"], selection["axis"]
+    lines = [
+        f"law choice by rolling backtest: fit on the runs with {axis} <= each of {len(cuts)} cut-offs "
+        f"({', '.join(f'{c:.3g}' for c in cuts)} {_AXIS_UNIT[axis]}), predict the runs above",
+        f"  {'law':<18s} {'fit subset':<36s} {'rolling error':>13s} {'95 % PI cover':>13s} "
+        f"{'mean-law cover':>14s}",
+    ]
+    for s in selection["scores"]:
+        if s["failed"]:
+            lines.append(f"  {s['law']:<18s} {s['subset']:<36s} not scored: {s['failed']}")
+            continue
+        lines.append(
+            f"  {s['law']:<18s} {s['subset']:<36s} {s['rolling_error']:13.2%} {_pct(s['coverage_run']):>13s} "
+            f"{_pct(s['coverage_mean']):>14s}"
+        )
+    lines.append(f"chosen: {selection['reason']}")
+    return "\n".join(lines)
+
+
+_AXIS_WORD = {"C": "compute", "N": "model-size"}
+_AXIS_UNIT = {"C": "FLOPs", "N": "params"}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def rolling_cutoffs(
+    table: pd.DataFrame, fractions: Sequence[float] = TRAIN_FRACTIONS, axis: str = "C"
+) -> tuple[float, ...]:
+    """Cut-offs of `axis` (C FLOPs or N params): its value at the run at each fraction of the runs sorted
+    by it, keeping those that leave at least one run above them."""
+    if axis not in AXES:
+        raise UsageError(f"unknown backtest axis {axis!r}; choose one of {', '.join(AXES)}")
+    C = np.sort(table[axis].to_numpy(float))
+    cuts = []
+    for fraction in fractions:
+        if not 0 < fraction < 1:
+            raise UsageError(f"backtest fractions must lie between 0 and 1, got {fraction}")
+        cut = float(C[max(1, round(fraction * C.size)) - 1])
+        if C.max() > cut and cut not in cuts:
+            cuts.append(cut)
+    return tuple(cuts)
+
+
+def _with_backtest_bootstrap(result: FitResult, train: pd.DataFrame, n: int, seed: int) -> FitResult:
+    """`result` with bootstrap parameter sets from `n` batch-Newton refits (no slow refine; see
+    `bootstrap_thetas`)."""
+    law = get_law(result.law)
+    _, X, loss = _prepare(train, law)
+    problem = _Problem(law, X, np.log(loss), result.loss, result.delta)
+    thetas, _ = bootstrap_thetas(problem, law.to_theta(result.params), n, seed, refine=False)
+    finite = np.isfinite(thetas).all(axis=1)
+    return replace(result, bootstrap_params=law.natural(thetas[finite]))
+
+
+def score_candidate(
+    table: pd.DataFrame,
+    law: str,
+    drop_smallest: int,
+    cutoffs: Sequence[float],
+    bootstrap: int = BACKTEST_BOOTSTRAP,
+    seed: int = 0,
+    axis: str = "C",
+    **fit_options: Any,
+) -> CandidateScore:
+    """Rolling backtest of `law` fitted on the runs left after dropping the `drop_smallest` smallest model
+    sizes: one fit per cut-off, scored on every run (of any size) above it."""
+    subset = drop_smallest_sizes(table, drop_smallest)
+    uses_u = "U" in get_law(law).inputs
+    fold_errors, inside_run, inside_mean = [], [], []
+    for cut in cutoffs:
+        train, held = subset[subset[axis] <= cut], table[table[axis] > cut]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ScalingWarning)  # per-fold notes would drown the table
+                result = fit(train, law=law, **fit_options)
+                if bootstrap:
+                    result = _with_backtest_bootstrap(result, train, bootstrap, seed)
+        except UsageError as exc:
+            return CandidateScore(law, drop_smallest, np.inf, (), None, None, 0, failed=str(exc))
+        inputs = {k: held[k].to_numpy(float) for k in ("N", "D", "C")}
+        if uses_u:
+            inputs["U"] = held["U"].to_numpy(float)
+        with np.errstate(all="ignore"):
+            predicted = np.atleast_1d(result.predict(**inputs))
+            observed = held["loss"].to_numpy(float)
+            errors = np.abs(predicted / observed - 1)
+            fold_errors.append(float(np.mean(errors)) if np.isfinite(errors).all() else np.inf)
+            bands = loss_intervals(result, **inputs)
+        if bands.run_lo is not None:
+            inside_run.extend((bands.run_lo <= observed) & (observed <= bands.run_hi))
+        if bands.mean_lo is not None:
+            inside_mean.extend((bands.mean_lo <= observed) & (observed <= bands.mean_hi))
+    n = int(sum(len(table[table[axis] > cut]) for cut in cutoffs))
+    return CandidateScore(
+        law=law,
+        drop_smallest=drop_smallest,
+        rolling_error=float(np.mean(fold_errors)),
+        fold_errors=tuple(fold_errors),
+        coverage_run=float(np.mean(inside_run)) if inside_run else None,
+        coverage_mean=float(np.mean(inside_mean)) if inside_mean else None,
+        n_predictions=n,
+    )
+
+
+def candidate_laws(table: pd.DataFrame) -> tuple[str, ...]:
+    """Every law whose inputs the table has (N, D and C always; U only when every run gives it)."""
+    has_u = "U" in table and bool(table["U"].notna().all())
+    return tuple(name for name in LAW_NAMES if has_u or "U" not in get_law(name).inputs)
+
+
+def choose_law(
+    table: pd.DataFrame | str,
+    laws: Sequence[str] | None = None,
+    drop_smallest: Sequence[int] = DROP_SMALLEST,
+    fractions: Sequence[float] = TRAIN_FRACTIONS,
+    bootstrap: int = BACKTEST_BOOTSTRAP,
+    seed: int = 0,
+    axis: str = "C",
+    **fit_options: Any,
+) -> LawChoice:
+    """Backtest every candidate (law x fit subset) on rolling compute cut-offs; the lowest rolling error
+    wins. UsageError when the runs are too few for `MIN_FOLDS` cut-offs or no candidate can be fitted."""
+    table = load_runs(table)
+    cutoffs = rolling_cutoffs(table, fractions, axis)
+    if len(cutoffs) < MIN_FOLDS:
+        raise UsageError(
+            f"--law auto needs enough runs to backtest: at least {MIN_FOLDS} {_AXIS_WORD[axis]} cut-offs "
+            f"with runs above them, and these {len(table)} runs give {len(cutoffs)}; add runs or name a law"
+        )
+    laws = candidate_laws(table) if laws is None else tuple(laws)
+    scores = [
+        score_candidate(table, law, k, cutoffs, bootstrap, seed, axis, **fit_options)
+        for law in laws
+        for k in drop_smallest
+    ]
+    scored = sorted((s for s in scores if s.failed is None), key=lambda s: s.rolling_error)
+    if not scored or not np.isfinite(scored[0].rolling_error):
+        reasons = "; ".join(sorted({f"{s.law}: {s.failed}" for s in scores if s.failed}))
+        reasons = reasons or "no finite prediction"
+        raise UsageError(f"--law auto: too few runs to backtest any law ({reasons})")
+    failed = [s for s in scores if s.failed is not None]
+    best = scored[0]
+    return LawChoice(best.law, best.drop_smallest, tuple(scored + failed), cutoffs, axis)

@@ -1,0 +1,122 @@
+"""Law choice by rolling backtest, calibrated intervals and N accounting, on synthetic runs of known law
+and known noise."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scaling.cli import main
+from scaling.errors import UsageError
+from scaling.fit import fit, load_fit, save_fit
+from scaling.intervals import loss_intervals
+from scaling.laws import get_law
+from scaling.predict import predict
+from scaling.select import choose_law, rolling_cutoffs
+from scaling.shapes import PRESETS, n_params, n_params_total
+
+TRUE = {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.33, "beta": 0.30}
+SIGMA = 0.01  # run-to-run noise of log(loss)
+
+
+def ladder(seed: int, sigma: float = SIGMA, sizes=(2e7, 5e7, 1.2e8, 3e8, 7e8), multiples=(5, 10, 20, 40, 80)):
+    """Runs of the Chinchilla law TRUE with log-normal noise: each size at several tokens-per-parameter."""
+    rng = np.random.default_rng(seed)
+    N = np.repeat(np.asarray(sizes, dtype=float), len(multiples))
+    D = N * np.tile(np.asarray(multiples, dtype=float), len(sizes))
+    loss = get_law("chinchilla").predict(TRUE, N=N, D=D) * np.exp(sigma * rng.standard_normal(N.size))
+    return pd.DataFrame({"N": N, "D": D, "loss": loss, "N_total": N + 50257 * 1024.0})
+
+
+def test_rolling_backtest_picks_the_true_law_and_says_why():
+    table = ladder(0, sigma=0.003)
+    choice = choose_law(table, laws=("chinchilla", "kaplan_n", "kaplan_d"), drop_smallest=(0,), bootstrap=20)
+    assert choice.law == "chinchilla"
+    assert choice.best.rolling_error < 0.01  # the true law extrapolates within the noise
+    assert choice.runner_up is not None and choice.runner_up.law != "chinchilla"
+    assert choice.runner_up.rolling_error > 3 * choice.best.rolling_error  # a one-variable law cannot
+    assert len(choice.cutoffs) == 4 and len(choice.best.fold_errors) == 4
+    text = choice.describe()
+    assert "chinchilla" in text and "runner-up" in text and "rolling error" in text
+    # coverage is measured: the prediction interval (noise added) covers more than the mean-law one
+    assert 0 < choice.best.coverage_mean <= choice.best.coverage_run <= 1
+
+
+def test_fit_auto_records_the_choice(tmp_path):
+    table = ladder(1, sigma=0.003, sizes=(2e7, 6e7, 2e8, 7e8), multiples=(5, 20, 80))
+    result = fit(table, law="auto")
+    assert result.law == "chinchilla"
+    chosen = result.selection
+    assert chosen["law"] == "chinchilla" and chosen["reason"].startswith("law chinchilla")
+    laws = {s["law"] for s in chosen["scores"]}
+    assert laws == {"chinchilla", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c"}  # no U column
+    save_fit(result, tmp_path / "fit.json")
+    assert load_fit(tmp_path / "fit.json").selection["law"] == "chinchilla"
+
+
+def test_law_auto_with_too_few_runs_is_one_error_line(tmp_path, capsys):
+    path = tmp_path / "runs.csv"
+    ladder(2).iloc[[0, 6, 12]].to_csv(path, index=False)
+    out_json = tmp_path / "fit.json"
+    assert main(["fit", str(path), "--law", "auto", "--json", str(out_json)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--law auto" in err and len(err.strip().splitlines()) == 1
+    assert not out_json.exists()
+    assert len(rolling_cutoffs(ladder(2).iloc[[0, 6, 12]].assign(C=1e18))) < 2
+    with pytest.raises(UsageError, match="--law auto"):
+        fit(ladder(2).iloc[[0, 6, 12]], law="auto")
+
+
+def test_prediction_interval_covers_fresh_runs_and_mean_interval_covers_the_law():
+    law = get_law("chinchilla")
+    # targets inside and a little beyond the fitted range (N up to 7e8)
+    N = np.array([1e8, 5e8, 1.5e9])
+    D = 20 * N
+    truth = law.predict(TRUE, N=N, D=D)
+    rng = np.random.default_rng(123)
+    covered_mean, covered_run, sigmas = [], [], []
+    for seed in range(6):
+        result = fit(ladder(seed), bootstrap=100, seed=seed)
+        bands = loss_intervals(result, N=N, D=D)
+        sigmas.append(result.noise_sigma)
+        covered_mean.append((bands.mean_lo <= truth) & (truth <= bands.mean_hi))
+        fresh = truth * np.exp(SIGMA * rng.standard_normal((200, N.size)))  # new runs of the same models
+        covered_run.append(((bands.run_lo <= fresh) & (fresh <= bands.run_hi)).mean(axis=0))
+        assert np.all(bands.run_hi - bands.run_lo > bands.mean_hi - bands.mean_lo)  # noise widens it
+    assert np.median(sigmas) == pytest.approx(SIGMA, rel=0.3)  # the noise is estimated from residuals
+    assert 0.88 <= np.mean(covered_run) <= 0.995  # ~95 % of fresh noisy runs
+    assert np.mean(covered_mean) >= 0.8  # the interval of the mean law holds the true law
+
+
+def test_predict_json_keeps_the_two_intervals_apart(tmp_path, capsys):
+    result = fit(ladder(3), bootstrap=100)
+    save_fit(result, tmp_path / "fit.json")
+    out = tmp_path / "pred.json"
+    argv = ["predict", str(tmp_path / "fit.json"), "--params", "1B", "--tokens", "20B", "--json", str(out)]
+    assert main(argv) == 0
+    doc = json.loads(out.read_text())
+    lo, hi = doc["loss_ci"]
+    plo, phi = doc["loss_pi"]
+    assert plo < lo < doc["loss"] < hi < phi
+    assert "one run" in capsys.readouterr().out
+
+
+def test_params_column_n_total_feeds_the_law_and_predict_converts():
+    table = ladder(4).assign(N_total=lambda t: t["N"] * 1.5)
+    on_total = fit(table, params_column="N_total")
+    assert on_total.params_column == "N_total"
+    assert on_total.data_range["N"] == pytest.approx((table["N_total"].min(), table["N_total"].max()))
+    shape = PRESETS["gpt3_xl"]
+    p = predict(on_total, N="gpt3_xl", D=20e9)
+    assert n_params(shape) == p.N and p.N_law == n_params_total(shape)
+    assert p.loss == pytest.approx(float(on_total.predict(N=n_params_total(shape), D=20e9)[0]))
+    given = predict(on_total, N="1B", D=20e9, params_total="1.3B")
+    assert given.N_law == 1.3e9
+    assert predict(fit(table), N="gpt3_xl", D=20e9).N_law == n_params(shape)
+    with pytest.raises(UsageError, match="N_total"):
+        fit(table.drop(columns="N_total"), params_column="N_total")
+    with pytest.raises(UsageError, match="--params N"):
+        predict(on_total, C=1e21, optimal=True)
