@@ -4,8 +4,11 @@ A rolling-origin backtest (as the OLMo model ladder's "rollout" does): for each 
 cut-offs, fit a candidate on the runs at or below the cut-off and predict every run above it. A candidate
 is a law of `scaling.laws.LAW_NAMES` whose inputs the table has (data_constrained only with a U column)
 fitted on all runs or without the runs of the smallest model size(s). Its score, the rolling error, is the
-mean over cut-offs of the mean |relative error| of the predicted loss of the held-out runs; the one with
-the lowest score is chosen. Each fold's fit is bootstrapped too, so the backtest also measures how often
+mean over cut-offs of the mean |relative error| of the predicted loss of the held-out runs. The default
+candidate (chinchilla on all runs, the law most extrapolations in the literature use) is kept unless another
+beats it clearly: its fold-by-fold error is lower on average by more than the standard error of that
+paired difference (Breiman's one-standard-error rule, applied against the default); of those that do, the
+lowest rolling error wins. Each fold's fit is bootstrapped too, so the backtest also measures how often
 the held-out runs fall inside their 95 % prediction interval and inside the interval of the mean law
 (`scaling.intervals`): the empirical coverage of the intervals a prediction reports.
 
@@ -14,6 +17,10 @@ Defaults (chosen before looking at any benchmark, see README "Law choice by roll
   the top half of the compute range, the nearest like `--holdout-top 0.2`;
 - candidate subsets: all runs, and without the smallest model size (small models often sit off a law
   that holds for larger ones; dropping more would leave too few sizes in the early folds of a ladder).
+- a challenger must beat the default by more than one standard error of the paired fold differences.
+  This rule came after the first benchmark (README "Extrapolation benchmark"): with the lowest mean alone,
+  a four-parameter law won folds fitted on half the runs and lost the folds fitted on most of them, then
+  extrapolated 12-15 % off; a mean over four noisy folds is no evidence to leave the default on.
 
 Units: N params, D tokens, C FLOPs, loss nats/token.
 """
@@ -39,6 +46,7 @@ AXES = ("C", "N")  # what the cut-offs cut: compute (default), or model size
 DROP_SMALLEST = (0, 1)  # candidate fit subsets: drop this many of the smallest model sizes
 BACKTEST_BOOTSTRAP = 100  # resamples behind each fold's intervals (coverage)
 MIN_FOLDS = 2
+DEFAULT_CANDIDATE = ("chinchilla", 0)  # (law, smallest sizes dropped) kept unless clearly beaten
 
 
 @dataclass(frozen=True)
@@ -81,19 +89,32 @@ def drop_smallest_sizes(table: pd.DataFrame, k: int) -> pd.DataFrame:
     return table[table["N"] >= sizes[k]]
 
 
+def clearly_better(challenger: CandidateScore, default: CandidateScore) -> bool:
+    """Whether `challenger`'s fold errors are lower than `default`'s by more than the standard error of
+    their paired differences (folds share their held-out runs, so the differences are paired)."""
+    diff = np.asarray(default.fold_errors, float) - np.asarray(challenger.fold_errors, float)
+    if diff.size < 2 or not np.isfinite(challenger.rolling_error):
+        return False
+    if not np.isfinite(diff).all():  # the default failed a fold the challenger predicted
+        return True
+    return bool(diff.mean() > diff.std(ddof=1) / np.sqrt(diff.size))
+
+
 @dataclass(frozen=True)
 class LawChoice:
-    """The chosen law and fit subset, with every candidate's score (best first, failed ones last) and the
-    compute cut-offs (FLOPs) of the folds."""
+    """The chosen law and fit subset, with every candidate's score (the chosen first, then by rolling
+    error, failed ones last), the cut-offs of the folds and whether the default was kept."""
 
     law: str
     drop_smallest: int
     scores: tuple[CandidateScore, ...]
     cutoffs: tuple[float, ...]
     axis: str = "C"
+    kept_default: bool = False
 
     @property
     def best(self) -> CandidateScore:
+        """The chosen candidate's score."""
         return self.scores[0]
 
     @property
@@ -109,10 +130,19 @@ class LawChoice:
     @property
     def reason(self) -> str:
         best, other = self.best, self.runner_up
-        text = (
-            f"law {best.law} fitted on {best.subset}: the lowest rolling-backtest error, "
-            f"{best.rolling_error:.2%} of the loss over {len(self.cutoffs)} {_AXIS_WORD[self.axis]} cut-offs"
-        )
+        folds = f"over {len(self.cutoffs)} {_AXIS_WORD[self.axis]} cut-offs"
+        if self.kept_default:
+            text = (
+                f"law {best.law} fitted on {best.subset}, the default, kept: rolling-backtest error "
+                f"{best.rolling_error:.2%} of the loss {folds}, and no other candidate was lower by more "
+                "than the standard error of its fold-by-fold difference"
+            )
+        else:
+            text = (
+                f"law {best.law} fitted on {best.subset}: rolling-backtest error {best.rolling_error:.2%} of "
+                f"the loss {folds}, clearly below the default's (by more than the standard error of the "
+                "fold-by-fold difference)"
+            )
         if other is not None:
             text += f"; runner-up {other.law} ({other.subset}) {other.rolling_error:.2%}"
         return text
@@ -130,6 +160,7 @@ class LawChoice:
             "runner_up": None if runner is None else {"law": runner.law, "subset": runner.subset,
                                                       "rolling_error": runner.rolling_error},
             "reason": self.reason,
+            "kept_default": self.kept_default,
             "axis": self.axis,
             "cutoffs": list(self.cutoffs),
             "scores": [s.to_json() for s in self.scores],
@@ -261,8 +292,9 @@ def choose_law(
     axis: str = "C",
     **fit_options: Any,
 ) -> LawChoice:
-    """Backtest every candidate (law x fit subset) on rolling compute cut-offs; the lowest rolling error
-    wins. UsageError when the runs are too few for `MIN_FOLDS` cut-offs or no candidate can be fitted."""
+    """Backtest every candidate (law x fit subset) on rolling compute cut-offs; the default candidate
+    (`DEFAULT_CANDIDATE`) stays unless others are `clearly_better`, the lowest rolling error of those wins.
+    UsageError when the runs are too few for `MIN_FOLDS` cut-offs or no candidate can be fitted."""
     table = load_runs(table)
     cutoffs = rolling_cutoffs(table, fractions, axis)
     if len(cutoffs) < MIN_FOLDS:
@@ -282,5 +314,8 @@ def choose_law(
         reasons = reasons or "no finite prediction"
         raise UsageError(f"--law auto: too few runs to backtest any law ({reasons})")
     failed = [s for s in scores if s.failed is not None]
-    best = scored[0]
-    return LawChoice(best.law, best.drop_smallest, tuple(scored + failed), cutoffs, axis)
+    default = next((s for s in scored if (s.law, s.drop_smallest) == DEFAULT_CANDIDATE), None)
+    challengers = [s for s in scored if default is None or clearly_better(s, default)]
+    best = challengers[0] if challengers else default
+    ordered = [best] + [s for s in scored if s is not best]
+    return LawChoice(best.law, best.drop_smallest, tuple(ordered + failed), cutoffs, axis, best is default)

@@ -15,7 +15,7 @@ from scaling.fit import fit, load_fit, save_fit
 from scaling.intervals import loss_intervals
 from scaling.laws import get_law
 from scaling.predict import predict
-from scaling.select import choose_law, rolling_cutoffs
+from scaling.select import CandidateScore, choose_law, clearly_better, rolling_cutoffs
 from scaling.shapes import PRESETS, n_params, n_params_total
 
 TRUE = {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.33, "beta": 0.30}
@@ -52,9 +52,36 @@ def test_fit_auto_records_the_choice(tmp_path):
     chosen = result.selection
     assert chosen["law"] == "chinchilla" and chosen["reason"].startswith("law chinchilla")
     laws = {s["law"] for s in chosen["scores"]}
-    assert laws == {"chinchilla", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c"}  # no U column
+    assert laws == {"chinchilla", "chinchilla_tied", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c"}  # no U
     save_fit(result, tmp_path / "fit.json")
     assert load_fit(tmp_path / "fit.json").selection["law"] == "chinchilla"
+
+
+def score(law: str, folds) -> CandidateScore:
+    return CandidateScore(law, 0, float(np.mean(folds)), tuple(folds), None, None, 10)
+
+
+def test_the_default_law_stays_unless_another_is_clearly_better():
+    default = score("chinchilla", [0.031, 0.058, 0.012, 0.012])
+    # lower on average, but winning the early folds and losing the late ones: noise, not evidence
+    assert not clearly_better(score("kaplan_nd", [0.020, 0.019, 0.023, 0.027]), default)
+    # lower in every fold
+    assert clearly_better(score("kaplan_nd", [0.010, 0.030, 0.005, 0.006]), default)
+    assert not clearly_better(default, default)
+
+
+def test_auto_leaves_the_default_for_a_law_the_runs_clearly_follow():
+    """Runs of Kaplan's L(N, D) (no irreducible loss): chinchilla extrapolates them worse in every fold."""
+    kaplan = {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}
+    table = ladder(5)
+    table["loss"] = get_law("kaplan_nd").predict(kaplan, N=table["N"], D=table["D"]) * np.exp(
+        0.002 * np.random.default_rng(5).standard_normal(len(table))
+    )
+    choice = choose_law(table, laws=("chinchilla", "kaplan_nd"), drop_smallest=(0,), bootstrap=0)
+    assert choice.law == "kaplan_nd" and not choice.kept_default
+    assert "clearly below the default" in choice.reason
+    kept = choose_law(ladder(5), laws=("chinchilla", "kaplan_nd"), drop_smallest=(0,), bootstrap=0)
+    assert kept.law == "chinchilla"
 
 
 def test_law_auto_with_too_few_runs_is_one_error_line(tmp_path, capsys):
