@@ -170,7 +170,9 @@ def _name_rows(labels, limit: int = 5) -> str:
 def _to_numbers(table: pd.DataFrame, column: str, where: str) -> pd.Series:
     raw = table[column]
     values = pd.to_numeric(raw, errors="coerce")
-    text = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    text = values.isna() & raw.notna()
+    if text.any():  # only cells that did not parse are looked at as text (str of 100,000 floats takes s)
+        text &= raw.astype(str).str.strip() != ""
     if text.any():
         i = int(np.flatnonzero(text.to_numpy())[0])
         raise UsageError(
