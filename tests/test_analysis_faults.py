@@ -1,25 +1,78 @@
-"""Faults users make on the analysis side (issue 12): a 100,000-row table under a memory cap."""
+"""Faults users make on the analysis side (issue 12): unreadable and symlinked run folders, a shared or
+tampered data cache, full disks and read-only folders, killed reports, a 100,000-row table.
+
+Permission tests run their commands as another user (setpriv to nobody when the suite runs as root,
+whose file-access override would hide every permission problem); full-disk and read-only-file-system
+tests mount a small tmpfs in a private mount namespace (unshare), which vanishes with the command."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scaling import laws
+from scaling.errors import ScalingWarning
 from scaling.fit import fit
-from scaling.runs import load_runs
+from scaling.runs import collect_runs, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CHINCHILLA = ROOT / "data" / "chinchilla_epoch_fig4.csv"
 fitting = sys.modules["scaling.fit"]  # `scaling.fit` the attribute is the function
+
+
+NOBODY = 65534  # uid and gid of nobody / nogroup
+
+
+def as_other_user(command: list, **kwargs) -> subprocess.CompletedProcess:
+    """Run `command` (text output captured) as a user without root's file-access override."""
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("needs setpriv to drop root for a permission test")
+        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+    return subprocess.run([str(c) for c in command], capture_output=True, text=True, **kwargs)
+
+
+@pytest.fixture
+def shared(tmp_path_factory) -> Path:
+    """A folder another user can reach (pytest's own temporary folders are private to their owner)."""
+    folder = Path(tempfile.mkdtemp(prefix="scaling-shared-"))
+    folder.chmod(0o755)
+    yield folder
+    subprocess.run(["chmod", "-R", "u+rwX", folder], check=False)
+    shutil.rmtree(folder)
+
+
+def user_env(home: Path) -> dict[str, str]:
+    """The environment of the other user: a home of its own (matplotlib writes its cache there)."""
+    home_vars = {"HOME": str(home), "MPLCONFIGDIR": str(home / "mpl"), "PYTHONDONTWRITEBYTECODE": "1"}
+    return {**os.environ, **home_vars}
+
+
+def write_run(folder: Path, N: float, D: float) -> Path:
+    """A completed run folder whose loss follows Hoffmann et al.'s law."""
+    folder.mkdir(parents=True)
+    loss = float(laws.get_law("chinchilla").predict(HOFFMANN, N=N, D=D)[0])
+    summary = {"status": "completed", "n_params": N, "tokens": D, "flops": 6 * N * D, "val_loss": loss}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "config.yaml").write_text("train:\n  lr: 0.001\n")
+    return folder
+
+
+def write_sweep(root: Path, count: int) -> list[Path]:
+    sizes = np.geomspace(1e7, 1e9, count)
+    return [write_run(root / f"run{i:02d}", N, 20 * N * (1 + i % 3)) for i, N in enumerate(sizes)]
 
 
 def _bench(name: str):
@@ -28,6 +81,56 @@ def _bench(name: str):
     sys.modules[name] = module  # its dataclasses look themselves up there
     spec.loader.exec_module(module)
     return module
+
+
+HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+
+
+# ---- item 4: nothing silently skipped ----------------------------------------------------------------
+def test_unreadable_run_folders_are_named_and_the_rest_is_fitted(shared):
+    runs = write_sweep(shared / "sweep", 15)
+    for folder in runs[:6]:
+        folder.chmod(0o000)  # another user's run: cannot even be listed
+    (runs[6] / "summary.json").chmod(0o000)  # a listable run whose summary cannot be read
+    done = as_other_user([BIN / "scaling", "fit", shared / "sweep"], env=user_env(shared))
+    assert done.returncode == 0, done.stderr
+    assert "fitted on 8 runs" in done.stdout
+    lines = [line for line in done.stderr.splitlines() if "unreadable" in line]
+    assert len(lines) == 1 and lines[0].startswith("warning: 7 unreadable folder(s) or run file(s)")
+    named = [str(folder) for folder in runs[:7] if str(folder) in lines[0]]
+    assert len(named) == 5 and lines[0].endswith("and 2 more")  # shortened: five names, then a count
+    assert "Permission denied" in lines[0]
+    listing = as_other_user([BIN / "scaling", "runs", shared / "sweep"], env=user_env(shared))
+    assert listing.returncode == 0 and "warning: 7 unreadable" in listing.stderr
+    row = next(line for line in listing.stdout.splitlines() if line.endswith(str(runs[6])))
+    assert row.split()[0] == "failed"  # listed, and marked as not usable
+
+
+def test_symlinked_run_folders_are_followed_once_without_loops(tmp_path):
+    root = tmp_path / "sweep"
+    write_run(root / "a", 1e7, 2e8)
+    write_run(root / "b", 1e8, 2e9)
+    write_run(root / "nested" / "c", 3e8, 6e9)
+    outside = write_run(tmp_path / "elsewhere" / "x", 1e9, 2e10)
+    (root / "linked").symlink_to(outside)  # a run kept elsewhere: followed
+    (root / "again").symlink_to(root / "a")  # a second way to a run already collected
+    (root / "loop").symlink_to(root)  # a loop to the sweep itself
+    (root / "nested" / "up").symlink_to(root / "nested")  # a loop one level down
+    (root / "gone").symlink_to(tmp_path / "deleted")  # dangling
+    (outside / "back").symlink_to(root)  # a loop from the linked run back into the sweep
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = collect_runs(root)
+    assert sorted(table["run"]) == sorted(str(p) for p in (root / "a", root / "b", root / "nested" / "c",
+                                                            root / "linked"))  # fmt: skip
+    notes = [str(w.message) for w in caught if issubclass(w.category, ScalingWarning)]
+    followed = [n for n in notes if "followed:" in n and "not followed" not in n]
+    assert followed == [f"1 symlinked folder(s) followed: {root / 'linked'} -> {outside}"]
+    skipped = [n for n in notes if "not followed" in n]
+    assert len(skipped) == 1 and skipped[0].startswith("5 symlinked folder(s) not followed: ")
+    for link in ("again", "loop", "nested/up"):
+        assert f"{root / link} (its folder is already collected)" in skipped[0]
+    assert f"{root / 'gone'} (dangling)" in skipped[0] and f"{root / 'linked' / 'back'}" in skipped[0]
 
 
 # ---- item 9: fit memory linear and small ------------------------------------------------------------
