@@ -18,6 +18,7 @@ from typing import Any
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+FOLDER_MODE = 0o777 & ~_UMASK  # for folders made private by mkdtemp, once they are complete
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from scaling import laws
-from scaling.errors import ScalingWarning
+from scaling.data import prepare_text, synthetic
+from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import fit
 from scaling.runs import collect_runs, load_runs
 
@@ -131,6 +132,72 @@ def test_symlinked_run_folders_are_followed_once_without_loops(tmp_path):
     for link in ("again", "loop", "nested/up"):
         assert f"{root / link} (its folder is already collected)" in skipped[0]
     assert f"{root / 'gone'} (dangling)" in skipped[0] and f"{root / 'linked' / 'back'}" in skipped[0]
+
+
+# ---- item 5: the data cache --------------------------------------------------------------------------
+SMALL = {"tokens": 300_000, "vocab_size": 12, "order": 2, "seed": 7}  # a synthetic entry built in ~1 s
+
+
+def test_cache_entry_of_another_source_is_refused_and_the_advice_is_to_delete_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCALING_CACHE", str(tmp_path / "cache"))
+    entry = synthetic(**SMALL).folder
+    text = tmp_path / "a.txt"
+    text.write_text("another text entirely. " * 400)
+    other = prepare_text([text], tmp_path / "other").folder
+    refused = subprocess.run(  # the advice the old error gave; now refused outright
+        [BIN / "scaling", "prepare", text, "--out", entry], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert refused.stderr.startswith(f"error: --out {entry} is inside the data cache")
+    for name in ("train.bin", "val.bin", "meta.json"):  # what that advice, or a careless copy, did
+        shutil.copy(other / name, entry / name)
+    with pytest.raises(UsageError) as caught:
+        synthetic(**SMALL)
+    message = str(caught.value)
+    assert f"data cache entry {entry} holds 'bytes of a.txt'" in message
+    assert f"delete the entry (rm -r {entry}); the next run rebuilds it" in message
+    assert "prepare" not in message and "\n" not in message
+    shutil.rmtree(entry)  # the advice, followed
+    assert synthetic(**SMALL).meta["source"].startswith("synthetic")
+    with open(entry / "val.bin", "r+b") as f:
+        f.truncate(10)  # a damaged entry: the same safe advice
+    with pytest.raises(UsageError, match=r"corrupt\); delete the entry \(rm -r ") as caught:
+        synthetic(**SMALL)
+    assert "prepare" not in str(caught.value)
+
+
+def test_a_shared_cache_serves_a_second_user_as_the_umask_allows(shared):
+    env = {**user_env(shared), "SCALING_CACHE": str(shared / "cache")}
+    code = (
+        "import sys; from scaling.data import synthetic; from scaling.errors import UsageError\n"
+        "try: print(synthetic(**{params}).meta['train_sha256'])\n"
+        "except UsageError as exc: sys.exit(f'error: {{exc}}')"
+    )
+
+    def build(umask: int, **params) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-c", code.format(params={**SMALL, **params})]
+        umask_of = {"preexec_fn": lambda: os.umask(umask)}
+        return subprocess.run(command, capture_output=True, text=True, env=env, **umask_of)
+
+    first = build(0o022)
+    assert first.returncode == 0, first.stderr
+    (entry,) = (shared / "cache").iterdir()
+    assert entry.stat().st_mode & 0o777 == 0o755 == (shared / "cache").stat().st_mode & 0o777
+    assert {p.stat().st_mode & 0o777 for p in entry.iterdir()} == {0o644}
+    second = as_other_user([sys.executable, "-c", code.format(params=SMALL)], env=env)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout  # the second user trains on the first user's entry
+
+    private = build(0o077, seed=8)  # a user whose umask keeps files to itself
+    assert private.returncode == 0, private.stderr
+    denied = as_other_user([sys.executable, "-c", code.format(params={**SMALL, "seed": 8})], env=env)
+    assert denied.returncode == 1 and denied.stderr.count("\n") == 1
+    assert denied.stderr.startswith("error: cannot read data folder ")
+    assert "(Permission denied)" in denied.stderr
+    new = as_other_user([sys.executable, "-c", code.format(params={**SMALL, "seed": 9})], env=env)
+    assert new.returncode == 1 and new.stderr.count("\n") == 1  # an entry to build in a cache not its own
+    assert new.stderr.startswith(f"error: cannot write the data cache {shared / 'cache'} (Permission denied)")
+    assert "set SCALING_CACHE to a folder you can write" in new.stderr
 
 
 # ---- item 9: fit memory linear and small ------------------------------------------------------------
