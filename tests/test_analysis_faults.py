@@ -7,21 +7,26 @@ tests mount a small tmpfs in a private mount namespace (unshare), which vanishes
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from test_plots import law_table
 
 from scaling import laws
+from scaling.cli import main as scaling_cli
 from scaling.data import prepare_text, synthetic
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import fit
@@ -50,13 +55,17 @@ def shared(tmp_path_factory) -> Path:
     """A folder another user can reach (pytest's own temporary folders are private to their owner)."""
     folder = Path(tempfile.mkdtemp(prefix="scaling-shared-"))
     folder.chmod(0o755)
+    (folder / "home").mkdir()
+    if os.geteuid() == 0:
+        os.chown(folder / "home", NOBODY, NOBODY)
     yield folder
     subprocess.run(["chmod", "-R", "u+rwX", folder], check=False)
     shutil.rmtree(folder)
 
 
-def user_env(home: Path) -> dict[str, str]:
+def user_env(shared: Path) -> dict[str, str]:
     """The environment of the other user: a home of its own (matplotlib writes its cache there)."""
+    home = shared / "home"
     home_vars = {"HOME": str(home), "MPLCONFIGDIR": str(home / "mpl"), "PYTHONDONTWRITEBYTECODE": "1"}
     return {**os.environ, **home_vars}
 
@@ -198,6 +207,137 @@ def test_a_shared_cache_serves_a_second_user_as_the_umask_allows(shared):
     assert new.returncode == 1 and new.stderr.count("\n") == 1  # an entry to build in a cache not its own
     assert new.stderr.startswith(f"error: cannot write the data cache {shared / 'cache'} (Permission denied)")
     assert "set SCALING_CACHE to a folder you can write" in new.stderr
+
+
+# ---- item 7: full disk, read-only folder -------------------------------------------------------------
+PREVIOUS = {
+    "fit.json": b'{"previous": "fit"}\n',
+    "runs.csv": b"previous,table\n",
+    "report/report.md": b"# previous report\n",
+    "report/figures/a.png": b"previous figure",
+}
+DISK_SCRIPT = r"""
+set -u
+mount -t tmpfs -o size=1m tmpfs "$DISK" || exit 97
+cp -a "$SEED"/. "$DISK"/
+if [ "$MODE" = full ]; then cat /dev/zero > "$DISK/fill" 2>/dev/null
+else mount -o remount,ro "$DISK" || exit 97; fi
+run() { name=$1; shift; "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"; echo $? > "$OUT/$name.rc"; }
+run fit "$BIN/scaling" fit "$CSV" --json "$DISK/fit.json"
+run runs "$BIN/scaling" runs "$SWEEP" --csv "$DISK/runs.csv"
+run prepare "$BIN/scaling" prepare "$TEXT" --out "$DISK/data"
+run report "$BIN/scaling" report "$CSV" --out "$DISK/report" --bootstrap 0 --dpi 150
+rm -f "$DISK/fill"
+mkdir "$OUT/after" && cp -a "$DISK"/. "$OUT/after"/
+"""
+
+
+@pytest.mark.parametrize("mode", ["full", "read-only"])
+def test_full_disk_or_read_only_folder_is_one_error_naming_the_target_and_loses_nothing(tmp_path, mode):
+    """Each analysis command writing onto a full disk or a read-only file system (a tmpfs in a private
+    mount namespace): exit 2, one `error:` line naming the file or folder asked for, the previous
+    outputs byte for byte as they were, no temp file left."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare to mount a small file system")
+    seed, disk, out = tmp_path / "seed", tmp_path / "disk", tmp_path / "out"
+    for name, data in PREVIOUS.items():
+        (seed / name).parent.mkdir(parents=True, exist_ok=True)
+        (seed / name).write_bytes(data)
+    disk.mkdir()
+    out.mkdir()
+    write_sweep(tmp_path / "sweep", 6)
+    law_table().to_csv(tmp_path / "runs.csv", index=False)
+    (tmp_path / "text.txt").write_text("words on a full disk. " * 200)
+    paths = {"DISK": disk, "SEED": seed, "OUT": out, "BIN": BIN, "CSV": tmp_path / "runs.csv",
+             "SWEEP": tmp_path / "sweep", "TEXT": tmp_path / "text.txt"}  # fmt: skip
+    env = {**os.environ, "MODE": mode, **{k: str(v) for k, v in paths.items()}}
+    namespace = ["unshare", "--mount", "--propagation", "private"]
+    done = subprocess.run([*namespace, "bash", "-c", DISK_SCRIPT], env=env)
+    if done.returncode == 97 or (done.returncode != 0 and not (out / "fit.rc").exists()):
+        pytest.skip("cannot mount a tmpfs here (needs CAP_SYS_ADMIN)")
+    assert done.returncode == 0
+    why = "No space left on device" if mode == "full" else "Read-only file system"
+    expected = {"fit": f"error: {disk / 'fit.json'}: {why}", "runs": f"error: {disk / 'runs.csv'}: {why}",
+                "prepare": f"error: {disk / 'data'}"}  # fmt: skip
+    if mode == "full":  # fails at its first figure, written into its hidden staging folder
+        expected["report"] = f"error: {disk / 'report'}: {why}"
+    else:  # refused before any work: the folder would be replaced as a whole
+        expected["report"] = f"error: {disk / 'report'}: the report folder cannot be written"
+    for name, start in expected.items():
+        err = (out / f"{name}.err").read_text()
+        assert (out / f"{name}.rc").read_text().strip() == "2", (name, err)
+        lines = [line for line in err.splitlines() if not line.startswith("warning:")]  # the 175B caveat
+        assert len(lines) == 1 and lines[0].startswith(start), (name, err)
+    after = out / "after"
+    for name, data in PREVIOUS.items():
+        assert (after / name).read_bytes() == data
+    assert [p.name for p in after.rglob(".*")] == []  # no temp file, no staging folder
+
+
+# ---- item 8: leftovers of a killed report, a read-only report folder --------------------------------
+def previous_report(folder: Path) -> dict[str, bytes]:
+    for name, data in PREVIOUS.items():
+        if name.startswith("report/"):
+            path = folder / name.removeprefix("report/")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+    return tree(folder)
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_sigkilled_report_leaves_a_staging_folder_that_the_next_run_cleans(tmp_path, capsys):
+    csv = tmp_path / "runs.csv"
+    law_table().to_csv(csv, index=False)
+    out = tmp_path / "reports" / "r"
+    before = previous_report(out)
+    command = [BIN / "scaling", "report", csv, "--out", out, "--bootstrap", "0", "--dpi", "150"]
+    writer = subprocess.Popen([str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(out.parent.glob(".r.*.tmp")) and writer.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(writer.pid, signal.SIGKILL)  # while it writes its figures into the staging folder
+    writer.wait()
+    (leftover,) = out.parent.glob(".r.*.tmp")
+    assert tree(out) == before
+
+    # the writer died between its two renames: the previous report moved aside, no report in place
+    tag = "abcd1234"
+    (out.parent / f".r.{tag}.tmp").mkdir()
+    out.rename(out.parent / f".r.{tag}.old")
+    # a live writer's staging folder (its lock held here) must survive the cleaning
+    live = out.parent / ".r.live0000.tmp"
+    live.mkdir()
+    held = os.open(live, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        bad = tmp_path / "bad.csv"
+        bad.write_text("size,loss\n1e7,3.0\n")
+        assert scaling_cli(["report", str(bad), "--out", str(out)]) == 2  # the next run, whatever its input
+    finally:
+        os.close(held)
+    assert "needs columns" in capsys.readouterr().err
+    assert tree(out) == before  # the previous report is back in place
+    assert sorted(p.name for p in out.parent.iterdir()) == [".r.live0000.tmp", "r"]
+    assert not leftover.exists()
+
+
+def test_report_onto_a_read_only_report_folder_is_refused_and_the_old_report_stays(shared):
+    csv = shared / "runs.csv"
+    law_table().to_csv(csv, index=False)
+    parent = shared / "reports"
+    parent.mkdir()
+    out = parent / "r"
+    before = previous_report(out)
+    subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", parent], check=True)
+    (out / "figures").chmod(0o555)  # the user's own report, write-protected (chmod a-w figures)
+    done = as_other_user([BIN / "scaling", "report", csv, "--out", out], env=user_env(shared))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {out}: the report folder cannot be written ({out / 'figures'} is ")
+    assert tree(out) == before
+    assert [p.name for p in parent.iterdir()] == ["r"]  # nothing hidden beside it
 
 
 # ---- item 9: fit memory linear and small ------------------------------------------------------------
