@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from scaling.errors import UsageError
-from scaling.io import atomic_write_bytes, atomic_write_json
+from scaling.io import FOLDER_MODE, atomic_write_bytes, atomic_write_json
 
 FORMAT = "scaling-tokens/1"
 VAL_EVERY = 10  # every tenth block goes to the validation split
@@ -126,28 +126,34 @@ def write_prepared(
     return load_prepared(out)
 
 
-def load_prepared(folder: str | os.PathLike) -> TokenData:
-    """Open a prepared folder, checking that its token files are what its meta says."""
+def load_prepared(folder: str | os.PathLike, *, fix: str | None = None) -> TokenData:
+    """Open a prepared folder, checking that its token files are what its meta says. `fix` is the advice
+    every error ends with (default: prepare the folder again)."""
     folder = Path(folder)
     command = f"`scaling prepare TEXT... --out {folder}`"
-    fix = f"rerun {command}"
-    if not folder.is_dir():
-        raise UsageError(f"data folder {folder} does not exist; prepare it with {command}")
+    fix = fix or f"rerun {command}"
     try:
+        if not folder.is_dir():
+            raise UsageError(f"data folder {folder} does not exist; prepare it with {command}")
         meta = json.loads((folder / "meta.json").read_text())
     except FileNotFoundError:
         raise UsageError(f"{folder} is not a prepared data folder (no meta.json); {fix}") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise UsageError(f"{folder}/meta.json is corrupt; {fix}") from None
+    except OSError as exc:  # another user's folder (no permission), an I/O error
+        raise UsageError(f"cannot read data folder {folder} ({exc.strerror or exc})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UsageError(f"{folder}/meta.json is not a {FORMAT} meta file; {fix}")
     splits = {}
     for split in ("train", "val"):
         path = folder / f"{split}.bin"
         count = meta[f"n_{split}"]
-        if not path.is_file() or path.stat().st_size != 2 * count:
-            raise UsageError(f"token file {path} is missing or not {count} tokens long (corrupt); {fix}")
-        tokens = np.memmap(path, dtype=np.uint16, mode="r") if count else np.zeros(0, np.uint16)
+        try:
+            if not path.is_file() or path.stat().st_size != 2 * count:
+                raise UsageError(f"token file {path} is missing or not {count} tokens long (corrupt); {fix}")
+            tokens = np.memmap(path, dtype=np.uint16, mode="r") if count else np.zeros(0, np.uint16)
+        except OSError as exc:
+            raise UsageError(f"cannot read token file {path} ({exc.strerror or exc})") from None
         if 2 * count <= HASH_LIMIT and _sha256(tokens) != meta[f"{split}_sha256"]:
             raise UsageError(f"token file {path} does not match its hash in meta.json (corrupt); {fix}")
         splits[split] = tokens
@@ -159,6 +165,11 @@ def prepare_text(paths: list[str | os.PathLike], out: str | os.PathLike) -> Toke
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
+    if out.resolve().is_relative_to(cache_dir().resolve()):
+        raise UsageError(
+            f"--out {out} is inside the data cache {cache_dir()}, which holds the built-in and synthetic "
+            "data under names of their own; give a folder outside it"
+        )
     if out.is_dir() and any(out.iterdir()) and not (out / "meta.json").exists():
         raise UsageError(f"--out {out} is a non-empty folder that is not prepared data; give a new folder")
     chunks = []
@@ -173,19 +184,39 @@ def prepare_text(paths: list[str | os.PathLike], out: str | os.PathLike) -> Toke
     return write_prepared(out, tokens, 256, f"bytes of {names}", _sha256(text))
 
 
-def _cached(key: str, build) -> TokenData:
+def _cached(key: str, source_sha256: str, build) -> TokenData:
+    """The cache entry `key` of the data whose source hashes to `source_sha256`, built on first use.
+
+    An entry is checked against its name: data of another source in it (a folder copied or prepared
+    over) is refused, never trained on under the wrong name. Entries are as readable as the umask allows
+    (group and others usually), so one SCALING_CACHE can serve several users."""
     folder = cache_dir() / key
+    fix = f"delete the entry (rm -r {folder}); the next run rebuilds it"
     try:
-        return load_prepared(folder)
+        data = load_prepared(folder, fix=fix)
     except UsageError:
-        if (folder / "meta.json").exists():
-            raise  # a complete but corrupt cache entry: report it rather than hide it
+        if not _unbuilt(folder):
+            raise  # a complete but corrupt or unreadable cache entry: report it rather than hide it
+    else:
+        if data.meta.get("source_sha256") != source_sha256:
+            raise UsageError(
+                f"data cache entry {folder} holds {data.meta.get('source')!r} (source sha256 "
+                f"{str(data.meta.get('source_sha256'))[:12]}), not the data its name stands for; {fix}"
+            )
+        return data
     # Runs starting together build the same entry: each builds in a private folder, the first rename wins,
     # so no run ever sees (or deletes) another's half-written files.
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}."))
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the data cache {folder.parent} ({exc.strerror or exc}); "
+            "set SCALING_CACHE to a folder you can write"
+        ) from None
     try:
         build(staging)
+        os.chmod(staging, FOLDER_MODE)  # mkdtemp's folder is private; an entry is for every reader
         for _ in range(2):
             try:
                 os.rename(staging, folder)
@@ -196,7 +227,18 @@ def _cached(key: str, build) -> TokenData:
                 shutil.rmtree(folder, ignore_errors=True)  # what an interrupted older build left
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return load_prepared(folder)
+    return load_prepared(folder, fix=fix)
+
+
+def _unbuilt(folder: Path) -> bool:
+    """True when a cache entry has no meta.json (never built, or its build was interrupted)."""
+    try:
+        (folder / "meta.json").stat()
+    except FileNotFoundError:
+        return True
+    except OSError:  # there but unreadable (another user's private entry): not ours to rebuild
+        return False
+    return False
 
 
 def builtin_corpus() -> TokenData:
@@ -215,7 +257,7 @@ def builtin_corpus() -> TokenData:
         tokens = np.frombuffer(text, dtype=np.uint8).astype(np.uint16)
         return write_prepared(folder, tokens, 256, f"built-in {BUILTIN}", digest)
 
-    return _cached(f"shakespeare-{digest[:12]}", build)
+    return _cached(f"shakespeare-{digest[:12]}", digest, build)
 
 
 @dataclass(frozen=True)
@@ -312,7 +354,7 @@ def synthetic(tokens: int = 5_000_000, **params: Any) -> TokenData:
             synthetic=spec,
         )
 
-    return _cached(f"synthetic-{key}", build)
+    return _cached(f"synthetic-{key}", key, build)
 
 
 def load_data(name: str, synthetic_params: dict[str, Any] | None = None) -> TokenData:

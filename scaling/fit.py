@@ -34,10 +34,13 @@ from threadpoolctl import threadpool_limits
 from scaling.errors import ScalingWarning, UsageError
 from scaling.intervals import noise_sigma
 from scaling.io import atomic_write_json
-from scaling.laws import Frozen, Inputs, Law, get_law, weighted_gram, weighted_sum
+from scaling.laws import CHUNK_ELEMENTS, Frozen, Inputs, Law, chunks, get_law, weighted_gram, weighted_sum
 from scaling.runs import compute_frontier, load_runs
 
 HUBER_DELTA = 1e-3
+# A global search on more runs than this gains nothing a random sample of them does not find (a law has
+# at most 7 parameters); the optimum itself is always that of every run. Chinchilla's table has 245 runs.
+SEARCH_ROWS = 10_000
 LOSSES = ("huber", "squared")
 AUTO = "auto"  # law="auto": the law (and fit subset) with the lowest rolling-backtest error (scaling.select)
 PARAMS_COLUMNS = ("N", "N_total")  # which parameter count feeds the law: non-embedding or all parameters
@@ -277,14 +280,21 @@ def load_fit(path: str | Path) -> FitResult:
 
 
 # ---- the objective ---------------------------------------------------------------------------------
+def _rho_value(r: np.ndarray, loss: str, delta: float) -> np.ndarray:
+    """Loss of residuals r: 0.5 r^2, or Huber's m (|r| - m / 2) with m = min(|r|, delta) (few passes over
+    r: a start search evaluates it on every run for hundreds of starts)."""
+    if loss == "squared":
+        return 0.5 * r * r
+    size = np.abs(r)
+    m = np.minimum(size, delta)
+    return m * (size - 0.5 * m)
+
+
 def _rho(r: np.ndarray, loss: str, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Loss of residuals r, its first derivative psi and second derivative (0 or 1)."""
     if loss == "squared":
-        return 0.5 * r * r, r, np.ones_like(r)
-    size = np.abs(r)
-    inside = size <= delta
-    value = np.where(inside, 0.5 * r * r, delta * (size - 0.5 * delta))
-    return value, np.clip(r, -delta, delta), inside.astype(float)
+        return _rho_value(r, loss, delta), r, np.ones_like(r)
+    return _rho_value(r, loss, delta), np.clip(r, -delta, delta), (np.abs(r) <= delta).astype(float)
 
 
 @dataclass(frozen=True)
@@ -308,7 +318,7 @@ class _Problem:
     @np.errstate(all="ignore")
     def objective(self, theta: np.ndarray, rows=None) -> np.ndarray:
         r = self.y - self.law.log_predict(theta, self.X)
-        value = (self._w(rows) * _rho(r, self.loss, self.delta)[0]).sum(-1)
+        value = (self._w(rows) * _rho_value(r, self.loss, self.delta)).sum(-1)
         return np.where(np.isfinite(value), value, np.inf)
 
     @np.errstate(all="ignore")
@@ -365,6 +375,7 @@ def _newton(problem: _Problem, theta0: np.ndarray, max_iter: int = 200, tol: flo
     lo, hi = problem.law.theta_bounds()
     theta = np.clip(np.array(theta0, dtype=float, ndmin=2), lo, hi)
     K, p = theta.shape
+    chunk = max(1, min(chunk, CHUNK_ELEMENTS // (problem.y.size * p)))  # Jacobians (chunk, n, p) stay small
     fval = np.full(K, np.inf)
     done = np.zeros(K, dtype=bool)
     g, H = np.zeros((K, p)), np.zeros((K, p, p))
@@ -417,19 +428,41 @@ def _lbfgs(problem: _Problem, theta0: np.ndarray) -> tuple[np.ndarray, float]:
     return result.x, float(result.fun)
 
 
+def _search_problem(problem: _Problem) -> _Problem:
+    """`problem` on at most SEARCH_ROWS of its runs, drawn at random (seeded, so fits are reproducible;
+    random, so runs logged at a fixed period are not aliased); `problem` itself when it is that small."""
+    n = problem.y.size
+    if n <= SEARCH_ROWS:
+        return problem
+    rows = np.sort(np.random.default_rng(0).choice(n, SEARCH_ROWS, replace=False))
+    X = problem.X
+    sample = Inputs.make(*(None if v is None else v[rows] for v in (X.N, X.D, X.C, X.U)))
+    return _Problem(problem.law, sample, problem.y[rows], problem.loss, problem.delta)
+
+
 def _global_fit(problem: _Problem, n_refine: int = 8) -> tuple[np.ndarray, float, bool]:
-    """Profile starts -> L-BFGS-B (exact gradient) on the best few -> Newton polish of the best."""
+    """Profile starts -> L-BFGS-B (exact gradient) on the best few -> Newton polish of the best.
+
+    On a table of more than SEARCH_ROWS runs (learning curves of many runs) the search (starts and
+    L-BFGS-B) runs on a sample of SEARCH_ROWS of them and Newton's method takes its candidates to the
+    optimum of all runs (L-BFGS-B on all runs first where Newton alone does not converge); the starts are
+    evaluated CHUNK_ELEMENTS numbers at a time, so memory stays linear in the runs."""
     law = problem.law
     lo, hi = law.theta_bounds()
-    starts = np.clip(law.starts(problem.X, np.exp(problem.y)), lo, hi)
-    f0 = problem.objective(starts)
+    search = _search_problem(problem)
+    starts = np.clip(law.starts(search.X, np.exp(search.y)), lo, hi)
+    f0 = np.concatenate([search.objective(starts[part]) for part in chunks(len(starts), search.y.size)])
     order = np.argsort(f0)[: max(n_refine, 1)]
-    refined = [_lbfgs(problem, starts[i]) for i in order if np.isfinite(f0[i])]
+    refined = [_lbfgs(search, starts[i]) for i in order if np.isfinite(f0[i])]
     if not refined:
         raise UsageError(f"law {law.name}: no starting point gives a finite prediction for these runs")
     candidates = np.array([theta for theta, _ in refined])
     theta, fval, ok = _newton(problem, candidates)
     best = int(np.argmin(fval))
+    if search is not problem and not ok[best]:
+        start, _ = _lbfgs(problem, theta[best])
+        theta, fval, ok = _newton(problem, start[None])
+        best = 0
     return theta[best], float(fval[best]), bool(ok[best])
 
 

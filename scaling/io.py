@@ -18,6 +18,7 @@ from typing import Any
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+FOLDER_MODE = 0o777 & ~_UMASK  # for folders made private by mkdtemp, once they are complete
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -28,11 +29,23 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def error_at(exc: OSError, path: str | os.PathLike) -> OSError:
+    """`exc` (a full disk, no permission, a read-only file system) naming `path`, the file or folder the
+    user asked for, instead of a temp file inside it or nothing at all."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror, os.fspath(path))  # OSError picks the subclass from errno
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write `data` to `path` so that readers never see a partial file."""
+    """Write `data` to `path` so that readers never see a partial file. A failure (full disk, read-only
+    folder) raises an OSError naming `path` and leaves the previous file as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise error_at(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), _FILE_MODE)
@@ -40,8 +53,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise error_at(exc, path) from None
         raise
     _fsync_dir(path.parent)
 

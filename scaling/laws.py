@@ -13,7 +13,7 @@ return arrays with the same leading dimension.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +22,10 @@ from scipy.optimize import nnls
 from scaling.errors import UsageError
 
 FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D
+# Numbers per array when many parameter sets are evaluated on all runs at once (a start search, a batch of
+# bootstrap refits): 2^21 floats = 16 MiB, so memory stays linear in the runs (a 100,000-row table once
+# took 8.6 GB for its 900 starts); large enough that numpy, not Python, sets the speed.
+CHUNK_ELEMENTS = 1 << 21
 
 
 @dataclass(frozen=True)
@@ -68,16 +72,33 @@ _COLUMN_MEANING = {
 }
 
 
+def chunks(m: int, n: int) -> Iterator[slice]:
+    """Slices of `m` items (parameter sets, runs) such that arrays of (items in a slice, n) hold at most
+    CHUNK_ELEMENTS numbers (at least one item per slice)."""
+    step = max(1, CHUNK_ELEMENTS // max(n, 1))
+    return (slice(i, min(i + step, m)) for i in range(0, m, step))
+
+
 def _col(theta: np.ndarray, i: int) -> np.ndarray:
     """Parameter i of theta (p,) or (K, p), shaped to broadcast against per-point arrays (n,)."""
     return theta[..., i, None]
 
 
-def _logsumexp_weights(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """log(sum exp(terms)) and the softmax weights d/d term, computed stably."""
+def _shifted_exps(terms) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     top = functools.reduce(np.maximum, terms)
     exps = [np.exp(t - top) for t in terms]
-    total = sum(exps)
+    return top, exps, sum(exps)
+
+
+def _logsumexp(*terms: np.ndarray) -> np.ndarray:
+    """log(sum exp(terms)), computed stably (what a start search evaluates millions of times)."""
+    top, _, total = _shifted_exps(terms)
+    return top + np.log(total)
+
+
+def _logsumexp_weights(*terms: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """log(sum exp(terms)) and the softmax weights d/d term, computed stably."""
+    top, exps, total = _shifted_exps(terms)
     return top + np.log(total), [x / total for x in exps]
 
 
@@ -204,11 +225,24 @@ class Law:
 _EXPONENT_GRID = np.linspace(0.05, 1.5, 30)
 
 
+def _nnls_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """argmin over x >= 0 of |A x - 1|^2 given only G = A'A (k, k) and A'1 (k,): scipy's NNLS on a k x k
+    factor R with R'R = G (the same objective up to a constant), so the cost is independent of the rows."""
+    size = np.sqrt(np.maximum(np.diag(gram), 1e-300))  # unit columns: the factor is well conditioned
+    values, vectors = np.linalg.eigh(gram / np.outer(size, size))
+    keep = values > 1e-13 * values.max()
+    factor = np.sqrt(values[keep])[:, None] * vectors[:, keep].T
+    target = (vectors[:, keep].T @ (rhs / size)) / np.sqrt(values[keep])
+    coef, _ = nnls(factor, target, maxiter=50 * gram.shape[0])
+    return coef / size
+
+
 def _profile_linear(design: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Non-negative coefficients of target ~ design @ x, errors relative to target (so ~ log errors)."""
-    scale = 1.0 / target
-    coef, _ = nnls(design * scale[:, None], np.ones_like(target), maxiter=50 * design.shape[1])
-    return coef
+    scaled = design / target[:, None]
+    top = np.maximum(np.abs(scaled).max(0), 1e-300)  # columns near 1e-200 (N^-p, p ~ 30) square to 0
+    scaled /= top
+    return _nnls_gram(scaled.T @ scaled, scaled.sum(0)) / top
 
 
 def _safe_log(x: np.ndarray | float, floor: float) -> np.ndarray:
@@ -241,11 +275,11 @@ class Chinchilla(Law):
         e, a, b = (_col(theta, i) for i in range(3))
         alpha, beta = (_col(theta, i) for i in self.exponent_index)
         logN, logD = X.log("N"), X.log("D")
-        return e + 0 * logN, a - alpha * logN, b - beta * logD, logN, logD
+        return e, a - alpha * logN, b - beta * logD, logN, logD  # e broadcasts against the other two
 
     def log_predict(self, theta, X):
         t0, t1, t2, _, _ = self._terms(np.asarray(theta, dtype=float), X)
-        return _logsumexp_weights(t0, t1, t2)[0]
+        return _logsumexp(t0, t1, t2)
 
     def jacobian(self, theta, X):
         t0, t1, t2, logN, logD = self._terms(np.asarray(theta, dtype=float), X)
@@ -281,11 +315,27 @@ class Chinchilla(Law):
 
     def starts(self, X, loss):
         N, D = X.require("N"), X.require("D")
+        grid = _EXPONENT_GRID
+        m = grid.size
+        # For every (alpha, beta): the Gram matrix of the design [1, N^-alpha, D^-beta] / loss and its
+        # products with 1, accumulated over row chunks (memory linear in the runs, one pass of numpy).
+        gram, rhs = np.zeros((m, m, 3, 3)), np.zeros((m, m, 3))
+        for rows in chunks(N.size, 2 * m):
+            s = 1.0 / loss[rows]
+            P, Q = N[rows] ** -grid[:, None] * s, D[rows] ** -grid[:, None] * s
+            Ps, Qs = P @ s, Q @ s
+            gram[:, :, 0, 0] += s @ s
+            gram[:, :, 0, 1] += Ps[:, None]
+            gram[:, :, 0, 2] += Qs[None, :]
+            gram[:, :, 1, 1] += np.einsum("in,in->i", P, P)[:, None]
+            gram[:, :, 1, 2] += P @ Q.T
+            gram[:, :, 2, 2] += np.einsum("jn,jn->j", Q, Q)[None, :]
+            rhs += np.stack(np.broadcast_arrays(s.sum(), P.sum(1)[:, None], Q.sum(1)[None, :]), axis=-1)
+        gram += np.triu(gram, 1).swapaxes(-1, -2)
         rows = []
-        for alpha in _EXPONENT_GRID:
-            for beta in _EXPONENT_GRID:
-                design = np.stack([np.ones_like(N), N**-alpha, D**-beta], axis=1)
-                E, A, B = _profile_linear(design, loss)
+        for i, alpha in enumerate(grid):
+            for j, beta in enumerate(grid):
+                E, A, B = _nnls_gram(gram[i, j], rhs[i, j])
                 rows.append([*_safe_log([E, A, B], 1e-3 * loss.min()), alpha, beta])
         return np.array(rows)
 
@@ -537,8 +587,10 @@ class DataConstrained(Law):
             sub, base_loss = Inputs.make(N=X.N, D=X.D), loss
         chin = Chinchilla()
         base = chin.starts(sub, base_loss)
-        resid = np.log(base_loss) - chin.log_predict(base, sub)
-        best = base[np.argsort(np.abs(resid).sum(-1))[:3]]
+        log_loss = np.log(base_loss)
+        parts = chunks(len(base), sub.N.size)
+        misfit = np.concatenate([np.abs(log_loss - chin.log_predict(base[p], sub)).sum(-1) for p in parts])
+        best = base[np.argsort(misfit)[:3]]
         grid = np.log(np.geomspace(1.0, 100.0, 7))
         return np.array([[*row, rd, rn] for row in best for rd in grid for rn in grid])
 

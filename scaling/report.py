@@ -11,14 +11,19 @@
     OUT/runs.csv         the run table the report is about; OUT/regimes.csv the label of every run
 
 The whole folder is built beside OUT and swapped in at the end, so a re-run replaces the previous report
-as a whole (no stale figure survives) and a failed run leaves the previous report untouched.
+as a whole (no stale figure survives) and a failed run leaves the previous report untouched. What a killed
+run leaves beside OUT (its hidden staging folder, the previous report moved aside) is cleaned up by the
+next run; a report folder this user cannot write is refused rather than replaced.
 Units: N non-embedding parameters, D tokens, C = 6 N D FLOPs, loss nats/token.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -34,7 +39,7 @@ from scaling import __version__, plots
 from scaling.allocate import ISOFLOP_TOLERANCE, Allocation, allocate
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import Backtest, FitResult, backtest, fit, save_fit, use_params_column
-from scaling.io import atomic_write_text
+from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.laws import get_law
 from scaling.plots import sci
 from scaling.predict import Prediction, fitted_range, predict
@@ -639,11 +644,22 @@ def write_report(
         )
     if dpi < 150:
         raise UsageError(f"--dpi must be at least 150 for readable figures, got {dpi}")
+    locked = _read_only_folder(out_dir)
+    if locked is not None:
+        raise UsageError(
+            f"{out_dir}: the report folder cannot be written ({locked} is read-only) and would be replaced "
+            "as a whole; make it writable (chmod -R u+w) or choose another --out"
+        )
+    parent = out_dir.resolve().parent
+    if parent.is_dir():
+        _clean_leftovers(parent, out_dir.name)
     an = analyse(source, **options)
     skipped = dict(an.skipped)
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging, lock = _new_staging(parent, out_dir.name)
+    except OSError as exc:
+        raise error_at(exc, out_dir) from None
     try:
         (staging / "figures").mkdir()
         figures: dict[str, Path] = {}
@@ -661,9 +677,13 @@ def write_report(
             an.regimes.to_csv(staging / "regimes.csv", index=False)
         atomic_write_text(staging / "report.md", _markdown(an, figures, skipped, title))
         _swap_in(staging, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk: name the report, not a file in its staging folder
+            raise error_at(exc, out_dir) from None
         raise
+    finally:
+        os.close(lock)
     return Report(
         out_dir=out_dir, markdown=out_dir / "report.md", figures=figures, skipped=skipped, analysis=an
     )
@@ -693,13 +713,86 @@ def _markdown(
 
 
 def _swap_in(staging: Path, out_dir: Path) -> None:
-    """Replace `out_dir` by the finished `staging` folder (two renames on one file system)."""
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; a report is for reading
+    """Replace `out_dir` by the finished `staging` folder (two renames on one file system). The previous
+    report waits as the `.old` twin of `staging` between the renames, where `_clean_leftovers` finds it."""
+    os.chmod(staging, FOLDER_MODE)  # mkdtemp makes it private; a report is for reading
     if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=staging.parent))
-        old.rmdir()
+        old = staging.with_suffix(".old")
         out_dir.rename(old)
-        staging.rename(out_dir)
+        try:
+            staging.rename(out_dir)
+        except BaseException:
+            old.rename(out_dir)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         staging.rename(out_dir)
+
+
+# A report is built in `.NAME.XXXXXXXX.tmp` beside NAME (XXXXXXXX from mkdtemp), locked by its writer.
+_LEFTOVER = r"\.{name}\.([a-z0-9_]{{8}})\.(tmp|old)"
+
+
+def _new_staging(parent: Path, name: str) -> tuple[Path, int]:
+    """A fresh staging folder for report NAME and a descriptor holding its lock (close it when done)."""
+    while True:
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+        fd = os.open(staging, os.O_RDONLY)
+        with contextlib.suppress(OSError):  # a file system without locks: no leftover there looks stale
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(staging)):
+                return staging, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # another run's cleaning took it for a leftover before it was locked: take another
+
+
+def _try_lock(folder: Path) -> int | None:
+    """A descriptor holding `folder`'s lock, or None when a live writer holds it (or it cannot be told)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _clean_leftovers(parent: Path, name: str) -> None:
+    """Remove what killed writers of report NAME left in `parent`: staging folders (`.tmp`) and previous
+    reports moved aside (`.old`). A writer killed between its two renames left NAME missing: its `.old`
+    goes back to NAME, so no report is ever lost. Folders a live writer holds are left alone."""
+    pattern = re.compile(_LEFTOVER.format(name=re.escape(name)))
+    try:
+        tags = sorted({m.group(1) for e in os.scandir(parent) if (m := pattern.fullmatch(e.name))})
+    except OSError:
+        return
+    for tag in tags:
+        staging, old, out = parent / f".{name}.{tag}.tmp", parent / f".{name}.{tag}.old", parent / name
+        lock = _try_lock(staging)
+        if lock is None and staging.exists():
+            continue  # its writer is alive
+        try:
+            if old.is_dir() and not out.exists():
+                old.rename(out)  # its writer died between the two renames: the old report goes back
+            else:
+                shutil.rmtree(old, ignore_errors=True)  # the new report is in place: this is the previous
+            shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+
+def _read_only_folder(out_dir: Path) -> Path | None:
+    """The first folder of the report `out_dir` (itself or figures/) this user cannot write, or None.
+    Replacing a report removes its folders; one that cannot be emptied would stay behind, hidden."""
+    if not out_dir.is_dir():
+        return None
+    for folder in (out_dir, *(p for p in out_dir.iterdir() if p.is_dir() and not p.is_symlink())):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    return None

@@ -11,11 +11,14 @@ the runs a fit may use (status completed, finite positive numbers) and warns, na
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +53,7 @@ CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml a
 # Tokens per parameter outside this range almost always mean a unit slip (D in billions, N in millions).
 PLAUSIBLE_TOKENS_PER_PARAM = (1e-2, 1e6)
 VALIDATED = "scaling.runs.validated"  # DataFrame.attrs key set on the tables load_runs returns
+CANNOT_READ = "cannot read"  # the note of a run whose summary.json exists but cannot be read
 
 
 def curve_of(table: pd.DataFrame, run: str) -> pd.DataFrame | None:
@@ -79,19 +83,18 @@ def parse_column_map(text: str | None) -> dict[str, str]:
 
 
 # ---- run folders -----------------------------------------------------------------------------------
-def _is_run_folder(names: list[str]) -> bool:
-    return "summary.json" in names or "metrics.jsonl" in names
-
-
-def _read_run(folder: Path, label: str) -> dict:
-    row: dict = {"run": label}
+def _read_run(folder: Path, names: set[str]) -> dict:
+    row: dict = {"run": str(folder)}
     summary_path = folder / "summary.json"
-    if summary_path.exists():
+    if "summary.json" in names:
         try:
             summary = json.loads(summary_path.read_text(encoding="utf-8"))
             if not isinstance(summary, dict):
                 raise ValueError("not a JSON object")
-        except (OSError, ValueError) as exc:
+        except OSError as exc:  # no permission, an I/O error: the run may well have finished
+            row.update(status="failed", note=f"{CANNOT_READ} summary.json ({exc.strerror or exc})")
+            summary = {}
+        except ValueError as exc:
             row.update(status="failed", note=f"unreadable summary.json ({exc})")
             summary = {}
         for key, column in SUMMARY_COLUMNS.items():
@@ -101,7 +104,7 @@ def _read_run(folder: Path, label: str) -> dict:
     else:
         row.update(status="running", note="no summary.json yet")
     config_path = folder / "config.yaml"
-    if config_path.exists():
+    if "config.yaml" in names:
         try:
             config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
         except (OSError, ValueError, yaml.YAMLError):
@@ -112,18 +115,101 @@ def _read_run(folder: Path, label: str) -> dict:
     return row
 
 
+@dataclass
+class _Walk:
+    """What a walk of a sweep folder found: run folders with their file names, and what it could not read
+    or did not follow (each named in a warning)."""
+
+    runs: list[tuple[Path, set[str]]] = field(default_factory=list)
+    seen: set[tuple[int, int]] = field(default_factory=set)  # (device, inode) of every folder walked
+    links: list[Path] = field(default_factory=list)  # symlinked folders still to follow
+    followed: list[str] = field(default_factory=list)
+    not_followed: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+    def walk(self, top: Path) -> None:
+        """Depth first, in name order, through real folders; symlinked folders are queued in `links`."""
+        stack = [top]
+        while stack:
+            folder = stack.pop()
+            try:
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=lambda e: e.name)
+            except FileNotFoundError:
+                continue  # removed since its parent was listed
+            except OSError as exc:
+                self.unreadable.append(f"{folder} ({exc.strerror or exc})")
+                continue
+            names = {e.name for e in entries if not e.is_dir()}
+            if "summary.json" in names or "metrics.jsonl" in names:
+                self.runs.append((folder, names))
+            below = []
+            for entry in entries:
+                if entry.name.startswith("."):  # .hydra, .submitit: job files, not runs
+                    continue
+                if entry.is_symlink():
+                    self.links.append(Path(entry.path))
+                elif entry.is_dir(follow_symlinks=False):
+                    try:
+                        key = _identity(entry.stat(follow_symlinks=False))
+                    except OSError as exc:  # a folder that lists its names but lets no one in
+                        self.unreadable.append(f"{entry.path} ({exc.strerror or exc})")
+                        continue
+                    if key not in self.seen:  # a bind mount can show one folder twice
+                        self.seen.add(key)
+                        below.append(Path(entry.path))
+            stack.extend(reversed(below))
+
+    def follow_links(self) -> None:
+        """Follow each symlinked folder once: a link to a folder already walked (a loop, or a second
+        link to one run) is not followed again, so no run is counted twice."""
+        while self.links:
+            link = self.links.pop(0)
+            try:
+                info = link.stat()
+            except OSError as exc:
+                why = "dangling" if exc.errno == errno.ENOENT else exc.strerror
+                self.not_followed.append(f"{link} ({why})")
+                continue
+            if not stat.S_ISDIR(info.st_mode):
+                continue  # a linked file (a summary.json kept elsewhere) is read like any file
+            if _identity(info) in self.seen:
+                self.not_followed.append(f"{link} (its folder is already collected)")
+                continue
+            self.seen.add(_identity(info))
+            self.followed.append(f"{link} -> {os.path.realpath(link)}")
+            self.walk(link)
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
+
+
 def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
     """Every run folder (one holding summary.json or metrics.jsonl) under `sweep_dir`, at any depth, in
     every state; hidden folders (.hydra, .submitit) are skipped. A folder without summary.json is
-    `running`; one with an unreadable summary is `failed` (column `note` says why)."""
+    `running`; one with an unreadable summary is `failed` (column `note` says why).
+
+    Nothing is skipped silently: folders that cannot be read (no permission) and symlinked folders are
+    named in a ScalingWarning. Symlinked folders are followed, each target once (no loops, no run
+    counted twice)."""
     root = Path(sweep_dir)
     if not root.is_dir():
         raise UsageError(f"{root}: not a folder of runs")
-    rows = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        if _is_run_folder(files):
-            rows.append(_read_run(Path(folder), str(Path(folder))))
+    found = _Walk(seen={_identity(root.stat())})
+    found.walk(root)
+    found.follow_links()
+    rows = [_read_run(folder, names) for folder, names in found.runs]
+    unreadable = found.unreadable + [
+        f"{row['run']} ({row['note']})" for row in rows if row.get("note", "").startswith(CANNOT_READ)
+    ]
+    for what, names in (
+        ("unreadable folder(s) or run file(s), whose runs are missing or marked failed", unreadable),
+        ("symlinked folder(s) not followed", found.not_followed),
+        ("symlinked folder(s) followed", found.followed),
+    ):
+        if names:
+            warnings.warn(f"{len(names)} {what}: {_name_rows(names)}", ScalingWarning, stacklevel=2)
     if not rows:
         raise UsageError(f"{root}: no run folders (folders with summary.json or metrics.jsonl) found")
     return _tidy(pd.DataFrame(rows))
@@ -203,7 +289,9 @@ def _name_rows(labels, limit: int = 5) -> str:
 def _to_numbers(table: pd.DataFrame, column: str, where: str) -> pd.Series:
     raw = table[column]
     values = pd.to_numeric(raw, errors="coerce")
-    text = values.isna() & raw.notna() & (raw.astype(str).str.strip() != "")
+    text = values.isna() & raw.notna()
+    if text.any():  # only cells that did not parse are looked at as text (str of 100,000 floats takes s)
+        text &= raw.astype(str).str.strip() != ""
     if text.any():
         i = int(np.flatnonzero(text.to_numpy())[0])
         raise UsageError(

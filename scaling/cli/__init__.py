@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except UnicodeDecodeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:  # a memory limit (ulimit -v, a batch job's cap) below what the input needs
+        print("error: out of memory; raise the memory limit or give fewer rows", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
