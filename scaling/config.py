@@ -22,13 +22,13 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from scaling.errors import UsageError
+from scaling.resources import config_dir
 from scaling.shapes import (
     GPT3_HPARAMS,
     Shape,
@@ -39,7 +39,8 @@ from scaling.shapes import (
 )
 from scaling.units import parse_quantity
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+# Absolute: with a console script Hydra would otherwise look for a `sweeps` Python package.
+CONFIG_DIR = config_dir()
 MIN_STEPS = 10  # a run shorter than this has no schedule to speak of
 AUTO_MIN_STEPS = 200  # the auto batch keeps about this many optimizer steps or more
 AUTO_MIN_BATCH = 8  # sequences
