@@ -25,7 +25,6 @@ from scaling.config import CONFIG_DIR, plan_run, register_resolvers
 from scaling.errors import UsageError
 from scaling.sweep import interruptible, one_line  # importing scaling.sweep registers ${run_dirname:}
 
-# An absolute path: with a console script Hydra would otherwise look for a `sweeps` Python package.
 MAX_ARGUMENT = 4096  # characters: PATH_MAX, longer than any override a user types
 OWN_CONFIGS = "configs of your own: --config-dir DIR with DIR/sweep/NAME.yaml, DIR/model/NAME.yaml"
 
@@ -45,6 +44,7 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
+# An absolute path: with a console script Hydra would otherwise look for a `sweeps` Python package.
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> dict:
     try:

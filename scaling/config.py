@@ -39,7 +39,6 @@ from scaling.shapes import (
 )
 from scaling.units import parse_quantity
 
-# Absolute: with a console script Hydra would otherwise look for a `sweeps` Python package.
 CONFIG_DIR = config_dir()
 MIN_STEPS = 10  # a run shorter than this has no schedule to speak of
 AUTO_MIN_STEPS = 200  # the auto batch keeps about this many optimizer steps or more

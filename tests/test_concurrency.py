@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from helpers import BIN, check_snapshot
 
 from scaling.cli import main
@@ -37,6 +38,7 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return status, err.getvalue()
 
 
+@pytest.mark.slow
 def test_parallel_writers_and_readers_then_divergence_is_excluded_by_name(tmp_path):
     sweep_dir = tmp_path / "sweep"
     sweep = subprocess.Popen(
