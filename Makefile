@@ -1,10 +1,11 @@
 # Two commands: `make demo` and `make test`. Each sets itself up in .venv first.
+# `make test-fast` is the contributor loop: the suite without the SLURM cluster (no root) and the slow tests.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +23,10 @@ test: $(STAMP)
 	$(BIN)/ruff check scaling tests bench analysis hydra_plugins
 	bash tests/slurm.sh start
 	$(BIN)/pytest -q -ra; status=$$?; bash tests/slurm.sh stop; exit $$status
+
+test-fast: $(STAMP)
+	$(BIN)/ruff check scaling tests bench analysis hydra_plugins
+	$(BIN)/pytest -q -ra -m "not slurm and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check scaling tests bench analysis hydra_plugins

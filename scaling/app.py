@@ -2,6 +2,7 @@
 
     scaling-train model=tiny_100k train.tokens=1M          # one run, folder runs/train/<overrides>
     scaling-train -m +sweep=NAME                           # a sweep (see README "Sweeps")
+    scaling-train --config-dir DIR -m +sweep=NAME          # a sweep file of yours, DIR/sweep/NAME.yaml
 
 Each run's folder is its Hydra output folder; rerunning a command resumes its run, or does nothing if the
 run has finished. Bad input prints one `error:` line and exits with status 2.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
+from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
@@ -24,8 +25,8 @@ from scaling.config import CONFIG_DIR, plan_run, register_resolvers
 from scaling.errors import UsageError
 from scaling.sweep import interruptible, one_line  # importing scaling.sweep registers ${run_dirname:}
 
-# An absolute path: with a console script Hydra would otherwise look for a `sweeps` Python package.
 MAX_ARGUMENT = 4096  # characters: PATH_MAX, longer than any override a user types
+OWN_CONFIGS = "configs of your own: --config-dir DIR with DIR/sweep/NAME.yaml, DIR/model/NAME.yaml"
 
 
 def run(cfg: DictConfig) -> dict:
@@ -43,6 +44,7 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
+# An absolute path: with a console script Hydra would otherwise look for a `sweeps` Python package.
 @hydra.main(version_base=None, config_path=str(CONFIG_DIR), config_name="config")
 def _hydra_main(cfg: DictConfig) -> dict:
     try:
@@ -58,7 +60,7 @@ def main() -> None:
     long = next((a for a in sys.argv[1:] if len(a) > MAX_ARGUMENT), None)
     if long is not None:  # Hydra's override parser raises a bare ValueError on a >4300-digit number
         print(f"error: an argument of {len(long)} characters is too long (at most {MAX_ARGUMENT}): "
-              f"{long[:40]!r}...; put long sweep lists in a file under sweeps/sweep/", file=sys.stderr)
+              f"{long[:40]!r}...; put long sweep lists in a sweep file ({OWN_CONFIGS})", file=sys.stderr)
         sys.exit(2)
     register_resolvers()
     # Before torch loads OpenMP. On cores that are already busy, OpenMP threads that spin while they wait
@@ -71,7 +73,8 @@ def main() -> None:
     try:
         _hydra_main()
     except (UsageError, HydraException, OmegaConfBaseException) as exc:
-        print(f"error: {one_line(exc)}", file=sys.stderr)
+        hint = f"; {OWN_CONFIGS}" if isinstance(exc, MissingConfigException) else ""
+        print(f"error: {one_line(exc)}{hint}", file=sys.stderr)
         sys.exit(2)
 
 

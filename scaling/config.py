@@ -22,13 +22,13 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from scaling.errors import UsageError
+from scaling.resources import config_dir
 from scaling.shapes import (
     GPT3_HPARAMS,
     Shape,
@@ -39,26 +39,33 @@ from scaling.shapes import (
 )
 from scaling.units import parse_quantity
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+CONFIG_DIR = config_dir()
 MIN_STEPS = 10  # a run shorter than this has no schedule to speak of
 AUTO_MIN_STEPS = 200  # the auto batch keeps about this many optimizer steps or more
 AUTO_MIN_BATCH = 8  # sequences
 N_REF, LR_REF, BATCH_REF = 85e6, 6e-4, 500_000  # GPT-3 small: N (non-embedding), lr, tokens per batch
 LR_MAX = 3e-3
 
-# Keys that change how a run executes, not what it computes: a resumed run may change them.
-EXECUTION_KEYS = {
-    "threads",
-    "device",
-    "dtype",
-    "compile",
-    "progress",
-    "micro_batch_size",
-    "checkpoint_every_s",
-    "keep_checkpoint",
-    "peak_flops",
-    "loggers",
-}
+
+@functools.cache
+def _config_file() -> DictConfig:
+    """`config.yaml` as written (not composed): the one home of the `train` defaults and execution keys."""
+    return OmegaConf.load(CONFIG_DIR / "config.yaml")
+
+
+def train_default(key: str) -> Any:
+    """The default of `train.<key>`, as `config.yaml` gives it (used when a config leaves the key out)."""
+    return _config_file().train[key]
+
+
+def execution_keys() -> frozenset[str]:
+    """Keys of `train` that change how a run executes, not what it computes: a resumed run may change them.
+
+    They are the `train.` entries of `hydra.job.config.override_dirname.exclude_keys` in `config.yaml`,
+    which keep them out of a run's folder name, so that naming a run and recognising it on resume agree.
+    """
+    excluded = _config_file().hydra.job.config.override_dirname.exclude_keys
+    return frozenset(key.removeprefix("train.") for key in excluded if key.startswith("train."))
 
 
 def _n_params_resolver(n_layer: Any, d_model: Any) -> int:
@@ -110,6 +117,9 @@ class RunPlan:
     beta2: float
     grad_clip: float
     seed: int
+    evals: int  # held-out evaluations, evenly spaced, the last at the final step
+    eval_tokens: int  # held-out tokens per evaluation
+    checkpoint_every_s: float  # seconds between checkpoints (besides those at evaluations)
     data_name: str
     unique_tokens: int  # size of the training split used (U)
     data_meta: dict[str, Any] = field(repr=False)
@@ -180,6 +190,11 @@ def _in_range(value: Any, key: str, low: float, high: float, top_open: bool = Fa
     return number
 
 
+def _setting(train: DictConfig, key: str) -> Any:
+    """`train.<key>` of a run's config, or its default from `config.yaml` when the config leaves it out."""
+    return train.get(key, train_default(key))
+
+
 @functools.lru_cache(maxsize=16)
 def _data_meta(name: str, synthetic_items: tuple) -> dict[str, Any]:
     from scaling.data import load_data
@@ -205,6 +220,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     register_resolvers()
     try:
         model, train, data = cfg.model, cfg.train, cfg.data
+        setting = functools.partial(_setting, train)
         m = {k: model.get(k) for k in ("n_layer", "d_model", "n_head", "n_ctx", "vocab_size")}
     except Exception as exc:  # interpolation errors from resolvers carry the UsageError text
         raise UsageError(f"bad config: {exc}") from None
@@ -233,13 +249,13 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         else _number(per_param, "train.tokens_per_param") * n
     )
 
-    batch = train.get("batch_size", "auto")
+    batch = setting("batch_size")
     batch = (
         auto_batch_size(shape, n, budget)
         if batch in (None, "auto")
         else _number(batch, "train.batch_size", True)
     )
-    micro = train.get("micro_batch_size", "auto")
+    micro = setting("micro_batch_size")
     micro = None if micro in (None, "auto") else _number(micro, "train.micro_batch_size", True)
     if micro is not None and batch % micro:
         raise UsageError(f"train.batch_size={batch} is not a multiple of train.micro_batch_size={micro}")
@@ -270,19 +286,16 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         if unique < 2 * (shape.n_ctx + 1):
             raise UsageError(f"data.unique_tokens={unique} is less than two windows of n_ctx={shape.n_ctx}")
 
-    lr = train.get("lr", "auto")
+    lr = setting("lr")
     lr = auto_lr(shape, n) if lr in (None, "auto") else _number(lr, "train.lr")
-    warmup = _in_range(train.get("warmup_frac", 0.02), "train.warmup_frac", 0, 1, top_open=True)
-    min_lr_ratio = _in_range(train.get("min_lr_ratio", 0.1), "train.min_lr_ratio", 0, 1)
-    seed = train.get("seed", 0)
+    warmup = _in_range(setting("warmup_frac"), "train.warmup_frac", 0, 1, top_open=True)
+    min_lr_ratio = _in_range(setting("min_lr_ratio"), "train.min_lr_ratio", 0, 1)
+    seed = setting("seed")
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise UsageError(f"train.seed must be a non-negative integer, got {seed!r}")
-    # Read only by the trainer, but checked here so that bad values fail before anything is written.
-    for key, default in (("evals", 20), ("eval_tokens", 16384)):
-        _number(train.get(key, default), f"train.{key}", integer=True)
-    _number(train.get("checkpoint_every_s", 600), "train.checkpoint_every_s", allow_zero=True)
-    if train.get("threads") is not None:
-        _number(train.get("threads"), "train.threads", integer=True)
+    # Checked here, not in the trainer, so that bad values fail before anything is written.
+    if setting("threads") is not None:
+        _number(setting("threads"), "train.threads", integer=True)
     return RunPlan(
         shape=shape,
         n_params=n,
@@ -293,11 +306,16 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         lr=lr,
         min_lr_ratio=min_lr_ratio,
         warmup_steps=max(1, round(warmup * steps)),
-        weight_decay=_in_range(train.get("weight_decay", 0.1), "train.weight_decay", 0, math.inf, True),
-        beta1=_in_range(train.get("beta1", 0.9), "train.beta1", 0, 1, top_open=True),
-        beta2=_in_range(train.get("beta2", 0.95), "train.beta2", 0, 1, top_open=True),
-        grad_clip=_number(train.get("grad_clip", 1.0), "train.grad_clip"),
+        weight_decay=_in_range(setting("weight_decay"), "train.weight_decay", 0, math.inf, True),
+        beta1=_in_range(setting("beta1"), "train.beta1", 0, 1, top_open=True),
+        beta2=_in_range(setting("beta2"), "train.beta2", 0, 1, top_open=True),
+        grad_clip=_number(setting("grad_clip"), "train.grad_clip"),
         seed=seed,
+        evals=int(_number(setting("evals"), "train.evals", integer=True)),
+        eval_tokens=int(_number(setting("eval_tokens"), "train.eval_tokens", integer=True)),
+        checkpoint_every_s=float(
+            _number(setting("checkpoint_every_s"), "train.checkpoint_every_s", allow_zero=True)
+        ),
         data_name=data_name,
         unique_tokens=unique,
         data_meta=meta,
@@ -318,7 +336,8 @@ def resolved_config(cfg: DictConfig, plan: RunPlan) -> dict[str, Any]:
 
 def identity(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that determines the run's result (execution keys removed)."""
-    train = {k: v for k, v in config.get("train", {}).items() if k not in EXECUTION_KEYS}
+    execution = execution_keys()
+    train = {k: v for k, v in config.get("train", {}).items() if k not in execution}
     return {"model": config.get("model"), "data": config.get("data"), "train": train}
 
 

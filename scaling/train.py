@@ -332,7 +332,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, stop: threading.Event | N
         return previous
     data = load_data(plan.data_name, synthetic_params(cfg.data))
     sampler = WindowSampler(data.train[: plan.unique_tokens], plan.shape.n_ctx, plan.seed)
-    val_starts = eval_starts(data.val, plan.shape.n_ctx, int(cfg.train.get("eval_tokens", 16384)))
+    val_starts = eval_starts(data.val, plan.shape.n_ctx, plan.eval_tokens)
     rt = setup_runtime(cfg.train)
     if plan.batch_size % rt.world_size:
         raise UsageError(f"train.batch_size={plan.batch_size} is not divisible by {rt.world_size} processes")
@@ -393,9 +393,9 @@ def _train(
         metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
 
     model = wrap(raw_model, rt)
-    eval_at = _eval_steps(plan.steps, cfg.train.get("evals", 20))
+    eval_at = _eval_steps(plan.steps, plan.evals)
     sync_every = 1 if rt.device.type == "cpu" else 10  # host-device syncs stall a GPU's queue
-    every = float(cfg.train.get("checkpoint_every_s", 600))
+    every = plan.checkpoint_every_s
     flops_per_token = model_flops_per_token(plan.shape)
 
     base = {

@@ -7,31 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import CHINCHILLA_CSV, LAW, PAPER, PLANTED, isoflop_table
 
 from scaling import allocate as allocate_from_package
 from scaling.allocate import allocate, isoflop_groups
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import fit
-from scaling.laws import get_law
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
-PAPER = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # a = 0.28 / 0.62 = 0.4516
-LAW = get_law("chinchilla")
-PLANTED = LAW.compute_optimal(PAPER)
-
-
-def isoflop_table(noise: float = 0.005, seed: int = 0, off_centre: float = 1.0) -> pd.DataFrame:
-    """IsoFLOP profiles: 6 budgets, 9 model sizes each around the planted optimum (times `off_centre`),
-    C jittered < 1 %."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for C in np.geomspace(1e18, 1e21, 6):
-        for N in PLANTED["G"] * (C / 6) ** PLANTED["a"] * off_centre * np.geomspace(0.25, 4, 9):
-            C_run = C * (1 + rng.uniform(-0.004, 0.004))
-            D = C_run / (6 * N)
-            loss = LAW.predict(PAPER, N=N, D=D)[0] * np.exp(rng.normal(0, noise))
-            rows.append({"N": N, "D": D, "loss": loss})
-    return pd.DataFrame(rows)
 
 
 def curve_sweep(root: Path, seed: int = 0) -> Path:
@@ -170,7 +151,7 @@ def test_approach1_envelope_of_loss_curves(tmp_path):
 
 
 def test_approach3_closed_form_with_intervals():
-    table = pd.read_csv(DATA).rename(columns={"Model Size": "N", "Training FLOP": "C"})
+    table = pd.read_csv(CHINCHILLA_CSV).rename(columns={"Model Size": "N", "Training FLOP": "C"})
     table = table.drop(table["loss"].nlargest(5).index)
     fitted = fit(table, bootstrap=100, seed=1)
     result = allocate(table, approach=3, fit_result=fitted, budgets={"Chinchilla": 5.76e23})

@@ -352,6 +352,7 @@ def process(args: list, env: dict | None = None, cwd: Path | None = None) -> sub
     return subprocess.run(args, capture_output=True, env=env, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_real_processes_with_undecodable_and_long_arguments(corpus, tmp_path):
     """Undecodable argv bytes and a 100k-character argument reach real processes; a run folder named in
     another encoding is listed and written to a valid UTF-8 CSV."""
@@ -434,6 +435,7 @@ def interrupted_run(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_scaling_train_bad_input(corpus, interrupted_run, tmp_path):
     def attempt(case: str):
         overrides, _ = TRAIN_CASES[case]

@@ -6,13 +6,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_allocate import isoflop_table
-from test_runs import write_run
+from helpers import CHINCHILLA_CSV, isoflop_table, write_run
 
 from scaling.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = str(ROOT / "data" / "chinchilla_epoch_fig4.csv")
+DATA = str(CHINCHILLA_CSV)
 MAP = ["--map", "N=Model Size,C=Training FLOP"]
 
 

@@ -11,40 +11,24 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+from helpers import BIN, check_snapshot
+
 from scaling.cli import main
 from scaling.errors import UsageError
-from scaling.io import read_jsonl
 from scaling.runs import collect_runs
 
-BIN = Path(sys.executable).parent
 WRITERS = 4
 # 2 sizes x 2 budgets x 2 learning rates = 8 runs; lr 1e9 diverges in its first steps.
 SWEEP = ["-m", "model=tiny_10k,tiny_30k", "train.tokens=60k,120k", "train.lr=3e-3,1e9",
          "train.batch_size=8", "train.evals=4", "train.eval_tokens=2048", "train.threads=1",
          "hydra/launcher=local", f"hydra.launcher.n_jobs={WRITERS}"]  # fmt: skip
 RUNS, DIVERGED = 8, 4
-
-
-def check_snapshot(table) -> dict[str, int]:
-    """What a reader may see: complete runs, diverged runs, or runs marked running; never a torn one."""
-    seen = {"completed": 0, "diverged": 0, "running": 0}
-    for row in table.to_dict(orient="records"):
-        status = row["status"]
-        assert status in seen, (status, row)  # `failed` would mean a torn summary.json was read
-        if status == "completed":
-            values = [row["N"], row["D"], row["C"], row["loss"]]
-            assert all(math.isfinite(v) and v > 0 for v in values), row
-            rows = list(read_jsonl(Path(row["run"]) / "metrics.jsonl"))
-            assert [r["step"] for r in rows] == sorted({r["step"] for r in rows}) and len(rows) == 4, row
-        seen[status] += 1
-    return seen
 
 
 def run_cli(*argv: str) -> tuple[int, str]:
@@ -54,6 +38,7 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return status, err.getvalue()
 
 
+@pytest.mark.slow
 def test_parallel_writers_and_readers_then_divergence_is_excluded_by_name(tmp_path):
     sweep_dir = tmp_path / "sweep"
     sweep = subprocess.Popen(

@@ -150,6 +150,7 @@ def rows_now(run_dir: Path) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_random_sigkills_then_rerun_match_an_uninterrupted_run(ctx, reference, tmp_path):
     ref, ref_rows = reference
     interval = ref["wall_s"] / len(ref_rows)  # one evaluation (and checkpoint) interval
@@ -190,6 +191,7 @@ FAULTS = [
 ]
 
 
+@pytest.mark.slow
 def test_sigkill_inside_writes_then_rerun_loses_and_duplicates_nothing(ctx, reference, tmp_path):
     cfg = config()
     for i, fault in enumerate(FAULTS):

@@ -27,6 +27,7 @@ def config(*overrides):
     return compose_run_config(overrides)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
     whole = train(config(*RUN, "train.device=cpu"), tmp_path / "whole")
     accumulated = train(config(*RUN, "train.device=cpu", "train.micro_batch_size=2"), tmp_path / "accum")
@@ -45,6 +46,7 @@ def test_mfu_is_logged_against_the_given_peak(tmp_path):
     assert model_flops_per_token(shape) == training_flops_per_token(shape) + 6 * 36 * 256
 
 
+@pytest.mark.slow
 def test_bf16_autocast_trains(tmp_path):
     summary = train(config(*RUN, "train.device=cpu", "train.dtype=bf16"), tmp_path)
     assert summary["status"] == "completed" and summary["val_loss"] < math.log(256) - 1

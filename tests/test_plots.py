@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import TRUE, law_table
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
@@ -23,21 +24,6 @@ from scaling.errors import ScalingWarning
 from scaling.fit import backtest, fit
 from scaling.laws import get_law
 from scaling.regimes import classify
-
-TRUE = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37}
-
-
-def law_table(noise: float = 0.005, seed: int = 0) -> pd.DataFrame:
-    """4 sizes x 5 budgets spaced by exactly sqrt(10), so that the anti-diagonals share their compute
-    (IsoFLOP profiles), with log-normal noise on the loss of the law TRUE."""
-    N = 1e7 * 10 ** (np.arange(4) / 2)
-    D = 2e8 * 10 ** (np.arange(5) / 2)
-    NN, DD = (x.ravel() for x in np.meshgrid(N, D))
-    rng = np.random.default_rng(seed)
-    loss = get_law("chinchilla").predict(TRUE, N=NN, D=DD) * np.exp(rng.normal(0, noise, NN.size))
-    return pd.DataFrame(
-        {"N": NN, "D": DD, "C": 6 * NN * DD, "loss": loss, "run": [f"r{i}" for i in range(NN.size)]}
-    )
 
 
 @pytest.fixture(scope="module")

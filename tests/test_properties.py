@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -116,6 +117,7 @@ def law_table(draw_params, n_sizes: int, n_tokens: int, noise: np.ndarray) -> pd
     return pd.DataFrame({"N": N, "D": D, "loss": loss})
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=25)
 @given(
     st.fixed_dictionaries({
@@ -140,6 +142,7 @@ def test_fitted_laws_predict_loss_non_increasing_in_N_and_D(params, n_sizes, n_t
             assert np.all(np.diff(curve) <= 1e-12 * curve[:-1]), (result.params, curve)
 
 
+@pytest.mark.slow
 @settings(SETTINGS, max_examples=10)
 @given(repeats=st.floats(1.0, 200.0), noise=st.lists(st.floats(-0.03, 0.03), min_size=36, max_size=36))
 def test_data_constrained_fit_is_non_increasing_in_N_and_D(repeats, noise):

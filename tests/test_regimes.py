@@ -217,6 +217,7 @@ def overfit_sweep(tmp_path_factory):
     return sweep
 
 
+@pytest.mark.slow
 def test_real_run_on_repeated_data_overfits_from_its_curves(overfit_sweep, tmp_path, capsys):
     run = overfit_sweep / "repeat_1k"
     metrics = read_metrics(run)

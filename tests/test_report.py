@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import TRUE, law_table
 from matplotlib.image import imread
-from test_plots import TRUE, law_table
 
 from scaling.cli import main as scaling_cli
 from scaling.errors import UsageError

@@ -1,31 +1,15 @@
 """Run tables: collecting run folders (Hydra and SLURM layouts), reading CSVs, validation warnings."""
 
-import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import CHINCHILLA_CSV, write_run
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.runs import collect_runs, compute_frontier, load_runs, parse_column_map, read_metrics
-
-DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
-
-
-def write_run(folder: Path, status="completed", n=1e6, tokens=2e7, loss=3.1, **extra) -> Path:
-    folder.mkdir(parents=True)
-    summary = {"status": status, "n_params": n, "n_params_total": n * 1.2, "n_layer": 2, "d_model": 64,
-               "n_head": 2, "n_ctx": 128, "tokens": tokens, "unique_tokens": 5e6, "flops": 6 * n * tokens,
-               "train_loss": loss - 0.1, "val_loss": loss, "seed": 0, "wall_s": 1.0, **extra}  # fmt: skip
-    (folder / "summary.json").write_text(json.dumps(summary))
-    (folder / "config.yaml").write_text("train:\n  lr: 0.001\n  batch_size: 8\ndata:\n  name: default\n")
-    (folder / "metrics.jsonl").write_text(
-        "".join(json.dumps({"step": s, "tokens": s * 1e6, "flops": 6 * n * s * 1e6, "val_loss": 5 - s}) + "\n"
-                for s in range(1, 4)) + '{"step": 4, "tok'  # a torn last line from a killed writer
-    )  # fmt: skip
-    return folder
 
 
 @pytest.fixture
@@ -76,10 +60,10 @@ def test_read_metrics_skips_a_torn_last_line(sweep):
 
 
 def test_csv_with_column_map_and_any_two_of_n_d_c():
-    table = load_runs(DATA, parse_column_map("N=Model Size,C=Training FLOP"))
+    table = load_runs(CHINCHILLA_CSV, parse_column_map("N=Model Size,C=Training FLOP"))
     assert len(table) == 245
     np.testing.assert_allclose(table["D"], table["C"] / (6 * table["N"]))
-    dropped = load_runs(DATA, {"N": "Model Size", "C": "Training FLOP"}, drop_top_loss=5)
+    dropped = load_runs(CHINCHILLA_CSV, {"N": "Model Size", "C": "Training FLOP"}, drop_top_loss=5)
     assert len(dropped) == 240 and dropped["loss"].max() < 3.44
     frame = pd.DataFrame({"D": [1e9, 2e9], "C": [6e18, 2.4e19], "loss": [3.0, 2.9]})
     np.testing.assert_allclose(load_runs(frame)["N"], [1e9, 2e9])
@@ -116,7 +100,7 @@ def test_bad_column_map_and_missing_source(tmp_path):
     with pytest.raises(UsageError, match="not NEW=OLD"):
         parse_column_map("N:Model Size")
     with pytest.raises(UsageError, match="no column 'Size'"):
-        load_runs(DATA, {"N": "Size"})
+        load_runs(CHINCHILLA_CSV, {"N": "Size"})
     with pytest.raises(UsageError, match="no such file"):
         load_runs(tmp_path / "missing.csv")
     with pytest.raises(UsageError, match="no run folders"):

@@ -133,6 +133,7 @@ def test_yaml_python_tags_in_a_run_folder_are_not_executed(interrupted, tmp_path
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_sweep_runs_stay_inside_the_sweep_folder(tmp_path):
     cwd = tmp_path / "work"
     cwd.mkdir()

@@ -16,15 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-from test_concurrency import check_snapshot
-from test_slurm import BIN, SLURM, TINY, env, final_states, finish, job_ids, launch, wait_for  # noqa: F401
+from helpers import BIN, SLURM, TINY_JOB, check_snapshot, final_states, finish, job_ids, launch, wait_for
 
 from scaling.runs import collect_runs
 
 pytestmark = pytest.mark.slurm
 
 # Two runs: a short one (done in seconds) and one long enough to be hit while it trains.
-RUNS = [*TINY, "train.evals=4", "train.tokens=20k,200k"]
+RUNS = [*TINY_JOB, "train.evals=4", "train.tokens=20k,200k"]
 
 
 def summaries(sweep_dir: Path) -> dict[str, dict]:
@@ -62,19 +61,19 @@ def assert_completed_once(sweep_dir: Path, interrupted: str) -> None:
     assert not (run_dir / "ckpt.pt").exists(), interrupted
 
 
-def test_killed_array_task_is_reported_and_a_relaunch_completes_every_run_once(tmp_path, env):  # noqa: F811
+def test_killed_array_task_is_reported_and_a_relaunch_completes_every_run_once(tmp_path, slurm_env):
     sweep_dir = tmp_path / "killed"
     args = ["-m", *RUNS, *SLURM, f"hydra.sweep.dir={sweep_dir}"]
-    proc = launch(args, tmp_path, env)
+    proc = launch(args, tmp_path, slurm_env)
     run_dir = wait_for("*train.tokens=200k/ckpt.pt", sweep_dir, proc).parent  # a quarter trained
     (job,) = [j for j in job_ids(sweep_dir) if j.endswith("_1")]
-    os.kill(training_process(job, client=env), signal.SIGKILL)
+    os.kill(training_process(job, client=slurm_env), signal.SIGKILL)
     killed_at = time.monotonic()
     out, err = finish(proc, 180, sweep_dir)
     assert time.monotonic() - killed_at < 120  # reported, not waited on
     assert proc.returncode == 1 and "1 completed, 1 failed" in out, out + err[-3000:]
     assert f"SLURM job {job} ended FAILED" in out
-    assert final_states(job, env) == {job: "FAILED"}
+    assert final_states(job, slurm_env) == {job: "FAILED"}
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"  # checkpoint kept
 
     short = next(sweep_dir.glob("*train.tokens=20k/summary.json"))
@@ -82,7 +81,7 @@ def test_killed_array_task_is_reported_and_a_relaunch_completes_every_run_once(t
     jobs_before = len(job_ids(sweep_dir))
     again = subprocess.run(
         [str(BIN / "scaling-train"), *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=slurm_env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert again.returncode == 0, again.stdout + again.stderr[-3000:]
     assert "2 runs, 1 launched, 1 done before" in again.stdout and "2 completed" in again.stdout
@@ -91,12 +90,12 @@ def test_killed_array_task_is_reported_and_a_relaunch_completes_every_run_once(t
     assert_completed_once(sweep_dir, "killed")
 
 
-def test_requeued_array_task_resumes_and_completes_once(tmp_path, env):  # noqa: F811
+def test_requeued_array_task_resumes_and_completes_once(tmp_path, slurm_env):
     sweep_dir = tmp_path / "requeued"
-    proc = launch(["-m", *RUNS, *SLURM, f"hydra.sweep.dir={sweep_dir}"], tmp_path, env)
+    proc = launch(["-m", *RUNS, *SLURM, f"hydra.sweep.dir={sweep_dir}"], tmp_path, slurm_env)
     wait_for("*train.tokens=200k/ckpt.pt", sweep_dir, proc)
     (job,) = [j for j in job_ids(sweep_dir) if j.endswith("_1")]
-    slurm("scontrol", "requeue", job, client=env)
+    slurm("scontrol", "requeue", job, client=slurm_env)
     snapshots = 0
     while proc.poll() is None:  # a reader meanwhile sees complete runs or runs marked running
         check_snapshot(collect_runs(sweep_dir))
@@ -105,7 +104,7 @@ def test_requeued_array_task_resumes_and_completes_once(tmp_path, env):  # noqa:
     out, err = finish(proc, 240, sweep_dir)
     assert snapshots >= 3
     assert proc.returncode == 0 and "2 completed" in out, out + err[-3000:]
-    assert final_states(job, env, history=True) == ["REQUEUED", "COMPLETED"]
+    assert final_states(job, slurm_env, history=True) == ["REQUEUED", "COMPLETED"]
     short_job = job[:-1] + "0"
-    assert final_states(short_job, env, history=True) == ["COMPLETED"]  # the other task ran once
+    assert final_states(short_job, slurm_env, history=True) == ["COMPLETED"]  # the other task ran once
     assert_completed_once(sweep_dir, "requeued")

@@ -49,6 +49,7 @@ def summaries(sweep_dir: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/summary.json"))}
 
 
+@pytest.mark.slow
 def test_isoflop_sweep_hits_budgets_and_relaunch_trains_nothing(tmp_path):
     budgets = (5e9, 1e10)  # C in FLOPs: 80k-160k tokens for N = 10k, 26k-52k for N = 32k
     sweep_dir = tmp_path / "iso"
@@ -94,6 +95,7 @@ BAD_INPUT = {
 }
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_error_line_exit_2_and_launches_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}
     env["PATH"] = str(BIN)  # no sinfo, sbatch, ... on the PATH: a machine without SLURM
@@ -114,6 +116,7 @@ def test_bad_input_is_one_error_line_exit_2_and_launches_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_diverged_run_is_reported_and_not_retried_unless_asked(tmp_path):
     sweep_dir = tmp_path / "lr"
     args = [
@@ -141,6 +144,7 @@ def test_diverged_run_is_reported_and_not_retried_unless_asked(tmp_path):
     assert len(list(sweep_dir.glob("*.diverged-*"))) == 1  # the failed attempt is kept beside the retry
 
 
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_a_rerun_resumes_to_the_same_steps(tmp_path):
     args = ["model=tiny_10k", "train.tokens=250k", "train.evals=2", *TINY[:1], *TINY[2:]]
     run_dir = tmp_path / "run"
@@ -216,6 +220,7 @@ def test_plan_lists_every_bad_point():
         plan_sweep([["x=1"], ["x=2"]], load, lambda cfg: None)
 
 
+@pytest.mark.slow
 def test_every_sweep_of_the_menu_expands_into_runs_that_pass_the_trainer_checks():
     menu = sorted(p.stem for p in (CONFIG_DIR / "sweep").glob("*.yaml"))
     assert {"model_size", "data_size", "grid", "isoflop", "epochs", "demo"} <= set(menu)

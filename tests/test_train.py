@@ -73,6 +73,7 @@ def test_run_folder_contract_and_learning(reference):
     assert not (run_dir / "ckpt.pt").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_resumes_to_the_same_result(reference, tmp_path):
     ref_dir, ref, _ = reference
     run_dir = tmp_path / "run"
@@ -215,6 +216,7 @@ def test_model_configs_match_presets():
             shape.n_layer, shape.d_model, shape.n_head, shape.n_ctx), name
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_match_one(reference, tmp_path):
     """torchrun with 2 CPU processes (gloo) and the same global batch gives the single-process losses."""
     _, ref, _ = reference

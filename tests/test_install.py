@@ -1,0 +1,138 @@
+"""Install anywhere: the wheel of this tree, installed into a fresh virtual environment outside the clone,
+has the configs and the published data, trains a run, and plans a user's own sweep file (`--config-dir`),
+all from a folder of the user's that is not the clone.
+
+The new environment takes its dependencies (torch, Hydra, ...) from the test environment's site-packages,
+added as a plain path: no network, and the editable install of the clone (a .pth hook there) is not loaded,
+so what runs is the wheel's copy. The test checks that too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+from scaling.resources import config_dir, data_dir
+
+pytestmark = pytest.mark.slow
+
+# What `make setup` leaves in a clone and a wheel must not be built from (build/ keeps stale files).
+NOT_SOURCE = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", ".slurm",
+              "runs", "outputs", "multirun", "reports")  # fmt: skip
+RUN = ["model=tiny_10k", "train.tokens=20k", "train.batch_size=4", "train.evals=1", "train.eval_tokens=1024",
+       "train.threads=1"]  # fmt: skip
+MY_SWEEP = """\
+# @package _global_
+sweep:
+  name: mine
+hydra:
+  sweeper:
+    params:
+      model: tiny_10k,my_model
+      train.tokens: 20k,40k
+"""
+MY_MODEL = "n_layer: 1\nd_model: 32\nn_head: 2\nn_ctx: 64\nvocab_size: null\n"
+
+
+def _run(command: list, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, scaling_cache) -> tuple[Path, dict]:
+    """(the bin folder of a fresh venv holding only the wheel of this tree, the environment to run it in)."""
+    root = tmp_path_factory.mktemp("install")
+    source = root / "source"  # a clean copy: building in the clone would reuse whatever its build/ holds
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
+    wheel = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", root / "dist", source],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert wheel.returncode == 0, wheel.stderr
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    # The dependencies: the test venv's site-packages as a path, after the new venv's own (a path line in a
+    # .pth file does not run the .pth files of the folder it names, so the clone's editable hook stays off).
+    deps = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    Path(site, "test-dependencies.pth").write_text("".join(f"{d}\n" for d in sorted(deps)))
+    (wheel_file,) = (root / "dist").glob("scaling-*.whl")
+    install = subprocess.run(
+        [*pip, "--python", python, "install", "--no-deps", "--no-index", wheel_file],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["SCALING_CACHE"] = str(scaling_cache)
+    return venv / "bin", env
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """A user's own project folder, outside the clone, with a sweep file and a model preset of theirs."""
+    (tmp_path / "mysweeps" / "sweep").mkdir(parents=True)
+    (tmp_path / "mysweeps" / "model").mkdir()
+    (tmp_path / "mysweeps" / "sweep" / "mine.yaml").write_text(MY_SWEEP)
+    (tmp_path / "mysweeps" / "model" / "my_model.yaml").write_text(MY_MODEL)
+    assert not tmp_path.resolve().is_relative_to(REPO)
+    return tmp_path
+
+
+def test_wheel_ships_the_configs_and_every_published_data_file(installed, project):
+    bin_dir, env = installed
+    script = (
+        "import scaling.resources as r; print(r.__file__, r.config_dir(), r.data_dir(), "
+        "r.data_file('chinchilla_epoch_fig4.csv'), sep='\\n')"
+    )
+    where = _run([bin_dir / "python", "-c", script], project, env)
+    assert where.returncode == 0, where.stderr
+    module, configs, data, chinchilla = (Path(line) for line in where.stdout.splitlines())
+    venv = bin_dir.parent.resolve()
+    for path in (module, configs, data, chinchilla):
+        assert path.is_relative_to(venv), f"{path} is not the wheel's copy"  # the clone does not shadow it
+    assert chinchilla.read_bytes() == (data_dir() / "chinchilla_epoch_fig4.csv").read_bytes()
+
+    def files(folder: Path, pattern: str) -> set[str]:
+        return {str(p.relative_to(folder)) for p in folder.glob(pattern)}
+
+    assert files(configs, "**/*.yaml") == files(config_dir(), "**/*.yaml")
+    assert files(data, "**/*.csv") == files(data_dir(), "**/*.csv") != set()
+
+
+def test_wheel_trains_a_run_and_plans_a_users_own_sweep_outside_the_clone(installed, project):
+    bin_dir, env = installed
+    train = _run([bin_dir / "scaling-train", *RUN], project, env)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert train.stdout.startswith("completed: val_loss"), train.stdout
+    (summary,) = project.glob("runs/train/*/summary.json")
+    assert '"status": "completed"' in summary.read_text()
+
+    plan = _run(
+        [bin_dir / "scaling-train", "--config-dir", "mysweeps", "-m", "+sweep=mine", "train.batch_size=4",
+         "hydra.sweeper.dry_run=true"], project, env,
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "sweep runs/mine: 4 runs" in plan.stdout, plan.stdout
+    assert "model=my_model,train.batch_size=4,train.tokens=40k" in plan.stdout, plan.stdout  # user's preset
+    assert not (project / "runs" / "mine").exists()  # a dry run writes nothing
+
+
+def test_a_missing_config_dir_is_one_error_line(installed, project):
+    bin_dir, env = installed
+    result = _run([bin_dir / "scaling-train", "--config-dir", "nowhere", "-m", "+sweep=mine"], project, env)
+    assert result.returncode == 2 and result.stderr.startswith("error:"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "nowhere" in result.stderr
