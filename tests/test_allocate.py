@@ -127,7 +127,7 @@ def test_bootstrap_resamples_within_profiles():
 
 def test_published_isoflop_sweeps_reproduce_their_exponents():
     """Porian et al. 2024's sweeps (the full check of all 16 is analysis/isoflop_exponents.py)."""
-    runs = pd.read_csv(DATA.parent / "porian2024_isoflop.csv")
+    runs = pd.read_csv(CHINCHILLA_CSV.parent / "porian2024_isoflop.csv")
     for corpus, setup, published in (
         ("RefinedWeb", "last_layer_flops", 0.706),  # the whole-profile parabola gives 0.780
         ("RefinedWeb", "tuned_no_decay", 0.497),

@@ -46,6 +46,7 @@ CHANGES = {
     "keep_checkpoint": ["train.keep_checkpoint=true"],
     "progress": ["train.progress=false"],
     "peak_flops": ["train.peak_flops=1e12"],
+    "loggers": ["train.loggers=[tensorboard]"],
 }
 
 
