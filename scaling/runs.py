@@ -25,7 +25,7 @@ from scaling.errors import ScalingWarning, UsageError
 from scaling.io import read_jsonl
 
 NUMERIC = ("N", "D", "C", "loss", "U")
-STATUSES = ("completed", "diverged", "failed", "running")
+STATUSES = ("completed", "diverged", "failed", "interrupted", "running")
 METRIC_COLUMNS = ("step", "tokens", "flops", "lr", "train_loss", "val_loss", "elapsed_s", "tokens_per_s")
 # summary.json key -> run-table column
 SUMMARY_COLUMNS = {
