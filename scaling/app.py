@@ -23,7 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from scaling.config import CONFIG_DIR, plan_run, register_resolvers
 from scaling.errors import UsageError
-from scaling.sweep import interruptible, one_line  # importing scaling.sweep registers ${run_dirname:}
+
+# importing scaling.sweep registers ${run_dirname:}
+from scaling.sweep import Interrupted, catch_ctrl_c, interruptible, one_line, sweep_stopped
 
 MAX_ARGUMENT = 4096  # characters: PATH_MAX, longer than any override a user types
 OWN_CONFIGS = "configs of your own: --config-dir DIR with DIR/sweep/NAME.yaml, DIR/model/NAME.yaml"
@@ -35,8 +37,15 @@ def run(cfg: DictConfig) -> dict:
     from scaling.train import train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    with interruptible() as stop:  # SIGUSR2/SIGTERM: checkpoint at a step boundary (requeue under SLURM)
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    if in_sweep:
+        catch_ctrl_c()  # a worker of the local launcher that gets Ctrl-C between runs lives on
+        if sweep_stopped():
+            raise Interrupted("not started: the sweep was interrupted")
+    # Ctrl-C, SIGUSR2, SIGTERM: checkpoint at a step boundary (requeue under SLURM), status interrupted
+    with interruptible(in_sweep) as stop:
         summary = train(cfg, run_dir, stop=stop)
+        stop.where = f" at step {summary.get('steps_done', 0)}"
     loss = summary.get("val_loss")
     shown = f"val_loss {loss:.4f} nats/token" if isinstance(loss, float) else "no loss"
     size = f"N={summary['n_params']:,} params, D={summary['tokens']:,} tokens"
@@ -75,6 +84,13 @@ def main() -> None:
     except (UsageError, HydraException, OmegaConfBaseException) as exc:
         hint = f"; {OWN_CONFIGS}" if isinstance(exc, MissingConfigException) else ""
         print(f"error: {one_line(exc)}{hint}", file=sys.stderr)
+        sys.exit(2)
+    except (OSError, ValueError) as exc:  # Hydra writes .hydra/ and train.log: a full or read-only folder
+        cause = exc if isinstance(exc, OSError) else exc.__cause__  # logging wraps it in a ValueError
+        if not isinstance(cause, OSError):
+            raise
+        where = f": {os.fsdecode(cause.filename)}" if cause.filename is not None else ""
+        print(f"error: {cause.strerror or cause}{where}", file=sys.stderr)
         sys.exit(2)
 
 

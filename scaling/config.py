@@ -19,13 +19,18 @@ Rules for `auto` (documented in the README, section Training):
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from scaling.errors import UsageError
 from scaling.resources import config_dir
@@ -339,6 +344,53 @@ def identity(config: dict[str, Any]) -> dict[str, Any]:
     execution = execution_keys()
     train = {k: v for k, v in config.get("train", {}).items() if k not in execution}
     return {"model": config.get("model"), "data": config.get("data"), "train": train}
+
+
+def identity_hash(config: dict[str, Any]) -> str:
+    """A short hash of a resolved config's identity: equal for configs that train the same run."""
+    text = json.dumps(identity(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def identity_changes(saved: dict[str, Any], resolved: dict[str, Any]) -> list[str]:
+    """What differs between two resolved configs' identities, as `key: old -> new` (dotted keys, sorted)."""
+
+    def flat(obj: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(obj, dict):
+            for key, value in obj.items():
+                flat(value, f"{prefix}.{key}" if prefix else str(key), out)
+        else:
+            out[prefix] = obj
+        return out
+
+    old, new = flat(identity(saved), "", {}), flat(identity(resolved), "", {})
+    missing = "(unset)"
+    return [
+        f"{key}: {old.get(key, missing)} -> {new.get(key, missing)}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key, missing) != new.get(key, missing)
+    ]
+
+
+def run_folder_changes(run_dir: Path, resolved: dict[str, Any]) -> list[str]:
+    """How the run saved in run_dir/config.yaml differs from `resolved` ([] when same, or no run yet).
+
+    The trainer refuses a folder with changes; the sweeper applies the same check to every run of a sweep
+    before it launches any. UsageError when config.yaml cannot be read.
+    """
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        return []
+    try:
+        saved = OmegaConf.to_container(OmegaConf.load(path))
+    except (ValueError, yaml.YAMLError, OmegaConfBaseException):  # ValueError: not UTF-8
+        saved = None
+    if not isinstance(saved, dict):
+        raise UsageError(
+            f"run folder {run_dir} has a damaged config.yaml; give another folder (hydra.run.dir=...) "
+            "or delete this one"
+        )
+    return identity_changes(saved, resolved)
 
 
 def compose_run_config(overrides: Sequence[str] = ()) -> DictConfig:

@@ -99,7 +99,7 @@ class Trackers:
             self._guard(name, lambda t=tracker: t.log(values, step))
 
     def finish(self, status: str) -> None:
-        """Mark the tracker runs with the run's status (completed, diverged, running, failed)."""
+        """Mark the tracker runs with the run's status (completed, diverged, interrupted)."""
         for name, tracker in list(self._active.items()):
             self._guard(name, lambda t=tracker: t.finish(status))
         self._active.clear()
@@ -166,7 +166,7 @@ class _MLflow(_Tracker):
 
     def finish(self, status: str) -> None:
         self.client.set_tag(self.run_id, STATUS_KEY, status)
-        terminal = {"completed": "FINISHED", "running": "KILLED"}.get(status, "FAILED")
+        terminal = {"completed": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
         self.client.set_terminated(self.run_id, status=terminal)
 
 
@@ -190,7 +190,7 @@ class _WandB(_Tracker):
 
     def finish(self, status: str) -> None:
         self.run.summary[STATUS_KEY] = status
-        self.run.finish(exit_code=0 if status in ("completed", "running") else 1)
+        self.run.finish(exit_code=0 if status in ("completed", "interrupted") else 1)
 
 
 _OPEN = {"tensorboard": _TensorBoard, "mlflow": _MLflow, "wandb": _WandB}

@@ -30,7 +30,7 @@ from scaling.io import read_jsonl
 from scaling.sources import CURVES, apply_default_keys, detect, flatten, read_tracker
 
 NUMERIC = ("N", "D", "C", "loss", "U", "N_total")  # N_total: all parameters, embeddings included
-STATUSES = ("completed", "diverged", "failed", "running")
+STATUSES = ("completed", "diverged", "failed", "interrupted", "running")
 METRIC_COLUMNS = ("step", "tokens", "flops", "lr", "train_loss", "val_loss", "elapsed_s", "tokens_per_s")
 # summary.json key -> run-table column
 SUMMARY_COLUMNS = {
@@ -234,7 +234,9 @@ def collect(
     experiments: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Every run of a sweep folder or tracker store, in every state, with the run-table columns (renamed
-    by `column_map`), unvalidated: what `scaling runs` lists."""
+    by `column_map`), unvalidated: what `scaling runs` lists. A CSV run table is already one: refused."""
+    if tracker in (None, "auto", "csv") and detect(source) is None and Path(source).is_file():
+        raise UsageError(f"{source}: not a folder of runs (a CSV file is a run table already)")
     table, column_map = read_source(source, column_map, tracker, experiments)
     return _tidy(_rename(table, column_map, f"{source}: "))
 

@@ -178,7 +178,7 @@ def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
 
 # ---- MLflow -----------------------------------------------------------------------------------------
 MLFLOW_STATUS = {"FINISHED": "completed", "RUNNING": "running", "SCHEDULED": "running", "FAILED": "failed",
-                 "KILLED": "failed"}
+                 "KILLED": "interrupted"}
 
 
 def _mlflow_uri(source: str | Path) -> str:

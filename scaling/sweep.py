@@ -7,12 +7,16 @@ What a sweep does, on any launcher (`basic`, `local`, `slurm`):
    for. One `error:` line lists every bad point; nothing is launched.
 2. Skip runs whose folder already holds a finished run (completed, or diverged unless
    `hydra.sweeper.retry_diverged=true`): a run's folder is fixed by its config (its overrides), so a
-   relaunch finds it. A relaunch of a finished sweep trains nothing and says so.
-3. Launch the rest. Inside a run, `interruptible()` turns SIGUSR2 (submitit's preemption and time-out
-   signal) and SIGTERM into a stop request: the trainer checkpoints at the next step boundary, then under
-   submitit the job checkpoints itself and requeues, and the requeued job resumes from that step.
-4. End with a summary (`SweepSummary`): completed / diverged / failed / cancelled runs with their folders,
-   also written to `sweep_summary.json` in the sweep folder.
+   relaunch finds it. A relaunch of a finished sweep trains nothing and says so. A folder whose saved
+   config differs from the sweep's (a sweep file edited since) is refused, all such runs in one line,
+   unless `hydra.sweeper.retrain_changed=true`, which moves them to `SWEEP/.replaced/` and trains them again.
+3. Launch the rest. Inside a run, `interruptible()` turns SIGINT (Ctrl-C), SIGUSR2 (submitit's preemption
+   and time-out signal) and SIGTERM into a stop request: the trainer checkpoints at the next step
+   boundary and marks the run `interrupted`; under submitit the job then checkpoints itself and requeues,
+   and the requeued job resumes from that step. A second launch of a run waits for the first
+   (`scaling.lock`), so a sweep launched twice trains each run once.
+4. End with a summary (`SweepSummary`): completed / diverged / failed / cancelled / interrupted runs with
+   their folders, also written to `sweep_summary.json` in the sweep folder, after Ctrl-C too.
 
 The Hydra plugins that wire this in live in `hydra_plugins/scaling_sweeps` (Hydra only loads plugins
 from that namespace); this module holds the logic and imports no torch.
@@ -36,11 +40,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from scaling.config import plan_run, resolved_config, run_folder_changes
 from scaling.errors import UsageError
 from scaling.io import atomic_write_json
+from scaling.lock import is_locked
 
 FINISHED = ("completed", "diverged")
-OUTCOMES = ("completed", "diverged", "failed", "cancelled", "running")
+OUTCOMES = ("completed", "diverged", "failed", "cancelled", "interrupted", "running", "pending")
 SUMMARY_FILE = "sweep_summary.json"
 # Folder names longer than this (many overrides) are shortened and made unique with a hash.
 MAX_DIRNAME = 160
@@ -95,6 +101,7 @@ class PlannedRun:
     run_dir: Path
     status: str | None  # summary.json status before launch; None for a new run
     description: str = ""  # what the run trains, e.g. "N=991,616 params, D=167,936 tokens, ..."
+    changes: tuple[str, ...] = ()  # how the config saved in its folder differs ("train.lr: 0.001 -> 0.002")
 
     def finished(self, retry_diverged: bool) -> bool:
         return self.status == "completed" or (self.status == "diverged" and not retry_diverged)
@@ -173,13 +180,16 @@ def plan_sweep(
             cfg = load_config(list(overrides))
             description = check_run(cfg)
             run_dir = contained_run_dir(cfg)
+            # the trainer's own check of the folder's config, for every run before any is launched
+            job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # as the job gets it
+            changes = tuple(run_folder_changes(run_dir, resolved_config(job_cfg, plan_run(job_cfg))))
         except UsageError as exc:
             problems.append(f"[{label}] {exc}")
             continue
         except Exception as exc:  # composition and interpolation errors name the bad key themselves
             problems.append(f"[{label}] {one_line(exc)}")
             continue
-        planned.append(PlannedRun(tuple(overrides), run_dir, read_status(run_dir), description))
+        planned.append(PlannedRun(tuple(overrides), run_dir, read_status(run_dir), description, changes))
     if problems:
         raise UsageError(
             f"{len(problems)} of {len(jobs)} sweep points cannot run, nothing launched: "
@@ -206,35 +216,111 @@ def format_plan(planned: Sequence[PlannedRun], sweep_dir: Path) -> str:
     """The table `hydra.sweeper.dry_run=true` prints: every run, what it trains, and its folder's state."""
     lines = [f"sweep {sweep_dir}: {len(planned)} runs (dry run: nothing launched)"]
     for p in planned:
-        lines.append(f"  {p.status or 'new':9s} {p.description}  {p.run_dir.name}")
+        state = "changed" if p.changes else p.status or "new"
+        lines.append(f"  {state:11s} {p.description}  {p.run_dir.name}")
     return "\n".join(lines)
+
+
+RETRAIN_FLAG = "hydra.sweeper.retrain_changed=true"
+REPLACED = ".replaced"  # hidden: run readers skip it, so replaced runs never enter a fit
+
+
+def changed_config_error(changed: Sequence[PlannedRun], sweep_dir: Path) -> UsageError:
+    """One line: the runs whose folder holds a run of another config, grouped by what differs."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for p in changed:
+        groups.setdefault(p.changes, []).append(p.run_dir.name)
+    parts = []
+    for changes, names in groups.items():
+        shown = "; ".join(changes[:4]) + (f"; and {len(changes) - 4} more keys" if len(changes) > 4 else "")
+        listed = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        parts.append(f"{shown} in {listed}")
+    return UsageError(
+        f"{len(changed)} run(s) in {sweep_dir} were trained with another config, nothing launched: "
+        + " | ".join(parts)
+        + f"; relaunch with {RETRAIN_FLAG} to train them again (the old runs move to "
+        f"{sweep_dir / REPLACED}), or give another hydra.sweep.dir"
+    )
+
+
+def set_aside(changed: Sequence[PlannedRun], sweep_dir: Path, stamp: str) -> list[PlannedRun]:
+    """Move the folders of changed runs to SWEEP/.replaced/STAMP/ and return the runs as new ones.
+
+    A folder that another launch is training is refused (one UsageError naming them all), nothing moved.
+    """
+    busy = [str(p.run_dir) for p in changed if is_locked(p.run_dir)]
+    if busy:
+        raise UsageError(
+            f"cannot train changed runs that another launch is training now: {', '.join(busy)}; wait for "
+            "it to end, then relaunch"
+        )
+    target = sweep_dir / REPLACED / stamp
+    target.mkdir(parents=True, exist_ok=True)
+    for p in changed:
+        p.run_dir.rename(target / p.run_dir.name)
+    return [PlannedRun(p.overrides, p.run_dir, None, p.description) for p in changed]
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Inside a run: preemption, time-outs, cancellation
 
 
-@contextmanager
-def interruptible() -> Iterator[threading.Event]:
-    """Within the block, SIGUSR2 and SIGTERM set the yielded Event instead of killing the process.
+class Interrupted(Exception):
+    """A run of a sweep stopped by Ctrl-C (checkpoint kept, status `interrupted`), or not started after one.
 
-    The trainer, given the Event as `stop`, checkpoints at its next step boundary and returns. On leaving
-    the block after such a signal:
+    An ordinary exception, so that the launcher records the run and goes on collecting the others."""
+
+
+_SWEEP_STOPPED = threading.Event()  # Ctrl-C reached this process while it ran a sweep or one of its runs
+
+
+def sweep_stopped() -> bool:
+    return _SWEEP_STOPPED.is_set()
+
+
+def catch_ctrl_c() -> None:
+    """From now on SIGINT in this process (a sweep's, or a worker's between runs) marks the sweep stopped
+    instead of raising KeyboardInterrupt, so that each run can end at a step boundary and every result
+    still comes back to the sweep (which then writes its summary)."""
+    signal.signal(signal.SIGINT, lambda signum, frame: _SWEEP_STOPPED.set())
+
+
+class StopRequest(threading.Event):
+    """Set by a stop signal (`signum` says which); the trainer polls it at step boundaries.
+
+    `where` completes the line printed for Ctrl-C, e.g. " at step 41" once the trainer has returned.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signum: int | None = None
+        self.where = ""
+
+
+@contextmanager
+def interruptible(in_sweep: bool = False) -> Iterator[StopRequest]:
+    """Within the block, SIGINT (Ctrl-C), SIGUSR2 and SIGTERM set the yielded StopRequest instead of
+    killing the process.
+
+    The trainer, given it as `stop`, checkpoints at its next step boundary and returns with status
+    `interrupted`. On leaving the block after such a signal:
 
     - inside a submitit job, for submitit's preemption signal (USR2; SLURM sends it on preemption and
       `signal_delay_s` before the time limit): submitit's own handler runs, which pickles the job for a
       requeue, calls `scontrol requeue` and exits; the requeued job resumes from the checkpoint;
-    - otherwise (SIGTERM: `scancel`, a local `kill`): the process exits with status 128 + signal, the
-      checkpoint kept, so a relaunch resumes the run.
+    - Ctrl-C in a run of a sweep (`in_sweep`) raises `Interrupted`: the launcher records the run, and the
+      sweep, which got the signal too, launches nothing more and says it once for all its runs;
+    - otherwise the process exits with status 128 + signal, the checkpoint kept, so a relaunch resumes the
+      run; for Ctrl-C after one line, `interrupted at step N; rerun the same command to resume`.
     """
-    stop = threading.Event()
-    received: list[int] = []
+    stop = StopRequest()
 
     def on_signal(signum: int, frame: object) -> None:
-        received.append(signum)
+        if stop.signum is None:
+            stop.signum = signum
         stop.set()
 
-    signals = (signal.SIGUSR2, signal.SIGTERM)
+    signals = (signal.SIGINT, signal.SIGUSR2, signal.SIGTERM)
     previous = {s: signal.getsignal(s) for s in signals}
     for s in signals:
         signal.signal(s, on_signal)
@@ -243,15 +329,23 @@ def interruptible() -> Iterator[threading.Event]:
     finally:  # also when the run raised after the signal: the process was asked to stop, so it stops
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if received:
-            _stop_process(received[0], previous[received[0]])
+        if stop.signum is not None:
+            _stop_process(stop, previous[stop.signum], in_sweep)
 
 
-def _stop_process(signum: int, previous: object) -> None:
+def _stop_process(stop: StopRequest, previous: object, in_sweep: bool) -> None:
+    signum = stop.signum
+    assert signum is not None
     if os.environ.get("SUBMITIT_EXECUTOR") and signum == signal.SIGUSR2 and callable(previous):
         previous(signum, None)  # submitit's handler: checkpoint (resubmit this job), requeue, exit
-    name = signal.Signals(signum).name
-    print(f"stopped by {name}: checkpoint kept, relaunch to resume", file=sys.stderr, flush=True)
+    if signum == signal.SIGINT and in_sweep:
+        _SWEEP_STOPPED.set()
+        raise Interrupted(f"interrupted{stop.where}")
+    if signum == signal.SIGINT:
+        print(f"interrupted{stop.where}; rerun the same command to resume", file=sys.stderr, flush=True)
+    else:
+        name = signal.Signals(signum).name
+        print(f"stopped by {name}: checkpoint kept, relaunch to resume", file=sys.stderr, flush=True)
     raise SystemExit(128 + signum)
 
 
@@ -267,6 +361,7 @@ class RunOutcome:
     status: str
     detail: str = ""
     skipped: bool = False  # finished before this launch: not run again
+    step: int | None = None  # where an interrupted run stopped (optimizer steps done)
 
 
 @dataclass(frozen=True)
@@ -288,6 +383,16 @@ class SweepSummary:
         """No run failed or was cancelled (diverged runs are a result, not an error)."""
         return all(r.status in FINISHED for r in self.runs)
 
+    def format_interrupted(self) -> str:
+        """The one line a sweep ends with after Ctrl-C."""
+        counts = ", ".join(f"{self.count(s)} {s}" for s in OUTCOMES if self.count(s))
+        steps = [str(r.step) for r in self.runs if r.status == "interrupted" and r.step is not None]
+        where = f" at step {', '.join(steps)}" if steps else ""
+        return (
+            f"interrupted{where} ({counts}; summary in {self.sweep_dir / SUMMARY_FILE}); "
+            "rerun the same command to resume"
+        )
+
     def format(self) -> str:
         n = len(self.runs)
         skipped = n - self.n_trained
@@ -308,6 +413,7 @@ class SweepSummary:
             "launched": self.n_trained,
             "runs": [
                 {"run": str(r.run_dir), "status": r.status, "detail": r.detail, "skipped": r.skipped}
+                | ({"step": r.step} if r.step is not None else {})
                 for r in self.runs
             ],
         }
@@ -334,10 +440,28 @@ def outcome(planned: PlannedRun, error: BaseException | None, skipped: bool) -> 
     if error is None and status == "completed":
         return RunOutcome(planned.run_dir, status)
     if error is not None and _CANCELLED.search(str(error)):
-        kept = "; its checkpoint is kept, a relaunch resumes it" if status == "running" else ""
+        resumable = status in ("running", "interrupted")
+        kept = "; its checkpoint is kept, a relaunch resumes it" if resumable else ""
         return RunOutcome(planned.run_dir, "cancelled", one_line(error)[:300] + kept)
+    if status == "interrupted":
+        step = summary.get("steps_done")
+        where = f" at step {step}" if step is not None else ""
+        detail = f"stopped{where}; relaunch to resume from its checkpoint"
+        return RunOutcome(planned.run_dir, status, detail, step=step)
     if error is not None:
         return RunOutcome(planned.run_dir, "failed", one_line(error)[:300])
     if status == "running":
-        return RunOutcome(planned.run_dir, "running", "interrupted; relaunch to resume from its checkpoint")
+        return RunOutcome(planned.run_dir, "running", "stopped; relaunch to resume from its checkpoint")
     return RunOutcome(planned.run_dir, "failed", f"ended with summary status {status!r}")
+
+
+def interrupted_outcome(planned: PlannedRun, error: BaseException | None, since: float) -> RunOutcome:
+    """How a run stands when the sweep (launched at time `since`) was interrupted: `pending` if it never
+    started, else what its summary says."""
+    try:
+        started = (planned.run_dir / "summary.json").stat().st_mtime >= since
+    except OSError:
+        started = False
+    if not started and (error is None or isinstance(error, Interrupted)):
+        return RunOutcome(planned.run_dir, "pending", "not started: the sweep was interrupted")
+    return outcome(planned, error, skipped=False)

@@ -3,7 +3,8 @@
 `train(cfg, run_dir, stop)` is idempotent: a run folder whose summary says completed or diverged is
 returned as is; one with a checkpoint resumes from it and ends exactly as an uninterrupted run would
 (same seed, same device: bitwise on CPU), since the data order is a function of the step, and the
-model, optimizer and RNG states come back from the checkpoint.
+model, optimizer and RNG states come back from the checkpoint. One process writes a run folder at a time:
+the run holds its lock (`scaling.lock`) from before it reads the summary to its end.
 
 AdamW (decay on matrices only), linear warmup, cosine decay to 10 % of the peak over exactly the run's
 token budget, gradient clipping, evaluation on held-out data at even intervals and at the end, NaN/inf
@@ -23,7 +24,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,16 +32,22 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
-from scaling.config import RunPlan, identity, plan_run, resolved_config, synthetic_params
+from scaling.config import (
+    RunPlan,
+    identity_hash,
+    plan_run,
+    resolved_config,
+    run_folder_changes,
+    synthetic_params,
+)
 from scaling.data import TokenData, WindowSampler, eval_starts, gather, load_data
 from scaling.errors import UsageError
 from scaling.hardware import accelerator_for_device
 from scaling.io import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+from scaling.lock import Holder, hold_run_folder
 from scaling.loggers import Trackers, check_loggers
 from scaling.model import GPT, param_groups
 from scaling.shapes import Shape, model_flops_per_token, n_params_total
@@ -302,65 +309,126 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, stop: threading.Event | N
         The run's config (keys in `sweeps/config.yaml`).
     run_dir : path
         The run folder; created if needed. Completed or diverged runs are returned untouched;
-        interrupted ones resume from `ckpt.pt`.
+        interrupted ones resume from `ckpt.pt`. One process writes it at a time (`scaling.lock`): a second
+        launch of the same run waits for the first to end, then resumes it or returns its result.
     stop : threading.Event, optional
-        When set (e.g. by a SIGTERM or SIGUSR2 handler before preemption), the run checkpoints at the
-        next step boundary and returns with status `running`; calling `train` again resumes it.
+        When set (e.g. by a SIGINT, SIGTERM or SIGUSR2 handler), the run checkpoints at the next step
+        boundary and returns with status `interrupted`; calling `train` again resumes it.
     """
     run_dir = Path(run_dir)
+    try:
+        return _train_run(cfg, run_dir, stop)
+    except OSError as exc:  # a full disk, a read-only or foreign folder: nothing written is lost
+        raise UsageError(_os_error_message(exc, run_dir)) from None
+
+
+def _train_run(cfg: DictConfig, run_dir: Path, stop: threading.Event | None) -> dict[str, Any]:
     plan = plan_run(cfg)  # every UsageError comes before anything is written
     check_loggers(cfg.train.get("loggers"))
     resolved = resolved_config(cfg, plan)
-    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
-    if config_path.exists():
-        try:
-            saved = OmegaConf.to_container(OmegaConf.load(config_path))
-        except (ValueError, yaml.YAMLError, OmegaConfBaseException):  # ValueError: not UTF-8
-            saved = None
-        if not isinstance(saved, dict):
-            raise UsageError(
-                f"run folder {run_dir} has a damaged config.yaml; give another folder (hydra.run.dir=...) "
-                "or delete this one"
-            )
-        if identity(saved) != identity(resolved):
-            raise UsageError(
-                f"run folder {run_dir} holds a run with another config; give another folder "
-                "(hydra.run.dir=...) or delete this one"
-            )
-    previous = _read_json(summary_path)
-    if previous and previous.get("status") in FINISHED:
+    _check_folder_config(run_dir, resolved)
+    previous = _read_json(run_dir / "summary.json")
+    if previous and previous.get("status") in FINISHED:  # final: no trainer rewrites it, so no lock needed
         return previous
     data = load_data(plan.data_name, synthetic_params(cfg.data))
     sampler = WindowSampler(data.train[: plan.unique_tokens], plan.shape.n_ctx, plan.seed)
     val_starts = eval_starts(data.val, plan.shape.n_ctx, plan.eval_tokens)
     rt = setup_runtime(cfg.train)
-    if plan.batch_size % rt.world_size:
-        raise UsageError(f"train.batch_size={plan.batch_size} is not divisible by {rt.world_size} processes")
-    micro = plan.micro_batch_size or auto_micro_batch(plan, rt)
-    if (plan.batch_size // rt.world_size) % micro:
-        raise UsageError(
-            f"train.micro_batch_size={micro} does not divide the {plan.batch_size // rt.world_size} "
-            "sequences per process of train.batch_size"
-        )
-    if rt.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not config_path.exists():
-            atomic_write_text(config_path, OmegaConf.to_yaml(OmegaConf.create(resolved)))
     try:
-        batches = Batches(sampler, plan, micro, rt)
-        summary = _train(plan, data, batches, val_starts, cfg, run_dir, rt, stop)
-    except UsageError:
-        raise  # a damaged checkpoint or metrics file: the folder stays as it was until the user acts
-    except BaseException:
-        if rt.is_main:
-            failed = _read_json(summary_path) or {}
-            if failed.get("status") not in FINISHED:
-                atomic_write_json(summary_path, {**failed, "status": "failed"})
-        raise
+        if plan.batch_size % rt.world_size:
+            raise UsageError(
+                f"train.batch_size={plan.batch_size} is not divisible by {rt.world_size} processes"
+            )
+        micro = plan.micro_batch_size or auto_micro_batch(plan, rt)
+        if (plan.batch_size // rt.world_size) % micro:
+            raise UsageError(
+                f"train.micro_batch_size={micro} does not divide the {plan.batch_size // rt.world_size} "
+                "sequences per process of train.batch_size"
+            )
+        with _one_writer(run_dir, resolved, rt, stop):
+            batches = Batches(sampler, plan, micro, rt)
+            return _train_locked(plan, data, batches, val_starts, cfg, run_dir, resolved, rt, stop)
     finally:
         if rt.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
-    return summary
+
+
+def _check_folder_config(run_dir: Path, resolved: dict[str, Any]) -> None:
+    changes = run_folder_changes(run_dir, resolved)
+    if changes:
+        raise UsageError(
+            f"run folder {run_dir} holds a run with another config ({'; '.join(changes)}); give another "
+            "folder (hydra.run.dir=...) or delete this one"
+        )
+
+
+@contextlib.contextmanager
+def _one_writer(
+    run_dir: Path, resolved: dict[str, Any], rt: Runtime, stop: threading.Event | None
+) -> Iterator[None]:
+    """The main process holds the run folder's lock for the block; the other ranks wait for it to."""
+    if not rt.is_main:
+        dist.barrier()  # past it, the main process holds the lock: the folder is this run's alone
+        yield
+        return
+
+    def waiting(holder: Holder | None) -> None:
+        who = holder or "another process"
+        print(f"waiting: run folder {run_dir} is being trained by {who}; this launch goes on when it "
+              "ends (Ctrl-C leaves it)", file=sys.stderr, flush=True)  # fmt: skip
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    stopped = (lambda: stop.is_set()) if stop is not None else (lambda: False)
+    with hold_run_folder(run_dir, identity_hash(resolved), waiting, stopped):
+        if rt.world_size > 1:
+            dist.barrier()
+        yield
+
+
+def _os_error_message(exc: OSError, run_dir: Path) -> str:
+    """One line naming the file that failed (its folder for an atomic write's temp file) and the way on."""
+    name = exc.filename
+    path = Path(os.fsdecode(name)) if name is not None else run_dir  # a failed write() names no file
+    if path.name.startswith(".") and path.name.endswith(".tmp"):
+        path = path.parent
+    return (
+        f"{exc.strerror or exc}: {path}; nothing already written was lost: free space or make the folder "
+        "writable, then rerun the same command to resume"
+    )
+
+
+def _train_locked(
+    plan: RunPlan,
+    data: TokenData,
+    batches: Batches,
+    val_starts: np.ndarray,
+    cfg: DictConfig,
+    run_dir: Path,
+    resolved: dict[str, Any],
+    rt: Runtime,
+    stop: threading.Event | None,
+) -> dict[str, Any]:
+    """Train while holding the run folder: check it again (another launch may have finished it), train."""
+    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
+    _check_folder_config(run_dir, resolved)
+    previous = _read_json(summary_path)
+    if previous and previous.get("status") in FINISHED:
+        return previous
+    if rt.is_main and not config_path.exists():
+        atomic_write_text(config_path, OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    try:
+        return _train(plan, data, batches, val_starts, cfg, run_dir, rt, stop)
+    except UsageError:
+        raise  # a damaged checkpoint or metrics file: the folder stays as it was until the user acts
+    except BaseException as exc:
+        if rt.is_main:
+            # Ctrl-C outside `interruptible` (a notebook) stops between checkpoints: resumable all the same
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            ended = _read_json(summary_path) or {}
+            if ended.get("status") not in FINISHED:
+                with contextlib.suppress(OSError):  # a full disk or read-only folder may refuse this too
+                    atomic_write_json(summary_path, {**ended, "status": status})
+        raise
 
 
 def _train(
@@ -525,8 +593,10 @@ def _train(
             last_checkpoint = time.monotonic()
         if stop_now and step < plan.steps:
             bar.close()
-            trackers.finish("running")
-            return write_summary("running", train_loss=last.get("train_loss"), val_loss=last.get("val_loss"))
+            trackers.finish("interrupted")
+            return write_summary(
+                "interrupted", train_loss=last.get("train_loss"), val_loss=last.get("val_loss")
+            )
     bar.close()
     train_time = train_time_now()
     flops_per_s = plan.tokens * flops_per_token / train_time

@@ -403,10 +403,11 @@ TRAIN_CASES = {
 
 
 def run_files(run_dir: Path) -> dict[str, bytes]:
-    """The run's own files; Hydra writes .hydra/ and train.log for every job it starts, good or bad."""
+    """The run's own files; Hydra writes .hydra/ and train.log for every job it starts, good or bad, and
+    the trainer names itself in the lock file (.lock) of a folder it trains."""
     if not run_dir.exists():
         return {}
-    return {k: v for k, v in snapshot(run_dir).items() if not k.startswith((".hydra", "train.log"))}
+    return {k: v for k, v in snapshot(run_dir).items() if not k.startswith((".hydra", "train.log", ".lock"))}
 
 
 def damaged_run(kind: str, template: Path, folder: Path) -> None:

@@ -87,7 +87,7 @@ def test_cuda_stop_and_resume_matches_uninterrupted(tmp_path):
             return self.calls < 0
 
     stopped = train(config(*overrides), tmp_path / "run", stop=StopAfter())
-    assert stopped["status"] == "running"
+    assert stopped["status"] == "interrupted"
     resumed = train(config(*overrides), tmp_path / "run")
     assert resumed["steps_done"] == reference["steps_done"]
     assert math.isclose(resumed["val_loss"], reference["val_loss"], rel_tol=2e-2)

@@ -99,9 +99,9 @@ class RunsACommand:
 
 @pytest.fixture
 def interrupted(tmp_path):
-    """A real run folder stopped at a step boundary: config.yaml, summary (running), ckpt.pt."""
+    """A real run folder stopped at a step boundary: config.yaml, summary (interrupted), ckpt.pt."""
     run_dir = tmp_path / "run"
-    assert train(config(), run_dir, stop=StopAfter(3))["status"] == "running"
+    assert train(config(), run_dir, stop=StopAfter(3))["status"] == "interrupted"
     assert (run_dir / "ckpt.pt").exists()
     return run_dir
 
@@ -127,7 +127,7 @@ def test_yaml_python_tags_in_a_run_folder_are_not_executed(interrupted, tmp_path
     marker = tmp_path / "PWNED"
     (interrupted / "config.yaml").write_text(f"train: !!python/object/apply:os.system ['touch {marker}']\n")
     table = collect_runs(interrupted.parent)  # reading the sweep folder
-    assert table["status"].tolist() == ["running"]
+    assert table["status"].tolist() == ["interrupted"]
     with pytest.raises(UsageError, match="has a damaged config.yaml"):  # resuming the run
         train(config(), interrupted)
     assert not marker.exists()

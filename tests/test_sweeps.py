@@ -163,7 +163,7 @@ def test_sigterm_checkpoints_and_a_rerun_resumes_to_the_same_steps(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert "stopped by SIGTERM: checkpoint kept" in err
     stopped = json.loads((run_dir / "summary.json").read_text())
-    assert stopped["status"] == "running" and (run_dir / "ckpt.pt").exists()
+    assert stopped["status"] == "interrupted" and (run_dir / "ckpt.pt").exists()
     assert stopped["steps_done"] < stopped["steps"]
 
     rerun = scaling_train(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)

@@ -123,9 +123,9 @@ def test_stop_event_checkpoints_and_resumes(reference, tmp_path):
     _, ref, _ = reference
     cfg = config(*RUN)
     stopped = train(cfg, tmp_path, stop=StopAfter(40))
-    assert stopped["status"] == "running" and stopped["steps_done"] == 41
+    assert stopped["status"] == "interrupted" and stopped["steps_done"] == 41
     assert (tmp_path / "ckpt.pt").exists()
-    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "running"
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "interrupted"
     finished = train(cfg, tmp_path)
     assert finished["status"] == "completed"
     assert (finished["val_loss"], finished["steps_done"]) == (ref["val_loss"], ref["steps"])
