@@ -587,17 +587,32 @@ def plot_residuals(table: pd.DataFrame, fit_result: Any) -> Figure:
     return fig
 
 
+MAX_SIZE_LEGEND = 12  # model sizes named one by one in a legend; more get a colour bar
+
+
+def _budget_facets(table: pd.DataFrame, runs: Sequence[str]) -> list[list[str]]:
+    """The runs split by IsoFLOP budget (compute within 1 %), one facet each, when every run shares its
+    budget with another and there are 2 to 6 budgets; otherwise one facet of all runs."""
+    rows = table[table["run"].astype(str).isin(runs)]
+    groups = isoflop_groups(rows)
+    if 2 <= len(groups) <= 6 and all(len(g) >= 2 for g in groups):
+        return [list(rows["run"].astype(str).iloc[g]) for g in groups]
+    return [list(runs)]
+
+
 @styled
 def plot_training_curves(
     curves: Mapping[str, pd.DataFrame],
     table: pd.DataFrame,
     regimes: pd.DataFrame | None = None,
 ) -> Figure:
-    """Held-out loss (nats/token) against tokens for every run, coloured by N, with the overfitting onset
+    """Held-out loss (nats/token) against tokens for every run, one colour per model size N (named in a
+    legend), one panel per IsoFLOP budget when the runs form such budgets, with the overfitting onset
     (where `regimes` gives `onset_tokens`) marked.
 
     curves: run folder -> its metrics (columns tokens, val_loss), e.g. from `scaling.runs.read_metrics`.
-    table: run table with columns run and N. regimes: `scaling.regimes.classify` output for `table`.
+    table: run table with columns run, N (and C for the panels). regimes: `scaling.regimes.classify`
+    output for `table`.
     """
     sizes = dict(zip(table["run"].astype(str), table["N"].astype(float), strict=True))
     onsets: dict[str, float] = {}
@@ -610,47 +625,53 @@ def plot_training_curves(
     runs = [run for run in curves if run in sizes and len(curves[run])]
     if not runs:
         raise ValueError("no learning curves for the runs of the table")
-    norm = size_norm([sizes[r] for r in runs])
-    cmap = mpl.colormaps[SIZE_CMAP]
-    fig, (ax,) = new_figure(width=6.6, height=4.3)
-    marked = 0
-    for run in sorted(runs, key=sizes.get):
-        curve = curves[run]
-        curve = curve[(curve["tokens"] > 0) & np.isfinite(curve["val_loss"])].sort_values("tokens")
-        colour = cmap(norm(sizes[run]))
-        ax.plot(curve["tokens"], curve["val_loss"], color=colour, lw=1.0, alpha=0.9)
-        if run in onsets and len(curve):
-            at = float(np.interp(onsets[run], curve["tokens"], curve["val_loss"]))
-            ax.plot(
-                onsets[run],
-                at,
-                marker="X",
-                ms=8,
-                color=REGIME_STYLE[OVERFITTING][1],
-                mec="white",
-                mew=0.6,
-                zorder=5,
-                ls="",
-            )
-            marked += 1
-    _log_axes(ax)
-    ax.set_xlabel("tokens seen (tokens)")
-    ax.set_ylabel("held-out " + LABEL["loss"])
-    ax.set_title(f"Learning curves of {len(runs)} runs")
-    handles = [Line2D([], [], color=cmap(0.5), lw=1.0, label="held-out loss of a run (colour: N)")]
-    handles.append(
-        Line2D(
-            [],
-            [],
-            ls="",
-            marker="X",
-            ms=7,
-            color=REGIME_STYLE[OVERFITTING][1],
-            label=f"overfitting onset ({marked} run{'s' * (marked != 1)})",
-        )
+    facets = _budget_facets(table, runs) if "C" in table else [runs]
+    distinct = sorted({sizes[r] for r in runs})
+    norm = size_norm(distinct)
+    cmap = _truncated(SIZE_CMAP)
+    fig, axes = new_figure(ncols=len(facets), width=min(13.0, 3.6 + 3.0 * len(facets)), height=4.3)
+    for ax in axes[1:]:
+        ax.sharey(axes[0])
+        ax.tick_params(labelleft=False)
+    marked, lows, tops = 0, [], []
+    for ax, facet in zip(axes, facets, strict=True):
+        for run in sorted(facet, key=sizes.get):
+            curve = curves[run]
+            curve = curve[(curve["tokens"] > 0) & np.isfinite(curve["val_loss"])].sort_values("tokens")
+            colour = cmap(norm(sizes[run]))
+            ax.plot(curve["tokens"], curve["val_loss"], color=colour, lw=1.2, alpha=0.95)
+            if len(curve):
+                lows.append(float(curve["val_loss"].min()))
+                tops.append(float(curve["val_loss"].iloc[min(1, len(curve) - 1)]))
+            if run in onsets and len(curve):
+                at = float(np.interp(onsets[run], curve["tokens"], curve["val_loss"]))
+                ax.plot(onsets[run], at, marker="X", ms=8, color=REGIME_STYLE[OVERFITTING][1], mec="white",
+                        mew=0.6, zorder=5, ls="")  # fmt: skip
+                marked += 1
+        _log_axes(ax)
+        ax.set_xlabel("tokens seen (tokens)")
+        if len(facets) > 1:
+            budget = float(np.median(table.loc[table["run"].astype(str).isin(facet), "C"]))
+            ax.set_title(f"C = {sci(budget)} FLOPs ({len(facet)} runs)")
+    axes[0].set_ylabel("held-out " + LABEL["loss"])
+    # From the second evaluation down: the first, far above, would flatten where the runs differ.
+    low, top = min(lows), max(tops)
+    axes[0].set_ylim(low - 0.05 * (top - low), top + 0.05 * (top - low))
+    onset_label = f"overfitting onset ({marked} run{'s' * (marked != 1)})"
+    handles = [Line2D([], [], ls="", marker="X", ms=7, color=REGIME_STYLE[OVERFITTING][1], label=onset_label)]
+    if len(distinct) <= MAX_SIZE_LEGEND:
+        handles = [
+            Line2D([], [], color=cmap(norm(n)), lw=1.6, label=f"N = {format_quantity(n)}") for n in distinct
+        ] + handles
+        fig.legend(handles=handles, loc="outside right center", title="model size N (params)")
+    else:
+        axes[-1].legend(handles=handles, loc="upper right")
+        add_size_colorbar(fig, axes, norm)
+    fig.suptitle(
+        f"Learning curves of {len(runs)} runs"
+        + (", one panel per IsoFLOP budget" if len(facets) > 1 else ""),
+        fontsize=10,
     )
-    ax.legend(handles=handles, loc="upper right")
-    add_size_colorbar(fig, ax, norm)
     return fig
 
 

@@ -2,8 +2,10 @@
 
 Two views, both reported by `classify`:
 
-*Curve view* (one run's `metrics.jsonl`): **overfitting** when the held-out loss rises from its minimum,
-when the train/held-out gap grows while the training loss falls (from the point where the held-out loss
+*Curve view* (one run's `metrics.jsonl`): **overfitting** when the held-out loss rises from its minimum
+by more than the evaluation noise (estimated from the curves: the larger of the run's own scatter and the
+median over the runs labelled together), when the train/held-out gap grows
+while the training loss falls (from the point where the held-out loss
 stopped gaining at least half of what the training loss gains), or when the run repeated its data past
 the point where repeats stop paying (more than R_D* repeats; Muennighoff et al. 2023: the R-th repeat of
 a token is worth exp(-R / R_D*) of a fresh one, R_D* ~ 15.4); the step where it began is reported.
@@ -59,6 +61,8 @@ class Thresholds:
         a data_constrained fit, else Muennighoff's 15.4), where a repeated token is worth 1/e of a fresh one.
     rise: curve view; held-out loss this fraction above its minimum at the end = rising (0.01 = 1 %).
     gap: curve view; growth of held-out minus training loss, nats/token, that counts as a growing gap.
+    noise_z: curve view; a rise or a gap growth must also exceed this many standard deviations of the
+        evaluation noise (`evaluation_noise`), so that a flat curve's scatter is no onset (README, "Regimes").
     tail, steep: curve view; undertrained when the held-out loss fell by more than `steep` (fraction) over
         the last `tail` fraction of the tokens.
     """
@@ -68,13 +72,14 @@ class Thresholds:
     max_repeats: float | None = None
     rise: float = 0.01
     gap: float = 0.1
+    noise_z: float = 3.0
     tail: float = 0.2
     steep: float = 0.02
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.band) and self.band > 1):
             raise UsageError(f"band must be a factor > 1, got {self.band}")
-        for name in ("kaplan_penalty", "rise", "gap", "steep"):
+        for name in ("kaplan_penalty", "rise", "gap", "noise_z", "steep"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise UsageError(f"threshold {name} must be positive, got {value}")
@@ -99,16 +104,42 @@ class CurveRegime:
     min_val_loss: float | None = None
     final_val_loss: float | None = None
     final_train_loss: float | None = None
+    eval_noise: float | None = None  # standard deviation of one evaluation's held-out loss, nats/token
+
+
+def evaluation_noise(val_loss: np.ndarray) -> float:
+    """Standard deviation (nats/token) of one evaluation's held-out loss about the run's smooth trend.
+
+    From the second differences of successive evaluations: for a smooth curve they vanish and for
+    independent noise of deviation sigma each has variance 6 sigma^2; their median absolute value (robust
+    to the few large ones where the curve bends) / 0.6745 / sqrt(6) estimates sigma. A bending curve
+    leaves some curvature in it, so the estimate errs high: towards fewer onsets, never false ones.
+    0 with fewer than 3 evaluations.
+    """
+    second = np.diff(np.asarray(val_loss, dtype=float), 2)
+    if not len(second):
+        return 0.0
+    return float(np.median(np.abs(second)) / 0.6745 / math.sqrt(6.0))
+
+
+def _running_median(values: np.ndarray) -> np.ndarray:
+    """Median of each evaluation and its two neighbours (the ends mirrored, so that an end point is not
+    counted twice): one noisy low point is no minimum."""
+    padded = np.pad(values, 1, mode="reflect")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, 3), axis=1)
 
 
 def analyze_curve(
     metrics: pd.DataFrame, unique_tokens: float | None = None, thresholds: Thresholds | None = None,
-    r_d_star: float = MUENNIGHOFF_R_D_STAR,
+    r_d_star: float = MUENNIGHOFF_R_D_STAR, noise: float | None = None,
 ) -> CurveRegime:
     """Label one run from its evaluations (columns step, tokens, train_loss, val_loss of metrics.jsonl).
 
     unique_tokens: size U of the training split in tokens, to count epochs (None = unknown).
     r_d_star: R_D* used when `thresholds.max_repeats` is None.
+    noise: evaluation noise (nats/token) estimated from other runs (`pooled_noise`); the curve's own
+        estimate is used when larger, or alone when None. A few evaluations estimate their scatter
+        poorly; the runs of a sweep together estimate it well.
     """
     t = thresholds or Thresholds()
     needed = {"step", "tokens", "train_loss", "val_loss"}
@@ -133,17 +164,23 @@ def analyze_curve(
         "min_val_loss": float(val.min()),
         "final_val_loss": float(val[-1]),
         "final_train_loss": float(train[-1]),
+        "eval_noise": max(evaluation_noise(val), noise or 0.0),
     }
+    noise_floor = t.noise_z * common["eval_noise"]  # nats/token a rise or a gap growth must exceed
 
     findings: list[tuple[int, str]] = []  # (evaluation index where it began, why)
-    # Held-out loss rises: judge the end by the median of the last three evaluations, so one noisy
-    # evaluation neither makes nor hides a rise.
-    i_min = int(np.argmin(val))
+    # Held-out loss rises: the minimum of the running median of three and the end's median of the last
+    # three, so one noisy evaluation neither makes nor hides a rise; the rise must exceed both `rise` and
+    # the noise floor, since the lowest of many noisy evaluations always lies below the end.
+    smooth = _running_median(val)
+    i_min = int(np.argmin(smooth))
     end_level = float(np.median(val[-3:]))
-    if i_min < len(val) - 1 and end_level > val[i_min] * (1 + t.rise):
+    rise = end_level - smooth[i_min]
+    if i_min < len(val) - 1 and rise > max(t.rise * smooth[i_min], noise_floor):
         findings.append((i_min, (
-            f"held-out loss rose from its minimum {val[i_min]:.4g} at step {step[i_min]} to "
-            f"{val[-1]:.4g} nats/token at the end (> {t.rise:.0%} above)"
+            f"held-out loss rose from its minimum {smooth[i_min]:.4g} at step {step[i_min]} to "
+            f"{end_level:.4g} nats/token at the end (> {t.rise:.0%} above and > {t.noise_z:g} x the "
+            f"evaluation noise {common['eval_noise']:.2g})"
         )))
     # Growing gap. The logged training loss is a mean over the steps since the previous evaluation, so
     # it is compared with the held-out loss averaged over the same interval (mean of its two ends).
@@ -154,7 +191,7 @@ def analyze_curve(
     i_turn = 1 + int(np.argmin((val_mid - 0.5 * train)[1:]))
     growth = (val_mid[-1] - train[-1]) - (val_mid[i_turn] - train[i_turn])
     train_gain, val_gain = train[i_turn] - train[-1], val_mid[i_turn] - val_mid[-1]
-    if growth > t.gap and train_gain > 0:
+    if growth > max(t.gap, noise_floor) and train_gain > 0:
         findings.append((i_turn, (
             f"train/held-out gap grew by {growth:.3g} nats/token from step {step[i_turn]} while training "
             f"loss fell {train_gain:.3g} and held-out loss {val_gain:.3g}"
@@ -328,21 +365,40 @@ def law_regime(
 # ------------------------------------------------------------------------------------------- combined
 
 
-def _curve_for_row(
-    table: pd.DataFrame, row: pd.Series, thresholds: Thresholds, r_d_star: float
-) -> CurveRegime | None:
+def pooled_noise(curves: list[pd.DataFrame]) -> float:
+    """The median `evaluation_noise` (nats/token) over the learning curves (metrics frames with val_loss)
+    that have at least 5 evaluations; 0 when none has."""
+    values = []
+    for metrics in curves:
+        val = pd.to_numeric(metrics.get("val_loss", pd.Series(dtype=float)), errors="coerce").to_numpy(float)
+        val = val[np.isfinite(val)]
+        if len(val) >= 5:
+            values.append(evaluation_noise(val))
+    return float(np.median(values)) if values else 0.0
+
+
+def _metrics_of(table: pd.DataFrame, row: pd.Series) -> pd.DataFrame | None:
+    """The run's learning curve: its folder's metrics.jsonl or a tracker's history (None without one)."""
     from scaling.runs import curve_of
 
     run = row.get("run")
-    curve = curve_of(table, str(run)) if isinstance(run, str | Path) else None
-    if curve is None:
+    if not isinstance(run, str | Path):
         return None
+    try:
+        return curve_of(table, str(run))
+    except UsageError as exc:  # name the run: a sweep has many metrics.jsonl
+        raise UsageError(f"{run}: {exc}") from None
+
+
+def _curve_for_row(
+    row: pd.Series, metrics: pd.DataFrame, thresholds: Thresholds, r_d_star: float, noise: float
+) -> CurveRegime:
     U = row.get("U")
     unique = float(U) if U is not None and np.isfinite(U) and U > 0 else None
     try:
-        return analyze_curve(curve, unique, thresholds, r_d_star)
+        return analyze_curve(metrics, unique, thresholds, r_d_star, noise)
     except UsageError as exc:  # name the run: a sweep has many curves
-        raise UsageError(f"{run}: {exc}") from None
+        raise UsageError(f"{row['run']}: {exc}") from None
 
 
 def classify(
@@ -365,9 +421,11 @@ def classify(
     if fit_result is None and law is not None:
         fit_result = fit_if_possible(table, law)
     r_d_star = _r_d_star(fit_result)
+    metrics = {i: _metrics_of(table, row) for i, row in table.iterrows()} if curves else {}
+    noise = pooled_noise([m for m in metrics.values() if m is not None])
 
     rows = []
-    for _, row in table.iterrows():
+    for i, row in table.iterrows():
         N, D = float(row["N"]), float(row["D"])
         U = float(row["U"]) if "U" in row and pd.notna(row["U"]) else None
         out: dict[str, Any] = {"N": N, "D": D, "C": 6.0 * N * D}
@@ -375,7 +433,8 @@ def classify(
             out["U"] = U
         if "run" in row and pd.notna(row["run"]):
             out["run"] = str(row["run"])
-        curve = _curve_for_row(table, row, t, r_d_star) if curves else None
+        found = metrics.get(i)
+        curve = _curve_for_row(row, found, t, r_d_star, noise) if found is not None else None
         by_law = law_regime(fit_result, N, D, U, t) if fit_result is not None else None
         if curve is not None:
             out.update(_prefixed(asdict(curve), "curve_"))

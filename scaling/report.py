@@ -194,6 +194,23 @@ def _profile_count(allocation: Allocation) -> str:
     return text + (f" ({left_out} left out of Approach 2: minimum at an edge)" if left_out else "")
 
 
+def true_irreducible_loss(table: pd.DataFrame) -> float | None:
+    """The data's known irreducible loss (nats/token): the entropy rate every run of a synthetic source
+    records in its summary (column `entropy_rate`); None for real text or runs that disagree."""
+    if "entropy_rate" not in table:
+        return None
+    rates = pd.to_numeric(table["entropy_rate"], errors="coerce").to_numpy(float)
+    if not np.isfinite(rates).all() or np.ptp(rates) > 1e-9 * rates.max():
+        return None
+    return float(rates[0])
+
+
+def _data_name(table: pd.DataFrame) -> str:
+    """The runs' data as their configs name it (`data.name`), or "" when the table does not say."""
+    names = table["data.name"].dropna().astype(str).unique() if "data.name" in table else []
+    return names[0] if len(names) == 1 else ""
+
+
 def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
     law = get_law(result.law)
     n_boot = 0 if result.bootstrap_params is None else len(result.bootstrap_params)
@@ -231,6 +248,17 @@ def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
         f"\nRMS of the log residuals: {rms:.4g} (a typical run is fitted within {100 * rms:.2g} % of its "
         "loss). The fit is in [fit.json](fit.json).\n",
     ]
+    known = true_irreducible_loss(table)
+    if known is not None and "E" in result.params:
+        ci = result.ci.get("E")
+        inside = ci is not None and ci[0] <= known <= ci[1]
+        text.append(
+            f"**The true irreducible loss is known**: the runs' synthetic source has entropy rate "
+            f"{known:.4g} nats/token, the loss of a perfect model. The fit's E = {result.params['E']:.4g} "
+            f"{_ci(ci)} is {100 * (result.params['E'] / known - 1):+.1f} % off it"
+            + ("." if ci is None else f", {'inside' if inside else 'outside'} its 95 % interval.")
+            + "\n"
+        )
     return "\n".join(text)
 
 
@@ -274,11 +302,36 @@ def _allocation_section(allocations: Mapping[int, Allocation], skipped: Mapping[
                 rows,
             )
         )
+    text.append(_agreement(allocations))
     for approach in (1, 2, 3):
         why = skipped.get(f"approach {approach}")
         if why:
             text.append(f"\n- {names[approach]}: not available for these data: {why}")
     return "\n".join(text) + "\n"
+
+
+def _agreement(allocations: Mapping[int, Allocation]) -> str:
+    """Whether the approaches' 95 % intervals of the exponent a overlap, pair by pair, and over how many
+    orders of magnitude of compute each approach's points lie (a short span leaves a power law loose)."""
+    with_ci = {k: v.ci["a"] for k, v in sorted(allocations.items()) if "a" in v.ci}
+    if len(with_ci) < 2:
+        return ""
+    pairs = [(i, j) for i in with_ci for j in with_ci if i < j]
+    apart = [(i, j) for i, j in pairs if with_ci[i][1] < with_ci[j][0] or with_ci[j][1] < with_ci[i][0]]
+    spans = [
+        f"Approach {k}: {_decades(v.points['C'].max(), v.points['C'].min()):.2f}"
+        for k, v in sorted(allocations.items())
+        if v.points is not None and len(v.points) > 1
+    ]
+    verdict = (
+        "The 95 % intervals of a overlap for every pair of approaches."
+        if not apart
+        else "The 95 % intervals of a do **not** overlap for "
+        + ", ".join(f"Approaches {i} and {j}" for i, j in apart)
+        + ": these runs do not pin a single N_opt ∝ C^a, read the exponents with care."
+    )
+    span = f" Orders of magnitude of C spanned by the points each power law fits: {', '.join(spans)}."
+    return f"\n{verdict}{span if spans else ''}\n"
 
 
 def _regime_section(labels: pd.DataFrame | None, skipped: Mapping[str, str]) -> str:
@@ -331,12 +384,18 @@ def _prediction_section(
     bt: Backtest | None,
     skipped: Mapping[str, str],
 ) -> str:
-    text = ["## Prediction: GPT-3 175B\n"]
+    title = "## Prediction: GPT-3 175B"
     if not predictions:
+        text = [title + "\n"]
         reasons = "; ".join(v for k, v in skipped.items() if k.startswith("prediction"))
         return "\n".join(text + [f"Not available: {reasons}\n"])
     cols = list(predictions)
     first = predictions[cols[0]]
+    n_max, c_max = float(table["N"].max()), float(table["C"].max())
+    text = [
+        f"{title}, extrapolated {_decades(first.N, n_max):.1f} orders of magnitude in N and "
+        f"{_decades(first.C, c_max):.1f} in C beyond the runs\n"
+    ]
     rows = []
 
     def row(label: str, func: Callable[[Prediction], str]) -> None:
@@ -365,14 +424,20 @@ def _prediction_section(
         "training state, mixed-precision Adam (GB)",
         lambda p: f"{_num(p.memory.training_mixed_adam)} ({p.memory.gpus_80gb} x 80 GB GPUs)",
     )
+    name = _data_name(table)
+    data = f"`data.name={name}`" if name else "the data of these runs"
+    known = true_irreducible_loss(table)
     text.append(
-        f"GPT-3 175B (preset `{GPT3_PRESET}`: 96 layers, d_model 12288, 96 heads, context 2048) as trained "
-        "(300B tokens) and with the compute-optimal data for its size under the fit (Approach 3). The "
-        "loss interval is the mean law's (bootstrap of the fit); one run's loss adds run-to-run noise. "
+        f"A model of GPT-3 175B's size and shape (preset `{GPT3_PRESET}`: 96 layers, d_model 12288, 96 "
+        "heads, context 2048) as trained (300B tokens) and with the compute-optimal data for its size "
+        f"under the fit (Approach 3). The loss is the law's loss **on {data}**, with its corpus and "
+        "tokenizer"
+        + (f" (whose true irreducible loss is {known:.4g} nats/token)" if known is not None else "")
+        + ": what a 175B-parameter model would reach here, not GPT-3's loss on GPT-3's data. The loss "
+        "interval is the mean law's (bootstrap of the fit); one run's loss adds run-to-run noise. "
         "Memory counts all parameters including embeddings; activations are not included.\n"
     )
     text.append(_md_table(["", *cols], rows))
-    n_max, c_max = float(table["N"].max()), float(table["C"].max())
     text.append(
         f"\nThis extrapolates {_decades(first.N, n_max):.1f} orders of magnitude in N beyond the largest "
         f"run ({sci(n_max)} parameters) and {_decades(first.C, c_max):.1f} in C (largest run "

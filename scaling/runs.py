@@ -48,6 +48,7 @@ SUMMARY_COLUMNS = {
     "n_ctx": "n_ctx",
     "seed": "seed",
     "wall_s": "wall_s",
+    "entropy_rate": "entropy_rate",  # a synthetic source's true irreducible loss, nats/token
 }
 CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml as e.g. `train.lr`
 # Tokens per parameter outside this range almost always mean a unit slip (D in billions, N in millions).

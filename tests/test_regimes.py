@@ -24,9 +24,11 @@ from scaling.regimes import (
     classify,
     compute_optimal_of,
     effective_tokens,
+    evaluation_noise,
     kaplan_overfit_penalty,
     law_regime,
     optimal_allocation,
+    pooled_noise,
 )
 from scaling.runs import read_metrics
 
@@ -271,3 +273,30 @@ def test_kaplan_law_and_bad_input_on_the_cli(planted, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1
     assert json.loads(out.read_text())["law"]["law"] == "kaplan_nd"  # the earlier output is intact
+
+
+# ---- the noise floor of the curve view -------------------------------------------------------------
+
+
+def test_flat_noisy_curve_has_no_onset_and_a_real_rise_has_one():
+    rng = np.random.default_rng(1)
+    n = 8
+    train = np.linspace(2.12, 2.08, n)  # no growing gap: only the held-out loss's own level is judged
+    flat_runs = [2.1 + rng.normal(0, 0.02, n) for _ in range(30)]  # scatter of 1 % of the loss
+    pooled = pooled_noise([curve(v, train) for v in flat_runs])
+    assert 0.01 < pooled < 0.03  # the scatter is estimated from the runs
+    # Without the noise floor, a 1 % rise of the noisy end over the lowest evaluation fires on many runs.
+    naive = sum(np.median(v[-3:]) > v.min() * 1.01 for v in flat_runs)
+    assert naive >= 5
+    assert all(analyze_curve(curve(v, train), noise=pooled).onset_step is None for v in flat_runs)
+    # The same scatter on a curve that rises 0.15 nats/token after its minimum: the onset is found.
+    rise = np.r_[np.linspace(2.4, 2.1, 4), np.linspace(2.1, 2.25, 5)[1:]]
+    found = analyze_curve(curve(rise + rng.normal(0, 0.02, n), train), noise=pooled)
+    assert found.regime == OVERFITTING and found.onset_step is not None
+    assert 200 <= found.onset_step <= 500 and found.eval_noise >= pooled
+
+
+def test_evaluation_noise_of_a_smooth_curve_is_zero_and_of_scatter_its_deviation():
+    assert evaluation_noise(np.linspace(3.0, 2.0, 10)) == pytest.approx(0.0, abs=1e-12)
+    scatter = np.random.default_rng(2).normal(0, 0.05, 4000)
+    assert evaluation_noise(scatter) == pytest.approx(0.05, rel=0.05)

@@ -17,6 +17,8 @@ _THRESHOLD_FLAGS = {
                     "fit's, else Muennighoff's 15.4)"),
     "rise": ("--rise", "curves: held-out loss this fraction above its minimum = rising (default 0.01)"),
     "gap": ("--gap", "curves: growth of the train/held-out gap, nats/token, that counts (default 0.1)"),
+    "noise_z": ("--noise-z", "curves: a rise or gap growth must also exceed this many standard deviations "
+                "of the evaluation noise (default 3)"),
     "tail": ("--tail", "curves: final fraction of tokens checked for a steep fall (default 0.2)"),
     "steep": ("--steep", "curves: undertrained when held-out loss fell more than this fraction over the "
               "tail (default 0.02)"),
