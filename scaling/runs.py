@@ -213,11 +213,16 @@ def collect_runs(sweep_dir: str | Path) -> pd.DataFrame:
             warnings.warn(f"{len(names)} {what}: {_name_rows(names)}", ScalingWarning, stacklevel=2)
     if not rows:
         raise UsageError(f"{root}: no run folders (folders with summary.json or metrics.jsonl) found")
-    return _tidy(pd.DataFrame(rows))
+    # object columns: a folder name in another encoding (surrogates) is kept as it is; pandas' Arrow-backed
+    # strings (used when pyarrow is installed, e.g. with mlflow) cannot hold it
+    return _tidy(pd.DataFrame(rows, dtype=object))
 
 
 def _tidy(table: pd.DataFrame) -> pd.DataFrame:
-    """Numbers as numbers (unreadable ones NaN), C = 6 N D where missing, the run-table columns first."""
+    """Numbers as numbers (unreadable ones NaN), C = 6 N D where missing, the run-table columns first.
+    Columns of paths and notes stay Python objects (see collect_runs); the others get their natural dtype."""
+    for column in table.columns.difference(["run", "note"]):
+        table[column] = table[column].infer_objects()
     for column in NUMERIC:
         if column in table:
             table[column] = pd.to_numeric(table[column], errors="coerce")

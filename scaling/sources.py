@@ -335,7 +335,8 @@ def _is_wandb_table(path: Path) -> bool:
     if path.suffix.lower() != ".csv":
         return False
     try:
-        header = path.open(encoding="utf-8").readline()
+        with path.open(encoding="utf-8") as file:
+            header = file.readline()
     except (OSError, UnicodeDecodeError):
         return False
     names = [h.strip().strip('"') for h in header.split(",")]
