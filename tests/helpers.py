@@ -79,8 +79,9 @@ def write_run(folder: Path, status="completed", n=1e6, tokens=2e7, loss=3.1, **e
 
 
 def check_snapshot(table) -> dict[str, int]:
-    """What a reader may see: complete runs, diverged runs, or runs marked running; never a torn one."""
-    seen = {"completed": 0, "diverged": 0, "running": 0}
+    """What a reader may see: complete runs, diverged runs, or runs marked running or interrupted (a
+    preempted task's checkpointed stop before its requeue); never a torn one."""
+    seen = {"completed": 0, "diverged": 0, "running": 0, "interrupted": 0}
     for row in table.to_dict(orient="records"):
         status = row["status"]
         assert status in seen, (status, row)  # `failed` would mean a torn summary.json was read

@@ -96,7 +96,8 @@ def test_parallel_writers_and_readers_then_divergence_is_excluded_by_name(tmp_pa
     # nothing lost, nothing twice
     final = collect_runs(sweep_dir)
     assert len(final) == RUNS and final["run"].is_unique
-    assert check_snapshot(final) == {"completed": RUNS - DIVERGED, "diverged": DIVERGED, "running": 0}
+    done = {"completed": RUNS - DIVERGED, "diverged": DIVERGED, "running": 0, "interrupted": 0}
+    assert check_snapshot(final) == done
     recorded = json.loads((sweep_dir / "sweep_summary.json").read_text())
     assert recorded["counts"]["completed"] == RUNS - DIVERGED and recorded["counts"]["diverged"] == DIVERGED
     diverged = sorted(final.loc[final["status"] == "diverged", "run"])
