@@ -20,17 +20,11 @@ from pathlib import Path
 from scaling.allocate import allocate
 from scaling.fit import fit, likelihood_ratio_test
 from scaling.io import atomic_write_json
+from scaling.plan import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
+from scaling.plan import EPOCH_PRIOR as EPOCH
 from scaling.runs import load_runs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
-EPOCH = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.348, "beta": 0.366}
-EPOCH_CI = {
-    "E": (1.769, 1.871),
-    "A": (285, 744),
-    "B": (1042, 5810),
-    "alpha": (0.317, 0.373),
-    "beta": (0.331, 0.415),
-}
 EPOCH_OBJECTIVE = 0.00101827
 HOFFMANN_ROUNDED = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 HOFFMANN_UNROUNDED = {  # the paper's TeX source: log A, log B, log E and the exponents unrounded

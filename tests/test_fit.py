@@ -24,19 +24,12 @@ from scaling.fit import (
     save_fit,
 )
 from scaling.laws import LAW_NAMES, Inputs, get_law
+from scaling.plan import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
+from scaling.plan import EPOCH_PRIOR as EPOCH
 from scaling.runs import load_runs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
 COLUMNS = {"N": "Model Size", "C": "Training FLOP"}
-# Epoch AI's published estimates and 95 % bootstrap intervals (data/README.md)
-EPOCH = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.348, "beta": 0.366}
-EPOCH_CI = {
-    "A": (285, 744),
-    "B": (1042, 5810),
-    "E": (1.769, 1.871),
-    "alpha": (0.317, 0.373),
-    "beta": (0.331, 0.415),
-}
 HOFFMANN_UNROUNDED = {  # Hoffmann et al.'s estimates from the paper's TeX source (log A, log B, log E)
     "E": float(np.exp(0.5267228)),
     "A": float(np.exp(6.0073404)),
