@@ -493,13 +493,17 @@ class DataConstrained(Law):
     run table alone stage 1 uses the runs of at most `base_max_epochs` epochs (D / U), the cut of the
     notebook's fit of the authors' own runs. "joint" fits all seven at once, which lets R_D* trade against
     B and beta. R_D* and R_N* are weakly determined either way: on the paper's runs, stage 2 has minima
-    from R_D* = 15 to 95 within 0.2 % of one objective (analysis/datablations_fit.py)."""
+    from R_D* = 15 to 95 within 0.2 % of one objective (analysis/datablations_fit.py); stage 2 searches as
+    the paper did, locally from its start grid `repetition_starts`, and warns when a lower minimum lies
+    elsewhere."""
 
     name = "data_constrained"
     procedures = ("two_stage", "joint")
     base_law = "chinchilla_tied"
     base_max_epochs = 2.5  # the notebook's stage-1 cut: `if ep_lower <= t / ut <= ep_upper` with (0, 2.5)
     repetition_params = ("R_D_star", "R_N_star")
+    # stage 2's starts for each R*: the notebook's np.linspace(0, 20, 4) less 0, where eq. 5 divides by zero
+    repetition_starts = (20 / 3, 40 / 3, 20.0)
     param_names = ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star")
     inputs = ("N", "D", "U")
     formula = (

@@ -10,7 +10,7 @@ import pytest
 
 from scaling.allocate import allocate
 from scaling.cli import main
-from scaling.errors import UsageError
+from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import FitResult, _newton, _Problem, fit, load_fit
 from scaling.laws import Frozen, Inputs, get_law
 from scaling.report import _fit_section
@@ -156,9 +156,13 @@ def test_published_runs_reproduce_the_papers_stage_two():
     assert ok[0]
     assert found["R_D_star"] == pytest.approx(PAPER["R_D_star"], rel=0.2)
     assert found["R_N_star"] == pytest.approx(PAPER["R_N_star"], rel=0.2)
-    # the library's stage 2 with the paper's base reaches an objective at least as low (the global minimum)
-    given = fit(table, law="data_constrained", base=PAPER_BASE)
-    assert given.converged and given.objective <= PAPER_OBJECTIVE
+    # the library's stage 2 with the paper's base, searched as published (from the notebook's start grid),
+    # reproduces the paper; the lower minimum elsewhere (R_D* ~ 95) is reported, not silently taken
+    with pytest.warns(ScalingWarning, match=r"stage 2 also has a minimum at R_D_star = 9\d"):
+        given = fit(table, law="data_constrained", base=PAPER_BASE)
+    assert given.converged
+    assert given.params["R_D_star"] == pytest.approx(PAPER["R_D_star"], rel=0.2)
+    assert given.params["R_N_star"] == pytest.approx(PAPER["R_N_star"], rel=0.2)
     assert {k: given.params[k] for k in PAPER_BASE} == pytest.approx(PAPER_BASE)
 
 
