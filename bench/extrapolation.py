@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning
-from scaling.fit import AUTO, fit
+from scaling.fitting import AUTO, fit
 from scaling.select import candidate_laws
 
 DATA = Path(__file__).resolve().parents[1] / "data"

@@ -31,7 +31,7 @@ import pandas as pd
 
 from scaling import laws
 
-fitting = importlib.import_module("scaling.fit")  # `scaling.fit` the attribute is the function
+fitting = importlib.import_module("scaling.fitting")  # `scaling.fit` the attribute is the function
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 

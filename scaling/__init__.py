@@ -20,12 +20,12 @@ __version__ = "0.1.0"
 # Lazy exports keep `import scaling` cheap and free of optional dependencies.
 _EXPORTS = {
     "load_runs": "scaling.runs",
-    "fit": "scaling.fit",
-    "allocate": "scaling.fit",
-    "predict": "scaling.predict",
-    "FitResult": "scaling.fit",
+    "fit": "scaling.fitting",
+    "allocate": "scaling.allocation",
+    "predict": "scaling.prediction",
+    "FitResult": "scaling.fitting",
     "UsageError": "scaling.errors",
-    "plan": "scaling.plan",
+    "plan": "scaling.planning",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -40,7 +40,7 @@ def __getattr__(name: str) -> Any:
 class _Package(ModuleType):
     # fit, allocate, predict and plan are also submodules, and importing a submodule sets the package
     # attribute to the module; looking the exports up on every access keeps `from scaling import fit`
-    # the function (`from scaling.fit import FitResult` reads sys.modules and still gets the module).
+    # the function (`from scaling.fitting import FitResult` reads sys.modules and still gets the module).
     def __getattribute__(self, name: str) -> Any:
         if name in _EXPORTS:
             return getattr(import_module(_EXPORTS[name]), name)

@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from scaling.allocate import isoflop_groups
+from scaling.allocation import isoflop_groups
 from scaling.laws import get_law
 from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds, optimal_allocation
 from scaling.runs import compute_frontier

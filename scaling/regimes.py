@@ -452,7 +452,7 @@ def classify(
 
 def fit_if_possible(table: pd.DataFrame, law: str = "chinchilla") -> Any:
     """Fit `law` to the runs, or warn and return None when they are too few for it."""
-    from scaling.fit import fit
+    from scaling.fitting import fit
 
     needed = len(get_law(law).param_names) + 1
     if len(table) < needed:

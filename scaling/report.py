@@ -36,13 +36,13 @@ import numpy as np
 import pandas as pd
 
 from scaling import __version__, plots
-from scaling.allocate import ISOFLOP_TOLERANCE, Allocation, allocate
+from scaling.allocation import ISOFLOP_TOLERANCE, Allocation, allocate
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import Backtest, FitResult, backtest, fit, save_fit, use_params_column
+from scaling.fitting import Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.laws import get_law
 from scaling.plots import sci
-from scaling.predict import Prediction, fitted_range, predict
+from scaling.prediction import Prediction, fitted_range, predict
 from scaling.regimes import Thresholds, classify
 from scaling.runs import collect_runs, curve_of, load_runs
 from scaling.select import MIN_FOLDS, CandidateScore, rolling_cutoffs, score_candidate

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import FitResult, _prepare, _Problem, bootstrap_thetas, fit
+from scaling.fitting import FitResult, _prepare, _Problem, bootstrap_thetas, fit
 from scaling.intervals import loss_intervals
 from scaling.laws import LAW_NAMES, get_law
 from scaling.runs import load_runs

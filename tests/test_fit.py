@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import (
+from scaling.fitting import (
     FitResult,
     _Problem,
     backtest,
@@ -24,8 +24,8 @@ from scaling.fit import (
     save_fit,
 )
 from scaling.laws import LAW_NAMES, Inputs, get_law
-from scaling.plan import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
-from scaling.plan import EPOCH_PRIOR as EPOCH
+from scaling.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
+from scaling.planning import EPOCH_PRIOR as EPOCH
 from scaling.runs import load_runs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
@@ -239,7 +239,7 @@ def test_noiseless_data_converges_and_unidentified_parameters_are_flagged():
 
 def test_fitting_never_imports_torch():
     code = (
-        "import sys, scaling.runs, scaling.laws, scaling.fit, scaling.allocate, scaling.cli.fit, "
+        "import sys, scaling.runs, scaling.laws, scaling.fitting, scaling.allocation, scaling.cli.fit, "
         "scaling.cli.allocate, scaling.cli.runs; assert 'torch' not in sys.modules, 'torch imported'"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -19,9 +19,9 @@ from matplotlib.text import Text
 from test_allocate import shifting_profiles
 
 from scaling import plots
-from scaling.allocate import allocate
+from scaling.allocation import allocate
 from scaling.errors import ScalingWarning
-from scaling.fit import backtest, fit
+from scaling.fitting import backtest, fit
 from scaling.laws import get_law
 from scaling.regimes import classify
 
@@ -79,7 +79,7 @@ def check_axes(fig: Figure, xlabel_unit: str, log_x: bool = True) -> None:
 
 
 def test_loss_vs_compute_draws_frontier_law_band_and_prediction(table, result):
-    from scaling.predict import predict
+    from scaling.prediction import predict
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ScalingWarning)

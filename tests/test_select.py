@@ -11,10 +11,10 @@ import pytest
 
 from scaling.cli import main
 from scaling.errors import UsageError
-from scaling.fit import fit, load_fit, save_fit
+from scaling.fitting import fit, load_fit, save_fit
 from scaling.intervals import loss_intervals
 from scaling.laws import get_law
-from scaling.predict import predict
+from scaling.prediction import predict
 from scaling.select import CandidateScore, choose_law, clearly_better, rolling_cutoffs
 from scaling.shapes import PRESETS, n_params, n_params_total
 

@@ -96,7 +96,7 @@ def parse_params(text: str) -> dict[str, float]:
 
 def base_law_params(path: str) -> dict[str, float]:
     """The parameters of a chinchilla_tied fit JSON, the base law of a two-stage data_constrained fit."""
-    from scaling.fit import load_fit
+    from scaling.fitting import load_fit
 
     base = load_fit(path)
     if base.law != "chinchilla_tied":
@@ -177,7 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fit import backtest, fit, likelihood_ratio_test, use_params_column
+    from scaling.fitting import backtest, fit, likelihood_ratio_test, use_params_column
     from scaling.io import atomic_write_json
 
     if not (math.isfinite(args.delta) and args.delta > 0):

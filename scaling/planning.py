@@ -573,7 +573,7 @@ def plan(
     Raises UsageError for a budget too small for MIN_RUNS runs, a target below the runs, a prior of a law
     that cannot answer, or bad values.
     """
-    from scaling.predict import resolve_params
+    from scaling.prediction import resolve_params
     from scaling.runs import load_runs
 
     budget = parse_quantity(budget, "budget (FLOPs)")

@@ -994,5 +994,5 @@ def backtest(
 def __getattr__(name: str):
     # allocation lives in its own module (it builds on fit); re-exported here for `scaling.fit.allocate`
     if name in ("allocate", "Allocation"):
-        return getattr(import_module("scaling.allocate"), name)
+        return getattr(import_module("scaling.allocation"), name)
     raise AttributeError(f"module 'scaling.fit' has no attribute {name!r}")
