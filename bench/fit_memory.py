@@ -20,7 +20,6 @@ Run: .venv/bin/python bench/fit_memory.py [--rows 100000] [--baseline-rows 20000
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 import tracemalloc
@@ -29,9 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scaling import laws
-
-fitting = importlib.import_module("scaling.fitting")  # `scaling.fit` the attribute is the function
+from scaling import fitting, laws
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 

@@ -22,7 +22,6 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -990,9 +989,3 @@ def backtest(
         max_abs_rel_error=float(np.abs(errors).max()),
     )
 
-
-def __getattr__(name: str):
-    # allocation lives in its own module (it builds on fit); re-exported here for `scaling.fit.allocate`
-    if name in ("allocate", "Allocation"):
-        return getattr(import_module("scaling.allocation"), name)
-    raise AttributeError(f"module 'scaling.fit' has no attribute {name!r}")

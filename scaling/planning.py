@@ -37,7 +37,9 @@ from scipy import optimize
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
 from scaling.laws import FLOPS_PER_PARAM_TOKEN, Inputs, Law, get_law
+from scaling.prediction import resolve_params
 from scaling.regimes import optimal_allocation, optimal_tokens_for_params
+from scaling.runs import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.units import format_quantity, parse_quantity
 
@@ -573,9 +575,6 @@ def plan(
     Raises UsageError for a budget too small for MIN_RUNS runs, a target below the runs, a prior of a law
     that cannot answer, or bad values.
     """
-    from scaling.prediction import resolve_params
-    from scaling.runs import load_runs
-
     budget = parse_quantity(budget, "budget (FLOPs)")
     N_t = resolve_params(target_params)[0]
     min_params = parse_quantity(min_params, "--min-params")
