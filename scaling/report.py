@@ -38,14 +38,14 @@ import pandas as pd
 from scaling import __version__, plots
 from scaling.allocation import ISOFLOP_TOLERANCE, Allocation, allocate
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import Backtest, FitResult, backtest, fit, save_fit, use_params_column
+from scaling.fitting import AUTO, Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.laws import get_law
 from scaling.plots import sci
 from scaling.prediction import Prediction, fitted_range, predict
 from scaling.regimes import Thresholds, classify
 from scaling.runs import collect_runs, curve_of, load_runs
-from scaling.select import MIN_FOLDS, CandidateScore, rolling_cutoffs, score_candidate
+from scaling.select import MIN_FOLDS, CandidateScore, fit_auto, rolling_cutoffs, score_candidate
 from scaling.sources import detect
 from scaling.units import format_quantity
 
@@ -603,7 +603,8 @@ def analyse(
             tracker=tracker,
             experiments=experiments,
         )
-        result = fit(table, law=law, bootstrap=bootstrap, seed=seed, params_column=params_column)
+        final = {"bootstrap": bootstrap, "seed": seed, "params_column": params_column}
+        result = fit_auto(table, **final) if law == AUTO else fit(table, law=law, **final)
         law = result.law
         table = use_params_column(table, params_column)  # from here on N is the count the law reads
         options = {
