@@ -2,8 +2,6 @@
 bootstrap, the likelihood-ratio test, the backtest, results as JSON, and bad input."""
 
 import json
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -235,12 +233,3 @@ def test_noiseless_data_converges_and_unidentified_parameters_are_flagged():
     with pytest.warns(ScalingWarning, match="at the edge of the allowed range"):
         flat = fit(rising, law="kaplan_n")
     assert "do not determine" in flat.message
-
-
-def test_fitting_never_imports_torch():
-    code = (
-        "import sys, scaling.runs, scaling.laws, scaling.fitting, scaling.allocation, scaling.cli.fit, "
-        "scaling.cli.allocate, scaling.cli.runs; assert 'torch' not in sys.modules, 'torch imported'"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr

@@ -5,8 +5,6 @@ overlap, and the PNG has the resolution asked for."""
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -243,8 +241,3 @@ def test_saved_png_has_the_resolution_asked_for_and_a_pdf(tmp_path, table, resul
     assert (width, height) == pytest.approx(tuple(fig.get_size_inches() * 160), abs=2)
     with open(pdf, "rb") as f:
         assert f.read(5) == b"%PDF-"
-
-
-def test_plots_and_report_never_import_torch():
-    code = "import sys, scaling.plots, scaling.report, scaling.cli.report; sys.exit('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
