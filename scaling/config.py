@@ -25,6 +25,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from scaling.data import load_data
 from scaling.errors import UsageError
 from scaling.recipe import MIN_STEPS, auto_batch_size, auto_lr
 from scaling.resources import config_dir
@@ -170,8 +171,6 @@ def _setting(train: DictConfig, key: str) -> Any:
 
 @functools.lru_cache(maxsize=16)
 def _data_meta(name: str, synthetic_items: tuple) -> dict[str, Any]:
-    from scaling.data import load_data
-
     return dict(load_data(name, dict(synthetic_items)).meta)
 
 
