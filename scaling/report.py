@@ -1,13 +1,13 @@
 """The one-command report: fit, allocate, label regimes, backtest, predict GPT-3 175B, draw, write.
 
-`write_report(INPUT, OUT)` composes the public API (`scaling.runs`, `scaling.fit`, `scaling.allocate`,
-`scaling.regimes`, `scaling.predict`) and the figures of `scaling.plots` into OUT:
+`write_report(INPUT, OUT)` composes the public API (`scaling.runs`, `scaling.fitting`, `scaling.allocation`,
+`scaling.regimes`, `scaling.prediction`) and the figures of `scaling.plots` into OUT:
 
     OUT/report.md        data summary, fitted parameters with 95 % intervals, compute-optimal exponents by
                          approach, regimes, the GPT-3 175B prediction with its budget, the backtest error,
                          links to the figures
     OUT/figures/*.png    every figure the data supports (PNG at `dpi`, and the same as PDF)
-    OUT/fit.json         the fit (`scaling.fit.load_fit` reads it back)
+    OUT/fit.json         the fit (`scaling.fitting.load_fit` reads it back)
     OUT/runs.csv         the run table the report is about; OUT/regimes.csv the label of every run
 
 The whole folder is built beside OUT and swapped in at the end, so a re-run replaces the previous report
