@@ -196,6 +196,15 @@ def test_analysis_side_never_reaches_torch_or_training():
     assert not problems, "the analysis side reaches the training side:\n" + "\n".join(sorted(set(problems)))
 
 
+def test_training_side_never_reaches_fitting():
+    graph, _ = import_graph()
+    problems = []
+    for start in (*TRAINING, "scaling.sweep"):
+        parent = reachable(graph, start)
+        problems += [path_to(parent, m) for m in sorted(parent) if m in ANALYSIS]
+    assert not problems, "the training side reaches the analysis side:\n" + "\n".join(problems)
+
+
 def test_analysis_side_imports_without_torch():
     # what really runs: every analysis module and every subcommand's parser (`scaling prepare`'s brings
     # scaling.data, torch-free), in a fresh interpreter
