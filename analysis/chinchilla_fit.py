@@ -17,11 +17,11 @@ import argparse
 import math
 from pathlib import Path
 
-from scaling.allocate import allocate
-from scaling.fit import fit, likelihood_ratio_test
+from scaling.allocation import allocate
+from scaling.fitting import fit, likelihood_ratio_test
 from scaling.io import atomic_write_json
-from scaling.plan import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
-from scaling.plan import EPOCH_PRIOR as EPOCH
+from scaling.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
+from scaling.planning import EPOCH_PRIOR as EPOCH
 from scaling.runs import load_runs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"

@@ -34,7 +34,7 @@ from pathlib import Path
 import matplotlib as mpl
 import numpy as np
 
-from scaling.fit import _global_fit, _newton, _Problem, fit
+from scaling.fitting import _global_fit, _newton, _Problem, fit
 from scaling.io import atomic_write_json
 from scaling.laws import Frozen, Inputs, get_law
 from scaling.plots import LABEL, SIZE_CMAP, add_size_colorbar, new_figure, save_figure, size_norm, styled

@@ -19,9 +19,9 @@ import warnings
 from pathlib import Path
 
 from scaling.errors import ScalingWarning
-from scaling.fit import FitResult, backtest, fit
+from scaling.fitting import FitResult, backtest, fit
 from scaling.io import atomic_write_json, atomic_write_text
-from scaling.predict import fitted_range, predict
+from scaling.prediction import fitted_range, predict
 from scaling.regimes import compute_optimal_of, optimal_tokens_for_params
 from scaling.runs import load_runs
 

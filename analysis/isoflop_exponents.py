@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.allocate import allocate
+from scaling.allocation import allocate
 from scaling.errors import ScalingWarning, UsageError
 from scaling.runs import load_runs
 

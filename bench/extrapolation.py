@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning
-from scaling.fit import AUTO, fit
-from scaling.select import candidate_laws
+from scaling.fitting import fit
+from scaling.select import candidate_laws, fit_auto
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 AXES = ("C", "N")
@@ -88,7 +88,7 @@ def evaluate(ladder: Ladder) -> dict:
         rows.append((law, "all runs", errors["N"], errors["N_total"]))
     auto = {}
     for axis in AXES:
-        result = fit(ladder.train, law=AUTO, params_column="N", backtest_axis=axis)
+        result = fit_auto(ladder.train, axis, params_column="N")
         auto[axis] = (result.selection, _error(result, largest, "N"),
                       [_error(result, t, "N") for _, t in ladder.targets.iterrows()])
     return {"rows": rows, "auto": auto, "cpu_s": time.process_time() - t0}

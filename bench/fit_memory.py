@@ -4,7 +4,7 @@ Data: `--rows` points (default 100,000) drawn from the Chinchilla law with Hoffm
 parameters, N log-uniform in [1e7, 1e10] params, D log-uniform in [1e9, 1e12] tokens, 1 % log-normal noise
 on the loss; the seed fixes them.
 
-Ours: the fit as shipped: the global search on a sample of `scaling.fit.SEARCH_ROWS` runs, its starts
+Ours: the fit as shipped: the global search on a sample of `scaling.fitting.SEARCH_ROWS` runs, its starts
 evaluated `scaling.laws.CHUNK_ELEMENTS` numbers at a time, Newton's method on every run.
 Baseline: the same code with one chunk for every start and the search on every run (the fit before:
 900 starts x all rows at once, 8 L-BFGS-B refinements on all rows). Its memory grows 86 KB per row
@@ -20,7 +20,6 @@ Run: .venv/bin/python bench/fit_memory.py [--rows 100000] [--baseline-rows 20000
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import time
 import tracemalloc
@@ -29,9 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scaling import laws
-
-fitting = importlib.import_module("scaling.fit")  # `scaling.fit` the attribute is the function
+from scaling import fitting, laws
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 

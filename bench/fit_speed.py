@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scaling.fit import _Problem, bootstrap_thetas, classic_single, classic_starts, fit
+from scaling.fitting import _Problem, bootstrap_thetas, classic_single, classic_starts, fit
 from scaling.laws import Inputs, get_law
 from scaling.runs import load_runs
 

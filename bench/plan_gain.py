@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 
 from scaling.cli.fit import parse_params
-from scaling.fit import fit
+from scaling.fitting import fit
 from scaling.laws import get_law
-from scaling.plan import EPOCH_INTERVALS, EPOCH_PRIOR, isoflop_design, plan
+from scaling.planning import EPOCH_INTERVALS, EPOCH_PRIOR, isoflop_design, plan
 from scaling.units import parse_quantity
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

@@ -10,22 +10,21 @@ Units everywhere: N in (non-embedding) parameters, D in tokens, C in FLOPs (6 N 
 loss in nats per token on held-out data.
 """
 
-import sys
 from importlib import import_module
-from types import ModuleType
 from typing import Any
 
 __version__ = "0.1.0"
 
-# Lazy exports keep `import scaling` cheap and free of optional dependencies.
+# Lazy exports keep `import scaling` cheap and free of optional dependencies. No submodule shares a name
+# with an export, so importing a submodule never shadows one.
 _EXPORTS = {
     "load_runs": "scaling.runs",
-    "fit": "scaling.fit",
-    "allocate": "scaling.fit",
-    "predict": "scaling.predict",
-    "FitResult": "scaling.fit",
+    "fit": "scaling.fitting",
+    "allocate": "scaling.allocation",
+    "predict": "scaling.prediction",
+    "FitResult": "scaling.fitting",
     "UsageError": "scaling.errors",
-    "plan": "scaling.plan",
+    "plan": "scaling.planning",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -35,16 +34,3 @@ def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module 'scaling' has no attribute {name!r}")
     return getattr(import_module(_EXPORTS[name]), name)
-
-
-class _Package(ModuleType):
-    # fit, allocate, predict and plan are also submodules, and importing a submodule sets the package
-    # attribute to the module; looking the exports up on every access keeps `from scaling import fit`
-    # the function (`from scaling.fit import FitResult` reads sys.modules and still gets the module).
-    def __getattribute__(self, name: str) -> Any:
-        if name in _EXPORTS:
-            return getattr(import_module(_EXPORTS[name]), name)
-        return super().__getattribute__(name)
-
-
-sys.modules[__name__].__class__ = _Package

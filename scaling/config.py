@@ -5,15 +5,8 @@ Torch-free, so a sweep can be expanded and checked (every point, before anything
 Config keys (`sweeps/config.yaml` documents each): `model.{n_layer,d_model,n_head,n_ctx,vocab_size}`;
 `train.tokens` (D) or `train.tokens_per_param`, `train.batch_size` (sequences per optimizer step, over all
 devices), `train.lr`, `train.seed`, `train.device`, ...; `data.name` (`default`, `synthetic`, or a prepared
-folder) and `data.unique_tokens` (cap on the training split, for repeated-data sweeps).
-
-Rules for `auto` (documented in the README, section Training):
-
-- learning rate: GPT-3 Table 2.1 for its presets, else the power law through that table,
-  lr = 6e-4 (N / 85M)^-0.3 (85M = GPT-3 small's N; it gives 0.6e-4 at 175B, as GPT-3 used), at most 3e-3;
-- batch: GPT-3 Table 2.1's tokens per batch for its presets, else 0.5M (N / 85M)^0.25 tokens (3.3M at
-  175B; GPT-3 used 3.2M); in both cases at most D / 200 tokens, so that a run takes about 200 optimizer
-  steps or more; then rounded to a power of two sequences, at least 8 (tiny batches waste a CPU).
+folder) and `data.unique_tokens` (cap on the training split, for repeated-data sweeps). The rules for
+`auto` learning rate and batch size are in `scaling.recipe`, which the planner shares.
 """
 
 from __future__ import annotations
@@ -32,24 +25,14 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from scaling.data import load_data
 from scaling.errors import UsageError
+from scaling.recipe import MIN_STEPS, auto_batch_size, auto_lr
 from scaling.resources import config_dir
-from scaling.shapes import (
-    GPT3_HPARAMS,
-    Shape,
-    gpt3_preset_of,
-    n_params,
-    shape_for_params,
-    validate_shape,
-)
+from scaling.shapes import Shape, n_params, shape_for_params, validate_shape
 from scaling.units import parse_quantity
 
 CONFIG_DIR = config_dir()
-MIN_STEPS = 10  # a run shorter than this has no schedule to speak of
-AUTO_MIN_STEPS = 200  # the auto batch keeps about this many optimizer steps or more
-AUTO_MIN_BATCH = 8  # sequences
-N_REF, LR_REF, BATCH_REF = 85e6, 6e-4, 500_000  # GPT-3 small: N (non-embedding), lr, tokens per batch
-LR_MAX = 3e-3
 
 
 @functools.cache
@@ -158,20 +141,6 @@ class RunPlan:
         }
 
 
-def auto_lr(shape: Shape, n: int) -> float:
-    preset = gpt3_preset_of(shape.n_layer, shape.d_model, shape.n_head)
-    if preset:
-        return GPT3_HPARAMS[preset][0]
-    return min(LR_MAX, LR_REF * (n / N_REF) ** -0.3)
-
-
-def auto_batch_size(shape: Shape, n: int, tokens: float) -> int:
-    preset = gpt3_preset_of(shape.n_layer, shape.d_model, shape.n_head)
-    batch_tokens = GPT3_HPARAMS[preset][1] if preset else BATCH_REF * (n / N_REF) ** 0.25
-    sequences = min(batch_tokens, tokens / AUTO_MIN_STEPS) / shape.n_ctx
-    return max(AUTO_MIN_BATCH, 2 ** round(math.log2(max(1.0, sequences))))
-
-
 def _number(value: Any, key: str, integer: bool = False, allow_zero: bool = False) -> float:
     if isinstance(value, bool):
         raise UsageError(f"{key} must be a number, got {value!r}")
@@ -202,8 +171,6 @@ def _setting(train: DictConfig, key: str) -> Any:
 
 @functools.lru_cache(maxsize=16)
 def _data_meta(name: str, synthetic_items: tuple) -> dict[str, Any]:
-    from scaling.data import load_data
-
     return dict(load_data(name, dict(synthetic_items)).meta)
 
 

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from scaling.cli import main as scaling_cli
+
 RUNS = Path("runs/demo")
 REPORT = Path("reports/demo")
 CHINCHILLA_REPORT = Path("reports/chinchilla")
@@ -59,9 +61,6 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     print(f"demo: sweep done in {trained:.0f} s; fitting and writing the report", flush=True)
-
-    from scaling.cli import main as scaling_cli
-
     written = scaling_cli(["report", str(args.runs), "--out", str(args.out), "--title", "the demo sweep"])
     if written != 0:
         return written

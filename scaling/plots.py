@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from scaling.allocate import isoflop_groups
+from scaling.allocation import isoflop_groups
 from scaling.laws import get_law
 from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds, optimal_allocation
 from scaling.runs import compute_frontier
@@ -213,7 +213,7 @@ def plot_loss_vs_compute(
     compute-optimal L(C) with its 95 % bootstrap band, extended to `budget` (C FLOPs, label).
 
     table: run table (N params, D tokens, C FLOPs, loss nats/token). fit_result: a FitResult of a law in N
-    and D (L(C) at the Approach-3 allocation) or of kaplan_c. predictions: `scaling.predict.Prediction`s
+    and D (L(C) at the Approach-3 allocation) or of kaplan_c. predictions: `scaling.prediction.Prediction`s
     to mark, with their loss intervals (e.g. GPT-3 175B at 300B tokens).
     """
     fig, (ax,) = new_figure(width=7.2, height=4.4)
@@ -682,7 +682,7 @@ def plot_isoflop_profiles(allocation: Any) -> Figure:
     minimum N_opt(C). A budget left out (lowest loss at the edge of the sizes tried) has hollow points
     and no fit.
 
-    allocation: `scaling.allocate.Allocation` of approach 2 (its `profiles`)."""
+    allocation: `scaling.allocation.Allocation` of approach 2 (its `profiles`)."""
     profiles = sorted(allocation.profiles, key=lambda p: p.C)
     if not profiles:
         raise ValueError("the allocation has no IsoFLOP profiles (Approach 2 only)")
@@ -752,7 +752,7 @@ def plot_allocation(allocations: Sequence[Any], *, extend_to: float | None = GPT
     """N_opt(C) (params) and D_opt(C) (tokens) against C (FLOPs) from each approach, with 95 % bootstrap
     bands, the points each power law went through, and GPT-3 175B and Chinchilla 70B for scale.
 
-    allocations: `scaling.allocate.Allocation`s (one per approach)."""
+    allocations: `scaling.allocation.Allocation`s (one per approach)."""
     if not allocations:
         raise ValueError("no allocations to draw")
     fig, axes = new_figure(ncols=2, width=9.0, height=4.2)
@@ -843,7 +843,7 @@ def plot_backtest(result: Any, table: pd.DataFrame | None = None) -> Figure:
     observed loss (nats/token), and the relative error against compute (FLOPs); the fitted runs in grey
     when `table` (the full run table) is given.
 
-    result: `scaling.fit.Backtest`."""
+    result: `scaling.fitting.Backtest`."""
     held = result.runs
     fig, axes = new_figure(ncols=2, width=9.6, height=4.3)
     norm = size_norm(held["N"])
@@ -916,7 +916,7 @@ def plot_plan(plan: Any) -> Figure:
     of the same compute it was compared with, runs already trained, the target, the prior's
     compute-optimal line and iso-compute lines (FLOPs), the single-run budget among them.
 
-    plan: `scaling.plan.Plan`."""
+    plan: `scaling.planning.Plan`."""
     runs = pd.DataFrame([{"N": r.N, "D": r.D} for r in plan.runs])
     points = runs.groupby(["N", "D"]).size().reset_index(name="count")
     iso = np.array(plan.isoflop_runs)

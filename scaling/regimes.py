@@ -39,7 +39,9 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
+from scaling.fitting import FitResult, fit
 from scaling.laws import get_law
+from scaling.runs import curve_of
 
 OVERFITTING = "overfitting"
 UNDERFITTING = "underfitting"
@@ -379,8 +381,6 @@ def pooled_noise(curves: list[pd.DataFrame]) -> float:
 
 def _metrics_of(table: pd.DataFrame, row: pd.Series) -> pd.DataFrame | None:
     """The run's learning curve: its folder's metrics.jsonl or a tracker's history (None without one)."""
-    from scaling.runs import curve_of
-
     run = row.get("run")
     if not isinstance(run, str | Path):
         return None
@@ -450,10 +450,8 @@ def classify(
     return pd.DataFrame(rows, index=table.index)
 
 
-def fit_if_possible(table: pd.DataFrame, law: str = "chinchilla") -> Any:
+def fit_if_possible(table: pd.DataFrame, law: str = "chinchilla") -> FitResult | None:
     """Fit `law` to the runs, or warn and return None when they are too few for it."""
-    from scaling.fit import fit
-
     needed = len(get_law(law).param_names) + 1
     if len(table) < needed:
         warnings.warn(

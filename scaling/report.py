@@ -1,13 +1,13 @@
 """The one-command report: fit, allocate, label regimes, backtest, predict GPT-3 175B, draw, write.
 
-`write_report(INPUT, OUT)` composes the public API (`scaling.runs`, `scaling.fit`, `scaling.allocate`,
-`scaling.regimes`, `scaling.predict`) and the figures of `scaling.plots` into OUT:
+`write_report(INPUT, OUT)` composes the public API (`scaling.runs`, `scaling.fitting`, `scaling.allocation`,
+`scaling.regimes`, `scaling.prediction`) and the figures of `scaling.plots` into OUT:
 
     OUT/report.md        data summary, fitted parameters with 95 % intervals, compute-optimal exponents by
                          approach, regimes, the GPT-3 175B prediction with its budget, the backtest error,
                          links to the figures
     OUT/figures/*.png    every figure the data supports (PNG at `dpi`, and the same as PDF)
-    OUT/fit.json         the fit (`scaling.fit.load_fit` reads it back)
+    OUT/fit.json         the fit (`scaling.fitting.load_fit` reads it back)
     OUT/runs.csv         the run table the report is about; OUT/regimes.csv the label of every run
 
 The whole folder is built beside OUT and swapped in at the end, so a re-run replaces the previous report
@@ -36,16 +36,16 @@ import numpy as np
 import pandas as pd
 
 from scaling import __version__, plots
-from scaling.allocate import ISOFLOP_TOLERANCE, Allocation, allocate
+from scaling.allocation import ISOFLOP_TOLERANCE, Allocation, allocate
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import Backtest, FitResult, backtest, fit, save_fit, use_params_column
+from scaling.fitting import AUTO, Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.laws import get_law
 from scaling.plots import sci
-from scaling.predict import Prediction, fitted_range, predict
+from scaling.prediction import Prediction, fitted_range, predict
 from scaling.regimes import Thresholds, classify
 from scaling.runs import collect_runs, curve_of, load_runs
-from scaling.select import MIN_FOLDS, CandidateScore, rolling_cutoffs, score_candidate
+from scaling.select import MIN_FOLDS, CandidateScore, fit_auto, rolling_cutoffs, score_candidate
 from scaling.sources import detect
 from scaling.units import format_quantity
 
@@ -603,7 +603,8 @@ def analyse(
             tracker=tracker,
             experiments=experiments,
         )
-        result = fit(table, law=law, bootstrap=bootstrap, seed=seed, params_column=params_column)
+        final = {"bootstrap": bootstrap, "seed": seed, "params_column": params_column}
+        result = fit_auto(table, **final) if law == AUTO else fit(table, law=law, **final)
         law = result.law
         table = use_params_column(table, params_column)  # from here on N is the count the law reads
         options = {

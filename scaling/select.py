@@ -10,7 +10,8 @@ beats it clearly: its fold-by-fold error is lower on average by more than the st
 paired difference (Breiman's one-standard-error rule, applied against the default); of those that do, the
 lowest rolling error wins. Each fold's fit is bootstrapped too, so the backtest also measures how often
 the held-out runs fall inside their 95 % prediction interval and inside the interval of the mean law
-(`scaling.intervals`): the empirical coverage of the intervals a prediction reports.
+(`scaling.intervals`): the empirical coverage of the intervals a prediction reports. `fit_auto` fits the
+chosen law (`scaling fit --law auto`); the choice is made of fits, so this module sits above `fitting`.
 
 Defaults (chosen before looking at any benchmark, see README "Law choice by rolling backtest"):
 - cut-offs at 50, 60, 70 and 80 % of the runs by compute: four origins, the farthest extrapolating over
@@ -30,13 +31,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import FitResult, _prepare, _Problem, bootstrap_thetas, fit
+from scaling.fitting import HUBER_DELTA, FitResult, fit, refit_resamples, use_params_column
 from scaling.intervals import loss_intervals
 from scaling.laws import LAW_NAMES, get_law
 from scaling.runs import load_runs
@@ -217,13 +219,10 @@ def rolling_cutoffs(
 
 def _with_backtest_bootstrap(result: FitResult, train: pd.DataFrame, n: int, seed: int) -> FitResult:
     """`result` with bootstrap parameter sets from `n` batch-Newton refits (no slow refine; see
-    `bootstrap_thetas`)."""
-    law = get_law(result.law)
-    _, X, loss = _prepare(train, law)
-    problem = _Problem(law, X, np.log(loss), result.loss, result.delta)
-    thetas, _ = bootstrap_thetas(problem, law.to_theta(result.params), n, seed, refine=False)
+    `scaling.fitting.bootstrap_thetas`)."""
+    thetas, _ = refit_resamples(result, train, n, seed, refine=False)
     finite = np.isfinite(thetas).all(axis=1)
-    return replace(result, bootstrap_params=law.natural(thetas[finite]))
+    return replace(result, bootstrap_params=get_law(result.law).natural(thetas[finite]))
 
 
 def score_candidate(
@@ -319,3 +318,25 @@ def choose_law(
     best = challengers[0] if challengers else default
     ordered = [best] + [s for s in scored if s is not best]
     return LawChoice(best.law, best.drop_smallest, tuple(ordered + failed), cutoffs, axis, best is default)
+
+
+def fit_auto(
+    table: pd.DataFrame | str | Path,
+    axis: str = "C",
+    *,
+    params_column: str = "N",
+    loss: str = "huber",
+    delta: float = HUBER_DELTA,
+    **fit_options: Any,
+) -> FitResult:
+    """`--law auto`: fit the law, on the fit subset, that `choose_law` picks by a rolling backtest whose
+    cut-offs cut `axis` ("C", compute in FLOPs, or "N", model size in params). The choice is recorded in
+    `FitResult.selection` (`LawChoice.to_json()`). params_column, loss and delta apply to the backtest's
+    fits and the final one; `fit_options` (bootstrap, seed, method, procedure, base) to the final fit."""
+    table = use_params_column(load_runs(table), params_column)
+    choice = choose_law(table, axis=axis, loss=loss, delta=delta)
+    result = fit(
+        choice.fit_table(table), law=choice.law, params_column=params_column, loss=loss, delta=delta,
+        **fit_options,
+    )
+    return replace(result, selection=choice.to_json())

@@ -10,9 +10,9 @@ import pytest
 from helpers import CHINCHILLA_CSV, LAW, PAPER, PLANTED, isoflop_table
 
 from scaling import allocate as allocate_from_package
-from scaling.allocate import allocate, isoflop_groups
+from scaling.allocation import allocate, isoflop_groups
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import fit
+from scaling.fitting import fit
 
 
 def curve_sweep(root: Path, seed: int = 0) -> Path:

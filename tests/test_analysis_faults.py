@@ -25,17 +25,16 @@ import numpy as np
 import pytest
 from test_plots import law_table
 
-from scaling import laws
+from scaling import fitting, laws
 from scaling.cli import main as scaling_cli
 from scaling.data import prepare_text, synthetic
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import fit
+from scaling.fitting import fit
 from scaling.runs import collect_runs, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 CHINCHILLA = ROOT / "data" / "chinchilla_epoch_fig4.csv"
-fitting = sys.modules["scaling.fit"]  # `scaling.fit` the attribute is the function
 
 
 NOBODY = 65534  # uid and gid of nobody / nogroup

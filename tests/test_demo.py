@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from scaling.allocate import isoflop_groups
+from scaling.allocation import isoflop_groups
 from scaling.config import CONFIG_DIR, compose_run_config
 from scaling.laws import get_law
 from scaling.report import write_report

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.allocate import allocate
+from scaling.allocation import allocate
 from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import FitResult, _newton, _Problem, fit, load_fit
+from scaling.fitting import FitResult, _newton, _Problem, fit, load_fit
 from scaling.laws import Frozen, Inputs, get_law
 from scaling.report import _fit_section
 from scaling.runs import load_runs

@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 from scaling.cli import main
-from scaling.config import MIN_STEPS
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import FitResult, save_fit
+from scaling.fitting import FitResult, save_fit
 from scaling.laws import Inputs, get_law
-from scaling.plan import EPOCH_PRIOR, Prior, TargetVariance, isoflop_design, plan
+from scaling.planning import EPOCH_PRIOR, Prior, TargetVariance, isoflop_design, plan
+from scaling.recipe import MIN_STEPS
 
 BIN = Path(sys.executable).parent
 # A plan small enough to train on a CPU in seconds: 10k-100k parameters, 128-token context, 5 runs.

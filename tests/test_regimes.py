@@ -14,7 +14,7 @@ import pytest
 
 from scaling.cli import main
 from scaling.errors import UsageError
-from scaling.fit import FitResult
+from scaling.fitting import FitResult
 from scaling.regimes import (
     BALANCED,
     OVERFITTING,

@@ -15,9 +15,9 @@ from matplotlib.image import imread
 
 from scaling.cli import main as scaling_cli
 from scaling.errors import UsageError
-from scaling.fit import backtest, load_fit
+from scaling.fitting import backtest, load_fit
 from scaling.laws import get_law
-from scaling.predict import predict
+from scaling.prediction import predict
 from scaling.report import write_report
 from scaling.runs import load_runs
 

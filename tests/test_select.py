@@ -11,11 +11,11 @@ import pytest
 
 from scaling.cli import main
 from scaling.errors import UsageError
-from scaling.fit import fit, load_fit, save_fit
+from scaling.fitting import fit, load_fit, save_fit
 from scaling.intervals import loss_intervals
 from scaling.laws import get_law
-from scaling.predict import predict
-from scaling.select import CandidateScore, choose_law, clearly_better, rolling_cutoffs
+from scaling.prediction import predict
+from scaling.select import CandidateScore, choose_law, clearly_better, fit_auto, rolling_cutoffs
 from scaling.shapes import PRESETS, n_params, n_params_total
 
 TRUE = {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.33, "beta": 0.30}
@@ -47,7 +47,7 @@ def test_rolling_backtest_picks_the_true_law_and_says_why():
 
 def test_fit_auto_records_the_choice(tmp_path):
     table = ladder(1, sigma=0.003, sizes=(2e7, 6e7, 2e8, 7e8), multiples=(5, 20, 80))
-    result = fit(table, law="auto")
+    result = fit_auto(table)
     assert result.law == "chinchilla"
     chosen = result.selection
     assert chosen["law"] == "chinchilla" and chosen["reason"].startswith("law chinchilla")
@@ -55,6 +55,9 @@ def test_fit_auto_records_the_choice(tmp_path):
     assert laws == {"chinchilla", "chinchilla_tied", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c"}  # no U
     save_fit(result, tmp_path / "fit.json")
     assert load_fit(tmp_path / "fit.json").selection["law"] == "chinchilla"
+    # the choice is made of fits, one layer above `fit`, which says where it is
+    with pytest.raises(UsageError, match=r"scaling\.select\.fit_auto"):
+        fit(table, law="auto")
 
 
 def score(law: str, folds) -> CandidateScore:
@@ -94,7 +97,7 @@ def test_law_auto_with_too_few_runs_is_one_error_line(tmp_path, capsys):
     assert not out_json.exists()
     assert len(rolling_cutoffs(ladder(2).iloc[[0, 6, 12]].assign(C=1e18))) < 2
     with pytest.raises(UsageError, match="--law auto"):
-        fit(ladder(2).iloc[[0, 6, 12]], law="auto")
+        fit_auto(ladder(2).iloc[[0, 6, 12]])
 
 
 def test_prediction_interval_covers_fresh_runs_and_mean_interval_covers_the_law():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.allocate import DEFAULT_WINDOW, PROFILE_FITS
+from scaling.allocation import DEFAULT_WINDOW, PROFILE_FITS
 from scaling.cli.fit import add_input_options, load_input
 from scaling.laws import LAW_NAMES
 
@@ -68,8 +68,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.allocate import allocate
-    from scaling.fit import load_fit
+    from scaling.allocation import allocate
+    from scaling.fitting import load_fit
     from scaling.io import atomic_write_json
     from scaling.units import parse_quantity
 

@@ -96,7 +96,7 @@ def parse_params(text: str) -> dict[str, float]:
 
 def base_law_params(path: str) -> dict[str, float]:
     """The parameters of a chinchilla_tied fit JSON, the base law of a two-stage data_constrained fit."""
-    from scaling.fit import load_fit
+    from scaling.fitting import load_fit
 
     base = load_fit(path)
     if base.law != "chinchilla_tied":
@@ -177,8 +177,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fit import backtest, fit, likelihood_ratio_test, use_params_column
+    from scaling.fitting import AUTO, backtest, fit, likelihood_ratio_test, use_params_column
     from scaling.io import atomic_write_json
+    from scaling.select import describe_selection, fit_auto
 
     if not (math.isfinite(args.delta) and args.delta > 0):
         raise UsageError(f"--delta must be a positive number, got {args.delta}")
@@ -189,14 +190,12 @@ def run(args: argparse.Namespace) -> int:
     procedure = None if args.procedure is None else args.procedure.replace("-", "_")  # the library's name
     base = None if args.base is None else base_law_params(args.base)
     options = {"loss": args.loss, "delta": args.delta, "procedure": procedure, "base": base}
-    result = fit(
-        table, law=args.law, bootstrap=args.bootstrap, seed=args.seed, method=args.method,
-        params_column=args.params_column, backtest_axis=args.backtest_axis, **options,
-    )
-    if result.selection:
-        from scaling.select import describe_selection
-
+    final = {"bootstrap": args.bootstrap, "seed": args.seed, "method": args.method, **options}
+    if args.law == AUTO:
+        result = fit_auto(table, args.backtest_axis, params_column=args.params_column, **final)
         print(describe_selection(result.selection))
+    else:
+        result = fit(table, law=args.law, params_column=args.params_column, **final)
     print(result.describe())
     table = use_params_column(table, args.params_column)  # the backtest and test below read the same N
     document = result.to_json()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from scaling import hardware
-from scaling.plan import DEFAULTS
+from scaling.planning import DEFAULTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,7 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scaling.errors import UsageError
     from scaling.io import atomic_write_json, atomic_write_text
-    from scaling.plan import check_writable, plan, sweep_name_of
+    from scaling.planning import check_writable, plan, sweep_name_of
 
     name = sweep_name_of(args.out)
     check_writable(args.out, "--out")
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed must be >= 0, got {args.seed}")
     prior = None
     if args.prior:
-        from scaling.fit import load_fit
+        from scaling.fitting import load_fit
 
         prior = load_fit(args.prior)
     runs_so_far = None

@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fit import load_fit
-    from scaling.predict import fitted_range, predict
+    from scaling.fitting import load_fit
+    from scaling.prediction import fitted_range, predict
 
     fit_result = load_fit(args.fit_json)
     data_range = None  # the fit's own range (`scaling fit` records it) unless --data says otherwise

@@ -9,7 +9,7 @@ target has the variance
     Var = sigma^2 g^T M^-1 g,     g = d log L(N_t, D_t) / d theta.
 
 The planner chooses runs (and how many of each) among candidates that can be trained as they are (GPT
-shapes from `scaling.shapes`, token budgets of whole batches of at least `config.MIN_STEPS` optimizer
+shapes from `scaling.shapes`, token budgets of whole batches of at least `recipe.MIN_STEPS` optimizer
 steps, as `scaling-train` would run them) to make Var smallest with sum 6 N D <= the budget. J and g
 depend on the law's parameters, which are what we do not know yet: Var is averaged over the prior's
 uncertainty (its bootstrap samples, or Epoch AI's refit of Chinchilla when no prior is given), so the plan
@@ -37,7 +37,10 @@ from scipy import optimize
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
 from scaling.laws import FLOPS_PER_PARAM_TOKEN, Inputs, Law, get_law
+from scaling.prediction import resolve_params
+from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
 from scaling.regimes import optimal_allocation, optimal_tokens_for_params
+from scaling.runs import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.units import format_quantity, parse_quantity
 
@@ -188,8 +191,6 @@ class Candidate:
 def realise(shape: Shape, tokens: float) -> Candidate | None:
     """The run of `shape` on about `tokens` tokens as the trainer runs it (its auto batch size, whole
     steps), or None when that is fewer than the trainer's minimum of optimizer steps."""
-    from scaling.config import MIN_STEPS, auto_batch_size
-
     N = n_params(shape)
     batch = auto_batch_size(shape, N, tokens)
     steps = round(tokens / (batch * shape.n_ctx))
@@ -200,8 +201,6 @@ def realise(shape: Shape, tokens: float) -> Candidate | None:
 
 def smallest_run(min_params: float, n_ctx: int) -> Candidate:
     """The cheapest candidate: the smallest model on the fewest tokens the trainer accepts."""
-    from scaling.config import AUTO_MIN_BATCH, MIN_STEPS
-
     shape = shape_for_params(min_params, n_ctx=n_ctx)
     tokens = max(TOKENS_PER_PARAM[0] * n_params(shape), MIN_STEPS * AUTO_MIN_BATCH * n_ctx)
     run = realise(shape, tokens)
@@ -573,9 +572,6 @@ def plan(
     Raises UsageError for a budget too small for MIN_RUNS runs, a target below the runs, a prior of a law
     that cannot answer, or bad values.
     """
-    from scaling.predict import resolve_params
-    from scaling.runs import load_runs
-
     budget = parse_quantity(budget, "budget (FLOPs)")
     N_t = resolve_params(target_params)[0]
     min_params = parse_quantity(min_params, "--min-params")

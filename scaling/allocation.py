@@ -33,7 +33,7 @@ import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import FitResult, fit, interval_dict, single_threaded_blas
+from scaling.fitting import FitResult, fit, interval_dict, single_threaded_blas
 from scaling.laws import get_law
 from scaling.runs import compute_frontier, curve_of, load_runs
 from scaling.units import format_quantity

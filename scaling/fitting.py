@@ -23,7 +23,6 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,7 @@ HUBER_DELTA = 1e-3
 # at most 7 parameters); the optimum itself is always that of every run. Chinchilla's table has 245 runs.
 SEARCH_ROWS = 10_000
 LOSSES = ("huber", "squared")
-AUTO = "auto"  # law="auto": the law (and fit subset) with the lowest rolling-backtest error (scaling.select)
+AUTO = "auto"  # `--law auto`: the law with the lowest rolling-backtest error (scaling.select.fit_auto)
 PARAMS_COLUMNS = ("N", "N_total")  # which parameter count feeds the law: non-embedding or all parameters
 CI_LEVEL = 0.95
 FORMAT = "scaling.fit/1"
@@ -126,7 +125,7 @@ class FitResult:
     stages: tuple[FitStage, ...] = ()  # what each stage fitted on which runs (staged procedures only)
     noise_sigma: float | None = None  # run-to-run noise of log(loss), from the residuals (scaling.intervals)
     params_column: str = "N"  # the parameter count the law reads: "N" (non-embedding) or "N_total"
-    selection: dict[str, Any] | None = None  # with law="auto": the rolling backtest behind the choice
+    selection: dict[str, Any] | None = None  # from `select.fit_auto`: the rolling backtest behind the choice
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -528,15 +527,14 @@ def fit(
     procedure: str | None = None,
     base: Mapping[str, float] | None = None,
     params_column: str = "N",
-    backtest_axis: str = "C",
 ) -> FitResult:
     """Fit `law` to a run table (columns N params, D tokens, C FLOPs, loss nats/token, optional U).
 
     Parameters
     ----------
     table : DataFrame or path accepted by `scaling.runs.load_runs`.
-    law : one of `scaling.laws.LAW_NAMES`, or "auto": the law and fit subset with the lowest out-of-sample
-        error in a rolling backtest (`scaling.select.choose_law`; recorded in `FitResult.selection`).
+    law : one of `scaling.laws.LAW_NAMES`. To let a rolling backtest choose the law (`--law auto`), call
+        `scaling.select.fit_auto`: the choice is built of fits, so it sits above this function.
     bootstrap : number of resamples (with replacement, of runs) for 95 % intervals; 0 for none.
     seed : seeds the resampling.
     loss : "huber" (Chinchilla's, with `delta` on log residuals) or "squared" (0.5 r^2).
@@ -551,15 +549,13 @@ def fit(
         stage 1 is then skipped (and not bootstrapped).
     params_column : "N" (non-embedding parameters, the default) or "N_total" (all parameters, a column
         of the table): the count the law reads as N. Predictions convert a target's N the same way.
-    backtest_axis : with law="auto", what the rolling backtest's cut-offs cut: "C" (compute) or "N".
     """
-    table = use_params_column(load_runs(table), params_column)
-    selection = None
     if law == AUTO:
-        from scaling.select import choose_law  # the choice is a rolling backtest of fits: it builds on fit
-
-        choice = choose_law(table, axis=backtest_axis, loss=loss, delta=delta)
-        table, law, selection = choice.fit_table(table), choice.law, choice.to_json()
+        raise UsageError(
+            'law "auto" is a choice among laws by rolling backtest, made of fits: call '
+            "scaling.select.fit_auto(table, ...) (what `scaling fit --law auto` runs)"
+        )
+    table = use_params_column(load_runs(table), params_column)
     law_obj = get_law(law)
     procedure = law_obj.procedures[0] if procedure is None else procedure
     if procedure not in law_obj.procedures:
@@ -624,7 +620,6 @@ def fit(
         stages=() if staged is None else staged.stages,
         noise_sigma=noise_sigma(residuals, len(law_obj.param_names)),
         params_column=params_column,
-        selection=selection,
     )
     if not converged:
         warnings.warn(f"fit of law {law_obj.name} did not converge", ScalingWarning, stacklevel=2)
@@ -658,6 +653,17 @@ def refit_weighted(
         refined, _, again = _newton(single, start[None])
         thetas[i], ok[i] = refined[0], again[0]
     return thetas, ok
+
+
+def refit_resamples(
+    result: FitResult, table: pd.DataFrame, n: int, seed: int, refine: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refit `result`'s law (with its loss and delta) on `n` resamples of `table`, the runs it was fitted
+    on, warm-started at its parameters: (thetas (n, p), converged (n,)) as `bootstrap_thetas` returns."""
+    law = get_law(result.law)
+    _, X, loss = _prepare(table, law)
+    problem = _Problem(law, X, np.log(loss), result.loss, result.delta)
+    return bootstrap_thetas(problem, law.to_theta(result.params), n, seed, refine)
 
 
 def bootstrap_thetas(
@@ -1035,9 +1041,3 @@ def backtest(
         max_abs_rel_error=float(np.abs(errors).max()),
     )
 
-
-def __getattr__(name: str):
-    # allocation lives in its own module (it builds on fit); re-exported here for `scaling.fit.allocate`
-    if name in ("allocate", "Allocation"):
-        return getattr(import_module("scaling.allocate"), name)
-    raise AttributeError(f"module 'scaling.fit' has no attribute {name!r}")
