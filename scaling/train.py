@@ -25,9 +25,9 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -225,7 +225,7 @@ def to_device(tokens: np.ndarray, device: torch.device) -> tuple[torch.Tensor, t
 
 
 @torch.no_grad()
-def evaluate(model: GPT, val: np.ndarray, starts: np.ndarray, micro: int, rt: Runtime) -> float:
+def held_out_loss(model: GPT, val: np.ndarray, starts: np.ndarray, micro: int, rt: Runtime) -> float:
     """Mean held-out loss (nats/token) over the fixed evaluation windows, shared out across ranks."""
     model.eval()
     mine = starts[rt.rank :: rt.world_size]
@@ -253,12 +253,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _load_checkpoint(path: Path) -> dict[str, Any] | None:
@@ -441,32 +435,294 @@ def _train(
     rt: Runtime,
     stop: threading.Event | None,
 ) -> dict[str, Any]:
-    metrics_path, summary_path = run_dir / "metrics.jsonl", run_dir / "summary.json"
-    ckpt_path = run_dir / CHECKPOINT
-    torch.manual_seed(plan.seed)
-    raw_model, optimizer = build(plan.shape, rt, plan.lr, plan.weight_decay, (plan.beta1, plan.beta2))
-    ckpt = _load_checkpoint(ckpt_path)
-    step, wall, train_time, resumes = 0, 0.0, 0.0, 0  # seconds: wall clock, training (no evaluations)
-    loss_sum = torch.zeros((), device=rt.device)  # train loss summed since the last evaluation
-    loss_count = 0
-    if ckpt is not None:
-        raw_model.load_state_dict(ckpt["model"])
+    """The training loop: optimizer steps; every few, one poll across the ranks decides on evaluation,
+    divergence, checkpoint and stop. Returns the summary of the status the run ends in."""
+    run = Trainer(plan, data, batches, val_starts, cfg, run_dir, rt, stop)
+    state = run.start()
+    while state.step < plan.steps:
+        lr = run.train_step()
+        at_eval = state.step in run.eval_at
+        if not (at_eval or state.step % run.sync_every == 0):
+            continue
+        poll = run.poll()
+        if at_eval or not math.isfinite(poll.train_loss):
+            val_loss = run.evaluate(lr, poll.train_loss)
+            if not math.isfinite(val_loss):
+                return run.end("diverged", train_loss=None, val_loss=None, diverged_at_step=state.step)
+        if state.step == plan.steps:
+            break  # done: `complete` keeps a checkpoint only if asked to
+        if at_eval or poll.checkpoint_due or poll.stop:
+            run.checkpoint()  # a stop resumes from exactly this step
+        if poll.stop:
+            return run.end("interrupted", **run.last_losses())
+    return run.complete()
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What every rank learns at a sync point, from one collective."""
+
+    train_loss: float  # mean train loss since the last evaluation, nats/token (NaN on any rank makes it NaN)
+    stop: bool  # a stop was asked (SIGINT, SIGTERM, SIGUSR2): checkpoint and end as interrupted
+    checkpoint_due: bool  # more than train.checkpoint_every_s seconds since the last checkpoint
+
+
+@dataclass
+class RunState:
+    """The run at a step boundary: what `ckpt.pt` holds, plus this session's clocks.
+
+    The checkpoint holds the model, the optimizer, the CPU RNG and the counters, so that a resumed run
+    ends as an uninterrupted one would (bitwise on CPU). Times are in seconds.
+    """
+
+    model: GPT  # unwrapped (no compile or DDP prefixes in its state dict)
+    optimizer: torch.optim.Optimizer
+    loss_sum: torch.Tensor  # per-step train losses (nats/token) summed since the last evaluation, on device
+    step: int = 0  # optimizer steps done
+    loss_count: int = 0  # steps summed in loss_sum
+    wall_s: float = 0.0  # wall clock of the earlier sessions
+    train_s: float = 0.0  # training time (evaluations excluded) up to interval_start
+    resumes: int = 0  # times this run has resumed from a checkpoint
+    # This session only, never saved: time.perf_counter / time.monotonic readings and a token count.
+    session_start: float = field(default_factory=time.perf_counter)
+    interval_start: float = field(default_factory=time.perf_counter)
+    interval_tokens: int = 0  # tokens trained since interval_start (this session's share)
+    checkpointed_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def restore(cls, path: Path, model: GPT, optimizer: torch.optim.Optimizer, device: torch.device) -> Self:
+        """The state saved at `path` (model and optimizer loaded in place, CPU RNG set), else a fresh one."""
+        ckpt = _load_checkpoint(path)
+        if ckpt is None:
+            return cls(model, optimizer, torch.zeros((), device=device))
+        model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng_cpu"])
-        step, wall, train_time, resumes = ckpt["step"], ckpt["wall_s"], ckpt["train_s"], ckpt["resumes"] + 1
-        loss_sum, loss_count = ckpt["loss_sum"].to(rt.device), ckpt["loss_count"]
-    if rt.is_main and ckpt:
-        _truncate_metrics(metrics_path, step)
-    elif rt.is_main:
-        metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
+        return cls(
+            model,
+            optimizer,
+            ckpt["loss_sum"].to(device),
+            step=ckpt["step"],
+            loss_count=ckpt["loss_count"],
+            wall_s=ckpt["wall_s"],
+            train_s=ckpt["train_s"],
+            resumes=ckpt["resumes"] + 1,
+        )
 
-    model = wrap(raw_model, rt)
-    eval_at = _eval_steps(plan.steps, plan.evals)
-    sync_every = 1 if rt.device.type == "cpu" else 10  # host-device syncs stall a GPU's queue
-    every = plan.checkpoint_every_s
-    flops_per_token = model_flops_per_token(plan.shape)
+    def save(self, path: Path) -> None:
+        """Write the checkpoint atomically: a reader finds the previous one or this one, never a torn file."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "step": self.step,
+            "wall_s": self.wall_now(),
+            "train_s": self.train_s_now(),
+            "resumes": self.resumes,
+            "loss_sum": self.loss_sum.detach().cpu(),
+            "loss_count": self.loss_count,
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
 
-    base = {
+    def wall_now(self) -> float:
+        """Wall-clock seconds of the run so far, all sessions."""
+        return self.wall_s + time.perf_counter() - self.session_start
+
+    def train_s_now(self) -> float:
+        """Training seconds of the run so far, all sessions, evaluations excluded."""
+        return self.train_s + time.perf_counter() - self.interval_start
+
+    def close_interval(self) -> float:
+        """Add the interval since the last evaluation to the training time; its length in seconds."""
+        seconds = time.perf_counter() - self.interval_start
+        self.train_s += seconds
+        return seconds
+
+    def open_interval(self) -> None:
+        """Start counting losses, tokens and training time afresh (after an evaluation)."""
+        self.loss_sum.zero_()
+        self.loss_count, self.interval_tokens = 0, 0
+        self.interval_start = time.perf_counter()
+
+
+class Trainer:
+    """One session of one run: the model, its data and state, and the run folder's files.
+
+    `start` writes the running summary, then the loop calls `train_step`, `poll`, `evaluate`, `checkpoint`,
+    and `end` or `complete`. Only the main process writes files; every rank computes.
+    """
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        data: TokenData,
+        batches: Batches,
+        val_starts: np.ndarray,
+        cfg: DictConfig,
+        run_dir: Path,
+        rt: Runtime,
+        stop: threading.Event | None,
+    ) -> None:
+        self.plan, self.data, self.batches, self.val_starts, self.rt, self.stop = (
+            plan, data, batches, val_starts, rt, stop
+        )  # fmt: skip
+        self.metrics_path, self.summary_path = run_dir / "metrics.jsonl", run_dir / "summary.json"
+        self.ckpt_path = run_dir / CHECKPOINT
+        torch.manual_seed(plan.seed)
+        raw_model, optimizer = build(plan.shape, rt, plan.lr, plan.weight_decay, (plan.beta1, plan.beta2))
+        self.state = RunState.restore(self.ckpt_path, raw_model, optimizer, rt.device)
+        resumed = self.state.resumes > 0
+        if rt.is_main and resumed:
+            _truncate_metrics(self.metrics_path, self.state.step)
+        elif rt.is_main:
+            self.metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
+        self.model = wrap(raw_model, rt)  # what steps call (compiled, DDP); the state keeps the raw model
+        self.eval_at = _eval_steps(plan.steps, plan.evals)
+        self.sync_every = 1 if rt.device.type == "cpu" else 10  # host-device syncs stall a GPU's queue
+        self.flops_per_token = model_flops_per_token(plan.shape)
+        self.base = _summary_base(plan, data, rt, self.state.resumes)
+        tracked = {**flatten(OmegaConf.to_container(cfg, resolve=True)), **self.base}
+        tracked.pop("status")
+        self.trackers = Trackers(check_loggers(cfg.train.get("loggers")), run_dir, tracked, rt.is_main)
+        self.last = _last_metrics(self.metrics_path) if resumed else {}  # the latest metrics row
+        self.progress = cfg.train.get("progress", "auto")
+        self.keep_checkpoint = bool(cfg.train.get("keep_checkpoint", False))
+
+    def start(self) -> RunState:
+        """Write the running summary, open the progress bar, start the clocks; the state to loop over."""
+        self.state.session_start = time.perf_counter()
+        self.write_summary("running", **self.last_losses())
+        show = self.progress
+        show = sys.stderr.isatty() if show in (None, "auto") else bool(show)  # auto: on a terminal
+        self.bar = tqdm(
+            total=self.plan.tokens,
+            initial=self.state.step * self.plan.tokens_per_step,
+            unit="tok",
+            unit_scale=True,
+            disable=not self.rt.is_main or not show,
+        )
+        self.model.train()
+        self.state.interval_start = time.perf_counter()
+        self.state.checkpointed_at = time.monotonic()
+        return self.state
+
+    def train_step(self) -> float:
+        """One optimizer step (the module's `train_step`) at the schedule's learning rate; that rate."""
+        s, plan, batches = self.state, self.plan, self.batches
+        lr, step = plan.lr_at(s.step), s.step
+        micro = (batches.get(step, k) for k in range(batches.accum))
+        loss = train_step(self.model, s.model, s.optimizer, micro, batches.accum, lr, plan.grad_clip, self.rt)
+        s.loss_sum += loss
+        s.step += 1
+        s.loss_count += 1
+        s.interval_tokens += plan.tokens_per_step
+        self.bar.update(plan.tokens_per_step)
+        return lr
+
+    def poll(self) -> Poll:
+        """One collective for every rank: the summed train loss, a stop request, a checkpoint due."""
+        s, rt = self.state, self.rt
+        flags = torch.tensor(
+            [
+                0.0,
+                float(self.stop is not None and self.stop.is_set()),
+                float(time.monotonic() - s.checkpointed_at > self.plan.checkpoint_every_s),
+            ],
+            dtype=torch.float64,
+            device=rt.device,
+        )
+        flags[0] = s.loss_sum
+        if rt.world_size > 1:
+            dist.all_reduce(flags)
+        total_loss, stop, checkpoint_due = flags.tolist()
+        train_loss = total_loss / rt.world_size / s.loss_count
+        self.bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
+        return Poll(train_loss, bool(stop), bool(checkpoint_due))
+
+    def evaluate(self, lr: float, train_loss: float) -> float:
+        """Close the interval with one metrics row (losses in nats/token, tokens, FLOPs = 6 N D, seconds);
+        the held-out loss, NaN without evaluating after a non-finite train loss (the run diverged)."""
+        s, plan, rt = self.state, self.plan, self.rt
+        seconds = s.close_interval()
+        val_loss = math.nan
+        if math.isfinite(train_loss):
+            val_loss = held_out_loss(s.model, self.data.val, self.val_starts, self.batches.micro, rt)
+        tokens_per_s = s.interval_tokens / seconds
+        flops_per_s = tokens_per_s * self.flops_per_token
+        self.last = {
+            "step": s.step,
+            "tokens": s.step * plan.tokens_per_step,
+            "flops": 6 * plan.n_params * s.step * plan.tokens_per_step,
+            "lr": lr,
+            "train_loss": _finite(train_loss),
+            "val_loss": _finite(val_loss),
+            "elapsed_s": s.wall_now(),
+            "tokens_per_s": tokens_per_s,
+            "flops_per_s": flops_per_s,
+            "mfu": self.mfu(flops_per_s),
+        }
+        if rt.is_main:
+            append_jsonl(self.metrics_path, self.last)
+            self.trackers.log(self.last)
+        s.open_interval()  # evaluation time is not training time
+        return val_loss
+
+    def checkpoint(self) -> None:
+        """Save the state to ckpt.pt (main process); every rank restarts the checkpoint_every_s clock."""
+        if self.rt.is_main:
+            self.state.save(self.ckpt_path)
+        self.state.checkpointed_at = time.monotonic()
+
+    def mfu(self, flops_per_s: float) -> float | None:
+        """Model FLOP utilisation: model FLOP/s over the peak FLOP/s of all devices (None if unknown)."""
+        return flops_per_s / (self.rt.peak_flops * self.rt.world_size) if self.rt.peak_flops else None
+
+    def last_losses(self) -> dict[str, float | None]:
+        """The latest evaluation's train and held-out losses (nats/token); None before the first."""
+        return {"train_loss": self.last.get("train_loss"), "val_loss": self.last.get("val_loss")}
+
+    def write_summary(self, status: str, **fields: Any) -> dict[str, Any]:
+        """summary.json (atomically) with the status, steps done, wall-clock seconds and `fields`."""
+        now = {"status": status, "steps_done": self.state.step, "wall_s": self.state.wall_now()}
+        summary = {**self.base, **now, **fields}
+        if self.rt.is_main:
+            atomic_write_json(self.summary_path, summary)
+        return summary
+
+    def end(self, status: str, **fields: Any) -> dict[str, Any]:
+        """End the session early (diverged, interrupted) and record it."""
+        self.bar.close()
+        self.trackers.finish(status)
+        return self.write_summary(status, **fields)
+
+    def complete(self) -> dict[str, Any]:
+        """Record the completed run and its throughput; delete the checkpoint unless train.keep_checkpoint."""
+        self.bar.close()
+        plan = self.plan
+        train_s = self.state.train_s_now()
+        flops_per_s = plan.tokens * self.flops_per_token / train_s
+        summary = self.write_summary(
+            "completed",
+            **self.last_losses(),
+            epochs=plan.tokens / plan.unique_tokens,
+            train_s=train_s,
+            tokens_per_s=plan.tokens / train_s,
+            flops_per_s=flops_per_s,
+            mfu=self.mfu(flops_per_s),
+        )
+        self.trackers.finish("completed")
+        if self.keep_checkpoint:
+            self.checkpoint()
+        elif self.rt.is_main:
+            self.ckpt_path.unlink(missing_ok=True)
+        return summary
+
+
+def _summary_base(plan: RunPlan, data: TokenData, rt: Runtime, resumes: int) -> dict[str, Any]:
+    """The summary fields fixed for the session: the run's shape, budget, data and hardware."""
+    return {
         "status": "running",
         **plan.summary_fields(),
         "n_params_total": n_params_total(plan.shape),
@@ -480,144 +736,6 @@ def _train(
         "world_size": rt.world_size,
         "resumes": resumes,
     }
-
-    tracked = {**flatten(OmegaConf.to_container(cfg, resolve=True)), **base}
-    tracked.pop("status")
-    trackers = Trackers(check_loggers(cfg.train.get("loggers")), run_dir, tracked, rt.is_main)
-
-    def write_summary(status: str, **fields: Any) -> dict[str, Any]:
-        summary = {**base, "status": status, "steps_done": step, "wall_s": wall_now(), **fields}
-        if rt.is_main:
-            atomic_write_json(summary_path, summary)
-        return summary
-
-    def checkpoint() -> None:
-        if rt.is_main:
-            state = {
-                "model": raw_model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng_cpu": torch.get_rng_state(),
-                "step": step,
-                "wall_s": wall_now(),
-                "train_s": train_time_now(),
-                "resumes": resumes,
-                "loss_sum": loss_sum.detach().cpu(),
-                "loss_count": loss_count,
-            }
-            _save_checkpoint(ckpt_path, state)
-
-    last = _last_metrics(metrics_path) if ckpt else {}
-    session_start = interval_start = time.perf_counter()
-    saved_wall = wall
-
-    def wall_now() -> float:
-        return saved_wall + time.perf_counter() - session_start
-
-    def train_time_now() -> float:
-        return train_time + time.perf_counter() - interval_start
-
-    write_summary("running", train_loss=last.get("train_loss"), val_loss=last.get("val_loss"))
-    show = cfg.train.get("progress", "auto")
-    bar = tqdm(
-        total=plan.tokens,
-        initial=step * plan.tokens_per_step,
-        unit="tok",
-        unit_scale=True,
-        disable=not rt.is_main or not (sys.stderr.isatty() if show in (None, "auto") else bool(show)),
-    )
-    model.train()
-    interval_start = time.perf_counter()
-    last_checkpoint = time.monotonic()
-    interval_tokens = 0
-    while step < plan.steps:
-        lr = plan.lr_at(step)
-        micro = (batches.get(step, k) for k in range(batches.accum))
-        loss_sum += train_step(model, raw_model, optimizer, micro, batches.accum, lr, plan.grad_clip, rt)
-        step += 1
-        loss_count += 1
-        interval_tokens += plan.tokens_per_step
-        bar.update(plan.tokens_per_step)
-
-        evaluate_now = step in eval_at
-        if not (evaluate_now or step % sync_every == 0):
-            continue
-        # One collective decides for every rank: loss (NaN anywhere means diverged), stop, checkpoint.
-        flags = torch.tensor(
-            [
-                0.0,
-                float(stop is not None and stop.is_set()),
-                float(time.monotonic() - last_checkpoint > every),
-            ],
-            dtype=torch.float64,
-            device=rt.device,
-        )
-        flags[0] = loss_sum
-        if rt.world_size > 1:
-            dist.all_reduce(flags)
-        total_loss, stop_now, checkpoint_due = flags.tolist()
-        train_loss = total_loss / rt.world_size / loss_count
-        bar.set_postfix(loss=f"{train_loss:.3f}", refresh=False)
-        diverged = not math.isfinite(train_loss)
-        if evaluate_now or diverged:
-            interval_time = time.perf_counter() - interval_start
-            train_time += interval_time
-            val_loss = math.nan if diverged else evaluate(raw_model, data.val, val_starts, batches.micro, rt)
-            diverged = not math.isfinite(val_loss)
-            tokens_per_s = interval_tokens / interval_time
-            flops_per_s = tokens_per_s * flops_per_token
-            last = {
-                "step": step,
-                "tokens": step * plan.tokens_per_step,
-                "flops": 6 * plan.n_params * step * plan.tokens_per_step,
-                "lr": lr,
-                "train_loss": _finite(train_loss),
-                "val_loss": _finite(val_loss),
-                "elapsed_s": wall_now(),
-                "tokens_per_s": tokens_per_s,
-                "flops_per_s": flops_per_s,
-                "mfu": flops_per_s / (rt.peak_flops * rt.world_size) if rt.peak_flops else None,
-            }
-            if rt.is_main:
-                append_jsonl(metrics_path, last)
-                trackers.log(last)
-            if diverged:
-                bar.close()
-                trackers.finish("diverged")
-                return write_summary("diverged", train_loss=None, val_loss=None, diverged_at_step=step)
-            loss_sum.zero_()
-            loss_count, interval_tokens = 0, 0
-            interval_start = time.perf_counter()  # evaluation time is not training time
-            checkpoint_due = step < plan.steps
-        if (checkpoint_due or stop_now) and step < plan.steps:  # a stop resumes from exactly this step
-            checkpoint()
-            last_checkpoint = time.monotonic()
-        if stop_now and step < plan.steps:
-            bar.close()
-            trackers.finish("interrupted")
-            return write_summary(
-                "interrupted", train_loss=last.get("train_loss"), val_loss=last.get("val_loss")
-            )
-    bar.close()
-    train_time = train_time_now()
-    flops_per_s = plan.tokens * flops_per_token / train_time
-    summary = write_summary(
-        "completed",
-        train_loss=last["train_loss"],
-        val_loss=last["val_loss"],
-        epochs=plan.tokens / plan.unique_tokens,
-        train_s=train_time,
-        tokens_per_s=plan.tokens / train_time,
-        flops_per_s=flops_per_s,
-        mfu=plan.tokens * flops_per_token / train_time / (rt.peak_flops * rt.world_size)
-        if rt.peak_flops
-        else None,
-    )
-    trackers.finish("completed")
-    if rt.is_main and not cfg.train.get("keep_checkpoint", False):
-        ckpt_path.unlink(missing_ok=True)
-    elif rt.is_main:
-        checkpoint()
-    return summary
 
 
 def _last_metrics(path: Path) -> dict[str, Any]:

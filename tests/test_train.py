@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from scaling.config import compose_run_config, plan_run
 from scaling.errors import UsageError
 from scaling.io import read_jsonl
 from scaling.shapes import PRESETS, n_params
-from scaling.train import train
+from scaling.train import RunState, Runtime, build, train, train_step
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -232,3 +233,32 @@ def test_ddp_two_processes_match_one(reference, tmp_path):
     assert summary["steps"] == ref["steps"] and summary["tokens"] == ref["tokens"]
     assert summary["val_loss"] == pytest.approx(ref["val_loss"], rel=1e-4)
     assert len(rows(run_dir)) == len(rows(reference[0]))
+
+
+def test_run_state_saves_and_restores_itself(tmp_path):
+    """A checkpoint brings back the weights, AdamW's moments, the CPU RNG and the counters."""
+    plan = plan_run(config(*RUN))
+    rt = Runtime(torch.device("cpu"), torch.float32, False, 0, 1, 0, None)
+    path = tmp_path / "ckpt.pt"
+    torch.manual_seed(0)
+    state = RunState.restore(path, *build(plan.shape, rt, 1e-3, 0.1, (0.9, 0.95)), rt.device)
+    assert (state.step, state.resumes, state.loss_count, state.loss_sum.item()) == (0, 0, 0, 0.0)
+    tokens = torch.randint(0, plan.shape.vocab_size, (4, plan.shape.n_ctx + 1))
+    batch = [(tokens[:, :-1], tokens[:, 1:])]
+    state.loss_sum += train_step(state.model, state.model, state.optimizer, batch, 1, 1e-3, 1.0, rt)
+    state.step, state.loss_count, state.wall_s, state.train_s = 1, 1, 5.0, 4.0
+    state.save(path)
+    draw = torch.rand(3)  # what the RNG gives next, after the save
+
+    torch.manual_seed(1)  # another initialisation, to be overwritten
+    restored = RunState.restore(path, *build(plan.shape, rt, 1e-3, 0.1, (0.9, 0.95)), rt.device)
+    assert torch.equal(torch.rand(3), draw)
+    assert (restored.step, restored.loss_count, restored.resumes) == (1, 1, 1)
+    assert restored.loss_sum.item() == state.loss_sum.item() > 0
+    assert restored.wall_s >= 5.0 and restored.train_s >= 4.0  # seconds, this session's added on saving
+    for name, value in state.model.state_dict().items():
+        assert torch.equal(restored.model.state_dict()[name], value), name
+    saved, loaded = state.optimizer.state_dict()["state"], restored.optimizer.state_dict()["state"]
+    assert saved.keys() == loaded.keys() and all(
+        torch.equal(saved[k]["exp_avg_sq"], loaded[k]["exp_avg_sq"]) for k in saved
+    )
