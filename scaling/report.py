@@ -37,7 +37,7 @@ import pandas as pd
 
 from scaling import __version__, plots
 from scaling.allocate import ISOFLOP_TOLERANCE, Allocation, allocate
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
 from scaling.fit import Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.laws import get_law
@@ -101,12 +101,15 @@ def _decades(hi: float, lo: float) -> float:
     return math.log10(hi / lo)
 
 
-def _attempt(what: str, skipped: dict[str, str], func: Callable[[], Any]) -> Any:
-    """func(), or None with the reason in `skipped` when the data does not support it (UsageError or
-    ValueError: the documented 'cannot' of the API and of the figure functions)."""
+def _attempt(
+    what: str, skipped: dict[str, str], func: Callable[[], Any], cannot: type[UsageError] = UsageError
+) -> Any:
+    """func(), or None with the reason in `skipped` when the data does not support it: `cannot` is the
+    documented 'cannot' (UsageError of the API, FigureNotSupported of a figure); anything else is a bug
+    and propagates."""
     try:
         return func()
-    except (UsageError, ValueError) as exc:
+    except cannot as exc:
         skipped[what] = str(exc)
         return None
 
@@ -732,7 +735,7 @@ def write_report(
             if unsupported:
                 skipped[f"figure {name}"] = unsupported
                 continue
-            fig = _attempt(f"figure {name}", skipped, make)
+            fig = _attempt(f"figure {name}", skipped, make, cannot=FigureNotSupported)
             if fig is not None:
                 plots.save_figure(fig, str(staging / "figures" / name), dpi=dpi)
                 figures[name] = out_dir / "figures" / f"{name}.png"

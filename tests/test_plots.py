@@ -20,7 +20,7 @@ from test_allocate import shifting_profiles
 
 from scaling import plots
 from scaling.allocate import allocate
-from scaling.errors import ScalingWarning
+from scaling.errors import FigureNotSupported, ScalingWarning
 from scaling.fit import backtest, fit
 from scaling.laws import get_law
 from scaling.regimes import classify
@@ -158,7 +158,7 @@ def test_loss_per_series_one_law_curve_per_group(table, result, func, x, per):
 
 def test_loss_per_series_says_when_the_data_has_no_series(table, result):
     lone = table.assign(D=table["D"] * np.linspace(1, 1.5, len(table)))  # no two runs share a D
-    with pytest.raises(ValueError, match="share"):
+    with pytest.raises(FigureNotSupported, match="share"):
         plots.plot_loss_vs_params(lone, result)
 
 

@@ -219,3 +219,27 @@ def test_refuses_an_out_folder_that_is_not_a_report(tmp_path):
     with pytest.raises(UsageError, match="other than a report"):
         write_report(law_table(), foreign)
     assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_a_figure_the_data_cannot_support_is_left_out_with_its_reason(tmp_path):
+    table = law_table()
+    jitter = np.linspace(1.0, 1.3, len(table))  # no two runs share a size N or a token budget D
+    table = table.assign(N=table["N"] * jitter, D=table["D"] * jitter[::-1])
+    report = write_report(table.assign(C=6 * table["N"] * table["D"]), tmp_path / "out", bootstrap=0, dpi=150)
+    why = "no runs share a value of {} across two or more values of {}"
+    assert report.skipped["figure loss_vs_params"] == why.format("D", "N")
+    assert report.skipped["figure loss_vs_tokens"] == why.format("N", "D")
+    assert "loss_vs_params" not in report.figures and "residuals" in report.figures
+    assert "- loss_vs_params: no runs share a value of D" in report.markdown.read_text()
+
+
+def test_a_bug_in_a_figure_is_raised_not_reported_as_not_drawn(tmp_path, monkeypatch):
+    from scaling import plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug in the figure code")
+
+    monkeypatch.setattr(plots, "plot_residuals", broken)
+    with pytest.raises(ValueError, match="a bug in the figure code"):
+        write_report(law_table(), tmp_path / "out", bootstrap=0, dpi=150)
+    assert list(tmp_path.iterdir()) == []  # no report and no staging folder left behind
