@@ -35,10 +35,9 @@ from scipy.interpolate import Akima1DInterpolator
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import FitResult, fit, interval_dict, single_threaded_blas
 from scaling.laws import get_law
-from scaling.runs import compute_frontier, curve_of, load_runs
+from scaling.runs import ISOFLOP_TOLERANCE, compute_frontier, curve_of, load_runs, value_groups
 from scaling.units import format_quantity
 
-ISOFLOP_TOLERANCE = 0.01  # runs whose compute differs by at most 1 % share an IsoFLOP profile
 MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola
 PROFILE_FITS = ("window", "akima", "parabola")
 # Sizes per local parabola, chosen on 16 published sweeps and synthetic ones (README table,
@@ -251,14 +250,7 @@ def _approach1(points: pd.DataFrame, rows: np.ndarray | None = None):
 # ---- Approach 2 ------------------------------------------------------------------------------------
 def isoflop_groups(table: pd.DataFrame, tolerance: float = ISOFLOP_TOLERANCE) -> list[np.ndarray]:
     """Row indices of runs whose compute lies within `tolerance` (relative) of the group's smallest."""
-    order = np.argsort(table["C"].to_numpy(), kind="stable")
-    C = table["C"].to_numpy()[order]
-    groups, start = [], 0
-    for i in range(1, len(C) + 1):
-        if i == len(C) or C[i] > C[start] * (1 + tolerance):
-            groups.append(order[start:i])
-            start = i
-    return groups
+    return value_groups(table["C"].to_numpy(), tolerance)
 
 
 def _mean_log_loss(N: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,8 +31,8 @@ from scaling.allocate import isoflop_groups
 from scaling.errors import FigureNotSupported
 from scaling.laws import get_law
 from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds, optimal_allocation
-from scaling.runs import compute_frontier
-from scaling.units import format_quantity
+from scaling.runs import compute_frontier, series_groups
+from scaling.units import format_quantity, sci
 
 STYLE: dict[str, Any] = {
     "font.size": 9,
@@ -129,18 +129,6 @@ def _span(values: np.ndarray, pad: float = 1.5) -> np.ndarray:
     return np.geomspace(float(np.min(values)) / pad, float(np.max(values)) * pad, 200)
 
 
-def series_groups(table: pd.DataFrame, by: str, across: str, min_points: int = 2) -> list[pd.DataFrame]:
-    """Runs sharing one value of `by` (within 1 %, as runs share an IsoFLOP budget) that span at least
-    `min_points` distinct values of `across`, e.g. the runs of one token budget D across model sizes N;
-    sorted by `by`, then `across`."""
-    groups = []
-    for rows in isoflop_groups(pd.DataFrame({"C": table[by].to_numpy(float)})):
-        group = table.iloc[rows].sort_values(across)
-        if len(isoflop_groups(pd.DataFrame({"C": group[across].to_numpy(float)}))) >= min_points:
-            groups.append(group)
-    return groups
-
-
 def _bootstrap_band(samples: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
     """2.5 and 97.5 percentiles over the first axis of (K, n) samples, ignoring non-finite ones."""
     if samples is None or len(samples) < 2:
@@ -189,11 +177,6 @@ def law_loss_at(fit_result: Any, N, D, U=None) -> np.ndarray:
     if "U" not in get_law(fit_result.law).inputs:
         return fit_result.predict(N=N, D=D)
     return fit_result.predict(N=N, D=D, U=D if U is None else U)
-
-
-def sci(value: float, digits: int = 3) -> str:
-    """3.15e+23 -> '3.15e23': FLOPs and other large counts in titles, legends and the report."""
-    return f"{value:.{digits}g}".replace("e+", "e")
 
 
 def _truncated(name: str, top: float = 0.88) -> mpl.colors.Colormap:

@@ -41,13 +41,12 @@ from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
 from scaling.fit import Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.laws import get_law
-from scaling.plots import sci
 from scaling.predict import Prediction, fitted_range, predict
 from scaling.regimes import Thresholds, classify
-from scaling.runs import collect_runs, curve_of, load_runs
+from scaling.runs import collect_runs, curve_of, load_runs, series_groups
 from scaling.select import MIN_FOLDS, CandidateScore, rolling_cutoffs, score_candidate
 from scaling.sources import detect
-from scaling.units import format_quantity
+from scaling.units import format_quantity, sci
 
 GPT3_PRESET = "gpt3_175b"
 GPT3_TOKENS = 300e9
@@ -159,8 +158,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def _data_section(
     table: pd.DataFrame, statuses: dict[str, int] | None, n_curves: int, allocations: Mapping[int, Allocation]
 ) -> str:
-    sizes = plots.series_groups(table, by="N", across="N", min_points=1)
-    budgets = plots.series_groups(table, by="D", across="D", min_points=1)
+    sizes = series_groups(table, by="N", across="N", min_points=1)
+    budgets = series_groups(table, by="D", across="D", min_points=1)
     n, d, c, loss = (table[k] for k in ("N", "D", "C", "loss"))
     used = f"{len(table)}"
     if statuses:
