@@ -381,11 +381,11 @@ def allocate(
     window : sizes per local parabola (>= 3) for `profile_fit="window"`.
     """
     if approach not in (1, 2, 3):
-        raise UsageError(f"--approach must be 1, 2 or 3, got {approach}")
+        raise UsageError(f"`approach` must be 1, 2 or 3, got {approach}")
     if bootstrap < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {bootstrap}")
+        raise UsageError(f"`bootstrap` must be >= 0, got {bootstrap}")
     if seed < 0:  # numpy's generators take non-negative seeds only
-        raise UsageError(f"--seed must be >= 0, got {seed}")
+        raise UsageError(f"`seed` must be >= 0, got {seed}")
     table = load_runs(table)
     rng = np.random.default_rng(seed)
     samples: list[tuple[float, float, float, float]] = []
@@ -405,16 +405,16 @@ def allocate(
         points = points[["C", "N", "D", "loss"]]
     elif approach == 2:
         if not 0 <= isoflop_tolerance < 1:
-            raise UsageError(f"--isoflop-tolerance must be a fraction in [0, 1), got {isoflop_tolerance}")
+            raise UsageError(f"`isoflop_tolerance` must be a fraction in [0, 1), got {isoflop_tolerance}")
         if profile_fit not in PROFILE_FITS:
-            raise UsageError(f"--profile-fit must be one of {', '.join(PROFILE_FITS)}, got {profile_fit!r}")
+            raise UsageError(f"`profile_fit` must be one of {', '.join(PROFILE_FITS)}, got {profile_fit!r}")
         if (
             isinstance(window, bool)
             or not isinstance(window, (int, np.integer))
             or window < MIN_PROFILE_SIZES
         ):
             raise UsageError(
-                f"--window must be a whole number of at least {MIN_PROFILE_SIZES} sizes "
+                f"`window` must be a whole number of at least {MIN_PROFILE_SIZES} sizes "
                 f"(a parabola needs 3), got {window!r}"
             )
         groups = isoflop_groups(table, isoflop_tolerance)

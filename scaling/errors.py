@@ -6,12 +6,8 @@ from __future__ import annotations
 class UsageError(Exception):
     """Bad input: a bad file, option or value. The message names the problem and, where known, the fix.
 
-    arguments: the Python argument names (`bootstrap`, `holdout_top`) the message mentions, as whole
-    words; a front end that spells them otherwise (the CLI's `--bootstrap`) rewrites those words."""
-
-    def __init__(self, message: str, *, arguments: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.arguments = arguments
+    A message names a Python argument in backticks ("`bootstrap` must be >= 0, got -1"), so that a front
+    end that spells it otherwise (the CLI: `--bootstrap`) can rewrite exactly those words."""
 
 
 class FigureNotSupported(UsageError):

@@ -590,9 +590,11 @@ def analyse(
     be fitted at all; parts the data do not support are left out with the reason in `skipped`."""
     # A bad option is the user's to fix: fail now rather than skip the part it belongs to.
     if not 0 < holdout_top < 1:
-        raise UsageError(f"--holdout-top must be a fraction between 0 and 1, got {holdout_top}")
+        raise UsageError(f"`holdout_top` must be a fraction between 0 and 1, got {holdout_top}")
     if not 0 <= isoflop_tolerance < 1:
-        raise UsageError(f"--isoflop-tolerance must be a fraction in [0, 1), got {isoflop_tolerance}")
+        raise UsageError(f"`isoflop_tolerance` must be a fraction in [0, 1), got {isoflop_tolerance}")
+    if seed < 0:  # else every resampled interval would be skipped
+        raise UsageError(f"`seed` must be >= 0, got {seed}")
     skipped: dict[str, str] = {}
     with warnings.catch_warnings(record=True) as noted:
         warnings.simplefilter("always", ScalingWarning)
@@ -703,19 +705,19 @@ def write_report(
     replacing it as a whole (see the module docstring). PNGs at `dpi` (at least 150)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"{out_dir}: exists and is not a folder; choose another --out")
+        raise UsageError(f"{out_dir}: exists and is not a folder; choose another `out_dir`")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "report.md").is_file():
         raise UsageError(
             f"{out_dir}: holds something other than a report; the report replaces its folder as a whole, "
             "so choose a new or empty one"
         )
     if dpi < 150:
-        raise UsageError(f"--dpi must be at least 150 for readable figures, got {dpi}")
+        raise UsageError(f"`dpi` must be at least 150 for readable figures, got {dpi}")
     locked = _read_only_folder(out_dir)
     if locked is not None:
         raise UsageError(
             f"{out_dir}: the report folder cannot be written ({locked} is read-only) and would be replaced "
-            "as a whole; make it writable (chmod -R u+w) or choose another --out"
+            "as a whole; make it writable (chmod -R u+w) or choose another `out_dir`"
         )
     parent = out_dir.resolve().parent
     if parent.is_dir():

@@ -327,7 +327,7 @@ def read_source(
         table = read_tracker(source, tracker, column_map, experiments)
         return table, apply_default_keys(table, column_map)
     if experiments:
-        raise UsageError("--experiment picks the experiments of an MLflow store; this input is not one")
+        raise UsageError("`experiments` picks the experiments of an MLflow store; this input is not one")
     if path.is_dir():
         return collect_runs(path), column_map
     if path.exists():
@@ -379,7 +379,7 @@ def load_runs(
         raise UsageError(
             f"{where}needs columns loss and two of N, D, C "
             f"(found {', '.join(map(str, table.columns)) or 'none'}); "
-            'rename with --map, e.g. --map "N=Model Size,C=Training FLOP"'
+            "rename them with `column_map`, e.g. N=Model Size,C=Training FLOP"
         )
     if table.empty:
         raise UsageError(f"{where}no runs (the table has a header but no rows)")
@@ -423,7 +423,7 @@ def load_runs(
         raise UsageError(f"{where}no usable runs: every run was excluded (see the warnings above)")
     if drop_top_loss:
         if drop_top_loss < 0 or drop_top_loss >= len(table):
-            raise UsageError(f"--drop-top-loss must be between 0 and {len(table) - 1}, got {drop_top_loss}")
+            raise UsageError(f"`drop_top_loss` must be between 0 and {len(table) - 1}, got {drop_top_loss}")
         table = table.drop(table["loss"].nlargest(drop_top_loss).index)
     _check_units(table, _labels(table), warn)
     repeated = table.duplicated(subset=[c for c in NUMERIC if c in table], keep="first")
