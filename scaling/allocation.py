@@ -35,10 +35,9 @@ from scipy.interpolate import Akima1DInterpolator
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting import FitResult, fit, interval_dict, single_threaded_blas
 from scaling.laws import get_law
-from scaling.runs import compute_frontier, curve_of, load_runs
+from scaling.runs import ISOFLOP_TOLERANCE, compute_frontier, curve_of, load_runs, value_groups
 from scaling.units import format_quantity
 
-ISOFLOP_TOLERANCE = 0.01  # runs whose compute differs by at most 1 % share an IsoFLOP profile
 MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola
 PROFILE_FITS = ("window", "akima", "parabola")
 # Sizes per local parabola, chosen on 16 published sweeps and synthetic ones (README table,
@@ -251,14 +250,7 @@ def _approach1(points: pd.DataFrame, rows: np.ndarray | None = None):
 # ---- Approach 2 ------------------------------------------------------------------------------------
 def isoflop_groups(table: pd.DataFrame, tolerance: float = ISOFLOP_TOLERANCE) -> list[np.ndarray]:
     """Row indices of runs whose compute lies within `tolerance` (relative) of the group's smallest."""
-    order = np.argsort(table["C"].to_numpy(), kind="stable")
-    C = table["C"].to_numpy()[order]
-    groups, start = [], 0
-    for i in range(1, len(C) + 1):
-        if i == len(C) or C[i] > C[start] * (1 + tolerance):
-            groups.append(order[start:i])
-            start = i
-    return groups
+    return value_groups(table["C"].to_numpy(), tolerance)
 
 
 def _mean_log_loss(N: np.ndarray, loss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -389,11 +381,11 @@ def allocate(
     window : sizes per local parabola (>= 3) for `profile_fit="window"`.
     """
     if approach not in (1, 2, 3):
-        raise UsageError(f"--approach must be 1, 2 or 3, got {approach}")
+        raise UsageError(f"`approach` must be 1, 2 or 3, got {approach}")
     if bootstrap < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {bootstrap}")
+        raise UsageError(f"`bootstrap` must be >= 0, got {bootstrap}")
     if seed < 0:  # numpy's generators take non-negative seeds only
-        raise UsageError(f"--seed must be >= 0, got {seed}")
+        raise UsageError(f"`seed` must be >= 0, got {seed}")
     table = load_runs(table)
     rng = np.random.default_rng(seed)
     samples: list[tuple[float, float, float, float]] = []
@@ -413,16 +405,16 @@ def allocate(
         points = points[["C", "N", "D", "loss"]]
     elif approach == 2:
         if not 0 <= isoflop_tolerance < 1:
-            raise UsageError(f"--isoflop-tolerance must be a fraction in [0, 1), got {isoflop_tolerance}")
+            raise UsageError(f"`isoflop_tolerance` must be a fraction in [0, 1), got {isoflop_tolerance}")
         if profile_fit not in PROFILE_FITS:
-            raise UsageError(f"--profile-fit must be one of {', '.join(PROFILE_FITS)}, got {profile_fit!r}")
+            raise UsageError(f"`profile_fit` must be one of {', '.join(PROFILE_FITS)}, got {profile_fit!r}")
         if (
             isinstance(window, bool)
             or not isinstance(window, (int, np.integer))
             or window < MIN_PROFILE_SIZES
         ):
             raise UsageError(
-                f"--window must be a whole number of at least {MIN_PROFILE_SIZES} sizes "
+                f"`window` must be a whole number of at least {MIN_PROFILE_SIZES} sizes "
                 f"(a parabola needs 3), got {window!r}"
             )
         groups = isoflop_groups(table, isoflop_tolerance)

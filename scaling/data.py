@@ -164,14 +164,14 @@ def prepare_text(paths: list[str | os.PathLike], out: str | os.PathLike) -> Toke
     """Byte-tokenise text files (concatenated in the given order) into the prepared folder `out`."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder")
+        raise UsageError(f"`out` {out} is a file; give a folder")
     if out.resolve().is_relative_to(cache_dir().resolve()):
         raise UsageError(
-            f"--out {out} is inside the data cache {cache_dir()}, which holds the built-in and synthetic "
+            f"`out` {out} is inside the data cache {cache_dir()}, which holds the built-in and synthetic "
             "data under names of their own; give a folder outside it"
         )
     if out.is_dir() and any(out.iterdir()) and not (out / "meta.json").exists():
-        raise UsageError(f"--out {out} is a non-empty folder that is not prepared data; give a new folder")
+        raise UsageError(f"`out` {out} is a non-empty folder that is not prepared data; give a new folder")
     chunks = []
     for path in paths:
         try:

@@ -42,6 +42,7 @@ HUBER_DELTA = 1e-3
 # at most 7 parameters); the optimum itself is always that of every run. Chinchilla's table has 245 runs.
 SEARCH_ROWS = 10_000
 LOSSES = ("huber", "squared")
+METHODS = ("profile", "classic")  # our global search; Hoffmann et al.'s grid (comparison only)
 AUTO = "auto"  # `--law auto`: the law with the lowest rolling-backtest error (scaling.select.fit_auto)
 PARAMS_COLUMNS = ("N", "N_total")  # which parameter count feeds the law: non-embedding or all parameters
 CI_LEVEL = 0.95
@@ -469,7 +470,7 @@ def _global_fit(problem: _Problem, n_refine: int = 8) -> tuple[np.ndarray, float
 # ---- fitting ---------------------------------------------------------------------------------------
 def _params_column(name: str) -> str:
     if name not in PARAMS_COLUMNS:
-        raise UsageError(f"unknown parameter count {name!r}; choose one of {', '.join(PARAMS_COLUMNS)}")
+        raise UsageError(f"`params_column` must be one of {', '.join(PARAMS_COLUMNS)}, got {name!r}")
     return name
 
 
@@ -481,8 +482,9 @@ def use_params_column(table: pd.DataFrame, column: str) -> pd.DataFrame:
     values = pd.to_numeric(table[column], errors="coerce") if column in table else None
     if values is None or not (np.isfinite(values) & (values > 0)).all():
         raise UsageError(
-            f"--params-column {column} needs a column {column} (all parameters, embeddings included) with a "
-            "positive number for every run (`scaling runs` writes it; else --map N_total=COLUMN)"
+            f"`params_column` {column} needs a column {column} (all parameters, embeddings included) with a "
+            "positive number for every run (`scaling runs` writes it; else rename a column to it with "
+            "`column_map`)"
         )
     return table.assign(N=values.astype(float))
 
@@ -493,7 +495,7 @@ def _prepare(table: pd.DataFrame, law: Law) -> tuple[pd.DataFrame, Inputs, np.nd
     if "U" in law.inputs and ("U" not in table or table["U"].isna().any()):
         raise UsageError(
             f"law {law.name} needs column U (unique tokens in the training data) for every run; "
-            "add it (--map U=COLUMN) or use law chinchilla"
+            "rename a column to U with `column_map`, or use law chinchilla"
         )
     if law.name == "kaplan_c":
         table = compute_frontier(table)
@@ -550,6 +552,18 @@ def fit(
     params_column : "N" (non-embedding parameters, the default) or "N_total" (all parameters, a column
         of the table): the count the law reads as N. Predictions convert a target's N the same way.
     """
+    if loss not in LOSSES:
+        raise UsageError(f"`loss` must be one of {', '.join(LOSSES)}, got {loss!r}")
+    if not (math.isfinite(delta) and delta > 0):
+        raise UsageError(f"`delta` must be a positive number, got {delta}")
+    if bootstrap < 0:
+        raise UsageError(f"`bootstrap` must be >= 0, got {bootstrap}")
+    if seed < 0:  # numpy's generators take non-negative seeds only
+        raise UsageError(f"`seed` must be >= 0, got {seed}")
+    if method not in METHODS:
+        raise UsageError(f"`method` must be one of {', '.join(METHODS)}, got {method!r}")
+    if method == "classic" and bootstrap:
+        raise UsageError("`method` classic is for comparison only; bootstrap with the default method")
     if law == AUTO:
         raise UsageError(
             'law "auto" is a choice among laws by rolling backtest, made of fits: call '
@@ -563,15 +577,9 @@ def fit(
             f"unknown procedure {procedure!r} for law {law_obj.name}; choose {', '.join(law_obj.procedures)}"
         )
     if procedure != "joint" and method != "profile":
-        raise UsageError(f"--method {method} fits jointly; use it with --procedure joint")
+        raise UsageError(f"`method` {method} fits jointly; use it with `procedure` joint")
     if base is not None and procedure != "two_stage":
         raise UsageError("a given base law is for the two-stage fit of law data_constrained only")
-    if loss not in LOSSES:
-        raise UsageError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    if bootstrap < 0:
-        raise UsageError(f"--bootstrap must be >= 0, got {bootstrap}")
-    if seed < 0:  # numpy's generators take non-negative seeds only
-        raise UsageError(f"--seed must be >= 0, got {seed}")
     table, X, y_loss = _prepare(table, law_obj)
     problem = _Problem(law_obj, X, np.log(y_loss), loss, delta)
     staged = None
@@ -582,11 +590,9 @@ def fit(
         theta, fval, converged = _global_fit(problem)
     elif method == "classic":
         if law_obj.name != "chinchilla":
-            raise UsageError("--method classic is Hoffmann et al.'s grid for the chinchilla law only")
+            raise UsageError("`method` classic is Hoffmann et al.'s grid for the chinchilla law only")
         theta, fval = classic_fit(problem)
         converged = bool(_newton(problem, theta[None], max_iter=1)[2][0])
-    else:
-        raise UsageError(f"unknown method {method!r}; choose profile or classic")
     params = law_obj.from_theta(theta)
     if converged:
         message = "Newton decrement ~ 0: a certified stationary point of the objective"
@@ -750,7 +756,7 @@ def _two_stage_fit(problem: _Problem, given_base: Mapping[str, float] | None = N
             raise UsageError(
                 f"the two-stage fit of law {law.name} fits its base law on the runs of at most "
                 f"{law.base_max_epochs:g} epochs and needs more than {len(base_law.param_names)}; these runs "
-                f"have {rows.size}. Use --procedure joint"
+                f"have {rows.size}. Use `procedure` joint"
             )
         base_X = Inputs.make(N=X.N[rows], D=X.D[rows])
         try:
@@ -933,7 +939,7 @@ def likelihood_ratio_test(
     missing = [k for k in law_obj.param_names if k not in params]
     if missing:
         raise UsageError(
-            f"--test-params for law {law_obj.name} must give {', '.join(law_obj.param_names)}; "
+            f"`params` for law {law_obj.name} must give {', '.join(law_obj.param_names)}; "
             f"missing {', '.join(missing)}"
         )
     _, X, y_loss = _prepare(table, law_obj)
@@ -1011,19 +1017,19 @@ def backtest(
     """Fit `law` on all but the top `holdout_top` fraction of runs by compute and report the relative
     prediction error on those (how far to trust an extrapolation). `fit_options` go to `fit`."""
     if not 0 < holdout_top < 1:
-        raise UsageError(f"--holdout-top must be a fraction between 0 and 1, got {holdout_top}")
+        raise UsageError(f"`holdout_top` must be a fraction between 0 and 1, got {holdout_top}")
     table = load_runs(table)
     C = np.sort(table["C"].to_numpy())
     n_train = len(C) - max(1, round(holdout_top * len(C)))
     if n_train < 1:
-        raise UsageError(f"--holdout-top {holdout_top} leaves no run to fit on")
+        raise UsageError(f"`holdout_top` {holdout_top} leaves no run to fit on")
     cutoff = float(C[n_train - 1])
     train, held = table[table["C"] <= cutoff], table[table["C"] > cutoff]
     if law == "kaplan_c":
         on_frontier = compute_frontier(table)
         held = on_frontier[on_frontier["C"] > cutoff]
     if held.empty:
-        raise UsageError(f"no run has more compute than the cutoff {cutoff:.3g} FLOPs; lower --holdout-top")
+        raise UsageError(f"no run has more compute than the cutoff {cutoff:.3g} FLOPs; lower `holdout_top`")
     result = fit(train, law=law, **fit_options)
     predicted = result.predict(**{k: held[k].to_numpy(float) for k in ("N", "D", "C", "U") if k in held})
     runs = held[[c for c in ("N", "D", "C", "loss", "run") if c in held]].reset_index(drop=True)

@@ -572,36 +572,38 @@ def plan(
     Raises UsageError for a budget too small for MIN_RUNS runs, a target below the runs, a prior of a law
     that cannot answer, or bad values.
     """
-    budget = parse_quantity(budget, "budget (FLOPs)")
+    budget = parse_quantity(budget, "`budget` (FLOPs)")
     N_t = resolve_params(target_params)[0]
-    min_params = parse_quantity(min_params, "--min-params")
-    max_params = min(parse_quantity(max_params, "--max-params"), N_t)
+    min_params = parse_quantity(min_params, "`min_params`")
+    max_params = min(parse_quantity(max_params, "`max_params`"), N_t)
     if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < MIN_RUNS:
-        raise UsageError(f"--max-runs must be a whole number >= {MIN_RUNS}, got {max_runs!r}")
+        raise UsageError(f"`max_runs` must be a whole number >= {MIN_RUNS}, got {max_runs!r}")
     if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
-        raise UsageError(f"--max-repeats must be a whole number >= 1, got {max_repeats!r}")
+        raise UsageError(f"`max_repeats` must be a whole number >= 1, got {max_repeats!r}")
     if not 0 < noise < 1:
-        raise UsageError(f"--noise is a relative spread in (0, 1), e.g. 0.01 for 1 %, got {noise!r}")
+        raise UsageError(f"`noise` is a relative spread in (0, 1), e.g. 0.01 for 1 %, got {noise!r}")
     if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1:
-        raise UsageError(f"--n-ctx must be a positive whole number of tokens, got {n_ctx!r}")
+        raise UsageError(f"`n_ctx` must be a positive whole number of tokens, got {n_ctx!r}")
     chip = hardware.get_accelerator(accelerator)
     hardware.gpu_days(1.0, chip, mfu)  # checks mfu
+    if seed < 0:  # numpy's generators take non-negative seeds only
+        raise UsageError(f"`seed` must be >= 0, got {seed}")
     prior = Prior.epoch(seed=seed) if prior is None else Prior.from_fit(prior, seed=seed)
     law = get_law(prior.law)
     if (target_tokens is None) == (not optimal):
-        raise UsageError("give exactly one of --target-tokens D or --optimal")
+        raise UsageError("give exactly one of `target_tokens` or `optimal`")
     D_t = (
         float(optimal_tokens_for_params(law.compute_optimal(prior.params), N_t))
         if optimal
-        else parse_quantity(target_tokens, "--target-tokens")
+        else parse_quantity(target_tokens, "`target_tokens`")
     )
     if N_t < min_params:
         raise UsageError(
-            f"the target N = {format_quantity(N_t)} params lies below the runs (--min-params "
-            f"{format_quantity(min_params)}): a plan extrapolates from smaller runs; lower --min-params"
+            f"the target N = {format_quantity(N_t)} params lies below the runs (`min_params` "
+            f"{format_quantity(min_params)}): a plan extrapolates from smaller runs; lower `min_params`"
         )
     if min_params > max_params:
-        raise UsageError(f"--min-params {min_params:.3g} exceeds --max-params {max_params:.3g}")
+        raise UsageError(f"`min_params` {min_params:.3g} exceeds `max_params` {max_params:.3g}")
     cheapest = smallest_run(min_params, n_ctx)
     if D_t < cheapest.D:
         raise UsageError(
@@ -613,7 +615,7 @@ def plan(
             f"budget {budget:.3g} FLOPs is too small for {MIN_RUNS} runs: the cheapest run (N = "
             f"{format_quantity(cheapest.N)}, {cheapest.steps} steps of {cheapest.batch_size} x {n_ctx} "
             "tokens) "
-            f"costs {cheapest.C:.3g}; raise --budget to >= {MIN_RUNS * cheapest.C:.3g} or lower --min-params"
+            f"costs {cheapest.C:.3g}; raise `budget` to >= {MIN_RUNS * cheapest.C:.3g} or lower `min_params`"
         )
     target_loss = float(law.predict(prior.params, N=N_t, D=D_t)[0])
     if not math.isfinite(target_loss):
@@ -635,7 +637,7 @@ def plan(
         warnings.warn(
             f"the plan has {distinct} distinct (N, D) points, runs so far included, fewer than the "
             f"{len(law.param_names)} parameters of the {law.name} law: a fit of them is not determined and "
-            "the interval widths are meaningless; raise --budget or --max-runs, or lower --min-params",
+            "the interval widths are meaningless; raise `budget` or `max_runs`, or lower `min_params`",
             ScalingWarning,
             stacklevel=2,
         )
@@ -689,11 +691,11 @@ _SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
 def sweep_name_of(out: str | Path) -> str:
-    """NAME of an --out path DIR/sweep/NAME.yaml (Hydra's --config-dir DIR finds it as +sweep=NAME)."""
+    """NAME of an `out` path DIR/sweep/NAME.yaml (Hydra's --config-dir DIR finds it as +sweep=NAME)."""
     out = Path(out)
     if out.suffix != ".yaml" or out.parent.name != "sweep" or not _SWEEP_NAME.match(out.stem):
         raise UsageError(
-            f"--out {str(out)[:200]!r} must be DIR/sweep/NAME.yaml (NAME of letters, digits, - and _), so "
+            f"`out` {str(out)[:200]!r} must be DIR/sweep/NAME.yaml (NAME of letters, digits, - and _), so "
             "that `scaling-train --config-dir DIR -m +sweep=NAME` runs it"
         )
     return out.stem

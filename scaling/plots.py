@@ -7,6 +7,7 @@ can restyle or combine them; `scaling.report` only composes them. Figures are bu
 
 Conventions: log axes for N (non-embedding parameters), D (tokens) and C (FLOPs); loss in nats/token;
 colour by model size N on a log colour bar wherever the runs have different sizes.
+A figure the data cannot support raises `scaling.errors.FigureNotSupported` (the report leaves it out).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from scaling.allocation import isoflop_groups
+from scaling.errors import FigureNotSupported
 from scaling.laws import get_law
 from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds, optimal_allocation
-from scaling.runs import compute_frontier
-from scaling.units import format_quantity
+from scaling.runs import compute_frontier, series_groups
+from scaling.units import format_quantity, sci
 
 STYLE: dict[str, Any] = {
     "font.size": 9,
@@ -127,18 +129,6 @@ def _span(values: np.ndarray, pad: float = 1.5) -> np.ndarray:
     return np.geomspace(float(np.min(values)) / pad, float(np.max(values)) * pad, 200)
 
 
-def series_groups(table: pd.DataFrame, by: str, across: str, min_points: int = 2) -> list[pd.DataFrame]:
-    """Runs sharing one value of `by` (within 1 %, as runs share an IsoFLOP budget) that span at least
-    `min_points` distinct values of `across`, e.g. the runs of one token budget D across model sizes N;
-    sorted by `by`, then `across`."""
-    groups = []
-    for rows in isoflop_groups(pd.DataFrame({"C": table[by].to_numpy(float)})):
-        group = table.iloc[rows].sort_values(across)
-        if len(isoflop_groups(pd.DataFrame({"C": group[across].to_numpy(float)}))) >= min_points:
-            groups.append(group)
-    return groups
-
-
 def _bootstrap_band(samples: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
     """2.5 and 97.5 percentiles over the first axis of (K, n) samples, ignoring non-finite ones."""
     if samples is None or len(samples) < 2:
@@ -187,11 +177,6 @@ def law_loss_at(fit_result: Any, N, D, U=None) -> np.ndarray:
     if "U" not in get_law(fit_result.law).inputs:
         return fit_result.predict(N=N, D=D)
     return fit_result.predict(N=N, D=D, U=D if U is None else U)
-
-
-def sci(value: float, digits: int = 3) -> str:
-    """3.15e+23 -> '3.15e23': FLOPs and other large counts in titles, legends and the report."""
-    return f"{value:.{digits}g}".replace("e+", "e")
 
 
 def _truncated(name: str, top: float = 0.88) -> mpl.colors.Colormap:
@@ -307,7 +292,7 @@ def _loss_per_series(table: pd.DataFrame, fit_result: Any, x: str, per: str) -> 
     """Loss against `x` for each group of runs sharing `per`, with the fitted law's curve of each group."""
     groups = series_groups(table, by=per, across=x)
     if not groups:
-        raise ValueError(f"no runs share a value of {per} across two or more values of {x}")
+        raise FigureNotSupported(f"no runs share a value of {per} across two or more values of {x}")
     picks = np.unique(np.linspace(0, len(groups) - 1, min(len(groups), 12)).astype(int))
     shown = [groups[i] for i in picks]
     values = np.array([float(g[per].median()) for g in shown])
@@ -341,14 +326,14 @@ def _loss_per_series(table: pd.DataFrame, fit_result: Any, x: str, per: str) -> 
 @styled
 def plot_loss_vs_params(table: pd.DataFrame, fit_result: Any = None) -> Figure:
     """Loss (nats/token) against N (params) for each token budget D shared by 2+ model sizes, with the
-    fitted law at that D. ValueError when no budget is shared (see `series_groups`)."""
+    fitted law at that D. FigureNotSupported when no budget is shared (see `series_groups`)."""
     return _loss_per_series(table, fit_result, x="N", per="D")
 
 
 @styled
 def plot_loss_vs_tokens(table: pd.DataFrame, fit_result: Any = None) -> Figure:
     """Loss (nats/token) against D (tokens) for each model size N trained on 2+ budgets, with the fitted
-    law at that N. ValueError when no size has two budgets."""
+    law at that N. FigureNotSupported when no size has two budgets."""
     return _loss_per_series(table, fit_result, x="D", per="N")
 
 
@@ -367,7 +352,7 @@ def plot_nd_plane(
     `regime` per row of `table`) and landmark models."""
     law = get_law(fit_result.law)
     if law.inputs[:2] != ("N", "D"):
-        raise ValueError(f"the {law.name} law is not a law in N and D")
+        raise FigureNotSupported(f"the {law.name} law is not a law in N and D")
     points_n = [n for n, _, _ in landmarks] + ([] if table is None else list(table["N"]))
     points_d = [d for _, d, _ in landmarks] + ([] if table is None else list(table["D"]))
     n_lo, n_hi = min(points_n) / 4, max(points_n) * 6
@@ -624,7 +609,7 @@ def plot_training_curves(
         }
     runs = [run for run in curves if run in sizes and len(curves[run])]
     if not runs:
-        raise ValueError("no learning curves for the runs of the table")
+        raise FigureNotSupported("no learning curves for the runs of the table")
     facets = _budget_facets(table, runs) if "C" in table else [runs]
     distinct = sorted({sizes[r] for r in runs})
     norm = size_norm(distinct)
@@ -685,7 +670,7 @@ def plot_isoflop_profiles(allocation: Any) -> Figure:
     allocation: `scaling.allocation.Allocation` of approach 2 (its `profiles`)."""
     profiles = sorted(allocation.profiles, key=lambda p: p.C)
     if not profiles:
-        raise ValueError("the allocation has no IsoFLOP profiles (Approach 2 only)")
+        raise FigureNotSupported("the allocation has no IsoFLOP profiles (Approach 2 only)")
     norm = size_norm([p.C for p in profiles])
     cmap = _truncated("plasma")
     fig, (ax,) = new_figure(width=6.6, height=4.4)
@@ -754,7 +739,7 @@ def plot_allocation(allocations: Sequence[Any], *, extend_to: float | None = GPT
 
     allocations: `scaling.allocation.Allocation`s (one per approach)."""
     if not allocations:
-        raise ValueError("no allocations to draw")
+        raise FigureNotSupported("no allocations to draw")
     fig, axes = new_figure(ncols=2, width=9.0, height=4.2)
     c_lo = min(
         float(a.points["C"].min()) if a.points is not None and len(a.points) else math.inf

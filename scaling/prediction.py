@@ -203,9 +203,9 @@ def predict(
     if optimal and co is None:
         raise UsageError(
             f"a {fit_result.law} fit has no compute-optimal allocation; fit a law in N and D "
-            "(chinchilla, kaplan_nd or data_constrained) for --optimal"
+            "(chinchilla, kaplan_nd or data_constrained) for `optimal`"
         )
-    given = [name for name, value in (("--tokens", D), ("--compute", C), ("--optimal", optimal)) if value]
+    given = [f"`{name}`" for name, value in (("D", D), ("C", C), ("optimal", optimal)) if value]
     if N is not None and len(given) == 1:
         N_law = _law_params(fit_result, N, shape, params_total)
         if optimal:
@@ -216,13 +216,13 @@ def predict(
             mode = "tokens"
     elif N is None and optimal and C is not None and D is None:
         if getattr(fit_result, "params_column", "N") == "N_total":
-            raise UsageError("a fit on N_total allocates all parameters; give --params N with --optimal")
+            raise UsageError("a fit on N_total allocates all parameters; give `N` with `optimal`")
         mode = "optimal_for_compute"
         N, D = (float(x) for x in optimal_allocation(co, C))
     else:
         raise UsageError(
-            "give --params N with exactly one of --tokens D, --compute C, --optimal; "
-            f"or --compute C with --optimal (got --params {'yes' if N is not None else 'no'}, "
+            "give `N` with exactly one of `D`, `C`, `optimal`; "
+            f"or `C` with `optimal` (got `N` {'yes' if N is not None else 'no'}, "
             f"{', '.join(given) or 'nothing else'})"
         )
     _check_sensible(N, D)

@@ -80,15 +80,15 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.band) and self.band > 1):
-            raise UsageError(f"band must be a factor > 1, got {self.band}")
+            raise UsageError(f"`band` must be a factor > 1, got {self.band}")
         for name in ("kaplan_penalty", "rise", "gap", "noise_z", "steep"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
-                raise UsageError(f"threshold {name} must be positive, got {value}")
+                raise UsageError(f"threshold `{name}` must be positive, got {value}")
         if not 0 < self.tail < 1:
-            raise UsageError(f"tail must be a fraction in (0, 1), got {self.tail}")
+            raise UsageError(f"`tail` must be a fraction in (0, 1), got {self.tail}")
         if self.max_repeats is not None and not (math.isfinite(self.max_repeats) and self.max_repeats > 0):
-            raise UsageError(f"max_repeats must be positive, got {self.max_repeats}")
+            raise UsageError(f"`max_repeats` must be positive, got {self.max_repeats}")
 
 
 # --------------------------------------------------------------------------------------------- curves

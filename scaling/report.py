@@ -37,17 +37,16 @@ import pandas as pd
 
 from scaling import __version__, plots
 from scaling.allocation import ISOFLOP_TOLERANCE, Allocation, allocate
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
 from scaling.fitting import AUTO, Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.laws import get_law
-from scaling.plots import sci
 from scaling.prediction import Prediction, fitted_range, predict
 from scaling.regimes import Thresholds, classify
-from scaling.runs import collect_runs, curve_of, load_runs
+from scaling.runs import collect_runs, curve_of, load_runs, series_groups
 from scaling.select import MIN_FOLDS, CandidateScore, fit_auto, rolling_cutoffs, score_candidate
 from scaling.sources import detect
-from scaling.units import format_quantity
+from scaling.units import format_quantity, sci
 
 GPT3_PRESET = "gpt3_175b"
 GPT3_TOKENS = 300e9
@@ -101,12 +100,15 @@ def _decades(hi: float, lo: float) -> float:
     return math.log10(hi / lo)
 
 
-def _attempt(what: str, skipped: dict[str, str], func: Callable[[], Any]) -> Any:
-    """func(), or None with the reason in `skipped` when the data does not support it (UsageError or
-    ValueError: the documented 'cannot' of the API and of the figure functions)."""
+def _attempt(
+    what: str, skipped: dict[str, str], func: Callable[[], Any], cannot: type[UsageError] = UsageError
+) -> Any:
+    """func(), or None with the reason in `skipped` when the data does not support it: `cannot` is the
+    documented 'cannot' (UsageError of the API, FigureNotSupported of a figure); anything else is a bug
+    and propagates."""
     try:
         return func()
-    except (UsageError, ValueError) as exc:
+    except cannot as exc:
         skipped[what] = str(exc)
         return None
 
@@ -156,8 +158,8 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 def _data_section(
     table: pd.DataFrame, statuses: dict[str, int] | None, n_curves: int, allocations: Mapping[int, Allocation]
 ) -> str:
-    sizes = plots.series_groups(table, by="N", across="N", min_points=1)
-    budgets = plots.series_groups(table, by="D", across="D", min_points=1)
+    sizes = series_groups(table, by="N", across="N", min_points=1)
+    budgets = series_groups(table, by="D", across="D", min_points=1)
     n, d, c, loss = (table[k] for k in ("N", "D", "C", "loss"))
     used = f"{len(table)}"
     if statuses:
@@ -588,9 +590,11 @@ def analyse(
     be fitted at all; parts the data do not support are left out with the reason in `skipped`."""
     # A bad option is the user's to fix: fail now rather than skip the part it belongs to.
     if not 0 < holdout_top < 1:
-        raise UsageError(f"--holdout-top must be a fraction between 0 and 1, got {holdout_top}")
+        raise UsageError(f"`holdout_top` must be a fraction between 0 and 1, got {holdout_top}")
     if not 0 <= isoflop_tolerance < 1:
-        raise UsageError(f"--isoflop-tolerance must be a fraction in [0, 1), got {isoflop_tolerance}")
+        raise UsageError(f"`isoflop_tolerance` must be a fraction in [0, 1), got {isoflop_tolerance}")
+    if seed < 0:  # else every resampled interval would be skipped
+        raise UsageError(f"`seed` must be >= 0, got {seed}")
     skipped: dict[str, str] = {}
     with warnings.catch_warnings(record=True) as noted:
         warnings.simplefilter("always", ScalingWarning)
@@ -702,19 +706,19 @@ def write_report(
     replacing it as a whole (see the module docstring). PNGs at `dpi` (at least 150)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"{out_dir}: exists and is not a folder; choose another --out")
+        raise UsageError(f"{out_dir}: exists and is not a folder; choose another `out_dir`")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "report.md").is_file():
         raise UsageError(
             f"{out_dir}: holds something other than a report; the report replaces its folder as a whole, "
             "so choose a new or empty one"
         )
     if dpi < 150:
-        raise UsageError(f"--dpi must be at least 150 for readable figures, got {dpi}")
+        raise UsageError(f"`dpi` must be at least 150 for readable figures, got {dpi}")
     locked = _read_only_folder(out_dir)
     if locked is not None:
         raise UsageError(
             f"{out_dir}: the report folder cannot be written ({locked} is read-only) and would be replaced "
-            "as a whole; make it writable (chmod -R u+w) or choose another --out"
+            "as a whole; make it writable (chmod -R u+w) or choose another `out_dir`"
         )
     parent = out_dir.resolve().parent
     if parent.is_dir():
@@ -733,7 +737,7 @@ def write_report(
             if unsupported:
                 skipped[f"figure {name}"] = unsupported
                 continue
-            fig = _attempt(f"figure {name}", skipped, make)
+            fig = _attempt(f"figure {name}", skipped, make, cannot=FigureNotSupported)
             if fig is not None:
                 plots.save_figure(fig, str(staging / "figures" / name), dpi=dpi)
                 figures[name] = out_dir / "figures" / f"{name}.png"

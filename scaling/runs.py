@@ -55,6 +55,7 @@ CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml a
 PLAUSIBLE_TOKENS_PER_PARAM = (1e-2, 1e6)
 VALIDATED = "scaling.runs.validated"  # DataFrame.attrs key set on the tables load_runs returns
 CANNOT_READ = "cannot read"  # the note of a run whose summary.json exists but cannot be read
+ISOFLOP_TOLERANCE = 0.01  # runs whose compute (size, tokens) differs by at most 1 % share that value
 
 
 def curve_of(table: pd.DataFrame, run: str) -> pd.DataFrame | None:
@@ -326,7 +327,7 @@ def read_source(
         table = read_tracker(source, tracker, column_map, experiments)
         return table, apply_default_keys(table, column_map)
     if experiments:
-        raise UsageError("--experiment picks the experiments of an MLflow store; this input is not one")
+        raise UsageError("`experiments` picks the experiments of an MLflow store; this input is not one")
     if path.is_dir():
         return collect_runs(path), column_map
     if path.exists():
@@ -378,7 +379,7 @@ def load_runs(
         raise UsageError(
             f"{where}needs columns loss and two of N, D, C "
             f"(found {', '.join(map(str, table.columns)) or 'none'}); "
-            'rename with --map, e.g. --map "N=Model Size,C=Training FLOP"'
+            "rename them with `column_map`, e.g. N=Model Size,C=Training FLOP"
         )
     if table.empty:
         raise UsageError(f"{where}no runs (the table has a header but no rows)")
@@ -422,7 +423,7 @@ def load_runs(
         raise UsageError(f"{where}no usable runs: every run was excluded (see the warnings above)")
     if drop_top_loss:
         if drop_top_loss < 0 or drop_top_loss >= len(table):
-            raise UsageError(f"--drop-top-loss must be between 0 and {len(table) - 1}, got {drop_top_loss}")
+            raise UsageError(f"`drop_top_loss` must be between 0 and {len(table) - 1}, got {drop_top_loss}")
         table = table.drop(table["loss"].nlargest(drop_top_loss).index)
     _check_units(table, _labels(table), warn)
     repeated = table.duplicated(subset=[c for c in NUMERIC if c in table], keep="first")
@@ -456,3 +457,31 @@ def compute_frontier(table: pd.DataFrame) -> pd.DataFrame:
     ordered = table.sort_values(["C", "loss"], kind="stable")
     best_before = ordered["loss"].cummin().shift(1, fill_value=np.inf)
     return ordered[ordered["loss"] < best_before].reset_index(drop=True)
+
+
+def value_groups(
+    values: Sequence[float] | np.ndarray, tolerance: float = ISOFLOP_TOLERANCE
+) -> list[np.ndarray]:
+    """Indices of the values within `tolerance` (relative) of their group's smallest, groups ascending:
+    the runs of one IsoFLOP budget (values C), of one model size (N) or of one token budget (D)."""
+    values = np.asarray(values, dtype=float)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    groups, start = [], 0
+    for i in range(1, len(ordered) + 1):
+        if i == len(ordered) or ordered[i] > ordered[start] * (1 + tolerance):
+            groups.append(order[start:i])
+            start = i
+    return groups
+
+
+def series_groups(table: pd.DataFrame, by: str, across: str, min_points: int = 2) -> list[pd.DataFrame]:
+    """Runs sharing one value of `by` (within 1 %, as runs share an IsoFLOP budget) that span at least
+    `min_points` distinct values of `across`, e.g. the runs of one token budget D across model sizes N;
+    sorted by `by`, then `across`."""
+    groups = []
+    for rows in value_groups(table[by].to_numpy(float)):
+        group = table.iloc[rows].sort_values(across)
+        if len(value_groups(group[across].to_numpy(float))) >= min_points:
+            groups.append(group)
+    return groups

@@ -298,7 +298,7 @@ def choose_law(
     cutoffs = rolling_cutoffs(table, fractions, axis)
     if len(cutoffs) < MIN_FOLDS:
         raise UsageError(
-            f"--law auto needs enough runs to backtest: at least {MIN_FOLDS} {_AXIS_WORD[axis]} cut-offs "
+            f"`law` auto needs enough runs to backtest: at least {MIN_FOLDS} {_AXIS_WORD[axis]} cut-offs "
             f"with runs above them, and these {len(table)} runs give {len(cutoffs)}; add runs or name a law"
         )
     laws = candidate_laws(table) if laws is None else tuple(laws)
@@ -311,7 +311,7 @@ def choose_law(
     if not scored or not np.isfinite(scored[0].rolling_error):
         reasons = "; ".join(sorted({f"{s.law}: {s.failed}" for s in scores if s.failed}))
         reasons = reasons or "no finite prediction"
-        raise UsageError(f"--law auto: too few runs to backtest any law ({reasons})")
+        raise UsageError(f"`law` auto: too few runs to backtest any law ({reasons})")
     failed = [s for s in scores if s.failed is not None]
     default = next((s for s in scored if (s.law, s.drop_smallest) == DEFAULT_CANDIDATE), None)
     challengers = [s for s in scored if default is None or clearly_better(s, default)]

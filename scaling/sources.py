@@ -249,7 +249,7 @@ def _mlflow_run(client, experiment: str, run, prefix_experiment: bool) -> _Run:
 # ---- TensorBoard ------------------------------------------------------------------------------------
 def _read_tensorboard(source: str | Path, experiments: Sequence[str] | None) -> list[_Run]:
     if experiments:
-        raise UsageError("--experiment picks MLflow experiments; a TensorBoard folder has none")
+        raise UsageError("`experiments` picks MLflow experiments; a TensorBoard folder has none")
     _import("tensorboard", "tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -346,7 +346,7 @@ def _is_wandb_table(path: Path) -> bool:
 def _read_wandb(source: str | Path, experiments: Sequence[str] | None) -> list[_Run]:
     path = Path(source)
     if experiments:
-        raise UsageError("--experiment picks MLflow experiments; give the W&B export or run folder itself")
+        raise UsageError("`experiments` picks MLflow experiments; give the W&B export or run folder itself")
     table = path if path.is_file() else path / "runs.csv"
     if table.is_file():
         return _read_wandb_export(table)

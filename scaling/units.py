@@ -37,3 +37,8 @@ def format_quantity(value: float, digits: int = 3) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.{digits}g}{suffix}"
     return f"{value:.{digits}g}"
+
+
+def sci(value: float, digits: int = 3) -> str:
+    """3.15e+23 -> '3.15e23': FLOPs and other large counts in titles, legends and the report."""
+    return f"{value:.{digits}g}".replace("e+", "e")

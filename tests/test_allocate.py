@@ -179,7 +179,7 @@ def test_allocation_bad_input():
     table = isoflop_table()
     with pytest.raises(UsageError, match="IsoFLOP profiles"):
         allocate(table.assign(C=np.geomspace(1e18, 1e21, len(table))), approach=2)
-    with pytest.raises(UsageError, match="approach must be 1, 2 or 3"):
+    with pytest.raises(UsageError, match="`approach` must be 1, 2 or 3"):
         allocate(table, approach=4)
     with pytest.raises(UsageError, match="law in N and D"):
         allocate(table, approach=3, law="kaplan_c")
@@ -189,7 +189,7 @@ def test_allocation_bad_input():
         pytest.raises(UsageError, match="found 0 usable among 6 budgets"),
     ):
         allocate(every_minimum_below, approach=2)
-    with pytest.raises(UsageError, match="--window must be a whole number of at least 3 sizes"):
+    with pytest.raises(UsageError, match="`window` must be a whole number of at least 3 sizes"):
         allocate(table, approach=2, window=2)
-    with pytest.raises(UsageError, match="--profile-fit must be one of"):
+    with pytest.raises(UsageError, match="`profile_fit` must be one of"):
         allocate(table, approach=2, profile_fit="cubic")

@@ -244,7 +244,7 @@ CASES.update({
     "predict/unknown_gpu": (["predict", "{fit_chinchilla}", *PREDICT, "--gpu", "tpu"], "error",
                             "unknown accelerator 'tpu'"),
     "predict/nothing_to_predict": (["predict", "{fit_chinchilla}", "--params", "1B"], "error",
-                                   "exactly one of --tokens D, --compute C, --optimal"),
+                                   "exactly one of --tokens, --compute, --optimal; or --compute with"),
     "fit/negative_bootstrap": (["fit", "{good}", "--bootstrap", "-5"], "error", "--bootstrap must be >= 0"),
     "fit/negative_seed": (["fit", "{good}", "--bootstrap", "5", "--seed", "-1"], "error", "--seed must be"),
     "fit/nan_delta": (["fit", "{good}", "--delta", "nan"], "error", "--delta must be a positive number"),

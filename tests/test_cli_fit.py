@@ -126,6 +126,35 @@ def test_bad_options(capsys, tmp_path):
     assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv, line",
+    [
+        (["fit", "{t}", "--delta", "-1"], "error: --delta must be a positive number, got -1.0"),
+        (["fit", "{t}", "--method", "classic", "--bootstrap", "3"],
+         "error: --method classic is for comparison only; bootstrap with the default method"),
+        (["fit", "{t}", "--procedure", "two-stage"],
+         "error: unknown procedure 'two_stage' for law chinchilla; choose joint"),
+        (["allocate", "{t}", "--approach", "2", "--window", "2"],
+         "error: --window must be a whole number of at least 3 sizes (a parabola needs 3), got 2"),
+        (["regimes", "{t}", "--tail", "1.5"], "error: --tail must be a fraction in (0, 1), got 1.5"),
+        (["report", "{t}", "--out", "{o}", "--seed", "-1"], "error: --seed must be >= 0, got -1"),
+        (["predict", "{f}", "--params", "1B"],
+         "error: give --params with exactly one of --tokens, --compute, --optimal; or --compute with "
+         "--optimal (got --params yes, nothing else)"),
+    ],
+)  # fmt: skip
+def test_library_messages_name_the_flag_the_user_typed(capsys, tmp_path, argv, line):
+    """The library names its Python arguments (`window`); the CLI shows each as its flag, once for all."""
+    table = tmp_path / "isoflop.csv"
+    isoflop_table().to_csv(table, index=False)
+    fit_json = tmp_path / "fit.json"
+    fit_json.write_text(json.dumps({"law": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7,
+                                                                    "alpha": 0.34, "beta": 0.28}}))
+    paths = {"t": table, "o": tmp_path / "report", "f": fit_json}
+    status, out, err = run(capsys, *(a.format(**paths) for a in argv))
+    assert status == 2 and out == "" and err == line + "\n"
+
+
 def test_console_script_error_has_no_traceback(tmp_path):
     path = tmp_path / "header.csv"
     path.write_text("N,D,loss\n")

@@ -209,12 +209,30 @@ def test_bad_input_is_a_usage_error():
         fit(table.assign(loss=3.0))
     with pytest.raises(UsageError, match="needs column U"):
         fit(table.drop(columns="U"), law="data_constrained")
-    with pytest.raises(UsageError, match="unknown loss"):
+    with pytest.raises(UsageError, match="`loss` must be one of huber, squared, got 'cauchy'"):
         fit(table, loss="cauchy")
     with warnings.catch_warnings():
         warnings.simplefilter("error", ScalingWarning)
         with pytest.raises(ScalingWarning, match="as many runs as parameters"):
             fit(table.head(5))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"delta": -1}, "`delta` must be a positive number, got -1"),
+        ({"delta": float("nan")}, "`delta` must be a positive number, got nan"),
+        ({"bootstrap": -1}, "`bootstrap` must be >= 0, got -1"),
+        ({"seed": -2}, "`seed` must be >= 0, got -2"),
+        ({"method": "grid"}, "`method` must be one of profile, classic, got 'grid'"),
+        ({"method": "classic", "bootstrap": 10}, "`method` classic is for comparison only"),
+    ],
+)
+def test_fit_checks_its_own_arguments_naming_them(options, message):
+    """The library refuses bad arguments itself, naming the Python argument (the CLI shows its flag)."""
+    with pytest.raises(UsageError) as caught:
+        fit(synthetic("chinchilla", n=20), **options)
+    assert str(caught.value).startswith(message)
 
 
 def test_squared_loss_is_selectable():

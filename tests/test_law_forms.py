@@ -171,7 +171,7 @@ def test_procedure_bad_input(capsys, tmp_path):
         fit(tied_runs(n=30), law="chinchilla", procedure="two_stage")
     few = repeated_runs(n=60)
     few = few[few["D"] / few["U"] > 2.5].head(20)  # no run of at most 2.5 epochs for the base law
-    with pytest.raises(UsageError, match="Use --procedure joint"):
+    with pytest.raises(UsageError, match="Use `procedure` joint"):
         fit(few, law="data_constrained")
     with pytest.raises(UsageError, match="two-stage fit of law data_constrained only"):
         fit(repeated_runs(n=60), law="data_constrained", procedure="joint", base=TIED)

@@ -18,8 +18,8 @@ from test_allocate import shifting_profiles
 
 from scaling import plots
 from scaling.allocation import allocate
-from scaling.errors import ScalingWarning
-from scaling.fitting import backtest, fit
+from scaling.errors import FigureNotSupported, ScalingWarning
+from scaling.fitting import FitResult, backtest, fit
 from scaling.laws import get_law
 from scaling.regimes import classify
 
@@ -156,8 +156,20 @@ def test_loss_per_series_one_law_curve_per_group(table, result, func, x, per):
 
 def test_loss_per_series_says_when_the_data_has_no_series(table, result):
     lone = table.assign(D=table["D"] * np.linspace(1, 1.5, len(table)))  # no two runs share a D
-    with pytest.raises(ValueError, match="share"):
+    with pytest.raises(FigureNotSupported, match="share"):
         plots.plot_loss_vs_params(lone, result)
+
+
+def test_every_figure_the_data_cannot_support_raises_figure_not_supported(table):
+    kaplan = FitResult("kaplan_n", {"N_c": 8.8e13, "alpha_N": 0.076}, 0.0, 10, True)
+    with pytest.raises(FigureNotSupported, match="not a law in N and D"):
+        plots.plot_nd_plane(kaplan, table)
+    with pytest.raises(FigureNotSupported, match="no learning curves"):
+        plots.plot_training_curves({}, table)
+    with pytest.raises(FigureNotSupported, match="no allocations"):
+        plots.plot_allocation([])
+    with pytest.raises(FigureNotSupported, match="no IsoFLOP profiles"):
+        plots.plot_isoflop_profiles(allocate(table, approach=3))
 
 
 def test_nd_plane_regions_lines_runs_and_landmarks(table, result):

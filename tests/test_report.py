@@ -219,3 +219,29 @@ def test_refuses_an_out_folder_that_is_not_a_report(tmp_path):
     with pytest.raises(UsageError, match="other than a report"):
         write_report(law_table(), foreign)
     assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_a_figure_the_data_cannot_support_is_left_out_with_its_reason(tmp_path):
+    table = law_table()
+    jitter = np.linspace(1.0, 1.3, len(table))  # no two runs share a size N or a token budget D
+    table = table.assign(N=table["N"] * jitter, D=table["D"] * jitter[::-1])
+    table = table.assign(C=6 * table["N"] * table["D"])
+    report = write_report(table, tmp_path / "out", law="kaplan_c", bootstrap=0, dpi=150)
+    why = "no runs share a value of {} across two or more values of {}"
+    assert report.skipped["figure loss_vs_params"] == why.format("D", "N")
+    assert report.skipped["figure loss_vs_tokens"] == why.format("N", "D")
+    assert report.skipped["figure nd_plane"] == "the kaplan_c law is not a law in N and D"
+    assert "loss_vs_params" not in report.figures and "residuals" in report.figures
+    assert "- loss_vs_params: no runs share a value of D" in report.markdown.read_text()
+
+
+def test_a_bug_in_a_figure_is_raised_not_reported_as_not_drawn(tmp_path, monkeypatch):
+    from scaling import plots
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug in the figure code")
+
+    monkeypatch.setattr(plots, "plot_loss_vs_compute", broken)  # the first figure: fails before the rest
+    with pytest.raises(ValueError, match="a bug in the figure code"):
+        write_report(law_table(), tmp_path / "out", bootstrap=0, dpi=150)
+    assert list(tmp_path.iterdir()) == []  # no report and no staging folder left behind

@@ -119,3 +119,12 @@ def test_tokens_per_parameter_sanity_warning():
 def test_compute_frontier():
     frame = pd.DataFrame({"C": [1, 2, 3, 4, 5.0], "loss": [3.0, 3.1, 2.8, 2.9, 2.5], "N": [1, 2, 3, 4, 5.0]})
     assert list(compute_frontier(frame)["C"]) == [1, 3, 5]
+
+
+def test_series_groups_are_the_runs_sharing_a_value_within_one_percent():
+    from scaling.runs import series_groups
+
+    table = pd.DataFrame({"N": [1e7, 2e7, 4e7, 1e7, 3e7], "D": [1e9, 1.005e9, 0.998e9, 5e9, 9e9]})
+    groups = series_groups(table, by="D", across="N")  # one budget (within 1 %) over three sizes
+    assert [g.index.tolist() for g in groups] == [[0, 1, 2]]
+    assert len(series_groups(table, by="D", across="N", min_points=1)) == 3

@@ -96,7 +96,7 @@ def test_law_auto_with_too_few_runs_is_one_error_line(tmp_path, capsys):
     assert err.startswith("error:") and "--law auto" in err and len(err.strip().splitlines()) == 1
     assert not out_json.exists()
     assert len(rolling_cutoffs(ladder(2).iloc[[0, 6, 12]].assign(C=1e18))) < 2
-    with pytest.raises(UsageError, match="--law auto"):
+    with pytest.raises(UsageError, match="`law` auto"):
         fit_auto(ladder(2).iloc[[0, 6, 12]])
 
 
@@ -148,5 +148,5 @@ def test_params_column_n_total_feeds_the_law_and_predict_converts():
     assert predict(fit(table), N="gpt3_xl", D=20e9).N_law == n_params(shape)
     with pytest.raises(UsageError, match="N_total"):
         fit(table.drop(columns="N_total"), params_column="N_total")
-    with pytest.raises(UsageError, match="--params N"):
+    with pytest.raises(UsageError, match="give `N` with `optimal`"):
         predict(on_total, C=1e21, optimal=True)

@@ -2,7 +2,8 @@
 
 Each subcommand lives in its own module of this package and exposes `register(subparsers)`, which adds
 its parser and sets `handler` (a function of the parsed arguments returning the exit status).
-Errors a user can fix (`UsageError`, unreadable files) print one `error:` line and exit with status 2.
+Errors a user can fix (`UsageError`, unreadable files) print one `error:` line and exit with status 2;
+the library's messages name Python arguments, shown here as the flags that set them (`scaling.cli.common`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import sys
 import warnings
 from importlib import import_module
 
+from scaling.cli.common import flag_names, in_flags
 from scaling.errors import UsageError
 
 # Order is the order of `scaling --help`.
@@ -23,25 +25,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"warning: {message}", file=sys.stderr)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scaling", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in COMMANDS:
         import_module(f"scaling.cli.{name}").register(subparsers)
+        command = subparsers.choices[name]
+        command.set_defaults(flags=flag_names(command))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    warnings.showwarning = _show_warning
     args = build_parser().parse_args(argv)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        print(f"warning: {in_flags(str(message), args.flags)}", file=sys.stderr)
+
+    warnings.showwarning = show_warning
     try:
         return int(args.handler(args) or 0)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {in_flags(str(exc), args.flags)}", file=sys.stderr)
         return 2
     except OSError as exc:  # a path that is missing, a folder, unreadable, too long, on a full disk, ...
         name = "" if exc.filename is None else str(exc.filename)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from scaling.allocation import DEFAULT_WINDOW, PROFILE_FITS
-from scaling.cli.fit import add_input_options, load_input
+from scaling.cli.common import add_input_options, load_input, write_json
 from scaling.laws import LAW_NAMES
 
 
@@ -60,7 +60,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--no-curves",
-        action="store_true",
+        dest="use_curves",
+        action="store_false",
         help="Approach 1: use final points only, not the loss curves in the run folders",
     )
     p.add_argument("--json", metavar="OUT", help="write the allocation as JSON (atomically)")
@@ -70,7 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scaling.allocation import allocate
     from scaling.fitting import load_fit
-    from scaling.io import atomic_write_json
     from scaling.units import parse_quantity
 
     budgets = None
@@ -87,13 +87,11 @@ def run(args: argparse.Namespace) -> int:
         law=args.law,
         fit_result=fit_result,
         budgets=budgets,
-        use_curves=not args.no_curves,
+        use_curves=args.use_curves,
         isoflop_tolerance=args.isoflop_tolerance,
         profile_fit=args.profile_fit,
         window=args.window,
     )
     print(result.describe())
-    if args.json:
-        atomic_write_json(args.json, result.to_json())
-        print(f"wrote {args.json}")
+    write_json(args.json, result.to_json())
     return 0

@@ -5,78 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 
+from scaling.cli.common import add_input_options, load_input, write_json
 from scaling.errors import UsageError
+from scaling.fitting import METHODS
 from scaling.laws import LAW_NAMES
 
 LAW_CHOICES = (*LAW_NAMES, "auto")  # auto: the law with the lowest rolling-backtest error (scaling.select)
-
-
-SOURCES = ("auto", "folder", "csv", "mlflow", "tensorboard", "wandb")
-
-
-def add_source_options(p: argparse.ArgumentParser) -> None:
-    """INPUT, --map, --source and --experiment: where the runs come from (every command that reads runs)."""
-    p.add_argument(
-        "input",
-        metavar="INPUT",
-        help="a run-table CSV (loss and two of N, D, C), a sweep folder, or a tracker: an MLflow store "
-        "(mlruns folder, sqlite:///FILE, http://HOST:PORT), a folder of TensorBoard event folders, a W&B "
-        "export or run folder",
-    )
-    p.add_argument(
-        "--map",
-        metavar="NEW=OLD,...",
-        help='rename columns, e.g. "N=Model Size,C=Training FLOP"; for a tracker, name the logged keys: '
-        '"N=model/params,D=tokens,loss=val/loss"',
-    )
-    p.add_argument(
-        "--source",
-        choices=SOURCES,
-        default="auto",
-        help="what INPUT is (default: detected from INPUT)",
-    )
-    p.add_argument(
-        "--experiment",
-        metavar="NAME",
-        action="append",
-        help="MLflow: read this experiment (repeatable; default: every experiment)",
-    )
-
-
-def add_input_options(p: argparse.ArgumentParser) -> None:
-    """The source options and --drop-top-loss (shared by fit, allocate, regimes and report)."""
-    add_source_options(p)
-    p.add_argument(
-        "--drop-top-loss",
-        metavar="K",
-        type=int,
-        default=0,
-        help="leave out the K runs with the highest loss (Epoch's Chinchilla replication drops 5)",
-    )
-    p.add_argument(
-        "--params-column",
-        default="N",
-        choices=("N", "N_total"),
-        help="the parameter count the law reads: N (non-embedding, default) or N_total (all parameters, "
-        "embeddings included; a column of the run table)",
-    )
-
-
-def source_options(args: argparse.Namespace) -> dict:
-    """load_runs' keyword arguments from the source options."""
-    from scaling.runs import parse_column_map
-
-    return {
-        "column_map": parse_column_map(args.map),
-        "tracker": None if args.source == "auto" else args.source,
-        "experiments": args.experiment,
-    }
-
-
-def load_input(args: argparse.Namespace):
-    from scaling.runs import load_runs
-
-    return load_runs(args.input, drop_top_loss=args.drop_top_loss, **source_options(args))
 
 
 def parse_params(text: str) -> dict[str, float]:
@@ -143,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--method",
         default="profile",
-        choices=("profile", "classic"),
+        choices=METHODS,
         help="profile: our global search (default); classic: Hoffmann et al.'s 4500-start "
         "L-BFGS-B grid with finite differences (chinchilla only; about 10 minutes)",
     )
@@ -161,6 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--test-params",
+        dest="params",  # likelihood_ratio_test's argument
         metavar="NAME=VALUE,...",
         help="likelihood-ratio test of a published parameter set against the fit, e.g. "
         "E=1.69,A=406.4,B=410.7,alpha=0.34,beta=0.28",
@@ -178,14 +113,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.fitting import AUTO, backtest, fit, likelihood_ratio_test, use_params_column
-    from scaling.io import atomic_write_json
     from scaling.select import describe_selection, fit_auto
 
-    if not (math.isfinite(args.delta) and args.delta > 0):
-        raise UsageError(f"--delta must be a positive number, got {args.delta}")
-    if args.method == "classic" and args.bootstrap:
-        raise UsageError("--method classic is for comparison only; bootstrap with the default method")
-    test_params = parse_params(args.test_params) if args.test_params else None
+    test_params = parse_params(args.params) if args.params else None
     table = load_input(args)
     procedure = None if args.procedure is None else args.procedure.replace("-", "_")  # the library's name
     base = None if args.base is None else base_law_params(args.base)
@@ -211,7 +141,5 @@ def run(args: argparse.Namespace) -> int:
         check = backtest(table, law=result.law, holdout_top=args.holdout_top, **options)
         print(check.describe())
         document["backtest"] = check.to_json()
-    if args.json:
-        atomic_write_json(args.json, document)
-        print(f"wrote {args.json}")
+    write_json(args.json, document)
     return 0

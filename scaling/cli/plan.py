@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from scaling import hardware
+from scaling.cli.common import write_json, wrote
 from scaling.planning import DEFAULTS
 
 
@@ -37,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="INPUT",
         help="runs already trained (CSV or sweep folder): the plan adds to what they tell",
     )
-    p.add_argument("--map", metavar="NEW=OLD,...", help="rename the columns of --runs-so-far")
+    p.add_argument(
+        "--map", dest="column_map", metavar="NEW=OLD,...", help="rename the columns of --runs-so-far"
+    )
     p.add_argument(
         "--min-params", metavar="N", default=DEFAULTS["min_params"], help="smallest run (default %(default)g)"
     )
@@ -67,6 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--gpu",
+        dest="accelerator",
+        metavar="GPU",
         default=hardware.DEFAULT_ACCELERATOR,
         help=f"accelerator for GPU-hours: {', '.join(hardware.ACCELERATORS)} (default %(default)s)",
     )
@@ -92,7 +97,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.errors import UsageError
-    from scaling.io import atomic_write_json, atomic_write_text
+    from scaling.io import atomic_write_text
     from scaling.planning import check_writable, plan, sweep_name_of
 
     name = sweep_name_of(args.out)
@@ -103,8 +108,6 @@ def run(args: argparse.Namespace) -> int:
         if not args.figure.endswith(".png"):
             raise UsageError(f"--figure {args.figure!r} must name a .png file (a .pdf is written beside it)")
         check_writable(args.figure, "--figure")
-    if args.seed < 0:
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     prior = None
     if args.prior:
         from scaling.fitting import load_fit
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.runs_so_far:
         from scaling.runs import load_runs, parse_column_map
 
-        runs_so_far = load_runs(args.runs_so_far, parse_column_map(args.map))
+        runs_so_far = load_runs(args.runs_so_far, parse_column_map(args.column_map))
     result = plan(
         args.budget,
         args.target_params,
@@ -127,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         max_runs=args.max_runs,
         max_repeats=args.max_repeats,
         n_ctx=args.n_ctx,
-        accelerator=args.gpu,
+        accelerator=args.accelerator,
         mfu=args.mfu,
         noise=args.noise,
         seed=args.seed,
@@ -139,13 +142,11 @@ def run(args: argparse.Namespace) -> int:
         figure = plot_plan(result)
     print(result.describe())
     atomic_write_text(args.out, result.sweep_yaml(name))
-    print(f"wrote {args.out}")
-    if args.json:
-        atomic_write_json(args.json, result.to_json())
-        print(f"wrote {args.json}")
+    wrote(args.out)
+    write_json(args.json, result.to_json())
     if figure is not None:
         from scaling.plots import save_figure
 
         save_figure(figure, args.figure.removesuffix(".png"))
-        print(f"wrote {args.figure} and its PDF")
+        wrote(args.figure, " and its PDF")
     return 0

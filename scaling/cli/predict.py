@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from scaling import hardware
-from scaling.io import atomic_write_json
+from scaling.cli.common import write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,23 +16,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "compute-optimal data) from a fit JSON, with the run's budget.",
     )
     p.add_argument("fit_json", metavar="FIT_JSON", help="a fit written by `scaling fit --json`")
-    p.add_argument("--params", metavar="N", help="parameters: 175e9, 175B, or a preset name (gpt3_175b)")
-    p.add_argument("--tokens", metavar="D", help="training tokens: 300B, 3e11")
-    p.add_argument("--compute", metavar="C", help="training FLOPs (6 N D): D = C / 6N, or with --optimal "
-                   "and no --params the compute-optimal N and D")
+    p.add_argument("--params", dest="N", metavar="N",
+                   help="parameters: 175e9, 175B, or a preset name (gpt3_175b)")
+    p.add_argument("--tokens", dest="D", metavar="D", help="training tokens: 300B, 3e11")
+    p.add_argument("--compute", dest="C", metavar="C", help="training FLOPs (6 N D): D = C / 6N, or with "
+                   "--optimal and no --params the compute-optimal N and D")
     p.add_argument("--optimal", action="store_true",
                    help="compute-optimal data for N (or allocation for C), from the fit's Approach 3")
     p.add_argument("--params-total", metavar="N_TOTAL", help="the target's parameters with embeddings, for a "
                    "fit on N_total (default: counted from its shape, GPT-3-like for a bare number)")
-    p.add_argument("--unique-tokens", metavar="U", help="unique tokens, for a data_constrained fit")
-    p.add_argument("--gpu", default=hardware.DEFAULT_ACCELERATOR,
+    p.add_argument("--unique-tokens", dest="U", metavar="U", help="unique tokens, for a data_constrained fit")
+    p.add_argument("--gpu", dest="accelerator", metavar="GPU", default=hardware.DEFAULT_ACCELERATOR,
                    help=f"accelerator for GPU-days: {', '.join(hardware.ACCELERATORS)} (default %(default)s)")
     p.add_argument("--mfu", type=float, default=hardware.DEFAULT_MFU,
                    help="model FLOPs utilisation for GPU-days, 0-1 (default %(default)s)")
     p.add_argument("--data", metavar="INPUT", help="the run table or sweep folder the law was fitted on, to "
                    "report the extrapolation (default: the range the fit JSON records)")
-    p.add_argument("--map", metavar="NEW=OLD,...", help="rename the columns of --data, e.g. "
-                   '"N=Model Size,C=Training FLOP"')
+    p.add_argument("--map", dest="column_map", metavar="NEW=OLD,...",
+                   help='rename the columns of --data, e.g. "N=Model Size,C=Training FLOP"')
     p.add_argument("--json", metavar="OUT", help="write the prediction as JSON")
     p.set_defaults(handler=run)
 
@@ -46,13 +47,12 @@ def run(args: argparse.Namespace) -> int:
     if args.data:
         from scaling.runs import load_runs, parse_column_map
 
-        data_range = fitted_range(load_runs(args.data, parse_column_map(args.map)))
+        data_range = fitted_range(load_runs(args.data, parse_column_map(args.column_map)))
     result = predict(
-        fit_result, N=args.params, D=args.tokens, C=args.compute, optimal=args.optimal,
-        U=args.unique_tokens, params_total=args.params_total, accelerator=args.gpu, mfu=args.mfu,
+        fit_result, N=args.N, D=args.D, C=args.C, optimal=args.optimal,
+        U=args.U, params_total=args.params_total, accelerator=args.accelerator, mfu=args.mfu,
         data_range=data_range,
     )
     print(result.describe())
-    if args.json:
-        atomic_write_json(args.json, result.to_json())
+    write_json(args.json, result.to_json())
     return 0

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.cli.fit import add_input_options, load_input
-from scaling.io import atomic_write_json
+from scaling.cli.common import add_input_options, load_input, write_json
 
 # Thresholds fields -> (flag, help); defaults come from scaling.regimes.Thresholds.
 _THRESHOLD_FLAGS = {
@@ -55,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
         fit_result = fit_if_possible(table, args.law)
     labels = classify(table, fit_result, thresholds, law=None)  # None: too few runs, warned once above
     print(describe(labels, fit_result))
-    if args.json:
-        atomic_write_json(args.json, to_json(labels, fit_result, thresholds))
+    write_json(args.json, to_json(labels, fit_result, thresholds))
     return 0
 
 

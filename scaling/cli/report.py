@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli.fit import LAW_CHOICES, add_input_options, source_options
+from scaling.cli.common import add_input_options, source_options
+from scaling.cli.fit import LAW_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,7 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "labels (regimes.csv). DIR is replaced as a whole, so re-running leaves no stale figure.",
     )
     add_input_options(p)
-    p.add_argument("--out", metavar="DIR", required=True, help="the report folder (created or replaced)")
+    p.add_argument(
+        "--out", dest="out_dir", metavar="DIR", required=True, help="the report folder (created or replaced)"
+    )
     p.add_argument(
         "--law",
         default="chinchilla",
@@ -50,11 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.errors import UsageError
     from scaling.report import write_report
 
-    if args.seed < 0:  # the report would skip every resampled interval instead
-        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     options = {
         **source_options(args),
         "drop_top_loss": args.drop_top_loss,
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.bootstrap is not None:  # else the report's own default, without importing it to --help
         options["bootstrap"] = args.bootstrap
-    report = write_report(args.input, args.out, title=args.title, dpi=args.dpi, **options)
+    report = write_report(args.input, args.out_dir, title=args.title, dpi=args.dpi, **options)
     for name, why in report.skipped.items():
         if name.startswith("figure "):
             print(f"not drawn: {name.removeprefix('figure ')} ({why})")

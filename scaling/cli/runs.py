@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.cli.fit import add_source_options, source_options
+from scaling.cli.common import add_source_options, source_options, wrote
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,5 +51,5 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
-        print(f"wrote {args.csv}")
+        wrote(args.csv)
     return 0

@@ -1,0 +1,115 @@
+"""What every command shares: where the runs come from, writing a result, and speaking in flags.
+
+The library names its arguments in Python (`bootstrap`, `holdout_top`) and writes them in backticks in
+its messages; each option's `dest` is that Python name, so `flag_names` maps one to the other once, from
+the parser itself, and `in_flags` rewrites a message to the flags the user typed (`--bootstrap`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+SOURCES = ("auto", "folder", "csv", "mlflow", "tensorboard", "wandb")
+_ARGUMENT = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def add_source_options(p: argparse.ArgumentParser) -> None:
+    """INPUT, --map, --source and --experiment: where the runs come from (every command that reads runs)."""
+    p.add_argument(
+        "input",
+        metavar="INPUT",
+        help="a run-table CSV (loss and two of N, D, C), a sweep folder, or a tracker: an MLflow store "
+        "(mlruns folder, sqlite:///FILE, http://HOST:PORT), a folder of TensorBoard event folders, a W&B "
+        "export or run folder",
+    )
+    p.add_argument(
+        "--map",
+        dest="column_map",
+        metavar="NEW=OLD,...",
+        help='rename columns, e.g. "N=Model Size,C=Training FLOP"; for a tracker, name the logged keys: '
+        '"N=model/params,D=tokens,loss=val/loss"',
+    )
+    p.add_argument(
+        "--source",
+        dest="tracker",
+        choices=SOURCES,
+        default="auto",
+        help="what INPUT is (default: detected from INPUT)",
+    )
+    p.add_argument(
+        "--experiment",
+        dest="experiments",
+        metavar="NAME",
+        action="append",
+        help="MLflow: read this experiment (repeatable; default: every experiment)",
+    )
+
+
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """The source options, --drop-top-loss and --params-column (every command that analyses runs)."""
+    add_source_options(p)
+    p.add_argument(
+        "--drop-top-loss",
+        metavar="K",
+        type=int,
+        default=0,
+        help="leave out the K runs with the highest loss (Epoch's Chinchilla replication drops 5)",
+    )
+    p.add_argument(
+        "--params-column",
+        default="N",
+        choices=("N", "N_total"),
+        help="the parameter count the law reads: N (non-embedding, default) or N_total (all parameters, "
+        "embeddings included; a column of the run table)",
+    )
+
+
+def source_options(args: argparse.Namespace) -> dict[str, Any]:
+    """load_runs' keyword arguments from the source options."""
+    from scaling.runs import parse_column_map
+
+    return {
+        "column_map": parse_column_map(args.column_map),
+        "tracker": None if args.tracker == "auto" else args.tracker,
+        "experiments": args.experiments,
+    }
+
+
+def load_input(args: argparse.Namespace):
+    """The run table of INPUT, as `scaling.runs.load_runs` validates it."""
+    from scaling.runs import load_runs
+
+    return load_runs(args.input, drop_top_loss=args.drop_top_loss, **source_options(args))
+
+
+def wrote(path: str | Path, what: str = "") -> None:
+    """The line every command prints for each file it wrote."""
+    print(f"wrote {path}{what}")
+
+
+def write_json(path: str | Path | None, document: Any) -> None:
+    """Write `document` to `path` atomically (nothing when no path was asked for) and say so."""
+    if path:
+        from scaling.io import atomic_write_json
+
+        atomic_write_json(path, document)
+        wrote(path)
+
+
+def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Python argument name (each option's dest) -> what the user types: its long flag, or its metavar."""
+    names = {}
+    for action in parser._actions:  # argparse keeps no public list of a parser's options
+        if action.option_strings:
+            names[action.dest] = max(action.option_strings, key=len)
+        elif action.metavar:
+            names[action.dest] = str(action.metavar)
+    return names
+
+
+def in_flags(message: str, flags: dict[str, str]) -> str:
+    """`message` with every `argument` the command has as a flag written as that flag."""
+    return _ARGUMENT.sub(lambda m: flags.get(m[1], m[0]), message)
