@@ -35,6 +35,7 @@ from scipy.interpolate import Akima1DInterpolator
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import FitResult, fit, interval_dict, single_threaded_blas
 from scaling.laws import get_law
+from scaling.reference import tokens_for_compute
 from scaling.runs import compute_frontier, curve_of, load_runs
 from scaling.units import format_quantity
 
@@ -242,7 +243,7 @@ def _approach1(points: pd.DataFrame, rows: np.ndarray | None = None):
     if rows is not None:
         points = points[np.isin(points["row"].to_numpy(), np.unique(rows))]
     frontier = compute_frontier(points)
-    frontier = frontier.assign(D=frontier["C"] / (6.0 * frontier["N"]))
+    frontier = frontier.assign(D=tokens_for_compute(frontier["C"], frontier["N"]))
     if np.unique(frontier["N"]).size < 2:
         return None, frontier
     return _power_laws(frontier["C"].to_numpy(), frontier["N"].to_numpy(), frontier["D"].to_numpy()), frontier
@@ -319,7 +320,7 @@ def _profile(
         window=window if method == "window" else None,
         coef=coef,
         N_opt=n_opt,
-        D_opt=budget / (6.0 * n_opt),
+        D_opt=tokens_for_compute(budget, n_opt),
         loss_opt=loss_opt if not left_out else math.nan,
         left_out=left_out,
     )

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from scaling.errors import UsageError
+from scaling.reference import tokens_for_compute, training_flops
 from scaling.resources import config_dir
 from scaling.shapes import (
     GPT3_HPARAMS,
@@ -80,7 +81,7 @@ def _n_params_resolver(n_layer: Any, d_model: Any) -> int:
 def _tokens_for_compute(compute: Any, n_layer: Any, d_model: Any) -> int:
     """D = C / (6 N) tokens, N exact non-embedding parameters, C in FLOPs ('1e15' or '1P' accepted)."""
     c = parse_quantity(compute, "compute budget C")
-    return round(c / (6 * _n_params_resolver(n_layer, d_model)))
+    return round(tokens_for_compute(c, _n_params_resolver(n_layer, d_model)))
 
 
 def _shape_for_params(target: Any, aspect: Any, head_size: Any, field: str) -> int:
@@ -153,7 +154,7 @@ class RunPlan:
             "vocab_size": s.vocab_size,
             "tokens": self.tokens,
             "unique_tokens": self.unique_tokens,
-            "flops": 6 * self.n_params * self.tokens,
+            "flops": training_flops(self.n_params, self.tokens),
             "seed": self.seed,
         }
 

@@ -36,7 +36,8 @@ from scipy import optimize
 
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
-from scaling.laws import FLOPS_PER_PARAM_TOKEN, Inputs, Law, get_law
+from scaling.laws import Inputs, Law, get_law
+from scaling.reference import tokens_for_compute, training_flops
 from scaling.regimes import optimal_allocation, optimal_tokens_for_params
 from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.units import format_quantity, parse_quantity
@@ -182,7 +183,7 @@ class Candidate:
 
     @property
     def C(self) -> float:
-        return FLOPS_PER_PARAM_TOKEN * self.N * self.D
+        return training_flops(self.N, self.D)
 
 
 def realise(shape: Shape, tokens: float) -> Candidate | None:
@@ -217,7 +218,7 @@ def candidate_runs(budget: float, min_params: float, max_params: float, n_ctx: i
     for shape in sorted(shapes, key=n_params):
         N = n_params(shape)
         lo = max(TOKENS_PER_PARAM[0] * N, smallest)
-        hi = min(TOKENS_PER_PARAM[1] * N, budget / (FLOPS_PER_PARAM_TOKEN * N))
+        hi = min(TOKENS_PER_PARAM[1] * N, tokens_for_compute(budget, N))
         if hi < lo:
             continue
         count = min(CANDIDATE_TOKENS, 1 + math.floor(math.log(hi / lo) / math.log(CANDIDATE_SPACING)))
@@ -391,7 +392,7 @@ def isoflop_design(law: Law, params: Mapping[str, float], total: float) -> tuple
     offsets = 10.0 ** np.linspace(-ISOFLOP_HALF_WIDTH, ISOFLOP_HALF_WIDTH, ISOFLOP_SIZES)
     N = np.concatenate([optimal_allocation(co, C)[0] * offsets for C in budgets])
     C = np.repeat(budgets, ISOFLOP_SIZES)
-    return N, C / (FLOPS_PER_PARAM_TOKEN * N)
+    return N, tokens_for_compute(C, N)
 
 
 # ---- the plan ------------------------------------------------------------------------------------------
@@ -461,7 +462,7 @@ class Plan:
             "isoflop_interval_width": self.isoflop_interval_width,
             "gain": self.gain,
             "isoflop_runs": [
-                {"N": n, "D": d, "C": FLOPS_PER_PARAM_TOKEN * n * d} for n, d in self.isoflop_runs
+                {"N": n, "D": d, "C": training_flops(n, d)} for n, d in self.isoflop_runs
             ],
             "law": self.law,
             "prior": {"params": dict(self.prior_params), "source": self.prior_source},
@@ -674,7 +675,7 @@ def plan(
         runs=tuple(runs),
         budget=budget,
         spent=spent,
-        target={"N": N_t, "D": D_t, "C": FLOPS_PER_PARAM_TOKEN * N_t * D_t, "loss": target_loss},
+        target={"N": N_t, "D": D_t, "C": training_flops(N_t, D_t), "loss": target_loss},
         interval_width=width(crit(counts)),
         isoflop_interval_width=width(iso(np.ones(iso_N.size))),
         isoflop_runs=tuple(zip(iso_N.tolist(), iso_D.tolist(), strict=True)),

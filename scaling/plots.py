@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 
 from scaling.allocate import isoflop_groups
 from scaling.laws import get_law
+from scaling.reference import params_for_compute, tokens_for_compute, training_flops
 from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds, optimal_allocation
 from scaling.runs import compute_frontier
 from scaling.units import format_quantity
@@ -380,7 +381,7 @@ def plot_nd_plane(
     handles: list = []
     co = law.compute_optimal(fit_result.params)
     if co is not None:
-        ratio = DD / optimal_allocation(co, 6.0 * NN * DD)[1]
+        ratio = DD / optimal_allocation(co, training_flops(NN, DD))[1]
         regions = (
             (0.0, 1.0 / band, OVERFITTING, "data-limited"),
             (band, np.inf, UNDERFITTING, "capacity-limited"),
@@ -416,7 +417,7 @@ def plot_nd_plane(
     ax.clabel(contours, fmt=lambda v: f"{v:.3g}", fontsize=6.5, inline=True, manual=spots)
     handles.append(Line2D([], [], color="0.45", lw=0.7, label="fitted L(N, D), nats/token (labelled)"))
 
-    log_c = np.log10(6.0 * NN * DD)
+    log_c = np.log10(training_flops(NN, DD))
     c_levels = np.arange(math.ceil(log_c.min()), math.floor(log_c.max()) + 1)
     c_levels = c_levels[:: max(1, math.ceil(len(c_levels) / 8))]
     iso = ax.contour(NN, DD, log_c, levels=c_levels, colors="0.25", linewidths=0.6, linestyles=":", zorder=1)
@@ -427,7 +428,7 @@ def plot_nd_plane(
         )
     )
     if co is not None:
-        line_c = np.geomspace(6 * n_lo * d_lo, 6 * n_hi * d_hi, 300)
+        line_c = np.geomspace(training_flops(n_lo, d_lo), training_flops(n_hi, d_hi), 300)
         n_opt, d_opt = optimal_allocation(co, line_c)
         ax.plot(n_opt, d_opt, color="k", lw=1.8, zorder=3)
         handles.append(
@@ -537,13 +538,13 @@ def _label_iso_lines(ax: Axes, levels: np.ndarray, n_range, d_range) -> None:
     for level in levels:
         C = 10.0**level
         text = f"1e{level:.0f}"
-        n_top = C / (6 * d_hi)
+        n_top = params_for_compute(C, d_hi)
         if n_lo <= n_top <= n_hi:
             ax.annotate(
                 text, (n_top, d_hi), xytext=(0, 2), ha="center", va="bottom", annotation_clip=False, **label
             )
             continue
-        d_left = C / (6 * n_lo)
+        d_left = tokens_for_compute(C, n_lo)
         if d_lo * 1.5 <= d_left <= d_hi:
             ax.annotate(
                 text,
@@ -930,16 +931,16 @@ def plot_plan(plan: Any) -> Figure:
 
     fig, (ax,) = new_figure(width=7.0, height=6.6)
     _log_axes(ax, x=True, y=True)
-    log_c = np.log10(6 * np.array([n_range[0] * d_range[0], n_range[1] * d_range[1]]))
+    log_c = np.log10(training_flops(np.array(n_range), np.array(d_range)))
     levels = np.arange(math.ceil(log_c[0]), math.floor(log_c[1]) + 1)
     levels = levels[:: max(1, math.ceil(len(levels) / 10))]
     for level in levels:
-        ax.plot(n_line, 10.0**level / (6 * n_line), color="0.25", lw=0.6, ls=":", zorder=1)
+        ax.plot(n_line, tokens_for_compute(10.0**level, n_line), color="0.25", lw=0.6, ls=":", zorder=1)
     _label_iso_lines(ax, levels, n_range, d_range)
-    ax.plot(n_line, plan.budget / (6 * n_line), color="#c0392b", lw=1.0, ls="--", zorder=1)
+    ax.plot(n_line, tokens_for_compute(plan.budget, n_line), color="#c0392b", lw=1.0, ls="--", zorder=1)
     co = get_law(plan.law).compute_optimal(plan.prior_params)
     if co is not None:
-        line_c = np.geomspace(6 * n_range[0] * d_range[0], 6 * target["C"], 300)
+        line_c = np.geomspace(training_flops(n_range[0], d_range[0]), 6 * target["C"], 300)
         line_n, line_d = optimal_allocation(co, line_c)
         ax.plot(line_n, line_d, color="k", lw=1.4, zorder=2)
     ax.scatter(iso[:, 0], iso[:, 1], marker="s", s=30, facecolors="none", edgecolors="0.45", lw=0.9, zorder=3)

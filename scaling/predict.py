@@ -27,6 +27,7 @@ from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
 from scaling.intervals import loss_intervals
 from scaling.laws import get_law
+from scaling.reference import tokens_for_compute, training_flops
 from scaling.regimes import (
     Thresholds,
     compute_optimal_of,
@@ -211,7 +212,7 @@ def predict(
         if optimal:
             mode, D = "optimal_for_params", float(optimal_tokens_for_params(co, N_law))
         elif C is not None:
-            mode, D = "compute", C / (6.0 * N)
+            mode, D = "compute", tokens_for_compute(C, N)
         else:
             mode = "tokens"
     elif N is None and optimal and C is not None and D is None:
@@ -226,7 +227,7 @@ def predict(
             f"{', '.join(given) or 'nothing else'})"
         )
     _check_sensible(N, D)
-    C = 6.0 * N * D
+    C = training_flops(N, D)
     U = D if U is None else U
     if mode == "optimal_for_compute":
         N_law = N

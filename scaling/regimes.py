@@ -40,6 +40,7 @@ import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.laws import get_law
+from scaling.reference import training_flops
 
 OVERFITTING = "overfitting"
 UNDERFITTING = "underfitting"
@@ -306,7 +307,7 @@ def law_regime(
 ) -> LawRegime:
     """Label a run of N parameters trained on D tokens (U unique) against a fitted law (a FitResult)."""
     t = thresholds or Thresholds()
-    C = 6.0 * N * D
+    C = training_flops(N, D)
     tpp = D / N
     has_u = U is not None and math.isfinite(U) and U > 0
     r_d_star = _r_d_star(fit_result)
@@ -428,7 +429,7 @@ def classify(
     for i, row in table.iterrows():
         N, D = float(row["N"]), float(row["D"])
         U = float(row["U"]) if "U" in row and pd.notna(row["U"]) else None
-        out: dict[str, Any] = {"N": N, "D": D, "C": 6.0 * N * D}
+        out: dict[str, Any] = {"N": N, "D": D, "C": training_flops(N, D)}
         if U is not None:
             out["U"] = U
         if "run" in row and pd.notna(row["run"]):

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 from scaling.errors import UsageError
+from scaling.reference import training_flops
 
 HEAD_MULTIPLE = 8  # head widths chosen by shape_for_params are multiples of this
 
@@ -69,7 +70,7 @@ def model_flops_per_token(shape: Shape) -> int:
     The head (d_model x vocab_size, 6 d_model vocab_size per token in training) is real matrix work that
     N leaves out; for GPT-3's 50257-token vocabulary it is a third of GPT-3 small's compute.
     """
-    return training_flops_per_token(shape) + 6 * shape.d_model * shape.vocab_size
+    return training_flops_per_token(shape) + training_flops(shape.d_model * shape.vocab_size, 1)
 
 
 def validate_shape(

@@ -50,6 +50,7 @@ from scaling.io import append_jsonl, atomic_write_bytes, atomic_write_json, atom
 from scaling.lock import Holder, hold_run_folder
 from scaling.loggers import Trackers, check_loggers
 from scaling.model import GPT, param_groups
+from scaling.reference import training_flops
 from scaling.shapes import Shape, model_flops_per_token, n_params_total
 from scaling.sources import flatten
 
@@ -568,7 +569,7 @@ def _train(
             last = {
                 "step": step,
                 "tokens": step * plan.tokens_per_step,
-                "flops": 6 * plan.n_params * step * plan.tokens_per_step,
+                "flops": training_flops(plan.n_params, step * plan.tokens_per_step),
                 "lr": lr,
                 "train_loss": _finite(train_loss),
                 "val_loss": _finite(val_loss),

@@ -1,0 +1,34 @@
+"""Training compute, C = 6 N D, and the published models every module measures against.
+
+C = 6 N D FLOPs (Kaplan et al. 2020): each parameter costs 2 FLOPs per token forward and 4 backward; the
+attention scores and the output head are left out, as every law in this package leaves them out.
+Units: N non-embedding parameters, D tokens, C FLOPs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FLOPS_PER_PARAM_TOKEN = 6
+
+
+def training_flops(N: Any, D: Any) -> Any:
+    """C = 6 N D FLOPs of training N parameters on D tokens (numbers, numpy arrays or pandas columns).
+
+    Python ints give an exact int (a run summary's `flops`); anything else a float, since a numpy
+    integer product overflows past 9.2e18 without a word.
+    """
+    if isinstance(N, int) and isinstance(D, int):
+        return FLOPS_PER_PARAM_TOKEN * N * D
+    return float(FLOPS_PER_PARAM_TOKEN) * N * D
+
+
+def tokens_for_compute(C: Any, N: Any) -> Any:
+    """D = C / (6 N) tokens: the data that C FLOPs train N parameters on."""
+    return C / (FLOPS_PER_PARAM_TOKEN * N)
+
+
+def params_for_compute(C: Any, D: Any) -> Any:
+    """N = C / (6 D) parameters: the model that C FLOPs train on D tokens."""
+    return C / (FLOPS_PER_PARAM_TOKEN * D)
+
