@@ -21,8 +21,8 @@ from pathlib import Path
 from scaling.errors import ScalingWarning
 from scaling.fit import FitResult, backtest, fit
 from scaling.io import atomic_write_json, atomic_write_text
+from scaling.optimal import ComputeOptimal
 from scaling.predict import fitted_range, predict
-from scaling.regimes import compute_optimal_of, optimal_tokens_for_params
 from scaling.runs import load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,7 +73,7 @@ def analyse(args: argparse.Namespace) -> dict:
             warnings.simplefilter("ignore", ScalingWarning)  # extrapolation is the point; it is reported
             as_trained = predict(entry["fit"], N=GPT3_N, D=GPT3_D, data_range=data_range)
             optimal = predict(entry["fit"], N=GPT3_N, optimal=True, data_range=data_range)
-        co = compute_optimal_of(entry["fit"])
+        co = ComputeOptimal.of_fit(entry["fit"])
         error = reach = None
         if entry.get("refit"):
             check = backtest(entry["data"], "chinchilla", holdout_top=HOLDOUT_TOP)
@@ -81,11 +81,11 @@ def analyse(args: argparse.Namespace) -> dict:
         results.append({
             "name": entry["name"],
             "params": dict(entry["fit"].params),
-            "compute_optimal": co,
-            "a": co["a"],
+            "compute_optimal": co.to_json(),
+            "a": co.a,
             # tokens per parameter of the compute-optimal run at 1B (inside the data) and at 175B
-            "tokens_per_param_1b": float(optimal_tokens_for_params(co, 1e9)) / 1e9,
-            "tokens_per_param_175b": float(optimal_tokens_for_params(co, 175e9)) / 175e9,
+            "tokens_per_param_1b": float(co.D_opt_for_params(1e9)) / 1e9,
+            "tokens_per_param_175b": float(co.D_opt_for_params(175e9)) / 175e9,
             "data_range": data_range,
             "as_trained": as_trained.to_json(),
             "optimal": optimal.to_json(),

@@ -37,8 +37,8 @@ from scipy import optimize
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
 from scaling.laws import Inputs, Law, get_law
+from scaling.optimal import ComputeOptimal
 from scaling.reference import tokens_for_compute, training_flops
-from scaling.regimes import optimal_allocation, optimal_tokens_for_params
 from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.units import format_quantity, parse_quantity
 
@@ -385,12 +385,11 @@ def optimal_design(crit: TargetVariance, cost: np.ndarray, limits: Limits) -> np
 def isoflop_design(law: Law, params: Mapping[str, float], total: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) of the standard IsoFLOP design of `total` FLOPs: ISOFLOP_BUDGETS budgets ISOFLOP_SPACING x
     apart, ISOFLOP_SIZES sizes each, log-spaced within +-ISOFLOP_HALF_WIDTH decade of N_opt(C)."""
-    co = law.compute_optimal(params)
-    assert co is not None  # planning laws are laws of N and D
+    optimal = ComputeOptimal.of(law.compute_optimal(params))  # planning laws are laws of N and D
     shares = ISOFLOP_SPACING ** -np.arange(ISOFLOP_BUDGETS)[::-1]  # ..., 1/16, 1/4, 1
     budgets = total * shares / (ISOFLOP_SIZES * shares.sum())
     offsets = 10.0 ** np.linspace(-ISOFLOP_HALF_WIDTH, ISOFLOP_HALF_WIDTH, ISOFLOP_SIZES)
-    N = np.concatenate([optimal_allocation(co, C)[0] * offsets for C in budgets])
+    N = np.concatenate([optimal.N_opt(C) * offsets for C in budgets])
     C = np.repeat(budgets, ISOFLOP_SIZES)
     return N, tokens_for_compute(C, N)
 
@@ -596,7 +595,7 @@ def plan(
     if (target_tokens is None) == (not optimal):
         raise UsageError("give exactly one of --target-tokens D or --optimal")
     D_t = (
-        float(optimal_tokens_for_params(law.compute_optimal(prior.params), N_t))
+        float(ComputeOptimal.of(law.compute_optimal(prior.params)).D_opt_for_params(N_t))
         if optimal
         else parse_quantity(target_tokens, "--target-tokens")
     )

@@ -28,8 +28,9 @@ from matplotlib.patches import Patch
 
 from scaling.allocate import isoflop_groups
 from scaling.laws import get_law
+from scaling.optimal import ComputeOptimal
 from scaling.reference import params_for_compute, tokens_for_compute, training_flops
-from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds, optimal_allocation
+from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds
 from scaling.runs import compute_frontier
 from scaling.units import format_quantity
 
@@ -165,7 +166,8 @@ def optimal_loss(law_name: str, params: Mapping[str, float], C: np.ndarray) -> n
     co = law.compute_optimal(params)
     if co is None:
         return None
-    n_opt, d_opt = optimal_allocation(co, C)
+    optimal = ComputeOptimal.of(co)
+    n_opt, d_opt = optimal.N_opt(C), optimal.D_opt(C)
     unique = d_opt if "U" in law.inputs else None  # fresh data: no repeats at the optimum
     return law.predict(params, N=n_opt, D=d_opt, U=unique)
 
@@ -379,9 +381,9 @@ def plot_nd_plane(
     fig, (ax,) = new_figure(width=7.0, height=7.0)
     _log_axes(ax, x=True, y=True)
     handles: list = []
-    co = law.compute_optimal(fit_result.params)
-    if co is not None:
-        ratio = DD / optimal_allocation(co, training_flops(NN, DD))[1]
+    optimal = ComputeOptimal.of_fit(fit_result)
+    if optimal is not None:
+        ratio = DD / optimal.D_opt(training_flops(NN, DD))
         regions = (
             (0.0, 1.0 / band, OVERFITTING, "data-limited"),
             (band, np.inf, UNDERFITTING, "capacity-limited"),
@@ -427,17 +429,16 @@ def plot_nd_plane(
             [], [], color="0.25", lw=0.6, ls=":", label="iso-compute C = 6ND (labelled in FLOPs at the frame)"
         )
     )
-    if co is not None:
+    if optimal is not None:
         line_c = np.geomspace(training_flops(n_lo, d_lo), training_flops(n_hi, d_hi), 300)
-        n_opt, d_opt = optimal_allocation(co, line_c)
-        ax.plot(n_opt, d_opt, color="k", lw=1.8, zorder=3)
+        ax.plot(optimal.N_opt(line_c), optimal.D_opt(line_c), color="k", lw=1.8, zorder=3)
         handles.append(
             Line2D(
                 [],
                 [],
                 color="k",
                 lw=1.8,
-                label=(f"compute-optimal: N_opt ∝ C^{co['a']:.3g}, D_opt ∝ C^{1 - co['a']:.3g}"),
+                label=(f"compute-optimal: N_opt ∝ C^{optimal.a:.3g}, D_opt ∝ C^{1 - optimal.a:.3g}"),
             )
         )
     if table is not None:
@@ -777,12 +778,12 @@ def plot_allocation(allocations: Sequence[Any], *, extend_to: float | None = GPT
     for allocation in allocations:
         colour = f"C{allocation.approach - 1}"
         for ax, which in ((axes[0], "N"), (axes[1], "D")):
-            curve = allocation.N_opt(grid) if which == "N" else allocation.D_opt(grid)
+            curve = allocation.optimal.N_opt(grid) if which == "N" else allocation.optimal.D_opt(grid)
             ax.plot(grid, curve, color=colour, lw=1.5, zorder=3)
             y_values[which] += [float(curve.min()), float(curve.max())]
             if allocation.bootstrap is not None and len(allocation.bootstrap) > 1:
-                a, b, G, G_D = (allocation.bootstrap[:, i, None] for i in range(4))
-                samples = G * (grid / 6) ** a if which == "N" else G_D * (grid / 6) ** b
+                resampled = ComputeOptimal(*(allocation.bootstrap[:, i, None] for i in range(3)))  # a, b, G
+                samples = resampled.N_opt(grid) if which == "N" else resampled.D_opt(grid)
                 lo, hi = _bootstrap_band(samples)
                 ax.fill_between(grid, lo, hi, color=colour, alpha=0.15, lw=0, zorder=1)
             if allocation.points is not None and len(allocation.points):
@@ -941,8 +942,8 @@ def plot_plan(plan: Any) -> Figure:
     co = get_law(plan.law).compute_optimal(plan.prior_params)
     if co is not None:
         line_c = np.geomspace(training_flops(n_range[0], d_range[0]), 6 * target["C"], 300)
-        line_n, line_d = optimal_allocation(co, line_c)
-        ax.plot(line_n, line_d, color="k", lw=1.4, zorder=2)
+        optimal = ComputeOptimal.of(co)
+        ax.plot(optimal.N_opt(line_c), optimal.D_opt(line_c), color="k", lw=1.4, zorder=2)
     ax.scatter(iso[:, 0], iso[:, 1], marker="s", s=30, facecolors="none", edgecolors="0.45", lw=0.9, zorder=3)
     if len(known):
         ax.scatter(known[:, 0], known[:, 1], marker="x", s=28, color="k", lw=1.0, zorder=4)

@@ -8,8 +8,9 @@ A fit on all parameters (`params_column="N_total"`) is evaluated at the target's
 from its shape (the preset, else the GPT-3-like shape `shape_for_params` picks, vocabulary 50257, context
 2048: N_total = N + (vocab + context) d_model).
 
-"Compute-optimal" uses the fit's Approach-3 closed form N_opt(C) = G (C/6)^a: for a given C it is
-(N_opt(C), C / (6 N_opt)); for a given N it is the D that makes N optimal, D_opt(N) = (N/G)^(1/a) / N.
+"Compute-optimal" uses the fit's Approach-3 closed form N_opt(C) = G (C/6)^a (`scaling.optimal`): for a
+given C it is (N_opt(C), C / (6 N_opt)); for a given N it is the D that makes N optimal,
+D_opt(N) = (N/G)^(1/a) / N.
 """
 
 from __future__ import annotations
@@ -27,15 +28,9 @@ from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
 from scaling.intervals import loss_intervals
 from scaling.laws import get_law
+from scaling.optimal import ComputeOptimal
 from scaling.reference import tokens_for_compute, training_flops
-from scaling.regimes import (
-    Thresholds,
-    compute_optimal_of,
-    law_loss,
-    law_regime,
-    optimal_allocation,
-    optimal_tokens_for_params,
-)
+from scaling.regimes import Thresholds, law_loss, law_regime
 from scaling.shapes import PRESETS, Shape, n_params, n_params_total, shape_for_params
 from scaling.units import format_quantity, parse_quantity
 
@@ -200,7 +195,7 @@ def predict(
     C = None if C is None else parse_quantity(C, "C (FLOPs)")
     U = None if U is None else parse_quantity(U, "U (unique tokens)")
 
-    co = compute_optimal_of(fit_result)
+    co = ComputeOptimal.of_fit(fit_result)
     if optimal and co is None:
         raise UsageError(
             f"a {fit_result.law} fit has no compute-optimal allocation; fit a law in N and D "
@@ -210,7 +205,7 @@ def predict(
     if N is not None and len(given) == 1:
         N_law = _law_params(fit_result, N, shape, params_total)
         if optimal:
-            mode, D = "optimal_for_params", float(optimal_tokens_for_params(co, N_law))
+            mode, D = "optimal_for_params", float(co.D_opt_for_params(N_law))
         elif C is not None:
             mode, D = "compute", tokens_for_compute(C, N)
         else:
@@ -219,7 +214,7 @@ def predict(
         if getattr(fit_result, "params_column", "N") == "N_total":
             raise UsageError("a fit on N_total allocates all parameters; give --params N with --optimal")
         mode = "optimal_for_compute"
-        N, D = (float(x) for x in optimal_allocation(co, C))
+        N, D = float(co.N_opt(C)), float(co.D_opt(C))
     else:
         raise UsageError(
             "give --params N with exactly one of --tokens D, --compute C, --optimal; "
@@ -317,11 +312,11 @@ def _optimal_d_interval(
         return None
     d_opts = []
     for row in samples:
-        co = law.compute_optimal(dict(zip(law.param_names, row, strict=True)))
+        co = ComputeOptimal.of(law.compute_optimal(dict(zip(law.param_names, row, strict=True))))
         if mode == "optimal_for_params":
-            d_opts.append(float(optimal_tokens_for_params(co, N)))
+            d_opts.append(float(co.D_opt_for_params(N)))
         elif mode == "optimal_for_compute":
-            d_opts.append(float(optimal_allocation(co, C)[1]))
+            d_opts.append(float(co.D_opt(C)))
     return _interval(d_opts) if d_opts else None
 
 

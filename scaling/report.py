@@ -268,7 +268,7 @@ def _allocation_section(allocations: Mapping[int, Allocation], skipped: Mapping[
     rows = []
     for approach, alloc in sorted(allocations.items()):
         largest = alloc.budgets.get("largest run")
-        at_budget = float(alloc.D_opt(budget) / alloc.N_opt(budget))
+        at_budget = float(alloc.optimal.tokens_per_param(budget))
         rows.append(
             [
                 names[approach],
