@@ -38,7 +38,13 @@ from scaling.errors import ScalingWarning, UsageError
 from scaling.fit import FitResult, fit, interval_dict, single_threaded_blas
 from scaling.laws import get_law
 from scaling.optimal import ComputeOptimal
-from scaling.reference import FLOPS_PER_PARAM_TOKEN, tokens_for_compute
+from scaling.reference import (
+    CHINCHILLA_70B,
+    CHINCHILLA_BUDGET,
+    FLOPS_PER_PARAM_TOKEN,
+    GPT3_175B,
+    tokens_for_compute,
+)
 from scaling.runs import compute_frontier, curve_of, load_runs
 from scaling.units import format_quantity
 
@@ -52,8 +58,8 @@ DEFAULT_WINDOW = 5
 # Budgets (FLOPs) at which tokens per parameter are reported, besides the largest run of the data.
 NAMED_BUDGETS: dict[str, float] = {
     "1e21 FLOPs": 1e21,
-    "GPT-3 175B (6 x 175B x 300B)": 6 * 175e9 * 300e9,
-    "Chinchilla 70B / Gopher (5.76e23)": 5.76e23,
+    f"{GPT3_175B.name} (6 x {format_quantity(GPT3_175B.N)} x {format_quantity(GPT3_175B.D)})": GPT3_175B.C,
+    f"{CHINCHILLA_70B.name} / Gopher ({CHINCHILLA_BUDGET:.3g})".replace("e+", "e"): CHINCHILLA_BUDGET,
     "1e25 FLOPs": 1e25,
 }
 

@@ -29,7 +29,13 @@ from matplotlib.patches import Patch
 from scaling.allocate import isoflop_groups
 from scaling.laws import get_law
 from scaling.optimal import ComputeOptimal
-from scaling.reference import params_for_compute, tokens_for_compute, training_flops
+from scaling.reference import (
+    GPT3_175B,
+    REFERENCE_MODELS,
+    params_for_compute,
+    tokens_for_compute,
+    training_flops,
+)
 from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds
 from scaling.runs import compute_frontier
 from scaling.units import format_quantity
@@ -67,11 +73,9 @@ LABEL = {
     "loss": "loss (nats/token)",
 }
 # Points of reference in the (N, D) plane: (N params, D tokens, label).
-LANDMARKS: tuple[tuple[float, float, str], ...] = (
-    (175e9, 300e9, "GPT-3 175B\n300B tokens"),
-    (70e9, 1.4e12, "Chinchilla 70B\n1.4T tokens"),
+LANDMARKS: tuple[tuple[float, float, str], ...] = tuple(
+    (m.N, m.D, f"{m.name}\n{format_quantity(m.D)} tokens") for m in REFERENCE_MODELS
 )
-GPT3_BUDGET_FLOPS = 6 * 175e9 * 300e9  # C of GPT-3 175B trained on 300B tokens
 
 
 def styled(func: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -209,7 +213,7 @@ def plot_loss_vs_compute(
     table: pd.DataFrame,
     fit_result: Any = None,
     *,
-    budget: tuple[float, str] | None = (GPT3_BUDGET_FLOPS, "GPT-3 175B budget"),
+    budget: tuple[float, str] | None = (GPT3_175B.C, f"{GPT3_175B.name} budget"),
     predictions: Sequence[Any] = (),
 ) -> Figure:
     """Loss of every run against its compute, the compute-efficient frontier, and the fitted
@@ -743,14 +747,11 @@ def plot_isoflop_profiles(allocation: Any) -> Figure:
 
 APPROACH_NAME = {1: "Approach 1: envelope", 2: "Approach 2: IsoFLOP", 3: "Approach 3: parametric fit"}
 # Compute-optimal reference models: (C FLOPs, N params, D tokens, label).
-REFERENCE_ALLOCATIONS = (
-    (6 * 175e9 * 300e9, 175e9, 300e9, "GPT-3 175B"),
-    (6 * 70e9 * 1.4e12, 70e9, 1.4e12, "Chinchilla 70B"),
-)
+REFERENCE_ALLOCATIONS = tuple((m.C, m.N, m.D, m.name) for m in REFERENCE_MODELS)
 
 
 @styled
-def plot_allocation(allocations: Sequence[Any], *, extend_to: float | None = GPT3_BUDGET_FLOPS) -> Figure:
+def plot_allocation(allocations: Sequence[Any], *, extend_to: float | None = GPT3_175B.C) -> Figure:
     """N_opt(C) (params) and D_opt(C) (tokens) against C (FLOPs) from each approach, with 95 % bootstrap
     bands, the points each power law went through, and GPT-3 175B and Chinchilla 70B for scale.
 

@@ -7,6 +7,7 @@ Units: N non-embedding parameters, D tokens, C FLOPs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 FLOPS_PER_PARAM_TOKEN = 6
@@ -32,3 +33,26 @@ def params_for_compute(C: Any, D: Any) -> Any:
     """N = C / (6 D) parameters: the model that C FLOPs train on D tokens."""
     return C / (FLOPS_PER_PARAM_TOKEN * D)
 
+
+
+@dataclass(frozen=True)
+class ReferenceModel:
+    """A published model to measure against: N parameters (as published) trained on D tokens."""
+
+    name: str
+    N: float
+    D: float
+    preset: str | None = None  # its shape in `scaling.shapes.PRESETS`, where it has one
+
+    @property
+    def C(self) -> float:
+        """Training compute, 6 N D FLOPs."""
+        return training_flops(self.N, self.D)
+
+
+GPT3_175B = ReferenceModel("GPT-3 175B", N=175e9, D=300e9, preset="gpt3_175b")  # Brown et al. 2020
+CHINCHILLA_70B = ReferenceModel("Chinchilla 70B", N=70e9, D=1.4e12)  # Hoffmann et al. 2022
+REFERENCE_MODELS = (GPT3_175B, CHINCHILLA_70B)
+# The budget Hoffmann et al. state for Gopher and Chinchilla 70B alike (FLOPs); 6 N D of the rounded
+# 70B and 1.4T gives 5.9e23.
+CHINCHILLA_BUDGET = 5.76e23
