@@ -51,6 +51,8 @@ AUTO_MIN_STEPS = 200  # the auto batch keeps about this many optimizer steps or 
 AUTO_MIN_BATCH = 8  # sequences
 N_REF, LR_REF, BATCH_REF = 85e6, 6e-4, 500_000  # GPT-3 small: N (non-embedding), lr, tokens per batch
 LR_MAX = 3e-3
+# Folder names longer than this (many overrides) are shortened and made unique with a hash.
+MAX_DIRNAME = 160
 
 
 @functools.cache
@@ -89,17 +91,32 @@ def _shape_for_params(target: Any, aspect: Any, head_size: Any, field: str) -> i
     return int(getattr(shape, str(field)))
 
 
+def run_dirname(override_dirname: str) -> str:
+    """A run's folder name from Hydra's `override_dirname` (`model=tiny_1m,train.tokens=2M`).
+
+    Empty (no overrides) gives `default`; `/` in values (data paths) becomes `%2F` so that a run is one
+    folder; a name longer than MAX_DIRNAME keeps its start and ends with a hash of the whole name.
+    """
+    name = override_dirname.replace("/", "%2F") or "default"
+    if len(name) > MAX_DIRNAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = f"{name[: MAX_DIRNAME - 13]}-{digest}"
+    return name
+
+
 def register_resolvers() -> None:
-    """Register `n_params`, `tokens_for_compute` and `shape_for_params` with OmegaConf (idempotent).
+    """Register the resolvers of sweeps/ with OmegaConf (idempotent): all of them, in one place.
 
     In YAML: `${n_params:${model.n_layer},${model.d_model}}` -> N;
     `${tokens_for_compute:1e15,${model.n_layer},${model.d_model}}` -> D = C / (6 N);
-    `${shape_for_params:${.target_params},${.aspect},${.head_size},n_layer}` -> a field of the shape.
+    `${shape_for_params:${.target_params},${.aspect},${.head_size},n_layer}` -> a field of the shape;
+    `${run_dirname:${hydra.job.override_dirname}}` -> a run's folder name (the `hydra:` block).
     """
     for name, func in (
         ("n_params", _n_params_resolver),
         ("tokens_for_compute", _tokens_for_compute),
         ("shape_for_params", _shape_for_params),
+        ("run_dirname", run_dirname),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, func)
