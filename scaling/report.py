@@ -38,7 +38,7 @@ import pandas as pd
 from scaling import __version__, plots
 from scaling.allocate import ISOFLOP_TOLERANCE, Allocation, allocate
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fit import Backtest, FitResult, backtest, fit, save_fit, use_params_column
+from scaling.fit import HOLDOUT_TOP, Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.laws import get_law
 from scaling.plots import sci
@@ -580,7 +580,7 @@ def analyse(
     params_column: str = "N",
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
-    holdout_top: float = 0.2,
+    holdout_top: float = HOLDOUT_TOP,
     isoflop_tolerance: float = ISOFLOP_TOLERANCE,
 ) -> Analysis:
     """Everything a report shows, for the runs of `source` (a sweep folder, a run-table CSV or a

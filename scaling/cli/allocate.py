@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.allocate import DEFAULT_WINDOW, PROFILE_FITS
+from scaling.allocate import DEFAULT_WINDOW, ISOFLOP_TOLERANCE, PROFILE_FITS
 from scaling.cli.fit import add_input_options, load_input
 from scaling.laws import LAW_NAMES
 
@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--isoflop-tolerance",
         type=float,
-        default=0.01,
+        default=ISOFLOP_TOLERANCE,
         help="Approach 2: relative compute difference within one profile (default %(default)g)",
     )
     p.add_argument(

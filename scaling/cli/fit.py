@@ -6,6 +6,7 @@ import argparse
 import math
 
 from scaling.errors import UsageError
+from scaling.fit import HUBER_DELTA
 from scaling.laws import LAW_NAMES
 
 LAW_CHOICES = (*LAW_NAMES, "auto")  # auto: the law with the lowest rolling-backtest error (scaling.select)
@@ -139,7 +140,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("huber", "squared"),
         help="objective on log residuals (default %(default)s)",
     )
-    p.add_argument("--delta", type=float, default=1e-3, help="Huber delta (default %(default)g)")
+    p.add_argument("--delta", type=float, default=HUBER_DELTA, help="Huber delta (default %(default)g)")
     p.add_argument(
         "--method",
         default="profile",

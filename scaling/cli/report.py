@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from scaling.allocate import ISOFLOP_TOLERANCE
 from scaling.cli.fit import LAW_CHOICES, add_input_options, source_options
+from scaling.fit import HOLDOUT_TOP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,13 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--holdout-top",
         metavar="F",
         type=float,
-        default=0.2,
+        default=HOLDOUT_TOP,
         help="fraction of runs (by compute) the backtest holds out (default %(default)s)",
     )
     p.add_argument(
         "--isoflop-tolerance",
         type=float,
-        default=0.01,
+        default=ISOFLOP_TOLERANCE,
         help="Approach 2: relative compute difference within one IsoFLOP profile (default %(default)g)",
     )
     p.add_argument("--title", help="title of the report (default: the input's name)")
