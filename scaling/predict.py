@@ -308,15 +308,12 @@ def _optimal_d_interval(
 ) -> tuple[float, float] | None:
     """95 % percentile interval of D_opt across the bootstrap fits, in the optimal modes."""
     samples = fit_result.bootstrap_params
-    if samples is None or len(samples) < 2:
+    if samples is None or len(samples) < 2 or mode not in ("optimal_for_params", "optimal_for_compute"):
         return None
     d_opts = []
     for row in samples:
         co = ComputeOptimal.of(law.compute_optimal(dict(zip(law.param_names, row, strict=True))))
-        if mode == "optimal_for_params":
-            d_opts.append(float(co.D_opt_for_params(N)))
-        elif mode == "optimal_for_compute":
-            d_opts.append(float(co.D_opt(C)))
+        d_opts.append(float(co.D_opt_for_params(N) if mode == "optimal_for_params" else co.D_opt(C)))
     return _interval(d_opts) if d_opts else None
 
 
