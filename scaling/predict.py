@@ -31,7 +31,7 @@ from scaling.laws import get_law
 from scaling.optimal import ComputeOptimal
 from scaling.reference import tokens_for_compute, training_flops
 from scaling.regimes import Thresholds, law_loss, law_regime
-from scaling.shapes import PRESETS, Shape, n_params, n_params_total, shape_for_params
+from scaling.shapes import GPT3_CONTEXT_AND_VOCAB, PRESETS, Shape, n_params, n_params_total, shape_for_params
 from scaling.units import format_quantity, parse_quantity
 
 # Beyond these a request is not an extrapolation but a typo: ~5,000x GPT-3's size, ~100x all public text.
@@ -239,7 +239,7 @@ def predict(
 
     by_law = law_regime(fit_result, N_law, D, U if U < D else None, thresholds) if co is not None else None
     if shape is None and N >= 1000:
-        shape = shape_for_params(N, n_ctx=2048, vocab_size=50257)  # an assumed GPT-3-like shape
+        shape = shape_for_params(N, **GPT3_CONTEXT_AND_VOCAB)  # an assumed GPT-3-like shape
     # A named preset's memory counts its embeddings too; a bare number is all we know otherwise.
     memory_params = float(n_params_total(shape)) if named_preset else N
     chip = hardware.get_accelerator(accelerator)
@@ -282,7 +282,7 @@ def _law_params(fit_result: Any, N: float, shape: Shape | None, params_total: fl
     if params_total is not None:
         return parse_quantity(params_total, "N_total (all parameters)")
     if shape is None:
-        shape = shape_for_params(N, n_ctx=2048, vocab_size=50257)  # the GPT-3-like shape assumed below
+        shape = shape_for_params(N, **GPT3_CONTEXT_AND_VOCAB)  # the GPT-3-like shape assumed below
     return N + float(n_params_total(shape) - n_params(shape))
 
 
