@@ -22,6 +22,7 @@ from scaling.fitting import fit, likelihood_ratio_test
 from scaling.io import atomic_write_json
 from scaling.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
 from scaling.planning import EPOCH_PRIOR as EPOCH
+from scaling.reference import CHINCHILLA_BUDGET
 from scaling.runs import load_runs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
@@ -34,7 +35,6 @@ HOFFMANN_UNROUNDED = {  # the paper's TeX source: log A, log B, log E and the ex
     "alpha": 0.33917084,
     "beta": 0.2849083,
 }
-CHINCHILLA_BUDGET = 5.76e23  # FLOPs of Chinchilla 70B (and Gopher)
 
 
 def main() -> int:

@@ -21,14 +21,14 @@ from pathlib import Path
 from scaling.errors import ScalingWarning
 from scaling.fitting import FitResult, backtest, fit
 from scaling.io import atomic_write_json, atomic_write_text
+from scaling.optimal import ComputeOptimal
 from scaling.prediction import fitted_range, predict
-from scaling.regimes import compute_optimal_of, optimal_tokens_for_params
+from scaling.reference import GPT3_175B
 from scaling.runs import load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 CHINCHILLA_CSV = ROOT / "data" / "chinchilla_epoch_fig4.csv"
 CHINCHILLA_COLUMNS = {"N": "Model Size", "C": "Training FLOP"}
-GPT3_N, GPT3_D = "175B", "300B"  # Brown et al. 2020: 175B parameters, 300B training tokens
 PUBLISHED = {
     "Hoffmann et al. (rounded, published)": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
     "Besiroglu et al. (Epoch refit, published)": {
@@ -71,9 +71,9 @@ def analyse(args: argparse.Namespace) -> dict:
         data_range = fitted_range(entry["data"])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ScalingWarning)  # extrapolation is the point; it is reported
-            as_trained = predict(entry["fit"], N=GPT3_N, D=GPT3_D, data_range=data_range)
-            optimal = predict(entry["fit"], N=GPT3_N, optimal=True, data_range=data_range)
-        co = compute_optimal_of(entry["fit"])
+            as_trained = predict(entry["fit"], N=GPT3_175B.N, D=GPT3_175B.D, data_range=data_range)
+            optimal = predict(entry["fit"], N=GPT3_175B.N, optimal=True, data_range=data_range)
+        co = ComputeOptimal.of_fit(entry["fit"])
         error = reach = None
         if entry.get("refit"):
             check = backtest(entry["data"], "chinchilla", holdout_top=HOLDOUT_TOP)
@@ -81,18 +81,18 @@ def analyse(args: argparse.Namespace) -> dict:
         results.append({
             "name": entry["name"],
             "params": dict(entry["fit"].params),
-            "compute_optimal": co,
-            "a": co["a"],
+            "compute_optimal": co.to_json(),
+            "a": co.a,
             # tokens per parameter of the compute-optimal run at 1B (inside the data) and at 175B
-            "tokens_per_param_1b": float(optimal_tokens_for_params(co, 1e9)) / 1e9,
-            "tokens_per_param_175b": float(optimal_tokens_for_params(co, 175e9)) / 175e9,
+            "tokens_per_param_1b": float(co.D_opt_for_params(1e9)) / 1e9,
+            "tokens_per_param_175b": float(co.D_opt_for_params(GPT3_175B.N)) / GPT3_175B.N,
             "data_range": data_range,
             "as_trained": as_trained.to_json(),
             "optimal": optimal.to_json(),
             "backtest_mean_abs_rel_error": error,
             "backtest_extrapolation_C": reach,  # largest held-out C / largest C fitted on
         })
-    return {"gpt3": {"N": 175e9, "D": 300e9}, "table3": {"D": TABLE3_TOKENS, "C": TABLE3_FLOPS},
+    return {"gpt3": {"N": GPT3_175B.N, "D": GPT3_175B.D}, "table3": {"D": TABLE3_TOKENS, "C": TABLE3_FLOPS},
             "holdout_top": HOLDOUT_TOP, "sets": results}
 
 
@@ -129,7 +129,7 @@ def report(doc: dict) -> str:
         )
     lines.append(
         f"| Hoffmann et al. Table 3 (Approach 1) | | | | | | ~0.50 | | | {TABLE3_TOKENS / 1e12:.3g}T "
-        f"| {TABLE3_TOKENS / 175e9:.3g} | {TABLE3_FLOPS:.3g} | |"
+        f"| {TABLE3_TOKENS / GPT3_175B.N:.3g} | {TABLE3_FLOPS:.3g} | |"
     )
     lines += [
         "",

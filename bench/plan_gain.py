@@ -32,6 +32,7 @@ from scaling.cli.fit import parse_params
 from scaling.fitting import fit
 from scaling.laws import get_law
 from scaling.planning import EPOCH_INTERVALS, EPOCH_PRIOR, isoflop_design, plan
+from scaling.reference import training_flops
 from scaling.units import parse_quantity
 
 HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -91,7 +92,8 @@ def main() -> None:
     distinct = len({(r.N, r.D) for r in planned.runs})
     print(
         f"plan: {len(planned.runs)} runs at {distinct} (N, D) points, {planned.spent:.3g} FLOPs, planned in "
-        f"{time.perf_counter() - t0:.1f} s; IsoFLOP: {iso_N.size} runs, {6 * (iso_N * iso_D).sum():.3g} FLOPs"
+        f"{time.perf_counter() - t0:.1f} s; IsoFLOP: {iso_N.size} runs, "
+        f"{training_flops(iso_N, iso_D).sum():.3g} FLOPs"
     )
     print(
         f"expected (first-order) 95 % interval at the target: plan {planned.interval_width:.3g}, "

@@ -1,7 +1,9 @@
 """Compute-optimal allocation: how to split a FLOP budget C between parameters N and tokens D.
 
 The three approaches of Hoffmann et al. 2022, each giving N_opt = G (C/6)^a params and
-D_opt = G_D (C/6)^b tokens (for Approach 3, G_D = 1/G and a + b = 1 exactly):
+D_opt = C / (6 N_opt) tokens (`scaling.optimal.ComputeOptimal`; b and G_D of D_opt = G_D (C/6)^b are
+reported as fitted, and equal 1 - a and 1/G: exactly for Approach 3, to rounding for 1 and 2, whose
+points all have C = 6 N D):
 
 1. lowest-loss envelope: over all runs' loss curves (metrics.jsonl, when the run folders have them) or
    final points, the runs on the compute-efficient frontier; power laws through their (C, N) and (C, D);
@@ -35,6 +37,14 @@ from scipy.interpolate import Akima1DInterpolator
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting import FitResult, fit, interval_dict, single_threaded_blas
 from scaling.laws import get_law
+from scaling.optimal import ComputeOptimal
+from scaling.reference import (
+    CHINCHILLA_70B,
+    CHINCHILLA_BUDGET,
+    FLOPS_PER_PARAM_TOKEN,
+    GPT3_175B,
+    tokens_for_compute,
+)
 from scaling.runs import ISOFLOP_TOLERANCE, compute_frontier, curve_of, load_runs, value_groups
 from scaling.units import format_quantity
 
@@ -47,8 +57,8 @@ DEFAULT_WINDOW = 5
 # Budgets (FLOPs) at which tokens per parameter are reported, besides the largest run of the data.
 NAMED_BUDGETS: dict[str, float] = {
     "1e21 FLOPs": 1e21,
-    "GPT-3 175B (6 x 175B x 300B)": 6 * 175e9 * 300e9,
-    "Chinchilla 70B / Gopher (5.76e23)": 5.76e23,
+    f"{GPT3_175B.name} (6 x {format_quantity(GPT3_175B.N)} x {format_quantity(GPT3_175B.D)})": GPT3_175B.C,
+    f"{CHINCHILLA_70B.name} / Gopher ({CHINCHILLA_BUDGET:.3g})".replace("e+", "e"): CHINCHILLA_BUDGET,
     "1e25 FLOPs": 1e25,
 }
 
@@ -104,7 +114,7 @@ class IsoFlopProfile:
 
 @dataclass(frozen=True)
 class Allocation:
-    """N_opt = G (C/6)^a params and D_opt = G_D (C/6)^b tokens for a budget of C FLOPs.
+    """N_opt = G (C/6)^a params and D_opt = C / (6 N_opt) = G_D (C/6)^b tokens for a budget of C FLOPs.
 
     `points`: the (C, N, D, loss) the power laws were fitted through (frontier points for Approach 1,
     profile minima for Approach 2, none for Approach 3); `profiles`: Approach 2's IsoFLOP parabolas;
@@ -127,13 +137,18 @@ class Allocation:
     profile_fit: str | None = None  # Approach 2: how each profile was fitted (PROFILE_FITS)
     window: int | None = None  # Approach 2 with profile_fit "window": sizes per local parabola
 
+    @property
+    def optimal(self) -> ComputeOptimal:
+        """N_opt(C), D_opt(C), tokens per parameter and D_opt(N) of this allocation."""
+        return ComputeOptimal(self.a, self.b, self.G)
+
     def N_opt(self, C) -> np.ndarray:
         """Compute-optimal parameters for C FLOPs."""
-        return self.G * (np.asarray(C, dtype=float) / 6.0) ** self.a
+        return self.optimal.N_opt(C)
 
     def D_opt(self, C) -> np.ndarray:
         """Compute-optimal tokens for C FLOPs."""
-        return self.G_D * (np.asarray(C, dtype=float) / 6.0) ** self.b
+        return self.optimal.D_opt(C)
 
     def to_json(self) -> dict[str, Any]:
         key = _budget_key
@@ -189,7 +204,7 @@ def _budget_key(C: float) -> str:
 # ---- power laws through points ---------------------------------------------------------------------
 def _power_laws(C: np.ndarray, N: np.ndarray, D: np.ndarray) -> tuple[float, float, float, float] | None:
     """Least-squares lines of log N and log D against log(C/6): (a, b, G, G_D); None if degenerate."""
-    x = np.log(C / 6.0)
+    x = np.log(C / FLOPS_PER_PARAM_TOKEN)
     if np.unique(x).size < 2:
         return None
     a, log_g = np.polyfit(x, np.log(N), 1)
@@ -241,7 +256,7 @@ def _approach1(points: pd.DataFrame, rows: np.ndarray | None = None):
     if rows is not None:
         points = points[np.isin(points["row"].to_numpy(), np.unique(rows))]
     frontier = compute_frontier(points)
-    frontier = frontier.assign(D=frontier["C"] / (6.0 * frontier["N"]))
+    frontier = frontier.assign(D=tokens_for_compute(frontier["C"], frontier["N"]))
     if np.unique(frontier["N"]).size < 2:
         return None, frontier
     return _power_laws(frontier["C"].to_numpy(), frontier["N"].to_numpy(), frontier["D"].to_numpy()), frontier
@@ -311,7 +326,7 @@ def _profile(
         window=window if method == "window" else None,
         coef=coef,
         N_opt=n_opt,
-        D_opt=budget / (6.0 * n_opt),
+        D_opt=tokens_for_compute(budget, n_opt),
         loss_opt=loss_opt if not left_out else math.nan,
         left_out=left_out,
     )
@@ -473,13 +488,13 @@ def allocate(
     budgets = (
         dict(budgets) if budgets is not None else {"largest run": float(table["C"].max()), **NAMED_BUDGETS}
     )
-    ratio = {C: G_D * (C / 6) ** b / (G * (C / 6) ** a) for C in budgets.values()}
+    ratio = {C: float(ComputeOptimal(a, b, G).tokens_per_param(C)) for C in budgets.values()}
     ci, ratio_ci, boot = {}, {}, None
     if samples:
         boot = np.array(samples)
         ci = interval_dict(boot, ("a", "b", "G", "G_D"))
         for C in budgets.values():
-            values = boot[:, 3] * (C / 6) ** boot[:, 1] / (boot[:, 2] * (C / 6) ** boot[:, 0])
+            values = ComputeOptimal(boot[:, 0], boot[:, 1], boot[:, 2]).tokens_per_param(C)
             ratio_ci[C] = interval_dict(values[:, None], ("r",))["r"]
     if bootstrap and approach != 3 and len(samples) < bootstrap:
         warnings.warn(

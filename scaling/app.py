@@ -23,8 +23,6 @@ from omegaconf.errors import OmegaConfBaseException
 
 from scaling.config import CONFIG_DIR, plan_run, register_resolvers
 from scaling.errors import UsageError
-
-# importing scaling.sweep registers ${run_dirname:}
 from scaling.sweep import Interrupted, catch_ctrl_c, interruptible, one_line, sweep_stopped
 
 MAX_ARGUMENT = 4096  # characters: PATH_MAX, longer than any override a user types

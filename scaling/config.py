@@ -28,11 +28,14 @@ from omegaconf.errors import OmegaConfBaseException
 from scaling.data import load_data
 from scaling.errors import UsageError
 from scaling.recipe import MIN_STEPS, auto_batch_size, auto_lr
+from scaling.reference import tokens_for_compute, training_flops
 from scaling.resources import config_dir
 from scaling.shapes import Shape, n_params, shape_for_params, validate_shape
 from scaling.units import parse_quantity
 
 CONFIG_DIR = config_dir()
+# Folder names longer than this (many overrides) are shortened and made unique with a hash.
+MAX_DIRNAME = 160
 
 
 @functools.cache
@@ -63,7 +66,7 @@ def _n_params_resolver(n_layer: Any, d_model: Any) -> int:
 def _tokens_for_compute(compute: Any, n_layer: Any, d_model: Any) -> int:
     """D = C / (6 N) tokens, N exact non-embedding parameters, C in FLOPs ('1e15' or '1P' accepted)."""
     c = parse_quantity(compute, "compute budget C")
-    return round(c / (6 * _n_params_resolver(n_layer, d_model)))
+    return round(tokens_for_compute(c, _n_params_resolver(n_layer, d_model)))
 
 
 def _shape_for_params(target: Any, aspect: Any, head_size: Any, field: str) -> int:
@@ -71,17 +74,32 @@ def _shape_for_params(target: Any, aspect: Any, head_size: Any, field: str) -> i
     return int(getattr(shape, str(field)))
 
 
+def run_dirname(override_dirname: str) -> str:
+    """A run's folder name from Hydra's `override_dirname` (`model=tiny_1m,train.tokens=2M`).
+
+    Empty (no overrides) gives `default`; `/` in values (data paths) becomes `%2F` so that a run is one
+    folder; a name longer than MAX_DIRNAME keeps its start and ends with a hash of the whole name.
+    """
+    name = override_dirname.replace("/", "%2F") or "default"
+    if len(name) > MAX_DIRNAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = f"{name[: MAX_DIRNAME - 13]}-{digest}"
+    return name
+
+
 def register_resolvers() -> None:
-    """Register `n_params`, `tokens_for_compute` and `shape_for_params` with OmegaConf (idempotent).
+    """Register the resolvers of sweeps/ with OmegaConf (idempotent): all of them, in one place.
 
     In YAML: `${n_params:${model.n_layer},${model.d_model}}` -> N;
     `${tokens_for_compute:1e15,${model.n_layer},${model.d_model}}` -> D = C / (6 N);
-    `${shape_for_params:${.target_params},${.aspect},${.head_size},n_layer}` -> a field of the shape.
+    `${shape_for_params:${.target_params},${.aspect},${.head_size},n_layer}` -> a field of the shape;
+    `${run_dirname:${hydra.job.override_dirname}}` -> a run's folder name (the `hydra:` block).
     """
     for name, func in (
         ("n_params", _n_params_resolver),
         ("tokens_for_compute", _tokens_for_compute),
         ("shape_for_params", _shape_for_params),
+        ("run_dirname", run_dirname),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, func)
@@ -136,7 +154,7 @@ class RunPlan:
             "vocab_size": s.vocab_size,
             "tokens": self.tokens,
             "unique_tokens": self.unique_tokens,
-            "flops": 6 * self.n_params * self.tokens,
+            "flops": training_flops(self.n_params, self.tokens),
             "seed": self.seed,
         }
 

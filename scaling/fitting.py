@@ -38,6 +38,7 @@ from scaling.laws import CHUNK_ELEMENTS, Frozen, Inputs, Law, chunks, get_law, w
 from scaling.runs import compute_frontier, load_runs
 
 HUBER_DELTA = 1e-3
+HOLDOUT_TOP = 0.2  # the fraction of runs (by compute) a backtest holds out, by default
 # A global search on more runs than this gains nothing a random sample of them does not find (a law has
 # at most 7 parameters); the optimum itself is always that of every run. Chinchilla's table has 245 runs.
 SEARCH_ROWS = 10_000
@@ -1012,7 +1013,7 @@ class Backtest:
 
 
 def backtest(
-    table: pd.DataFrame | str | Path, law: str = "chinchilla", holdout_top: float = 0.2, **fit_options
+    table: pd.DataFrame | str | Path, law: str = "chinchilla", holdout_top: float = HOLDOUT_TOP, **fit_options
 ) -> Backtest:
     """Fit `law` on all but the top `holdout_top` fraction of runs by compute and report the relative
     prediction error on those (how far to trust an extrapolation). `fit_options` go to `fit`."""

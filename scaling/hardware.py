@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from scaling.errors import UsageError
+from scaling.reference import training_flops
 
 SECONDS_PER_DAY = 86_400.0
 PF_DAY = 1e15 * SECONDS_PER_DAY  # FLOPs in one petaFLOP/s-day (8.64e19)
@@ -64,16 +65,11 @@ def model_flops_utilization(flops_per_s: float, accelerator: Accelerator, n_devi
     return flops_per_s / (accelerator.peak_bf16_flops * n_devices)
 
 
-def training_flops(n_params: float, tokens: float) -> float:
-    """C = 6 N D FLOPs (forward 2 N D + backward 4 N D), the unit every law in this package uses."""
-    return 6.0 * n_params * tokens
-
-
 def training_flops_with_attention(
     n_params: float, tokens: float, n_layer: int, n_ctx: int, d_model: int
 ) -> float:
     """6 N D plus attention scores, 3 x 2 n_layer n_ctx d_model FLOPs per token (Kaplan et al. 2020)."""
-    return 6.0 * n_params * tokens + 6.0 * n_layer * n_ctx * d_model * tokens
+    return training_flops(n_params, tokens) + training_flops(n_layer * n_ctx * d_model, tokens)
 
 
 def pf_days(flops: float) -> float:

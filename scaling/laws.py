@@ -20,8 +20,8 @@ import numpy as np
 from scipy.optimize import nnls
 
 from scaling.errors import UsageError
+from scaling.reference import params_for_compute, tokens_for_compute, training_flops
 
-FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6 N D
 # Numbers per array when many parameter sets are evaluated on all runs at once (a start search, a batch of
 # bootstrap refits): 2^21 floats = 16 MiB, so memory stays linear in the runs (a 100,000-row table once
 # took 8.6 GB for its 900 starts); large enough that numpy, not Python, sets the speed.
@@ -45,11 +45,11 @@ class Inputs:
         shaped = iter(np.broadcast_arrays(*given))  # a scalar N with an array of D, and so on
         N, D, C, U = (None if x is None else next(shaped) for x in (N, D, C, U))
         if C is None and N is not None and D is not None:
-            C = FLOPS_PER_PARAM_TOKEN * N * D
+            C = training_flops(N, D)
         elif D is None and N is not None and C is not None:
-            D = C / (FLOPS_PER_PARAM_TOKEN * N)
+            D = tokens_for_compute(C, N)
         elif N is None and D is not None and C is not None:
-            N = C / (FLOPS_PER_PARAM_TOKEN * D)
+            N = params_for_compute(C, D)
         return cls(N, D, C, U)
 
     def log(self, name: str) -> np.ndarray:

@@ -36,10 +36,11 @@ from scipy import optimize
 
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
-from scaling.laws import FLOPS_PER_PARAM_TOKEN, Inputs, Law, get_law
+from scaling.laws import Inputs, Law, get_law
+from scaling.optimal import ComputeOptimal
 from scaling.prediction import resolve_params
 from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
-from scaling.regimes import optimal_allocation, optimal_tokens_for_params
+from scaling.reference import tokens_for_compute, training_flops
 from scaling.runs import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.units import format_quantity, parse_quantity
@@ -185,7 +186,7 @@ class Candidate:
 
     @property
     def C(self) -> float:
-        return FLOPS_PER_PARAM_TOKEN * self.N * self.D
+        return training_flops(self.N, self.D)
 
 
 def realise(shape: Shape, tokens: float) -> Candidate | None:
@@ -216,7 +217,7 @@ def candidate_runs(budget: float, min_params: float, max_params: float, n_ctx: i
     for shape in sorted(shapes, key=n_params):
         N = n_params(shape)
         lo = max(TOKENS_PER_PARAM[0] * N, smallest)
-        hi = min(TOKENS_PER_PARAM[1] * N, budget / (FLOPS_PER_PARAM_TOKEN * N))
+        hi = min(TOKENS_PER_PARAM[1] * N, tokens_for_compute(budget, N))
         if hi < lo:
             continue
         count = min(CANDIDATE_TOKENS, 1 + math.floor(math.log(hi / lo) / math.log(CANDIDATE_SPACING)))
@@ -383,14 +384,13 @@ def optimal_design(crit: TargetVariance, cost: np.ndarray, limits: Limits) -> np
 def isoflop_design(law: Law, params: Mapping[str, float], total: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) of the standard IsoFLOP design of `total` FLOPs: ISOFLOP_BUDGETS budgets ISOFLOP_SPACING x
     apart, ISOFLOP_SIZES sizes each, log-spaced within +-ISOFLOP_HALF_WIDTH decade of N_opt(C)."""
-    co = law.compute_optimal(params)
-    assert co is not None  # planning laws are laws of N and D
+    optimal = ComputeOptimal.of(law.compute_optimal(params))  # planning laws are laws of N and D
     shares = ISOFLOP_SPACING ** -np.arange(ISOFLOP_BUDGETS)[::-1]  # ..., 1/16, 1/4, 1
     budgets = total * shares / (ISOFLOP_SIZES * shares.sum())
     offsets = 10.0 ** np.linspace(-ISOFLOP_HALF_WIDTH, ISOFLOP_HALF_WIDTH, ISOFLOP_SIZES)
-    N = np.concatenate([optimal_allocation(co, C)[0] * offsets for C in budgets])
+    N = np.concatenate([optimal.N_opt(C) * offsets for C in budgets])
     C = np.repeat(budgets, ISOFLOP_SIZES)
-    return N, C / (FLOPS_PER_PARAM_TOKEN * N)
+    return N, tokens_for_compute(C, N)
 
 
 # ---- the plan ------------------------------------------------------------------------------------------
@@ -460,7 +460,7 @@ class Plan:
             "isoflop_interval_width": self.isoflop_interval_width,
             "gain": self.gain,
             "isoflop_runs": [
-                {"N": n, "D": d, "C": FLOPS_PER_PARAM_TOKEN * n * d} for n, d in self.isoflop_runs
+                {"N": n, "D": d, "C": training_flops(n, d)} for n, d in self.isoflop_runs
             ],
             "law": self.law,
             "prior": {"params": dict(self.prior_params), "source": self.prior_source},
@@ -593,7 +593,7 @@ def plan(
     if (target_tokens is None) == (not optimal):
         raise UsageError("give exactly one of `target_tokens` or `optimal`")
     D_t = (
-        float(optimal_tokens_for_params(law.compute_optimal(prior.params), N_t))
+        float(ComputeOptimal.of(law.compute_optimal(prior.params)).D_opt_for_params(N_t))
         if optimal
         else parse_quantity(target_tokens, "`target_tokens`")
     )
@@ -672,7 +672,7 @@ def plan(
         runs=tuple(runs),
         budget=budget,
         spent=spent,
-        target={"N": N_t, "D": D_t, "C": FLOPS_PER_PARAM_TOKEN * N_t * D_t, "loss": target_loss},
+        target={"N": N_t, "D": D_t, "C": training_flops(N_t, D_t), "loss": target_loss},
         interval_width=width(crit(counts)),
         isoflop_interval_width=width(iso(np.ones(iso_N.size))),
         isoflop_runs=tuple(zip(iso_N.tolist(), iso_D.tolist(), strict=True)),

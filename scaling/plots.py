@@ -30,7 +30,15 @@ from matplotlib.patches import Patch
 from scaling.allocation import isoflop_groups
 from scaling.errors import FigureNotSupported
 from scaling.laws import get_law
-from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds, optimal_allocation
+from scaling.optimal import ComputeOptimal
+from scaling.reference import (
+    GPT3_175B,
+    REFERENCE_MODELS,
+    params_for_compute,
+    tokens_for_compute,
+    training_flops,
+)
+from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds
 from scaling.runs import compute_frontier, series_groups
 from scaling.units import format_quantity, sci
 
@@ -67,11 +75,9 @@ LABEL = {
     "loss": "loss (nats/token)",
 }
 # Points of reference in the (N, D) plane: (N params, D tokens, label).
-LANDMARKS: tuple[tuple[float, float, str], ...] = (
-    (175e9, 300e9, "GPT-3 175B\n300B tokens"),
-    (70e9, 1.4e12, "Chinchilla 70B\n1.4T tokens"),
+LANDMARKS: tuple[tuple[float, float, str], ...] = tuple(
+    (m.N, m.D, f"{m.name}\n{format_quantity(m.D)} tokens") for m in REFERENCE_MODELS
 )
-GPT3_BUDGET_FLOPS = 6 * 175e9 * 300e9  # C of GPT-3 175B trained on 300B tokens
 
 
 def styled(func: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -154,7 +160,8 @@ def optimal_loss(law_name: str, params: Mapping[str, float], C: np.ndarray) -> n
     co = law.compute_optimal(params)
     if co is None:
         return None
-    n_opt, d_opt = optimal_allocation(co, C)
+    optimal = ComputeOptimal.of(co)
+    n_opt, d_opt = optimal.N_opt(C), optimal.D_opt(C)
     unique = d_opt if "U" in law.inputs else None  # fresh data: no repeats at the optimum
     return law.predict(params, N=n_opt, D=d_opt, U=unique)
 
@@ -191,7 +198,7 @@ def plot_loss_vs_compute(
     table: pd.DataFrame,
     fit_result: Any = None,
     *,
-    budget: tuple[float, str] | None = (GPT3_BUDGET_FLOPS, "GPT-3 175B budget"),
+    budget: tuple[float, str] | None = (GPT3_175B.C, f"{GPT3_175B.name} budget"),
     predictions: Sequence[Any] = (),
 ) -> Figure:
     """Loss of every run against its compute, the compute-efficient frontier, and the fitted
@@ -363,9 +370,9 @@ def plot_nd_plane(
     fig, (ax,) = new_figure(width=7.0, height=7.0)
     _log_axes(ax, x=True, y=True)
     handles: list = []
-    co = law.compute_optimal(fit_result.params)
-    if co is not None:
-        ratio = DD / optimal_allocation(co, 6.0 * NN * DD)[1]
+    optimal = ComputeOptimal.of_fit(fit_result)
+    if optimal is not None:
+        ratio = DD / optimal.D_opt(training_flops(NN, DD))
         regions = (
             (0.0, 1.0 / band, OVERFITTING, "data-limited"),
             (band, np.inf, UNDERFITTING, "capacity-limited"),
@@ -401,7 +408,7 @@ def plot_nd_plane(
     ax.clabel(contours, fmt=lambda v: f"{v:.3g}", fontsize=6.5, inline=True, manual=spots)
     handles.append(Line2D([], [], color="0.45", lw=0.7, label="fitted L(N, D), nats/token (labelled)"))
 
-    log_c = np.log10(6.0 * NN * DD)
+    log_c = np.log10(training_flops(NN, DD))
     c_levels = np.arange(math.ceil(log_c.min()), math.floor(log_c.max()) + 1)
     c_levels = c_levels[:: max(1, math.ceil(len(c_levels) / 8))]
     iso = ax.contour(NN, DD, log_c, levels=c_levels, colors="0.25", linewidths=0.6, linestyles=":", zorder=1)
@@ -411,17 +418,16 @@ def plot_nd_plane(
             [], [], color="0.25", lw=0.6, ls=":", label="iso-compute C = 6ND (labelled in FLOPs at the frame)"
         )
     )
-    if co is not None:
-        line_c = np.geomspace(6 * n_lo * d_lo, 6 * n_hi * d_hi, 300)
-        n_opt, d_opt = optimal_allocation(co, line_c)
-        ax.plot(n_opt, d_opt, color="k", lw=1.8, zorder=3)
+    if optimal is not None:
+        line_c = np.geomspace(training_flops(n_lo, d_lo), training_flops(n_hi, d_hi), 300)
+        ax.plot(optimal.N_opt(line_c), optimal.D_opt(line_c), color="k", lw=1.8, zorder=3)
         handles.append(
             Line2D(
                 [],
                 [],
                 color="k",
                 lw=1.8,
-                label=(f"compute-optimal: N_opt ∝ C^{co['a']:.3g}, D_opt ∝ C^{1 - co['a']:.3g}"),
+                label=(f"compute-optimal: N_opt ∝ C^{optimal.a:.3g}, D_opt ∝ C^{1 - optimal.a:.3g}"),
             )
         )
     if table is not None:
@@ -522,13 +528,13 @@ def _label_iso_lines(ax: Axes, levels: np.ndarray, n_range, d_range) -> None:
     for level in levels:
         C = 10.0**level
         text = f"1e{level:.0f}"
-        n_top = C / (6 * d_hi)
+        n_top = params_for_compute(C, d_hi)
         if n_lo <= n_top <= n_hi:
             ax.annotate(
                 text, (n_top, d_hi), xytext=(0, 2), ha="center", va="bottom", annotation_clip=False, **label
             )
             continue
-        d_left = C / (6 * n_lo)
+        d_left = tokens_for_compute(C, n_lo)
         if d_lo * 1.5 <= d_left <= d_hi:
             ax.annotate(
                 text,
@@ -726,14 +732,11 @@ def plot_isoflop_profiles(allocation: Any) -> Figure:
 
 APPROACH_NAME = {1: "Approach 1: envelope", 2: "Approach 2: IsoFLOP", 3: "Approach 3: parametric fit"}
 # Compute-optimal reference models: (C FLOPs, N params, D tokens, label).
-REFERENCE_ALLOCATIONS = (
-    (6 * 175e9 * 300e9, 175e9, 300e9, "GPT-3 175B"),
-    (6 * 70e9 * 1.4e12, 70e9, 1.4e12, "Chinchilla 70B"),
-)
+REFERENCE_ALLOCATIONS = tuple((m.C, m.N, m.D, m.name) for m in REFERENCE_MODELS)
 
 
 @styled
-def plot_allocation(allocations: Sequence[Any], *, extend_to: float | None = GPT3_BUDGET_FLOPS) -> Figure:
+def plot_allocation(allocations: Sequence[Any], *, extend_to: float | None = GPT3_175B.C) -> Figure:
     """N_opt(C) (params) and D_opt(C) (tokens) against C (FLOPs) from each approach, with 95 % bootstrap
     bands, the points each power law went through, and GPT-3 175B and Chinchilla 70B for scale.
 
@@ -761,12 +764,12 @@ def plot_allocation(allocations: Sequence[Any], *, extend_to: float | None = GPT
     for allocation in allocations:
         colour = f"C{allocation.approach - 1}"
         for ax, which in ((axes[0], "N"), (axes[1], "D")):
-            curve = allocation.N_opt(grid) if which == "N" else allocation.D_opt(grid)
+            curve = allocation.optimal.N_opt(grid) if which == "N" else allocation.optimal.D_opt(grid)
             ax.plot(grid, curve, color=colour, lw=1.5, zorder=3)
             y_values[which] += [float(curve.min()), float(curve.max())]
             if allocation.bootstrap is not None and len(allocation.bootstrap) > 1:
-                a, b, G, G_D = (allocation.bootstrap[:, i, None] for i in range(4))
-                samples = G * (grid / 6) ** a if which == "N" else G_D * (grid / 6) ** b
+                resampled = ComputeOptimal(*(allocation.bootstrap[:, i, None] for i in range(3)))  # a, b, G
+                samples = resampled.N_opt(grid) if which == "N" else resampled.D_opt(grid)
                 lo, hi = _bootstrap_band(samples)
                 ax.fill_between(grid, lo, hi, color=colour, alpha=0.15, lw=0, zorder=1)
             if allocation.points is not None and len(allocation.points):
@@ -915,18 +918,18 @@ def plot_plan(plan: Any) -> Figure:
 
     fig, (ax,) = new_figure(width=7.0, height=6.6)
     _log_axes(ax, x=True, y=True)
-    log_c = np.log10(6 * np.array([n_range[0] * d_range[0], n_range[1] * d_range[1]]))
+    log_c = np.log10(training_flops(np.array(n_range), np.array(d_range)))
     levels = np.arange(math.ceil(log_c[0]), math.floor(log_c[1]) + 1)
     levels = levels[:: max(1, math.ceil(len(levels) / 10))]
     for level in levels:
-        ax.plot(n_line, 10.0**level / (6 * n_line), color="0.25", lw=0.6, ls=":", zorder=1)
+        ax.plot(n_line, tokens_for_compute(10.0**level, n_line), color="0.25", lw=0.6, ls=":", zorder=1)
     _label_iso_lines(ax, levels, n_range, d_range)
-    ax.plot(n_line, plan.budget / (6 * n_line), color="#c0392b", lw=1.0, ls="--", zorder=1)
+    ax.plot(n_line, tokens_for_compute(plan.budget, n_line), color="#c0392b", lw=1.0, ls="--", zorder=1)
     co = get_law(plan.law).compute_optimal(plan.prior_params)
     if co is not None:
-        line_c = np.geomspace(6 * n_range[0] * d_range[0], 6 * target["C"], 300)
-        line_n, line_d = optimal_allocation(co, line_c)
-        ax.plot(line_n, line_d, color="k", lw=1.4, zorder=2)
+        line_c = np.geomspace(training_flops(n_range[0], d_range[0]), 6 * target["C"], 300)
+        optimal = ComputeOptimal.of(co)
+        ax.plot(optimal.N_opt(line_c), optimal.D_opt(line_c), color="k", lw=1.4, zorder=2)
     ax.scatter(iso[:, 0], iso[:, 1], marker="s", s=30, facecolors="none", edgecolors="0.45", lw=0.9, zorder=3)
     if len(known):
         ax.scatter(known[:, 0], known[:, 1], marker="x", s=28, color="k", lw=1.0, zorder=4)

@@ -8,8 +8,9 @@ A fit on all parameters (`params_column="N_total"`) is evaluated at the target's
 from its shape (the preset, else the GPT-3-like shape `shape_for_params` picks, vocabulary 50257, context
 2048: N_total = N + (vocab + context) d_model).
 
-"Compute-optimal" uses the fit's Approach-3 closed form N_opt(C) = G (C/6)^a: for a given C it is
-(N_opt(C), C / (6 N_opt)); for a given N it is the D that makes N optimal, D_opt(N) = (N/G)^(1/a) / N.
+"Compute-optimal" uses the fit's Approach-3 closed form N_opt(C) = G (C/6)^a (`scaling.optimal`): for a
+given C it is (N_opt(C), C / (6 N_opt)); for a given N it is the D that makes N optimal,
+D_opt(N) = (N/G)^(1/a) / N.
 """
 
 from __future__ import annotations
@@ -27,15 +28,10 @@ from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
 from scaling.intervals import loss_intervals
 from scaling.laws import get_law
-from scaling.regimes import (
-    Thresholds,
-    compute_optimal_of,
-    law_loss,
-    law_regime,
-    optimal_allocation,
-    optimal_tokens_for_params,
-)
-from scaling.shapes import PRESETS, Shape, n_params, n_params_total, shape_for_params
+from scaling.optimal import ComputeOptimal
+from scaling.reference import tokens_for_compute, training_flops
+from scaling.regimes import Thresholds, law_loss, law_regime
+from scaling.shapes import GPT3_CONTEXT_AND_VOCAB, PRESETS, Shape, n_params, n_params_total, shape_for_params
 from scaling.units import format_quantity, parse_quantity
 
 # Beyond these a request is not an extrapolation but a typo: ~5,000x GPT-3's size, ~100x all public text.
@@ -199,7 +195,7 @@ def predict(
     C = None if C is None else parse_quantity(C, "C (FLOPs)")
     U = None if U is None else parse_quantity(U, "U (unique tokens)")
 
-    co = compute_optimal_of(fit_result)
+    co = ComputeOptimal.of_fit(fit_result)
     if optimal and co is None:
         raise UsageError(
             f"a {fit_result.law} fit has no compute-optimal allocation; fit a law in N and D "
@@ -209,16 +205,16 @@ def predict(
     if N is not None and len(given) == 1:
         N_law = _law_params(fit_result, N, shape, params_total)
         if optimal:
-            mode, D = "optimal_for_params", float(optimal_tokens_for_params(co, N_law))
+            mode, D = "optimal_for_params", float(co.D_opt_for_params(N_law))
         elif C is not None:
-            mode, D = "compute", C / (6.0 * N)
+            mode, D = "compute", tokens_for_compute(C, N)
         else:
             mode = "tokens"
     elif N is None and optimal and C is not None and D is None:
         if getattr(fit_result, "params_column", "N") == "N_total":
             raise UsageError("a fit on N_total allocates all parameters; give `N` with `optimal`")
         mode = "optimal_for_compute"
-        N, D = (float(x) for x in optimal_allocation(co, C))
+        N, D = float(co.N_opt(C)), float(co.D_opt(C))
     else:
         raise UsageError(
             "give `N` with exactly one of `D`, `C`, `optimal`; "
@@ -226,7 +222,7 @@ def predict(
             f"{', '.join(given) or 'nothing else'})"
         )
     _check_sensible(N, D)
-    C = 6.0 * N * D
+    C = training_flops(N, D)
     U = D if U is None else U
     if mode == "optimal_for_compute":
         N_law = N
@@ -243,7 +239,7 @@ def predict(
 
     by_law = law_regime(fit_result, N_law, D, U if U < D else None, thresholds) if co is not None else None
     if shape is None and N >= 1000:
-        shape = shape_for_params(N, n_ctx=2048, vocab_size=50257)  # an assumed GPT-3-like shape
+        shape = shape_for_params(N, **GPT3_CONTEXT_AND_VOCAB)  # an assumed GPT-3-like shape
     # A named preset's memory counts its embeddings too; a bare number is all we know otherwise.
     memory_params = float(n_params_total(shape)) if named_preset else N
     chip = hardware.get_accelerator(accelerator)
@@ -286,7 +282,7 @@ def _law_params(fit_result: Any, N: float, shape: Shape | None, params_total: fl
     if params_total is not None:
         return parse_quantity(params_total, "N_total (all parameters)")
     if shape is None:
-        shape = shape_for_params(N, n_ctx=2048, vocab_size=50257)  # the GPT-3-like shape assumed below
+        shape = shape_for_params(N, **GPT3_CONTEXT_AND_VOCAB)  # the GPT-3-like shape assumed below
     return N + float(n_params_total(shape) - n_params(shape))
 
 
@@ -312,15 +308,12 @@ def _optimal_d_interval(
 ) -> tuple[float, float] | None:
     """95 % percentile interval of D_opt across the bootstrap fits, in the optimal modes."""
     samples = fit_result.bootstrap_params
-    if samples is None or len(samples) < 2:
+    if samples is None or len(samples) < 2 or mode not in ("optimal_for_params", "optimal_for_compute"):
         return None
     d_opts = []
     for row in samples:
-        co = law.compute_optimal(dict(zip(law.param_names, row, strict=True)))
-        if mode == "optimal_for_params":
-            d_opts.append(float(optimal_tokens_for_params(co, N)))
-        elif mode == "optimal_for_compute":
-            d_opts.append(float(optimal_allocation(co, C)[1]))
+        co = ComputeOptimal.of(law.compute_optimal(dict(zip(law.param_names, row, strict=True))))
+        d_opts.append(float(co.D_opt_for_params(N) if mode == "optimal_for_params" else co.D_opt(C)))
     return _interval(d_opts) if d_opts else None
 
 

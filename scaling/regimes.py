@@ -13,7 +13,7 @@ a token is worth exp(-R / R_D*) of a fresh one, R_D* ~ 15.4); the step where it 
 
 *Law view* (the fitted L(N, D) over the (N, D) plane): a run of compute C = 6 N D is compared with the
 compute-optimal allocation at the same C (Approach 3, the fit's closed form N_opt = G (C/6)^a,
-D_opt = (C/6)^b / G). **overfitting** (data-limited: model too large for its data) when D is more than
+D_opt = C/(6 N_opt)). **overfitting** (data-limited: model too large for its data) when D is more than
 `band` times below D_opt(C), **underfitting** (capacity-limited: model too small for its data) when D is
 more than `band` times above it, else **balanced**; with the loss lost against the optimal allocation at the
 same compute. With a kaplan_nd fit, Kaplan et al.'s criterion also applies: overfitting when the penalty
@@ -41,6 +41,8 @@ import pandas as pd
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting import FitResult, fit
 from scaling.laws import get_law
+from scaling.optimal import ComputeOptimal
+from scaling.reference import training_flops
 from scaling.runs import curve_of
 
 OVERFITTING = "overfitting"
@@ -232,26 +234,6 @@ def analyze_curve(
 # ------------------------------------------------------------------------------------------------ law
 
 
-def optimal_allocation(compute_optimal: Mapping[str, float], C: float | np.ndarray) -> tuple[Any, Any]:
-    """(N_opt, D_opt) at C FLOPs from a fit's {"a", "b", "G"}: N_opt = G (C/6)^a, D_opt = C / (6 N_opt).
-
-    D_opt is taken as C / (6 N_opt) rather than (C/6)^b / G so that C = 6 N D holds exactly even for
-    allocations whose a + b differs slightly from 1 (Approaches 1 and 2).
-    """
-    C = np.asarray(C, dtype=float)
-    n_opt = compute_optimal["G"] * (C / 6.0) ** compute_optimal["a"]
-    return n_opt, C / (6.0 * n_opt)
-
-
-def optimal_tokens_for_params(compute_optimal: Mapping[str, float], N: float | np.ndarray) -> Any:
-    """D_opt(N) in tokens: the data that makes N the compute-optimal size, inverting N_opt(C) = G (C/6)^a."""
-    N = np.asarray(N, dtype=float)
-    # A bootstrap resample with a tiny exponent a puts D_opt beyond any float: inf is the honest answer.
-    with np.errstate(over="ignore"):
-        c_over_6 = (N / compute_optimal["G"]) ** (1.0 / compute_optimal["a"])
-    return c_over_6 / N
-
-
 def effective_tokens(D: float, U: float, r_d_star: float = MUENNIGHOFF_R_D_STAR) -> float:
     """Muennighoff et al.'s effective data D' = U + U R_D* (1 - exp(-R_D / R_D*)), R_D = D/U - 1 repeats."""
     # For a data_constrained fit, `law_regime` asks the law (which also shrinks N); this is the D part
@@ -265,11 +247,6 @@ def kaplan_overfit_penalty(params: Mapping[str, float], N: float, D: float) -> f
     """Kaplan et al.'s L(N, D) / L(N, inf) - 1 = (1 + (N/N_c)^(alpha_N/alpha_D) D_c/D)^alpha_D - 1."""
     ratio = params["alpha_N"] / params["alpha_D"]
     return (1.0 + (N / params["N_c"]) ** ratio * params["D_c"] / D) ** params["alpha_D"] - 1.0
-
-
-def compute_optimal_of(fit_result: Any) -> dict[str, float] | None:
-    """Approach 3 of a fit: {"a", "b", "G"} from its law's closed form, None for laws not in N and D."""
-    return get_law(fit_result.law).compute_optimal(fit_result.params)
 
 
 def law_loss(fit_result: Any, N: float, D: float, U: float | None = None) -> float:
@@ -308,7 +285,7 @@ def law_regime(
 ) -> LawRegime:
     """Label a run of N parameters trained on D tokens (U unique) against a fitted law (a FitResult)."""
     t = thresholds or Thresholds()
-    C = 6.0 * N * D
+    C = training_flops(N, D)
     tpp = D / N
     has_u = U is not None and math.isfinite(U) and U > 0
     r_d_star = _r_d_star(fit_result)
@@ -322,9 +299,9 @@ def law_regime(
                              "repeats": repeats}
     verdicts: list[tuple[str, str]] = []
 
-    co = compute_optimal_of(fit_result)
-    if co:
-        n_opt, d_opt = (float(x) for x in optimal_allocation(co, C))
+    optimal = ComputeOptimal.of_fit(fit_result)
+    if optimal is not None:
+        n_opt, d_opt = float(optimal.N_opt(C)), float(optimal.D_opt(C))
         ratio = d_eff / d_opt
         loss = law_loss(fit_result, N, D, U if has_u else D)
         best = law_loss(fit_result, n_opt, d_opt, d_opt)
@@ -428,7 +405,7 @@ def classify(
     for i, row in table.iterrows():
         N, D = float(row["N"]), float(row["D"])
         U = float(row["U"]) if "U" in row and pd.notna(row["U"]) else None
-        out: dict[str, Any] = {"N": N, "D": D, "C": 6.0 * N * D}
+        out: dict[str, Any] = {"N": N, "D": D, "C": training_flops(N, D)}
         if U is not None:
             out["U"] = U
         if "run" in row and pd.notna(row["run"]):

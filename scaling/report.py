@@ -36,21 +36,23 @@ import numpy as np
 import pandas as pd
 
 from scaling import __version__, plots
-from scaling.allocation import ISOFLOP_TOLERANCE, Allocation, allocate
+from scaling.allocation import Allocation, allocate
 from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
-from scaling.fitting import AUTO, Backtest, FitResult, backtest, fit, save_fit, use_params_column
+from scaling.fitting import AUTO, HOLDOUT_TOP, Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.laws import get_law
 from scaling.prediction import Prediction, fitted_range, predict
+from scaling.reference import GPT3_175B
 from scaling.regimes import Thresholds, classify
-from scaling.runs import collect_runs, curve_of, load_runs, series_groups
+from scaling.runs import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs, series_groups
 from scaling.select import MIN_FOLDS, CandidateScore, fit_auto, rolling_cutoffs, score_candidate
+from scaling.shapes import PRESETS
 from scaling.sources import detect
 from scaling.units import format_quantity, sci
 
-GPT3_PRESET = "gpt3_175b"
-GPT3_TOKENS = 300e9
-AS_TRAINED, OPTIMAL = "as trained (300B tokens)", "compute-optimal for 175B"  # the two 175B predictions
+# the two predictions of a model of GPT-3 175B's size and shape
+AS_TRAINED = f"as trained ({format_quantity(GPT3_175B.D)} tokens)"
+OPTIMAL = f"compute-optimal for {format_quantity(GPT3_175B.N)}"
 MAX_TABLE_ROWS = 60  # longer per-run tables go to CSV files, linked from the report
 DEFAULT_BOOTSTRAP = 1000
 
@@ -135,13 +137,13 @@ def _is_folder(source: Any, tracker: str | None) -> bool:
 
 def _predictions(result: FitResult, table: pd.DataFrame, skipped: dict[str, str]) -> dict[str, Prediction]:
     data_range = fitted_range(table)
-    wanted = {AS_TRAINED: {"D": GPT3_TOKENS}, OPTIMAL: {"optimal": True}}
+    wanted = {AS_TRAINED: {"D": GPT3_175B.D}, OPTIMAL: {"optimal": True}}
     out = {}
     for label, how in wanted.items():
         value = _attempt(
             f"prediction {label}",
             skipped,
-            lambda how=how: predict(result, N=GPT3_PRESET, data_range=data_range, **how),
+            lambda how=how: predict(result, N=GPT3_175B.preset, data_range=data_range, **how),
         )
         if value is not None:
             out[label] = value
@@ -266,11 +268,11 @@ def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
 
 def _allocation_section(allocations: Mapping[int, Allocation], skipped: Mapping[str, str]) -> str:
     names = plots.APPROACH_NAME
-    budget = plots.GPT3_BUDGET_FLOPS
+    budget = GPT3_175B.C
     rows = []
     for approach, alloc in sorted(allocations.items()):
         largest = alloc.budgets.get("largest run")
-        at_budget = float(alloc.D_opt(budget) / alloc.N_opt(budget))
+        at_budget = float(alloc.optimal.tokens_per_param(budget))
         rows.append(
             [
                 names[approach],
@@ -429,9 +431,11 @@ def _prediction_section(
     name = _data_name(table)
     data = f"`data.name={name}`" if name else "the data of these runs"
     known = true_irreducible_loss(table)
+    shape = PRESETS[GPT3_175B.preset]
     text.append(
-        f"A model of GPT-3 175B's size and shape (preset `{GPT3_PRESET}`: 96 layers, d_model 12288, 96 "
-        "heads, context 2048) as trained (300B tokens) and with the compute-optimal data for its size "
+        f"A model of {GPT3_175B.name}'s size and shape (preset `{GPT3_175B.preset}`: {shape.n_layer} layers, "
+        f"d_model {shape.d_model}, {shape.n_head} heads, context {shape.n_ctx}) {AS_TRAINED} and with the "
+        "compute-optimal data for its size "
         f"under the fit (Approach 3). The loss is the law's loss **on {data}**, with its corpus and "
         "tokenizer"
         + (f" (whose true irreducible loss is {known:.4g} nats/token)" if known is not None else "")
@@ -578,7 +582,7 @@ def analyse(
     params_column: str = "N",
     bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
-    holdout_top: float = 0.2,
+    holdout_top: float = HOLDOUT_TOP,
     isoflop_tolerance: float = ISOFLOP_TOLERANCE,
 ) -> Analysis:
     """Everything a report shows, for the runs of `source` (a sweep folder, a run-table CSV or a

@@ -27,6 +27,7 @@ import yaml
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import read_jsonl
+from scaling.reference import params_for_compute, tokens_for_compute, training_flops
 from scaling.sources import CURVES, apply_default_keys, detect, flatten, read_tracker
 
 NUMERIC = ("N", "D", "C", "loss", "U", "N_total")  # N_total: all parameters, embeddings included
@@ -228,7 +229,7 @@ def _tidy(table: pd.DataFrame) -> pd.DataFrame:
         if column in table:
             table[column] = pd.to_numeric(table[column], errors="coerce")
     if {"N", "D"} <= set(table):
-        computed = 6.0 * table["N"] * table["D"]
+        computed = training_flops(table["N"], table["D"])
         table["C"] = table["C"].fillna(computed) if "C" in table else computed
     first = [c for c in ("N", "D", "C", "loss", "U", "run", "status") if c in table]
     return table[first + [c for c in table.columns if c not in first]]
@@ -388,11 +389,11 @@ def load_runs(
         if column in table:
             table[column] = _to_numbers(table, column, where)
     if "N" not in table:
-        table["N"] = table["C"] / (6.0 * table["D"])
+        table["N"] = params_for_compute(table["C"], table["D"])
     elif "D" not in table:
-        table["D"] = table["C"] / (6.0 * table["N"])
+        table["D"] = tokens_for_compute(table["C"], table["N"])
     elif "C" not in table:
-        table["C"] = 6.0 * table["N"] * table["D"]
+        table["C"] = training_flops(table["N"], table["D"])
     labels = _labels(table)
     if "run" in table:
         table["run"] = labels  # readers of the run folders (curves) take it as a path: a string

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 from scaling.errors import UsageError
+from scaling.reference import training_flops
 
 HEAD_MULTIPLE = 8  # head widths chosen by shape_for_params are multiples of this
 
@@ -69,7 +70,7 @@ def model_flops_per_token(shape: Shape) -> int:
     The head (d_model x vocab_size, 6 d_model vocab_size per token in training) is real matrix work that
     N leaves out; for GPT-3's 50257-token vocabulary it is a third of GPT-3 small's compute.
     """
-    return training_flops_per_token(shape) + 6 * shape.d_model * shape.vocab_size
+    return training_flops_per_token(shape) + training_flops(shape.d_model * shape.vocab_size, 1)
 
 
 def validate_shape(
@@ -140,16 +141,16 @@ def shape_for_params(
 
 
 # GPT-3 Table 2.1 (Brown et al. 2020): n_ctx 2048, GPT-2's 50257-token BPE vocabulary.
-_GPT3 = {"n_ctx": 2048, "vocab_size": 50257}
+GPT3_CONTEXT_AND_VOCAB = {"n_ctx": 2048, "vocab_size": 50257}
 PRESETS: dict[str, Shape] = {
-    "gpt3_small": Shape(12, 768, 12, **_GPT3),
-    "gpt3_medium": Shape(24, 1024, 16, **_GPT3),
-    "gpt3_large": Shape(24, 1536, 16, **_GPT3),
-    "gpt3_xl": Shape(24, 2048, 24, **_GPT3),
-    "gpt3_2.7b": Shape(32, 2560, 32, **_GPT3),
-    "gpt3_6.7b": Shape(32, 4096, 32, **_GPT3),
-    "gpt3_13b": Shape(40, 5120, 40, **_GPT3),
-    "gpt3_175b": Shape(96, 12288, 96, **_GPT3),
+    "gpt3_small": Shape(12, 768, 12, **GPT3_CONTEXT_AND_VOCAB),
+    "gpt3_medium": Shape(24, 1024, 16, **GPT3_CONTEXT_AND_VOCAB),
+    "gpt3_large": Shape(24, 1536, 16, **GPT3_CONTEXT_AND_VOCAB),
+    "gpt3_xl": Shape(24, 2048, 24, **GPT3_CONTEXT_AND_VOCAB),
+    "gpt3_2.7b": Shape(32, 2560, 32, **GPT3_CONTEXT_AND_VOCAB),
+    "gpt3_6.7b": Shape(32, 4096, 32, **GPT3_CONTEXT_AND_VOCAB),
+    "gpt3_13b": Shape(40, 5120, 40, **GPT3_CONTEXT_AND_VOCAB),
+    "gpt3_175b": Shape(96, 12288, 96, **GPT3_CONTEXT_AND_VOCAB),
     # Tiny shapes for CPU work, named by N; byte-level vocabulary, 128-token context.
     "tiny_10k": Shape(2, 20, 2, 128, 256),
     "tiny_30k": Shape(2, 36, 2, 128, 256),

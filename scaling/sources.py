@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 
 from scaling.errors import ScalingWarning, UsageError
+from scaling.reference import training_flops
 
 TRACKERS = ("mlflow", "tensorboard", "wandb")
 CURVES = "curves"  # DataFrame.attrs key: learning curves of runs that have no run folder
@@ -153,7 +154,7 @@ class _Run:
         else:
             D, last = self._value(keys.get("D")), float(curve["step"].max())
             curve["tokens"] = D * curve["step"] / last if last > 0 else math.nan
-        curve["flops"] = 6.0 * self._value(keys.get("N")) * curve["tokens"]
+        curve["flops"] = training_flops(self._value(keys.get("N")), curve["tokens"])
         if TRAIN_LOSS_KEY in self.finals and loss_key != TRAIN_LOSS_KEY:
             train = self.history(TRAIN_LOSS_KEY).rename(columns={"value": "train_loss"})
             curve = curve.merge(train, on="step", how="left")

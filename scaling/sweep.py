@@ -24,7 +24,6 @@ from that namespace); this module holds the logic and imports no torch.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -40,7 +39,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from scaling.config import plan_run, resolved_config, run_folder_changes
+from scaling.config import plan_run, register_resolvers, resolved_config, run_folder_changes
 from scaling.errors import UsageError
 from scaling.io import atomic_write_json
 from scaling.lock import is_locked
@@ -48,29 +47,8 @@ from scaling.lock import is_locked
 FINISHED = ("completed", "diverged")
 OUTCOMES = ("completed", "diverged", "failed", "cancelled", "interrupted", "running", "pending")
 SUMMARY_FILE = "sweep_summary.json"
-# Folder names longer than this (many overrides) are shortened and made unique with a hash.
-MAX_DIRNAME = 160
 
-
-def run_dirname(override_dirname: str) -> str:
-    """A run's folder name from Hydra's `override_dirname` (`model=tiny_1m,train.tokens=2M`).
-
-    Empty (no overrides) gives `default`; `/` in values (data paths) becomes `%2F` so that a run is one
-    folder; a name longer than MAX_DIRNAME keeps its start and ends with a hash of the whole name.
-    """
-    name = override_dirname.replace("/", "%2F") or "default"
-    if len(name) > MAX_DIRNAME:
-        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
-        name = f"{name[: MAX_DIRNAME - 13]}-{digest}"
-    return name
-
-
-def register_resolvers() -> None:
-    """Register `${run_dirname:...}` used by the `hydra:` block of sweeps/config.yaml (idempotent)."""
-    if not OmegaConf.has_resolver("run_dirname"):
-        OmegaConf.register_new_resolver("run_dirname", run_dirname)
-
-
+# The launchers import this module in every process that composes `hydra.run.dir` (SLURM workers too).
 register_resolvers()
 
 

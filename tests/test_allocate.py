@@ -193,3 +193,24 @@ def test_allocation_bad_input():
         allocate(table, approach=2, window=2)
     with pytest.raises(UsageError, match="`profile_fit` must be one of"):
         allocate(table, approach=2, profile_fit="cubic")
+
+
+def test_one_object_answers_n_opt_d_opt_and_tokens_per_param_in_every_approach(tmp_path):
+    """D_opt(C) = C / (6 N_opt(C)) (scaling.optimal): the power law each approach fits through D (b, G_D)
+    agrees with it, since every point an approach fits has C = 6 N D."""
+    C = np.geomspace(1e18, 1e26, 9)
+    for result in (
+        allocate(curve_sweep(tmp_path / "sweep"), approach=1),
+        allocate(isoflop_table(), approach=2),
+        allocate(isoflop_table(), approach=3),
+    ):
+        assert result.a + result.b == pytest.approx(1.0, abs=1e-9)
+        coefficients = result.G * result.G_D
+        assert coefficients == pytest.approx(1.0, rel=1e-9)
+        np.testing.assert_allclose(result.D_opt(C), result.G_D * (C / 6) ** result.b, rtol=1e-9)
+        np.testing.assert_allclose(6 * result.N_opt(C) * result.D_opt(C), C, rtol=1e-12)
+        optimal = result.optimal
+        np.testing.assert_allclose(optimal.tokens_per_param(C), result.D_opt(C) / result.N_opt(C))
+        np.testing.assert_allclose(optimal.D_opt_for_params(optimal.N_opt(C)), optimal.D_opt(C), rtol=1e-9)
+        for budget, ratio in result.tokens_per_param.items():
+            assert ratio == pytest.approx(float(optimal.tokens_per_param(budget)), rel=1e-12)

@@ -21,6 +21,7 @@ from scaling.allocation import allocate
 from scaling.errors import FigureNotSupported, ScalingWarning
 from scaling.fitting import FitResult, backtest, fit
 from scaling.laws import get_law
+from scaling.reference import GPT3_175B
 from scaling.regimes import classify
 
 
@@ -88,7 +89,7 @@ def test_loss_vs_compute_draws_frontier_law_band_and_prediction(table, result):
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any("frontier" in s for s in labels) and any("95 % bootstrap band" in s for s in labels)
     # the fitted L(C) reaches the GPT-3 175B budget and the prediction is drawn there
-    assert ax.get_xlim()[1] > plots.GPT3_BUDGET_FLOPS
+    assert ax.get_xlim()[1] > GPT3_175B.C
     assert fig.axes[1].get_ylabel() == plots.LABEL["N"]  # colour bar of model size
     assert_no_overlapping_text(fig)
 

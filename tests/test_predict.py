@@ -144,6 +144,14 @@ def test_bootstrap_interval_brackets_the_prediction():
     assert any(issubclass(w.category, ScalingWarning) and "extrapolation" in str(w.message) for w in caught)
 
 
+def test_bootstrapped_law_without_an_allocation_predicts_at_given_tokens():
+    N = np.geomspace(1e6, 1e9, 12)
+    loss = (8.8e13 / N) ** 0.076 * np.exp(np.random.default_rng(0).normal(0, 0.01, N.size))
+    fitted = fit(pd.DataFrame({"N": N, "D": 20 * N, "loss": loss}), law="kaplan_n", bootstrap=5, seed=0)
+    result = predict(fitted, N="1e9", D="2e10")
+    assert result.loss == pytest.approx((8.8e13 / 1e9) ** 0.076, rel=0.05) and result.D_ci is None
+
+
 def test_long_extrapolation_warns_on_cli(tmp_path, capsys):
     data = tmp_path / "runs.csv"
     pd.DataFrame({"N": [1e6, 1e7], "D": [1e8, 1e9], "loss": [3.0, 2.5]}).to_csv(data, index=False)

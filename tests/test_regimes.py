@@ -15,6 +15,7 @@ import pytest
 from scaling.cli import main
 from scaling.errors import UsageError
 from scaling.fitting import FitResult
+from scaling.optimal import ComputeOptimal
 from scaling.regimes import (
     BALANCED,
     OVERFITTING,
@@ -22,12 +23,10 @@ from scaling.regimes import (
     Thresholds,
     analyze_curve,
     classify,
-    compute_optimal_of,
     effective_tokens,
     evaluation_noise,
     kaplan_overfit_penalty,
     law_regime,
-    optimal_allocation,
     pooled_noise,
 )
 from scaling.runs import read_metrics
@@ -46,10 +45,10 @@ def planted(tmp_path_factory):
     """IsoFLOP profiles from a known law (1 % noise) plus runs planted at D_opt / 20 and 20 D_opt."""
     rng = np.random.default_rng(0)
     fitted = FitResult.from_json({"law": "chinchilla", "params": EPOCH_REFIT})
-    co = compute_optimal_of(fitted)
+    optimal = ComputeOptimal.of_fit(fitted)
     rows = []
     for C in np.geomspace(1e18, 1e22, 5):
-        n_opt, d_opt = optimal_allocation(co, C)
+        n_opt, d_opt = optimal.N_opt(C), optimal.D_opt(C)
         for factor in np.geomspace(1 / 8, 8, 7):  # D from D_opt / 8 to 8 D_opt at this compute
             rows.append({"D": d_opt * factor, "N": n_opt / factor, "kind": "profile"})
         for factor, kind in ((1 / 20, "planted_over"), (20.0, "planted_under"), (1.0, "planted_balanced")):
@@ -113,7 +112,8 @@ def test_kaplan_criterion_matches_kaplans_boundary():
 
 def test_repeated_data_counts_by_effective_size_and_epochs_past_r_d_star_overfit():
     fitted = FitResult.from_json({"law": "chinchilla", "params": EPOCH_REFIT})
-    n_opt, d_opt = (float(x) for x in optimal_allocation(compute_optimal_of(fitted), 1e20))
+    optimal = ComputeOptimal.of_fit(fitted)
+    n_opt, d_opt = float(optimal.N_opt(1e20)), float(optimal.D_opt(1e20))
     fresh = law_regime(fitted, n_opt, d_opt)
     assert fresh.regime == BALANCED and fresh.effective_tokens is None
     # the same run on 1/40 of the unique data: 40 epochs, 39 repeats > R_D* = 15.4

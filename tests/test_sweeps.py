@@ -17,10 +17,9 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from scaling.config import plan_run, register_resolvers
+from scaling.config import MAX_DIRNAME, plan_run, register_resolvers, run_dirname
 from scaling.errors import UsageError
 from scaling.sweep import (
-    MAX_DIRNAME,
     PlannedRun,
     RunOutcome,
     SweepSummary,
@@ -28,7 +27,6 @@ from scaling.sweep import (
     one_line,
     outcome,
     plan_sweep,
-    run_dirname,
 )
 
 BIN = Path(sys.executable).parent

@@ -7,6 +7,7 @@ import argparse
 from scaling.allocation import DEFAULT_WINDOW, PROFILE_FITS
 from scaling.cli.common import add_input_options, load_input, write_json
 from scaling.laws import LAW_NAMES
+from scaling.runs import ISOFLOP_TOLERANCE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--isoflop-tolerance",
         type=float,
-        default=0.01,
+        default=ISOFLOP_TOLERANCE,
         help="Approach 2: relative compute difference within one profile (default %(default)g)",
     )
     p.add_argument(

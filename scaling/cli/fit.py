@@ -7,7 +7,7 @@ import math
 
 from scaling.cli.common import add_input_options, load_input, write_json
 from scaling.errors import UsageError
-from scaling.fitting import METHODS
+from scaling.fitting import HUBER_DELTA, METHODS
 from scaling.laws import LAW_NAMES
 
 LAW_CHOICES = (*LAW_NAMES, "auto")  # auto: the law with the lowest rolling-backtest error (scaling.select)
@@ -73,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("huber", "squared"),
         help="objective on log residuals (default %(default)s)",
     )
-    p.add_argument("--delta", type=float, default=1e-3, help="Huber delta (default %(default)g)")
+    p.add_argument("--delta", type=float, default=HUBER_DELTA, help="Huber delta (default %(default)g)")
     p.add_argument(
         "--method",
         default="profile",

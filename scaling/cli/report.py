@@ -6,6 +6,8 @@ import argparse
 
 from scaling.cli.common import add_input_options, source_options
 from scaling.cli.fit import LAW_CHOICES
+from scaling.fitting import HOLDOUT_TOP
+from scaling.runs import ISOFLOP_TOLERANCE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,13 +40,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--holdout-top",
         metavar="F",
         type=float,
-        default=0.2,
+        default=HOLDOUT_TOP,
         help="fraction of runs (by compute) the backtest holds out (default %(default)s)",
     )
     p.add_argument(
         "--isoflop-tolerance",
         type=float,
-        default=0.01,
+        default=ISOFLOP_TOLERANCE,
         help="Approach 2: relative compute difference within one IsoFLOP profile (default %(default)g)",
     )
     p.add_argument("--title", help="title of the report (default: the input's name)")
