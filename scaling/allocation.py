@@ -365,6 +365,19 @@ def describe_profile_fit(method: str, window: int) -> str:
 
 # ---- driver ----------------------------------------------------------------------------------------
 @single_threaded_blas
+def check_profile_options(isoflop_tolerance: float, profile_fit: str, window: int) -> None:
+    """UsageError naming the argument unless Approach 2's options are usable (see `allocate`)."""
+    if not 0 <= isoflop_tolerance < 1:
+        raise UsageError(f"`isoflop_tolerance` must be a fraction in [0, 1), got {isoflop_tolerance}")
+    if profile_fit not in PROFILE_FITS:
+        raise UsageError(f"`profile_fit` must be one of {', '.join(PROFILE_FITS)}, got {profile_fit!r}")
+    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < MIN_PROFILE_SIZES:
+        raise UsageError(
+            f"`window` must be a whole number of at least {MIN_PROFILE_SIZES} sizes "
+            f"(a parabola needs 3), got {window!r}"
+        )
+
+
 def allocate(
     table: pd.DataFrame | str | Path,
     approach: int = 3,
@@ -419,19 +432,7 @@ def allocate(
                 samples.append(boot)
         points = points[["C", "N", "D", "loss"]]
     elif approach == 2:
-        if not 0 <= isoflop_tolerance < 1:
-            raise UsageError(f"`isoflop_tolerance` must be a fraction in [0, 1), got {isoflop_tolerance}")
-        if profile_fit not in PROFILE_FITS:
-            raise UsageError(f"`profile_fit` must be one of {', '.join(PROFILE_FITS)}, got {profile_fit!r}")
-        if (
-            isinstance(window, bool)
-            or not isinstance(window, (int, np.integer))
-            or window < MIN_PROFILE_SIZES
-        ):
-            raise UsageError(
-                f"`window` must be a whole number of at least {MIN_PROFILE_SIZES} sizes "
-                f"(a parabola needs 3), got {window!r}"
-            )
+        check_profile_options(isoflop_tolerance, profile_fit, window)
         groups = isoflop_groups(table, isoflop_tolerance)
         laws, per_group = _approach2(table, groups, profile_fit, window)
         profiles = [p for p in per_group if p is not None]

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from scaling import __version__, plots
-from scaling.allocation import Allocation, allocate
+from scaling.allocation import DEFAULT_WINDOW, Allocation, allocate, check_profile_options
 from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
 from scaling.fitting import AUTO, HOLDOUT_TOP, Backtest, FitResult, backtest, fit, save_fit, use_params_column
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
@@ -584,19 +584,21 @@ def analyse(
     seed: int = 0,
     holdout_top: float = HOLDOUT_TOP,
     isoflop_tolerance: float = ISOFLOP_TOLERANCE,
+    profile_fit: str = "window",
+    window: int = DEFAULT_WINDOW,
 ) -> Analysis:
     """Everything a report shows, for the runs of `source` (a sweep folder, a run-table CSV or a
     DataFrame). law: a law name or "auto" (rolling-backtest choice); params_column: "N" or "N_total",
     the parameter count the law reads. bootstrap: resamples for every 95 % interval (fit, allocations,
     predictions);
     holdout_top: fraction of the runs (by compute) the backtest holds out; isoflop_tolerance: relative
-    compute difference of the runs of one IsoFLOP profile (Approach 2). UsageError when the runs cannot
+    compute difference of the runs of one IsoFLOP profile; profile_fit, window: how Approach 2 fits each
+    profile (`scaling.allocation.allocate`). UsageError when the runs cannot
     be fitted at all; parts the data do not support are left out with the reason in `skipped`."""
     # A bad option is the user's to fix: fail now rather than skip the part it belongs to.
     if not 0 < holdout_top < 1:
         raise UsageError(f"`holdout_top` must be a fraction between 0 and 1, got {holdout_top}")
-    if not 0 <= isoflop_tolerance < 1:
-        raise UsageError(f"`isoflop_tolerance` must be a fraction in [0, 1), got {isoflop_tolerance}")
+    check_profile_options(isoflop_tolerance, profile_fit, window)
     if seed < 0:  # else every resampled interval would be skipped
         raise UsageError(f"`seed` must be >= 0, got {seed}")
     skipped: dict[str, str] = {}
@@ -617,7 +619,13 @@ def analyse(
         table = use_params_column(table, params_column)  # from here on N is the count the law reads
         options = {
             1: {"bootstrap": bootstrap, "seed": seed},
-            2: {"bootstrap": bootstrap, "seed": seed, "isoflop_tolerance": isoflop_tolerance},
+            2: {
+                "bootstrap": bootstrap,
+                "seed": seed,
+                "isoflop_tolerance": isoflop_tolerance,
+                "profile_fit": profile_fit,
+                "window": window,
+            },
             3: {"fit_result": result},
         }
         allocations = {}

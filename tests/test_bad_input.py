@@ -262,6 +262,10 @@ CASES.update({
     "report/low_dpi": (["report", "{good}", "--dpi", "10"], "error", "--dpi must be at least 150"),
     "report/holdout_too_big": (["report", "{good}", "--holdout-top", "5"], "error", "--holdout-top must"),
     "report/negative_seed": (["report", "{good}", "--seed", "-1"], "error", "--seed must be >= 0"),
+    "report/window_2": (["report", "{good}", "--window", "2"], "error",
+                        "--window must be a whole number of at least 3 sizes"),
+    "report/unknown_profile_fit": (["report", "{good}", "--profile-fit", "spline"], "error",
+                                   "invalid choice: 'spline'"),
     # over-long and undecodable arguments (as Python gives them: surrogate escapes; more in real processes)
     "fit/long_argument": (["fit", LONG], "error", "File name too long"),
     "predict/long_argument": (["predict", "{fit_chinchilla}", "--params", "1B", "--tokens", LONG], "error",

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.allocation import DEFAULT_WINDOW, PROFILE_FITS
-from scaling.cli.common import add_input_options, load_input, write_json
+from scaling.cli.common import add_input_options, add_isoflop_options, load_input, write_json
 from scaling.laws import LAW_NAMES
-from scaling.runs import ISOFLOP_TOLERANCE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,28 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="FLOP budgets for tokens per parameter, e.g. 1e21,5.76e23 (default: the largest "
         "run, 1e21, GPT-3 175B, Chinchilla 70B, 1e25)",
     )
-    p.add_argument(
-        "--isoflop-tolerance",
-        type=float,
-        default=ISOFLOP_TOLERANCE,
-        help="Approach 2: relative compute difference within one profile (default %(default)g)",
-    )
-    p.add_argument(
-        "--profile-fit",
-        default="window",
-        choices=PROFILE_FITS,
-        help="Approach 2: fit of each IsoFLOP profile in ln N: window (a parabola through the --window "
-        "sizes nearest its lowest loss), akima (minimum of an Akima interpolant, Porian et al. 2024), "
-        "parabola (through every size, Hoffmann et al.; biased when far ends are not parabolic) "
-        "(default %(default)s)",
-    )
-    p.add_argument(
-        "--window",
-        metavar="K",
-        type=int,
-        default=DEFAULT_WINDOW,
-        help="Approach 2: sizes per local parabola, at least 3 (default %(default)s)",
-    )
+    add_isoflop_options(p)
     p.add_argument(
         "--no-curves",
         dest="use_curves",

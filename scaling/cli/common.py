@@ -12,6 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from scaling.allocation import DEFAULT_WINDOW, PROFILE_FITS
+from scaling.runs import ISOFLOP_TOLERANCE
+
 SOURCES = ("auto", "folder", "csv", "mlflow", "tensorboard", "wandb")
 _ARGUMENT = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
 
@@ -113,3 +116,29 @@ def flag_names(parser: argparse.ArgumentParser) -> dict[str, str]:
 def in_flags(message: str, flags: dict[str, str]) -> str:
     """`message` with every `argument` the command has as a flag written as that flag."""
     return _ARGUMENT.sub(lambda m: flags.get(m[1], m[0]), message)
+
+
+def add_isoflop_options(p: argparse.ArgumentParser) -> None:
+    """--isoflop-tolerance, --profile-fit and --window: how Approach 2 groups and fits IsoFLOP profiles."""
+    p.add_argument(
+        "--isoflop-tolerance",
+        type=float,
+        default=ISOFLOP_TOLERANCE,
+        help="Approach 2: relative compute difference within one IsoFLOP profile (default %(default)g)",
+    )
+    p.add_argument(
+        "--profile-fit",
+        default="window",
+        choices=PROFILE_FITS,
+        help="Approach 2: fit of each IsoFLOP profile in ln N: window (a parabola through the --window "
+        "sizes nearest its lowest loss), akima (minimum of an Akima interpolant, Porian et al. 2024), "
+        "parabola (through every size, Hoffmann et al.; biased when far ends are not parabolic) "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--window",
+        metavar="K",
+        type=int,
+        default=DEFAULT_WINDOW,
+        help="Approach 2: sizes per local parabola, at least 3 (default %(default)s)",
+    )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli.common import add_input_options, source_options
+from scaling.cli.common import add_input_options, add_isoflop_options, source_options
 from scaling.cli.fit import LAW_CHOICES
 from scaling.fitting import HOLDOUT_TOP
-from scaling.runs import ISOFLOP_TOLERANCE
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,12 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=HOLDOUT_TOP,
         help="fraction of runs (by compute) the backtest holds out (default %(default)s)",
     )
-    p.add_argument(
-        "--isoflop-tolerance",
-        type=float,
-        default=ISOFLOP_TOLERANCE,
-        help="Approach 2: relative compute difference within one IsoFLOP profile (default %(default)g)",
-    )
+    add_isoflop_options(p)
     p.add_argument("--title", help="title of the report (default: the input's name)")
     p.add_argument("--dpi", type=int, default=200, help="resolution of the PNG figures (default %(default)s)")
     p.set_defaults(handler=run)
@@ -65,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "holdout_top": args.holdout_top,
         "isoflop_tolerance": args.isoflop_tolerance,
+        "profile_fit": args.profile_fit,
+        "window": args.window,
     }
     if args.bootstrap is not None:  # else the report's own default, without importing it to --help
         options["bootstrap"] = args.bootstrap
