@@ -4,6 +4,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Two pytest-xdist workers, each running whole test modules (the SLURM modules on one worker together);
+# tests/conftest.py schedules them (see there why).
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 .PHONY: setup demo test test-fast lint bench clean
 
@@ -22,11 +25,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check scaling tests bench analysis hydra_plugins
 	bash tests/slurm.sh start
-	$(BIN)/pytest -q -ra; status=$$?; bash tests/slurm.sh stop; exit $$status
+	$(BIN)/pytest -q -ra $(XDIST); status=$$?; bash tests/slurm.sh stop; exit $$status
 
 test-fast: $(STAMP)
 	$(BIN)/ruff check scaling tests bench analysis hydra_plugins
-	$(BIN)/pytest -q -ra -m "not slurm and not slow"
+	$(BIN)/pytest -q -ra $(XDIST) -m "not slurm and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check scaling tests bench analysis hydra_plugins

@@ -2,9 +2,41 @@
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 from helpers import REPO, STATE
+
+
+# ---- pytest-xdist: `make test` runs the suite on 2 workers (-n 2 --dist loadfile --no-loadscope-reorder)
+def work_unit(nodeid: str) -> str:
+    """What one worker runs whole: a test module, so that its module-scoped fixtures (a trained reference
+    run, an mlflow server) are built once; the SLURM modules (test_slurm*.py) together, as they share the
+    one cluster of tests/slurm.sh."""
+    module = nodeid.split("::", 1)[0]
+    return "slurm" if Path(module).name.startswith("test_slurm") else module
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which a plain run need not have
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ByWorkUnit(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """On an xdist worker, the SLURM modules and the modules with slow tests come first, so that no long
+    module starts last while the other worker idles (the order the workers' scheduler hands them out)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return  # a plain run keeps the collection order
+    slow = {work_unit(item.nodeid) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: (work_unit(item.nodeid) != "slurm", work_unit(item.nodeid) not in slow))
 
 
 @pytest.fixture(scope="module")
