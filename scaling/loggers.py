@@ -27,7 +27,7 @@ from typing import Any
 
 from scaling.errors import UsageError
 from scaling.io import atomic_write_json
-from scaling.sources import STATUS_KEY
+from scaling.tracking import STATUS_KEY
 
 LOGGERS = ("tensorboard", "mlflow", "wandb")
 PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}

@@ -28,7 +28,8 @@ import yaml
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import read_jsonl
 from scaling.reference import params_for_compute, tokens_for_compute, training_flops
-from scaling.sources import CURVES, apply_default_keys, detect, flatten, read_tracker
+from scaling.sources import CURVES, apply_default_keys, detect, read_tracker
+from scaling.tracking import flatten
 
 NUMERIC = ("N", "D", "C", "loss", "U", "N_total")  # N_total: all parameters, embeddings included
 STATUSES = ("completed", "diverged", "failed", "interrupted", "running")

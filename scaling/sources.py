@@ -25,7 +25,6 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,12 +32,12 @@ import yaml
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.reference import training_flops
+from scaling.tracking import STATUS_KEY, flatten
 
 TRACKERS = ("mlflow", "tensorboard", "wandb")
 CURVES = "curves"  # DataFrame.attrs key: learning curves of runs that have no run folder
 # run-table column -> the key scaling-train logs it under (summary.json's names)
 DEFAULT_KEYS = {"N": "n_params", "D": "tokens", "U": "unique_tokens", "loss": "val_loss"}
-STATUS_KEY = "scaling.status"  # the final status scaling-train gives each tracker run (scaling.loggers)
 TRAIN_LOSS_KEY = "train_loss"
 TOKENS_KEY = "tokens"  # a metric of tokens seen, when logged, places curve points exactly
 HTTP_TIMEOUT_S = 10.0
@@ -164,17 +163,6 @@ class _Run:
 def _history_frame(steps: Sequence[float], values: Sequence[float]) -> pd.DataFrame:
     frame = pd.DataFrame({"step": np.asarray(steps, dtype=float), "value": np.asarray(values, dtype=float)})
     return frame.drop_duplicates("step", keep="last").sort_values("step").reset_index(drop=True)
-
-
-def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """{'model': {'n_layer': 2}} -> {'model.n_layer': 2}; lists and other objects are left out."""
-    out: dict = {}
-    if isinstance(obj, Mapping):
-        for key, value in obj.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-    elif obj is None or isinstance(obj, str | int | float | bool):
-        out[prefix[:-1]] = obj
-    return out
 
 
 # ---- MLflow -----------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from scaling.loggers import Trackers, check_loggers
 from scaling.model import GPT, param_groups
 from scaling.reference import training_flops
 from scaling.shapes import Shape, model_flops_per_token, n_params_total
-from scaling.sources import flatten
+from scaling.tracking import flatten
 
 CHECKPOINT = "ckpt.pt"
 FINISHED = ("completed", "diverged")

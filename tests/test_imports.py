@@ -215,6 +215,16 @@ def test_analysis_side_imports_without_torch():
     assert done.returncode == 0, done.stderr
 
 
+def test_trainer_imports_without_pandas():
+    # every run of a sweep is a `scaling-train` process: the trainer pays for no analysis library
+    code = (
+        "import sys, scaling.train; "
+        "bad = [m for m in ('pandas', 'scipy', 'matplotlib') if m in sys.modules]; assert not bad, bad"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_package_exports_are_the_functions():
     import scaling
     from scaling import FitResult, UsageError, allocate, fit, load_runs, plan, predict
