@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from scaling import hardware
 from scaling.allocation import DEFAULT_WINDOW, PROFILE_FITS
 from scaling.runs import ISOFLOP_TOLERANCE
 
@@ -141,4 +142,21 @@ def add_isoflop_options(p: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_WINDOW,
         help="Approach 2: sizes per local parabola, at least 3 (default %(default)s)",
+    )
+
+
+def add_hardware_options(p: argparse.ArgumentParser, cost: str) -> None:
+    """--gpu and --mfu: the accelerator and utilisation that turn FLOPs into `cost` (GPU-hours, GPU-days)."""
+    p.add_argument(
+        "--gpu",
+        dest="accelerator",
+        metavar="GPU",
+        default=hardware.DEFAULT_ACCELERATOR,
+        help=f"accelerator for {cost}: {', '.join(hardware.ACCELERATORS)} (default %(default)s)",
+    )
+    p.add_argument(
+        "--mfu",
+        type=float,
+        default=hardware.DEFAULT_MFU,
+        help=f"model FLOPs utilisation for {cost}, 0-1 (default %(default)s)",
     )

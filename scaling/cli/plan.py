@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling import hardware
-from scaling.cli.common import write_json, wrote
+from scaling.cli.common import add_hardware_options, write_json, wrote
 from scaling.planning import DEFAULTS
 
 
@@ -68,19 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULTS["n_ctx"],
         help="context length of the runs' models, tokens (default %(default)s)",
     )
-    p.add_argument(
-        "--gpu",
-        dest="accelerator",
-        metavar="GPU",
-        default=hardware.DEFAULT_ACCELERATOR,
-        help=f"accelerator for GPU-hours: {', '.join(hardware.ACCELERATORS)} (default %(default)s)",
-    )
-    p.add_argument(
-        "--mfu",
-        type=float,
-        default=hardware.DEFAULT_MFU,
-        help="model FLOPs utilisation, 0-1 (default %(default)s)",
-    )
+    add_hardware_options(p, "GPU-hours")
     p.add_argument(
         "--noise",
         metavar="SIGMA",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling import hardware
-from scaling.cli.common import write_json
+from scaling.cli.common import add_hardware_options, write_json
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,10 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--params-total", metavar="N_TOTAL", help="the target's parameters with embeddings, for a "
                    "fit on N_total (default: counted from its shape, GPT-3-like for a bare number)")
     p.add_argument("--unique-tokens", dest="U", metavar="U", help="unique tokens, for a data_constrained fit")
-    p.add_argument("--gpu", dest="accelerator", metavar="GPU", default=hardware.DEFAULT_ACCELERATOR,
-                   help=f"accelerator for GPU-days: {', '.join(hardware.ACCELERATORS)} (default %(default)s)")
-    p.add_argument("--mfu", type=float, default=hardware.DEFAULT_MFU,
-                   help="model FLOPs utilisation for GPU-days, 0-1 (default %(default)s)")
+    add_hardware_options(p, "GPU-days")
     p.add_argument("--data", metavar="INPUT", help="the run table or sweep folder the law was fitted on, to "
                    "report the extrapolation (default: the range the fit JSON records)")
     p.add_argument("--map", dest="column_map", metavar="NEW=OLD,...",
