@@ -807,8 +807,10 @@ def _repetition_search(repeats: _Problem, fixed: Mapping[str, float]) -> tuple[n
     lo, hi = law.theta_bounds()
     r_bounds = list(zip(np.exp(lo[free]), np.exp(hi[free]), strict=True))
 
+    base_theta = law.to_theta({**fixed, **dict.fromkeys(law.repetition_params, 1.0)})
+
     def theta_at(r_star: np.ndarray) -> np.ndarray:
-        theta = law.to_theta({**fixed, **dict.fromkeys(law.repetition_params, 1.0)})
+        theta = base_theta.copy()
         theta[free] = np.log(r_star)
         return theta
 
