@@ -182,7 +182,7 @@ def _in_range(value: Any, key: str, low: float, high: float, top_open: bool = Fa
     return number
 
 
-def _setting(train: DictConfig, key: str) -> Any:
+def train_setting(train: DictConfig, key: str) -> Any:
     """`train.<key>` of a run's config, or its default from `config.yaml` when the config leaves it out."""
     return train.get(key, train_default(key))
 
@@ -210,7 +210,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     register_resolvers()
     try:
         model, train, data = cfg.model, cfg.train, cfg.data
-        setting = functools.partial(_setting, train)
+        setting = functools.partial(train_setting, train)
         m = {k: model.get(k) for k in ("n_layer", "d_model", "n_head", "n_ctx", "vocab_size")}
     except Exception as exc:  # interpolation errors from resolvers carry the UsageError text
         raise UsageError(f"bad config: {exc}") from None
@@ -284,8 +284,9 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise UsageError(f"train.seed must be a non-negative integer, got {seed!r}")
     # Checked here, not in the trainer, so that bad values fail before anything is written.
-    if setting("threads") is not None:
-        _number(setting("threads"), "train.threads", integer=True)
+    threads = setting("threads")
+    if threads is not None:
+        _number(threads, "train.threads", integer=True)
     return RunPlan(
         shape=shape,
         n_params=n,

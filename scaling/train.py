@@ -42,7 +42,7 @@ from scaling.config import (
     resolved_config,
     run_folder_changes,
     synthetic_params,
-    train_default,
+    train_setting,
 )
 from scaling.data import TokenData, WindowSampler, eval_starts, gather, load_data
 from scaling.errors import UsageError
@@ -94,7 +94,7 @@ def _distributed_env() -> tuple[int, int, int]:
 
 def setup_runtime(train_cfg: DictConfig) -> Runtime:
     """Device, threads, precision and (when WORLD_SIZE > 1) the process group for this process."""
-    device_name = str(train_cfg.get("device", train_default("device")))
+    device_name = str(train_setting(train_cfg, "device"))
     if device_name == "auto":
         device_name = "cuda" if torch.cuda.is_available() else "cpu"
     if device_name not in ("cpu", "cuda"):
@@ -109,20 +109,20 @@ def setup_runtime(train_cfg: DictConfig) -> Runtime:
         torch.backends.cudnn.allow_tf32 = True
     else:
         device = torch.device("cpu")
-    threads = train_cfg.get("threads", train_default("threads"))
+    threads = train_setting(train_cfg, "threads")
     if threads is None:  # the cores given to this run: by the local parallel launcher (joblib) or SLURM
         threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK")
         threads = threads or max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     torch.set_num_threads(int(threads))
-    dtype_name = str(train_cfg.get("dtype", train_default("dtype")))
+    dtype_name = str(train_setting(train_cfg, "dtype"))
     if dtype_name == "auto":
         dtype_name = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     if dtype_name not in dtypes:
         raise UsageError(f"train.dtype must be fp32, bf16 or auto, got {dtype_name!r}")
-    compile_opt = train_cfg.get("compile", train_default("compile"))
+    compile_opt = train_setting(train_cfg, "compile")
     use_compile = device.type == "cuda" if compile_opt in (None, "auto") else bool(compile_opt)
-    peak = train_cfg.get("peak_flops", train_default("peak_flops"))
+    peak = train_setting(train_cfg, "peak_flops")
     if peak is None and device.type == "cuda":
         accelerator = accelerator_for_device(torch.cuda.get_device_name(device))
         peak = accelerator.peak_bf16_flops if accelerator else None
@@ -589,8 +589,8 @@ class Trainer:
         tracked.pop("status")
         self.trackers = Trackers(check_loggers(cfg.train.get("loggers")), run_dir, tracked, rt.is_main)
         self.last = _last_metrics(self.metrics_path) if resumed else {}  # the latest metrics row
-        self.progress = cfg.train.get("progress", train_default("progress"))
-        self.keep_checkpoint = bool(cfg.train.get("keep_checkpoint", train_default("keep_checkpoint")))
+        self.progress = train_setting(cfg.train, "progress")
+        self.keep_checkpoint = bool(train_setting(cfg.train, "keep_checkpoint"))
 
     def start(self) -> RunState:
         """Write the running summary, open the progress bar, start the clocks; the state to loop over."""
