@@ -382,11 +382,9 @@ def _one_writer(
 
 
 def _os_error_message(exc: OSError, run_dir: Path) -> str:
-    """One line naming the file that failed (its folder for an atomic write's temp file) and the way on."""
+    """One line naming the file that failed (scaling.io's atomic writes name their target) and the way on."""
     name = exc.filename
     path = Path(os.fsdecode(name)) if name is not None else run_dir  # a failed write() names no file
-    if path.name.startswith(".") and path.name.endswith(".tmp"):
-        path = path.parent
     return (
         f"{exc.strerror or exc}: {path}; nothing already written was lost: free space or make the folder "
         "writable, then rerun the same command to resume"
