@@ -25,7 +25,6 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from scaling.data import load_data
 from scaling.errors import UsageError
 from scaling.recipe import MIN_STEPS, auto_batch_size, auto_lr
 from scaling.reference import tokens_for_compute, training_flops
@@ -189,6 +188,9 @@ def train_setting(train: DictConfig, key: str) -> Any:
 
 @functools.lru_cache(maxsize=16)
 def _data_meta(name: str, synthetic_items: tuple) -> dict[str, Any]:
+    # imported here: Hydra's plugin discovery imports this module (through the sweeper) for every app
+    from scaling.data import load_data
+
     return dict(load_data(name, dict(synthetic_items)).meta)
 
 
