@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from scaling import sweep as sw
 from scaling.config import plan_run
 from scaling.errors import UsageError
+from scaling.reference import training_flops
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class ScalingSweeper(BasicSweeper):
 
 def _check_run(cfg: DictConfig) -> str:
     plan = plan_run(cfg)  # the trainer's own checks, so that the sweep and the run never disagree
-    flops = 6 * plan.n_params * plan.tokens
+    flops = training_flops(plan.n_params, plan.tokens)
     n, d = f"{plan.n_params:,}", f"{plan.tokens:,}"
     return f"N={n:>11} params  D={d:>13} tokens  C={flops:9.3g} FLOPs  {plan.steps:>7,} steps"
 
