@@ -364,7 +364,6 @@ def describe_profile_fit(method: str, window: int) -> str:
 
 
 # ---- driver ----------------------------------------------------------------------------------------
-@single_threaded_blas
 def check_profile_options(isoflop_tolerance: float, profile_fit: str, window: int) -> None:
     """UsageError naming the argument unless Approach 2's options are usable (see `allocate`)."""
     if not 0 <= isoflop_tolerance < 1:
@@ -378,6 +377,7 @@ def check_profile_options(isoflop_tolerance: float, profile_fit: str, window: in
         )
 
 
+@single_threaded_blas
 def allocate(
     table: pd.DataFrame | str | Path,
     approach: int = 3,
