@@ -244,7 +244,7 @@ def collect(
 ) -> pd.DataFrame:
     """Every run of a sweep folder or tracker store, in every state, with the run-table columns (renamed
     by `column_map`), unvalidated: what `scaling runs` lists. A CSV run table is already one: refused."""
-    if tracker in (None, "auto", "csv") and detect(source) is None and Path(source).is_file():
+    if tracker in (None, "auto", "csv") and Path(source).is_file() and detect(source) is None:
         raise UsageError(f"{source}: not a folder of runs (a CSV file is a run table already)")
     table, column_map = read_source(source, column_map, tracker, experiments)
     return _tidy(_rename(table, column_map, f"{source}: "))
