@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import urllib.error
 import urllib.request
 import warnings
@@ -73,13 +74,24 @@ def detect(source: str | Path) -> str | None:
         return None
     if path.name == "mlruns" or (path / "mlruns").is_dir() or (path / "0" / "meta.yaml").is_file():
         return "mlflow"
+    ours, events = _scan(path)
+    if ours:  # our run folders, even where scaling-train also logged to TensorBoard or W&B inside them
+        return None
     if (path / "wandb").is_dir() or any(path.glob("*run-*/*.wandb")) or any(path.glob("*.wandb")):
         return "wandb"
     if (path / "runs.csv").is_file() and _is_wandb_table(path / "runs.csv"):
         return "wandb"
-    if next(path.rglob("events.out.tfevents.*"), None) is not None:
-        return "tensorboard"
-    return None
+    return "tensorboard" if events else None
+
+
+def _scan(folder: Path) -> tuple[bool, bool]:
+    """(a run folder of ours lies below `folder`, a TensorBoard event file does), in one walk."""
+    events = False
+    for _, _, files in os.walk(folder):
+        if "summary.json" in files or "metrics.jsonl" in files:
+            return True, events
+        events = events or any(name.startswith("events.out.tfevents.") for name in files)
+    return False, events
 
 
 def read_tracker(

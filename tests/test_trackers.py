@@ -19,6 +19,7 @@ import pytest
 
 from scaling.cli import main
 from scaling.runs import collect, curve_of, load_runs
+from scaling.sources import detect
 
 BIN = Path(sys.executable).parent
 # A law the logged runs follow, so that a fit of the collected table can be checked.
@@ -314,6 +315,16 @@ def test_a_logged_sweep_reads_back_the_same_table_from_every_tracker(logged_swee
         curve = curve_of(table, table["run"].iloc[0])
         assert len(curve) == 3 and curve["tokens"].iloc[-1] == table["D"].iloc[0]
         assert set(table["status"]) == {"completed"}
+
+
+def test_our_run_folders_stay_ours_when_trackers_logged_inside_them(logged_sweep):
+    # scaling-train's TensorBoard events and W&B files lie inside the run folders: the sweep folder and each
+    # run folder are still read as ours (summary.json), a tracker only when asked for by name
+    folder, _ = logged_sweep
+    run = next((folder / "runs").rglob("summary.json")).parent
+    assert any(run.glob("events.out.tfevents.*")) and (run / "wandb").is_dir()
+    assert detect(folder / "runs") is None and detect(run) is None
+    assert {"wall_s", "N_total", "train_loss"} <= set(collect(folder / "runs").columns)  # summary.json's
 
 
 def test_a_resumed_run_continues_its_tracker_run_and_a_failing_tracker_never_fails_training(
