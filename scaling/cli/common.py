@@ -53,7 +53,7 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_input_options(p: argparse.ArgumentParser) -> None:
-    """The source options, --drop-top-loss and --params-column (every command that analyses runs)."""
+    """The source options and --drop-top-loss (every command that analyses runs)."""
     add_source_options(p)
     p.add_argument(
         "--drop-top-loss",
@@ -62,6 +62,10 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
         default=0,
         help="leave out the K runs with the highest loss (Epoch's Chinchilla replication drops 5)",
     )
+
+
+def add_params_column_option(p: argparse.ArgumentParser) -> None:
+    """--params-column: which parameter count a fitted law reads (the commands that fit: fit, report)."""
     p.add_argument(
         "--params-column",
         default="N",

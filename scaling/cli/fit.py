@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from scaling.cli.common import add_input_options, load_input, write_json
+from scaling.cli.common import add_input_options, add_params_column_option, load_input, write_json
 from scaling.errors import UsageError
 from scaling.fitting import HUBER_DELTA, METHODS
 from scaling.laws import LAW_NAMES
@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "log(loss) - log(prediction), summed over runs) to its global optimum.",
     )
     add_input_options(p)
+    add_params_column_option(p)
     p.add_argument(
         "--law",
         default="chinchilla",

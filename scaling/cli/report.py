@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli.common import add_input_options, add_isoflop_options, source_options
+from scaling.cli.common import (
+    add_input_options,
+    add_isoflop_options,
+    add_params_column_option,
+    source_options,
+)
 from scaling.cli.fit import LAW_CHOICES
 from scaling.fitting import HOLDOUT_TOP
 
@@ -18,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "labels (regimes.csv). DIR is replaced as a whole, so re-running leaves no stale figure.",
     )
     add_input_options(p)
+    add_params_column_option(p)
     p.add_argument(
         "--out", dest="out_dir", metavar="DIR", required=True, help="the report folder (created or replaced)"
     )
