@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
+from scaling.defaults import DEFAULT_WINDOW, PROFILE_FITS
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting import FitResult, fit, interval_dict, single_threaded_blas
 from scaling.laws import get_law
@@ -49,11 +50,6 @@ from scaling.runs import ISOFLOP_TOLERANCE, compute_frontier, curve_of, load_run
 from scaling.units import format_quantity
 
 MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola
-PROFILE_FITS = ("window", "akima", "parabola")
-# Sizes per local parabola, chosen on 16 published sweeps and synthetic ones (README table,
-# analysis/isoflop_exponents.py): with 3 the noise of 3 points moves the vertex, with 9 or the whole
-# profile the far sides pull it; 5 had the smallest worst case on the published sweeps.
-DEFAULT_WINDOW = 5
 # Budgets (FLOPs) at which tokens per parameter are reported, besides the largest run of the data.
 NAMED_BUDGETS: dict[str, float] = {
     "1e21 FLOPs": 1e21,

@@ -31,19 +31,17 @@ import pandas as pd
 from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
+from scaling.defaults import HOLDOUT_TOP, HUBER_DELTA, METHODS
 from scaling.errors import ScalingWarning, UsageError
 from scaling.intervals import noise_sigma
 from scaling.io import atomic_write_json
 from scaling.laws import CHUNK_ELEMENTS, Frozen, Inputs, Law, chunks, get_law, weighted_gram, weighted_sum
 from scaling.runs import compute_frontier, load_runs
 
-HUBER_DELTA = 1e-3
-HOLDOUT_TOP = 0.2  # the fraction of runs (by compute) a backtest holds out, by default
 # A global search on more runs than this gains nothing a random sample of them does not find (a law has
 # at most 7 parameters); the optimum itself is always that of every run. Chinchilla's table has 245 runs.
 SEARCH_ROWS = 10_000
 LOSSES = ("huber", "squared")
-METHODS = ("profile", "classic")  # our global search; Hoffmann et al.'s grid (comparison only)
 AUTO = "auto"  # `--law auto`: the law with the lowest rolling-backtest error (scaling.select.fit_auto)
 PARAMS_COLUMNS = ("N", "N_total")  # which parameter count feeds the law: non-embedding or all parameters
 CI_LEVEL = 0.95

@@ -35,6 +35,7 @@ import yaml
 from scipy import optimize
 
 from scaling import hardware
+from scaling.defaults import PLAN_DEFAULTS
 from scaling.errors import ScalingWarning, UsageError
 from scaling.laws import Inputs, Law, get_law
 from scaling.optimal import ComputeOptimal
@@ -45,24 +46,6 @@ from scaling.runs import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.units import format_quantity, parse_quantity
 
-# Defaults of `plan` and `scaling plan`.
-# - Runs of 10M to 3B parameters: within the sizes published laws were fitted on (Hoffmann et al. 2022:
-#   70M to 16B; Kaplan et al. 2020 from ~1M), up to what one node trains in days.
-# - 40 runs: the size of a published sweep (Hoffmann et al.'s IsoFLOP profiles: 9 budgets x ~10 sizes).
-# - At most 2 runs of one (N, D): the c-optimal design piles runs on a handful of points (21 of 40 on one
-#   point in the README's example), which bets everything on the law's form; 2 keeps ~20 distinct points
-#   for 8 % more variance.
-# - n_ctx: the default of scaling.shapes.
-# - noise: the run-to-run spread of a final loss (seeds, data order), ~1 % for small language models;
-#   only the interval widths scale with it, the plan does not depend on it.
-DEFAULTS: dict[str, Any] = {
-    "min_params": 1e7,
-    "max_params": 3e9,
-    "max_runs": 40,
-    "max_repeats": 2,
-    "n_ctx": Shape.n_ctx,
-    "noise": 0.01,
-}
 # Candidate runs stay where scaling laws are fitted: 1 to 1000 tokens per parameter. Hoffmann et al.'s runs
 # (Epoch's extraction, data/README.md) lie between 1.1 and 160 (5-95 %), all below 350; the top is left
 # wider because small models are cheap to train long. Below 1, learning-rate warmup and the first steps
@@ -541,14 +524,14 @@ def plan(
     optimal: bool = False,
     prior: Any = None,
     runs_so_far: Any = None,
-    min_params: float | str = DEFAULTS["min_params"],
-    max_params: float | str = DEFAULTS["max_params"],
-    max_runs: int = DEFAULTS["max_runs"],
-    max_repeats: int = DEFAULTS["max_repeats"],
-    n_ctx: int = DEFAULTS["n_ctx"],
+    min_params: float | str = PLAN_DEFAULTS["min_params"],
+    max_params: float | str = PLAN_DEFAULTS["max_params"],
+    max_runs: int = PLAN_DEFAULTS["max_runs"],
+    max_repeats: int = PLAN_DEFAULTS["max_repeats"],
+    n_ctx: int = PLAN_DEFAULTS["n_ctx"],
     accelerator: str = hardware.DEFAULT_ACCELERATOR,
     mfu: float = hardware.DEFAULT_MFU,
-    noise: float = DEFAULTS["noise"],
+    noise: float = PLAN_DEFAULTS["noise"],
     seed: int = 0,
 ) -> Plan:
     """Plan the sweep whose fit best predicts the loss at the target, within `budget` FLOPs.

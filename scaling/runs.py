@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from scaling.defaults import ISOFLOP_TOLERANCE
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import read_jsonl
 from scaling.reference import params_for_compute, tokens_for_compute, training_flops
@@ -57,7 +58,6 @@ CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml a
 PLAUSIBLE_TOKENS_PER_PARAM = (1e-2, 1e6)
 VALIDATED = "scaling.runs.validated"  # DataFrame.attrs key set on the tables load_runs returns
 CANNOT_READ = "cannot read"  # the note of a run whose summary.json exists but cannot be read
-ISOFLOP_TOLERANCE = 0.01  # runs whose compute (size, tokens) differs by at most 1 % share that value
 
 
 def curve_of(table: pd.DataFrame, run: str) -> pd.DataFrame | None:

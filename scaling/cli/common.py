@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling import hardware
-from scaling.allocation import DEFAULT_WINDOW, PROFILE_FITS
-from scaling.runs import ISOFLOP_TOLERANCE
+from scaling.defaults import DEFAULT_WINDOW, ISOFLOP_TOLERANCE, PROFILE_FITS
 
 SOURCES = ("auto", "folder", "csv", "mlflow", "tensorboard", "wandb")
 _ARGUMENT = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")

@@ -6,8 +6,8 @@ import argparse
 import math
 
 from scaling.cli.common import add_input_options, add_params_column_option, load_input, write_json
+from scaling.defaults import HUBER_DELTA, METHODS
 from scaling.errors import UsageError
-from scaling.fitting import HUBER_DELTA, METHODS
 from scaling.laws import LAW_NAMES
 
 LAW_CHOICES = (*LAW_NAMES, "auto")  # auto: the law with the lowest rolling-backtest error (scaling.select)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from scaling.cli.common import add_hardware_options, write_json, wrote
-from scaling.planning import DEFAULTS
+from scaling.defaults import PLAN_DEFAULTS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -41,30 +41,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--map", dest="column_map", metavar="NEW=OLD,...", help="rename the columns of --runs-so-far"
     )
     p.add_argument(
-        "--min-params", metavar="N", default=DEFAULTS["min_params"], help="smallest run (default %(default)g)"
+        "--min-params",
+        metavar="N",
+        default=PLAN_DEFAULTS["min_params"],
+        help="smallest run (default %(default)g)",
     )
     p.add_argument(
-        "--max-params", metavar="N", default=DEFAULTS["max_params"], help="largest run (default %(default)g)"
+        "--max-params",
+        metavar="N",
+        default=PLAN_DEFAULTS["max_params"],
+        help="largest run (default %(default)g)",
     )
     p.add_argument(
         "--max-runs",
         metavar="K",
         type=int,
-        default=DEFAULTS["max_runs"],
+        default=PLAN_DEFAULTS["max_runs"],
         help="most runs (default %(default)s)",
     )
     p.add_argument(
         "--max-repeats",
         metavar="K",
         type=int,
-        default=DEFAULTS["max_repeats"],
+        default=PLAN_DEFAULTS["max_repeats"],
         help="most runs of one (N, D), with other seeds (default %(default)s)",
     )
     p.add_argument(
         "--n-ctx",
         metavar="T",
         type=int,
-        default=DEFAULTS["n_ctx"],
+        default=PLAN_DEFAULTS["n_ctx"],
         help="context length of the runs' models, tokens (default %(default)s)",
     )
     add_hardware_options(p, "GPU-hours")
@@ -72,7 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--noise",
         metavar="SIGMA",
         type=float,
-        default=DEFAULTS["noise"],
+        default=PLAN_DEFAULTS["noise"],
         help="run-to-run relative spread of a final loss, for the interval widths (default %(default)s)",
     )
     p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the prior's sampling")

@@ -11,7 +11,7 @@ from scaling.cli.common import (
     source_options,
 )
 from scaling.cli.fit import LAW_CHOICES
-from scaling.fitting import HOLDOUT_TOP
+from scaling.defaults import HOLDOUT_TOP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
