@@ -225,6 +225,17 @@ def test_trainer_imports_without_pandas():
     assert done.returncode == 0, done.stderr
 
 
+def test_command_line_parser_loads_no_table_or_figure_library():
+    # `scaling --help` and every command's start: the parser reads its defaults from scaling.defaults
+    code = (
+        "import sys, scaling.cli; scaling.cli.build_parser(); "
+        "bad = [m for m in ('pandas', 'matplotlib', 'scipy.interpolate') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
 def test_package_exports_are_the_functions():
     import scaling
     from scaling import FitResult, UsageError, allocate, fit, load_runs, plan, predict
