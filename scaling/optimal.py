@@ -43,10 +43,15 @@ class ComputeOptimal:
         return cls(a=compute_optimal["a"], b=compute_optimal["b"], G=compute_optimal["G"])
 
     @classmethod
+    def of_law(cls, law: Any, params: Mapping[str, float]) -> ComputeOptimal | None:
+        """Approach 3 of `law` (a Law or its name) at `params`: its closed form (None: a law not in N, D)."""
+        optimal = (get_law(law) if isinstance(law, str) else law).compute_optimal(params)
+        return None if optimal is None else cls.of(optimal)
+
+    @classmethod
     def of_fit(cls, fit_result: Any) -> ComputeOptimal | None:
         """Approach 3 of a FitResult: its law's closed form at its parameters (None: a law not in N, D)."""
-        optimal = get_law(fit_result.law).compute_optimal(fit_result.params)
-        return None if optimal is None else cls.of(optimal)
+        return cls.of_law(fit_result.law, fit_result.params)
 
     def N_opt(self, C: Any) -> Any:
         """Compute-optimal parameters for C FLOPs."""

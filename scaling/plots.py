@@ -157,10 +157,9 @@ def optimal_loss(law_name: str, params: Mapping[str, float], C: np.ndarray) -> n
     law = get_law(law_name)
     if law.name == "kaplan_c":
         return law.predict(params, C=C)
-    co = law.compute_optimal(params)
-    if co is None:
+    optimal = ComputeOptimal.of_law(law, params)
+    if optimal is None:
         return None
-    optimal = ComputeOptimal.of(co)
     n_opt, d_opt = optimal.N_opt(C), optimal.D_opt(C)
     unique = d_opt if "U" in law.inputs else None  # fresh data: no repeats at the optimum
     return law.predict(params, N=n_opt, D=d_opt, U=unique)
@@ -925,10 +924,9 @@ def plot_plan(plan: Any) -> Figure:
         ax.plot(n_line, tokens_for_compute(10.0**level, n_line), color="0.25", lw=0.6, ls=":", zorder=1)
     _label_iso_lines(ax, levels, n_range, d_range)
     ax.plot(n_line, tokens_for_compute(plan.budget, n_line), color="#c0392b", lw=1.0, ls="--", zorder=1)
-    co = get_law(plan.law).compute_optimal(plan.prior_params)
-    if co is not None:
+    optimal = ComputeOptimal.of_law(plan.law, plan.prior_params)
+    if optimal is not None:
         line_c = np.geomspace(training_flops(n_range[0], d_range[0]), 6 * target["C"], 300)
-        optimal = ComputeOptimal.of(co)
         ax.plot(optimal.N_opt(line_c), optimal.D_opt(line_c), color="k", lw=1.4, zorder=2)
     ax.scatter(iso[:, 0], iso[:, 1], marker="s", s=30, facecolors="none", edgecolors="0.45", lw=0.9, zorder=3)
     if len(known):

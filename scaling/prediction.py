@@ -312,7 +312,7 @@ def _optimal_d_interval(
         return None
     d_opts = []
     for row in samples:
-        co = ComputeOptimal.of(law.compute_optimal(dict(zip(law.param_names, row, strict=True))))
+        co = ComputeOptimal.of_law(law, dict(zip(law.param_names, row, strict=True)))
         d_opts.append(float(co.D_opt_for_params(N) if mode == "optimal_for_params" else co.D_opt(C)))
     return _interval(d_opts) if d_opts else None
 
