@@ -22,13 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m scaling.demo
 
-test: $(STAMP)
-	$(BIN)/ruff check scaling tests bench analysis hydra_plugins
+test: lint
 	bash tests/slurm.sh start
 	$(BIN)/pytest -q -ra $(XDIST); status=$$?; bash tests/slurm.sh stop; exit $$status
 
-test-fast: $(STAMP)
-	$(BIN)/ruff check scaling tests bench analysis hydra_plugins
+test-fast: lint
 	$(BIN)/pytest -q -ra $(XDIST) -m "not slurm and not slow"
 
 lint: $(STAMP)
