@@ -16,7 +16,8 @@ uncertainty (its bootstrap samples, or Epoch AI's refit of Chinchilla when no pr
 does not bet on one guess. Runs already trained add their information to M (sequential design).
 
 The search: a convex relaxation (run counts as real numbers; the criterion is convex in them) solved by
-SLSQP, rounded to whole runs, then improved by exchanges of single runs until no exchange helps.
+Frank-Wolfe over scipy's linear programs (HiGHS), rounded to whole runs, then improved by exchanges of
+single runs until no exchange helps.
 """
 
 from __future__ import annotations
