@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import BIN
 from test_plots import law_table
 
 from scaling import fitting, laws
@@ -33,7 +34,6 @@ from scaling.fitting import fit
 from scaling.runs import collect_runs, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 CHINCHILLA = ROOT / "data" / "chinchilla_epoch_fig4.csv"
 
 

@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,12 +21,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import BIN, PAPER, REPO
 
 from scaling.cli import main
 
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[1]
-PAPER = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 LONG = "7" * 100_000  # one argument of 100k characters
 UNDECODABLE = b"\xff\xfe\xfd".decode("utf-8", "surrogateescape")  # how Python sees non-UTF-8 argv bytes
 PREVIOUS = b"a previous result that a failed command must not touch\n"

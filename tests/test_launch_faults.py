@@ -16,12 +16,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import BIN
 
 from scaling.config import compose_run_config
 from scaling.errors import UsageError
@@ -29,7 +29,6 @@ from scaling.io import read_jsonl
 from scaling.lock import LOCK_FILE, hold_run_folder, is_locked, read_holder
 from scaling.sweep import SUMMARY_FILE
 
-BIN = Path(sys.executable).parent
 # tiny_10k, 4 x 128 tokens a step, one thread: ~2-4 s for 60k tokens (117 steps) on a busy 2-core machine
 TINY = ["model=tiny_10k", "train.batch_size=4", "train.eval_tokens=1024", "train.threads=1"]
 RUN = [*TINY, "train.tokens=30k", "train.evals=10"]

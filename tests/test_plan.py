@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import BIN
 
 from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
@@ -19,7 +19,6 @@ from scaling.laws import Inputs, get_law
 from scaling.planning import EPOCH_PRIOR, Prior, TargetVariance, isoflop_design, plan
 from scaling.recipe import MIN_STEPS
 
-BIN = Path(sys.executable).parent
 # A plan small enough to train on a CPU in seconds: 10k-100k parameters, 128-token context, 5 runs.
 TINY = ["--budget", "5e9", "--target-params", "1M", "--optimal", "--min-params", "1e4", "--max-params",
         "1e5", "--n-ctx", "128", "--max-runs", "5"]  # fmt: skip

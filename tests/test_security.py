@@ -14,22 +14,20 @@ import ast
 import json
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import BIN, REPO
 
 from scaling.config import compose_run_config
 from scaling.errors import UsageError
 from scaling.runs import collect_runs
 from scaling.train import train
 
-REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("scaling", "hydra_plugins", "bench", "analysis")
 PICKLERS = ("pickle", "cPickle", "dill", "marshal", "shelve")
-BIN = Path(sys.executable).parent
 SOURCES = sorted(p for d in PACKAGES for p in (REPO / d).rglob("*.py"))
 RUN = ["model=tiny_10k", "train.tokens=20k", "train.batch_size=4", "train.evals=2", "train.eval_tokens=1024",
        "train.threads=1"]  # fmt: skip

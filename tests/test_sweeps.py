@@ -6,13 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import BIN
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -29,7 +29,6 @@ from scaling.sweep import (
     plan_sweep,
 )
 
-BIN = Path(sys.executable).parent
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "sweeps"
 # Tiny and fast: 4 sequences of 128 tokens per step, one evaluation (at the end) on 2k tokens, one thread.
 TINY = ["train.batch_size=4", "train.evals=1", "train.eval_tokens=2048", "train.threads=1"]

@@ -11,17 +11,16 @@ import sys
 import textwrap
 import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import BIN
 
 from scaling.cli import main
 from scaling.runs import collect, curve_of, load_runs
 from scaling.sources import detect
 
-BIN = Path(sys.executable).parent
 # A law the logged runs follow, so that a fit of the collected table can be checked.
 E, A, B, ALPHA, BETA = 1.8, 400.0, 2000.0, 0.34, 0.36
 SIZES = [2e6, 5e6, 1.2e7]

@@ -4,13 +4,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import BIN, REPO
 from omegaconf import OmegaConf
 
 from scaling.config import compose_run_config, plan_run
@@ -19,8 +19,6 @@ from scaling.io import read_jsonl
 from scaling.shapes import PRESETS, n_params
 from scaling.train import RunState, Runtime, build, train, train_step
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 # A tiny run that takes a few seconds on one thread; one thread keeps it deterministic and quick on a
 # shared machine.
 RUN = ["model=tiny_30k", "train.tokens=2e5", "train.batch_size=16", "train.evals=8", "train.eval_tokens=4096",
