@@ -27,10 +27,8 @@ from typing import Any
 
 from scaling.errors import UsageError
 from scaling.io import atomic_write_json
-from scaling.tracking import STATUS_KEY
+from scaling.tracking import INSTALL_HINT, STATUS_KEY, TRACKERS
 
-LOGGERS = ("tensorboard", "mlflow", "wandb")
-PACKAGES = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 IDS_FILE = "trackers.json"
 DEFAULT_PROJECT = "scaling"  # MLflow experiment / W&B project when the environment names none
 _MLFLOW_BATCH = 100  # MLflow takes at most 100 params per log_batch call
@@ -45,12 +43,10 @@ def check_loggers(names: Any) -> tuple[str, ...]:
         raise UsageError(f"train.loggers must be a list such as [tensorboard,mlflow,wandb], got {names!r}")
     chosen = tuple(str(n) for n in names)
     for name in chosen:
-        if name not in LOGGERS:
-            raise UsageError(f"train.loggers: unknown tracker {name!r}; choose from {', '.join(LOGGERS)}")
-        if importlib.util.find_spec(PACKAGES[name]) is None:
-            raise UsageError(
-                f"train.loggers: {name} is not installed; install it with: pip install 'scaling[trackers]'"
-            )
+        if name not in TRACKERS:
+            raise UsageError(f"train.loggers: unknown tracker {name!r}; choose from {', '.join(TRACKERS)}")
+        if importlib.util.find_spec(name) is None:  # each tracker's package is named like it
+            raise UsageError(f"train.loggers: {name} is not installed; {INSTALL_HINT}")
     return chosen
 
 

@@ -33,16 +33,14 @@ import yaml
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.reference import training_flops
-from scaling.tracking import STATUS_KEY, flatten
+from scaling.tracking import INSTALL_HINT, STATUS_KEY, TRACKERS, flatten
 
-TRACKERS = ("mlflow", "tensorboard", "wandb")
 CURVES = "curves"  # DataFrame.attrs key: learning curves of runs that have no run folder
 # run-table column -> the key scaling-train logs it under (summary.json's names)
 DEFAULT_KEYS = {"N": "n_params", "D": "tokens", "U": "unique_tokens", "loss": "val_loss"}
 TRAIN_LOSS_KEY = "train_loss"
 TOKENS_KEY = "tokens"  # a metric of tokens seen, when logged, places curve points exactly
 HTTP_TIMEOUT_S = 10.0
-_EXTRA = "install it with: pip install 'scaling[trackers]'"
 
 
 class Curves(dict):
@@ -58,7 +56,7 @@ def _import(module: str, package: str):
     try:
         return __import__(module, fromlist=["_"])
     except ImportError:
-        raise UsageError(f"reading {package} runs needs the {package} package; {_EXTRA}") from None
+        raise UsageError(f"reading {package} runs needs the {package} package; {INSTALL_HINT}") from None
 
 
 def detect(source: str | Path) -> str | None:

@@ -1,4 +1,4 @@
-"""What `scaling-train` writes to a tracker and `scaling runs` reads back: one home for both sides.
+"""The trackers, and what `scaling-train` writes to them and `scaling runs` reads back: one home for both.
 
 Free of pandas and of any tracker package, so the trainer imports it at no cost.
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+TRACKERS = ("mlflow", "tensorboard", "wandb")  # what `scaling runs` reads and `train.loggers` logs to
+INSTALL_HINT = "install it with: pip install 'scaling[trackers]'"
 STATUS_KEY = "scaling.status"  # the final status scaling-train gives each tracker run (scaling.loggers)
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from scaling import hardware
 from scaling.defaults import DEFAULT_WINDOW, ISOFLOP_TOLERANCE, PROFILE_FITS
+from scaling.tracking import TRACKERS
 
-SOURCES = ("auto", "folder", "csv", "mlflow", "tensorboard", "wandb")
+SOURCES = ("auto", "folder", "csv", *TRACKERS)
 _ARGUMENT = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
 
 
