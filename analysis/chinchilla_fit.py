@@ -22,12 +22,11 @@ from scaling.fitting import fit, likelihood_ratio_test
 from scaling.io import atomic_write_json
 from scaling.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
 from scaling.planning import EPOCH_PRIOR as EPOCH
-from scaling.reference import CHINCHILLA_BUDGET
+from scaling.reference import CHINCHILLA_BUDGET, HOFFMANN_2022
 from scaling.runs import load_runs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
 EPOCH_OBJECTIVE = 0.00101827
-HOFFMANN_ROUNDED = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 HOFFMANN_UNROUNDED = {  # the paper's TeX source: log A, log B, log E and the exponents unrounded
     "E": math.exp(0.5267228),
     "A": math.exp(6.0073404),
@@ -58,7 +57,7 @@ def main() -> int:
         overlaps[name] = lo < e_hi and e_lo < hi
         print(
             f"{name:<6s} {result.params[name]:9.4g} {f'[{lo:.4g}, {hi:.4g}]':>20s}   {EPOCH[name]:8.4g} "
-            f"{f'[{e_lo:.4g}, {e_hi:.4g}]':>18s}   {HOFFMANN_ROUNDED[name]:8.4g}  "
+            f"{f'[{e_lo:.4g}, {e_hi:.4g}]':>18s}   {HOFFMANN_2022[name]:8.4g}  "
             + ("yes" if overlaps[name] else "NO")
         )
     print(f"objective: ours {result.objective:.9g}, Epoch's classic procedure {EPOCH_OBJECTIVE}")
@@ -66,7 +65,7 @@ def main() -> int:
     print("\nlikelihood-ratio tests against the fit (scaled-Huber likelihood, chi^2 with 5 dof):")
     tests = {}
     for label, params in (
-        ("Hoffmann et al., as printed (rounded)", HOFFMANN_ROUNDED),
+        ("Hoffmann et al., as printed (rounded)", HOFFMANN_2022),
         ("Hoffmann et al., TeX source (unrounded)", HOFFMANN_UNROUNDED),
         ("Epoch AI (rounded as published)", EPOCH),
     ):

@@ -23,14 +23,14 @@ from scaling.fitting import FitResult, backtest, fit
 from scaling.io import atomic_write_json, atomic_write_text
 from scaling.optimal import ComputeOptimal
 from scaling.prediction import fitted_range, predict
-from scaling.reference import GPT3_175B
+from scaling.reference import GPT3_175B, HOFFMANN_2022
 from scaling.runs import load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 CHINCHILLA_CSV = ROOT / "data" / "chinchilla_epoch_fig4.csv"
 CHINCHILLA_COLUMNS = {"N": "Model Size", "C": "Training FLOP"}
 PUBLISHED = {
-    "Hoffmann et al. (rounded, published)": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
+    "Hoffmann et al. (rounded, published)": HOFFMANN_2022,
     "Besiroglu et al. (Epoch refit, published)": {
         "E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta": 0.3658,
     },

@@ -29,8 +29,7 @@ import numpy as np
 import pandas as pd
 
 from scaling import fitting, laws
-
-HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+from scaling.reference import HOFFMANN_2022
 
 
 def law_rows(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -38,7 +37,7 @@ def law_rows(rows: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     N = 10 ** rng.uniform(7, 10, rows)
     D = 10 ** rng.uniform(9, 12, rows)
-    loss = laws.get_law("chinchilla").predict(HOFFMANN, N=N, D=D) * np.exp(rng.normal(0, 0.01, rows))
+    loss = laws.get_law("chinchilla").predict(HOFFMANN_2022, N=N, D=D) * np.exp(rng.normal(0, 0.01, rows))
     return pd.DataFrame({"N": N, "D": D, "loss": loss})
 
 

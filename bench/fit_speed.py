@@ -22,10 +22,10 @@ from threadpoolctl import threadpool_limits
 
 from scaling.fitting import _Problem, bootstrap_thetas, classic_single, classic_starts, fit
 from scaling.laws import Inputs, get_law
+from scaling.reference import HOFFMANN_2022
 from scaling.runs import load_runs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
-HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 GRID_SIZE, BOOTSTRAP = 4500, 4000
 
 
@@ -62,7 +62,7 @@ def main() -> None:
 
         # -- bootstrap: classic = one L-BFGS-B (finite differences) fit per resample from Hoffmann's values
         n = len(table)
-        start = law.to_theta(HOFFMANN)
+        start = law.to_theta(HOFFMANN_2022)
         t0 = time.perf_counter()
         for _ in range(args.resamples):
             rows = rng.integers(0, n, n)

@@ -32,10 +32,9 @@ from scaling.cli.fit import parse_params
 from scaling.fitting import fit
 from scaling.laws import get_law
 from scaling.planning import EPOCH_INTERVALS, EPOCH_PRIOR, isoflop_design, plan
-from scaling.reference import training_flops
+from scaling.reference import HOFFMANN_2022, training_flops
 from scaling.units import parse_quantity
 
-HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 NOISE = 0.01  # 1 % run-to-run
 
 
@@ -106,7 +105,7 @@ def main() -> None:
         groups = {
             "near": draw_laws(args.near, 1.0, rng),
             "far": draw_laws(args.far, 3.0, rng),
-            "Hoffmann": [HOFFMANN],
+            "Hoffmann": [HOFFMANN_2022],
         }
     errors = {"plan": [], "isoflop": []}
     print(f"{'true laws':<10s} {'n':>3s} {'RMS plan':>9s} {'RMS IsoFLOP':>12s} {'ratio':>6s}")

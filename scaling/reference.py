@@ -56,3 +56,5 @@ REFERENCE_MODELS = (GPT3_175B, CHINCHILLA_70B)
 # The budget Hoffmann et al. state for Gopher and Chinchilla 70B alike (FLOPs); 6 N D of the rounded
 # 70B and 1.4T gives 5.9e23.
 CHINCHILLA_BUDGET = 5.76e23
+# Hoffmann et al. 2022's fit of L = E + A/N^alpha + B/D^beta as published (rounded; loss nats/token)
+HOFFMANN_2022 = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

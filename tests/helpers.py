@@ -20,6 +20,7 @@ import pytest
 
 from scaling.io import read_jsonl
 from scaling.laws import get_law
+from scaling.reference import HOFFMANN_2022
 from scaling.resources import data_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +30,7 @@ CHINCHILLA_CSV = data_file("chinchilla_epoch_fig4.csv")
 # ---------------------------------------------------------------------------------------------------------
 # Tables and run folders from a known law
 
-PAPER = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}  # a = 0.28 / 0.62 = 0.4516
+PAPER = HOFFMANN_2022  # a = 0.28 / 0.62 = 0.4516
 LAW = get_law("chinchilla")
 PLANTED = LAW.compute_optimal(PAPER)
 
