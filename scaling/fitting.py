@@ -488,9 +488,12 @@ def use_params_column(table: pd.DataFrame, column: str) -> pd.DataFrame:
     return table.assign(N=values.astype(float))
 
 
-def _prepare(table: pd.DataFrame, law: Law) -> tuple[pd.DataFrame, Inputs, np.ndarray]:
-    """Check the table can identify `law`; the runs it is fitted on (the frontier for kaplan_c)."""
-    table = load_runs(table)
+def _prepare(
+    table: pd.DataFrame | str | Path, law: Law, params_column: str = "N"
+) -> tuple[pd.DataFrame, Inputs, np.ndarray]:
+    """Check the table can identify `law`; the runs it is fitted on (the frontier for kaplan_c), with N
+    read from `params_column` (`use_params_column`)."""
+    table = use_params_column(load_runs(table), params_column)
     if "U" in law.inputs and ("U" not in table or table["U"].isna().any()):
         raise UsageError(
             f"law {law.name} needs column U (unique tokens in the training data) for every run; "
@@ -568,7 +571,6 @@ def fit(
             'law "auto" is a choice among laws by rolling backtest, made of fits: call '
             "scaling.select.fit_auto(table, ...) (what `scaling fit --law auto` runs)"
         )
-    table = use_params_column(load_runs(table), params_column)
     law_obj = get_law(law)
     procedure = law_obj.procedures[0] if procedure is None else procedure
     if procedure not in law_obj.procedures:
@@ -579,7 +581,7 @@ def fit(
         raise UsageError(f"`method` {method} fits jointly; use it with `procedure` joint")
     if base is not None and procedure != "two_stage":
         raise UsageError("a given base law is for the two-stage fit of law data_constrained only")
-    table, X, y_loss = _prepare(table, law_obj)
+    table, X, y_loss = _prepare(table, law_obj, params_column)
     problem = _Problem(law_obj, X, np.log(y_loss), loss, delta)
     staged = None
     if procedure == "two_stage":
