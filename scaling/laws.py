@@ -13,7 +13,7 @@ return arrays with the same leading dimension.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -191,15 +191,18 @@ class Law:
         theta = np.asarray(theta, dtype=float)
         p = theta.shape[-1]
         steps = 1e-5 * np.maximum(1.0, np.abs(theta))
-        rows = []
-        for i in range(p):
+        hess = np.zeros(theta.shape[:-1] + (p, p))
+        for i in self._differenced():
             up, down = theta.copy(), theta.copy()
             up[..., i] += steps[..., i]
             down[..., i] -= steps[..., i]
             dj = (self.jacobian(up, X)[1] - self.jacobian(down, X)[1]) / (2 * steps[..., i, None, None])
-            rows.append(weighted_sum(c, dj))
-        hess = np.stack(rows, axis=-2)
+            hess[..., i, :] = weighted_sum(c, dj)
         return 0.5 * (hess + np.swapaxes(hess, -1, -2))
+
+    def _differenced(self) -> Sequence[int]:
+        """The parameters (indices) whose rows of the Hessian `weighted_hessian` differences: all."""
+        return range(len(self.param_names))
 
     def starts(self, X: Inputs, loss: np.ndarray) -> np.ndarray:
         """Candidate starting thetas (m, p) from a cheap search; the fitter refines the best of them."""
@@ -625,18 +628,8 @@ class Frozen(Law):
         value, jac = self.law.jacobian(theta, X)
         return value, jac * self._mask
 
-    def weighted_hessian(self, theta, X, c, jac=None):
-        # central differences of the Jacobian along the free parameters only (few, so cheap)
-        theta = np.asarray(theta, dtype=float)
-        hess = np.zeros(theta.shape[:-1] + (len(self.param_names),) * 2)
-        for i in self._free_index:
-            step = 1e-5 * np.maximum(1.0, np.abs(theta[..., i]))
-            up, down = theta.copy(), theta.copy()
-            up[..., i] += step
-            down[..., i] -= step
-            dj = (self.jacobian(up, X)[1] - self.jacobian(down, X)[1]) / (2 * step[..., None, None])
-            hess[..., i, :] = weighted_sum(c, dj)
-        return 0.5 * (hess + np.swapaxes(hess, -1, -2))
+    def _differenced(self):
+        return self._free_index  # the fixed parameters' rows are zero, like their gradient (few, so cheap)
 
     def starts(self, X, loss):
         fixed = self._mask == 0
