@@ -31,6 +31,7 @@ from scaling.cli import main as scaling_cli
 from scaling.data import prepare_text, synthetic
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting import fit
+from scaling.reference import HOFFMANN_2022
 from scaling.runs import collect_runs, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def user_env(shared: Path) -> dict[str, str]:
 def write_run(folder: Path, N: float, D: float) -> Path:
     """A completed run folder whose loss follows Hoffmann et al.'s law."""
     folder.mkdir(parents=True)
-    loss = float(laws.get_law("chinchilla").predict(HOFFMANN, N=N, D=D)[0])
+    loss = float(laws.get_law("chinchilla").predict(HOFFMANN_2022, N=N, D=D)[0])
     summary = {"status": "completed", "n_params": N, "tokens": D, "flops": 6 * N * D, "val_loss": loss}
     (folder / "summary.json").write_text(json.dumps(summary))
     (folder / "config.yaml").write_text("train:\n  lr: 0.001\n")
@@ -92,7 +93,6 @@ def _bench(name: str):
     return module
 
 
-HOFFMANN = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
 
 # ---- item 4: nothing silently skipped ----------------------------------------------------------------
@@ -357,7 +357,7 @@ def test_fit_of_100k_rows_runs_under_a_1_gib_address_space_cap(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())
     assert result["n_points"] == 100_000 and result["converged"]
-    for name, value in bench.HOFFMANN.items():  # 100,000 points with 1 % noise pin the law down
+    for name, value in HOFFMANN_2022.items():  # 100,000 points with 1 % noise pin the law down
         assert result["params"][name] == pytest.approx(value, rel=0.02)
 
 
