@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m scaling.demo
+	$(BIN)/python -m scaling.cli.demo
 
 test: lint
 	bash tests/slurm.sh start

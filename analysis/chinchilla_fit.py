@@ -17,13 +17,13 @@ import argparse
 import math
 from pathlib import Path
 
-from scaling.allocation import allocate
-from scaling.fitting import fit, likelihood_ratio_test
+from scaling.fitting.procedure import fit, likelihood_ratio_test
 from scaling.io import atomic_write_json
-from scaling.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
-from scaling.planning import EPOCH_PRIOR as EPOCH
 from scaling.reference import CHINCHILLA_BUDGET, HOFFMANN_2022
-from scaling.runs import load_runs
+from scaling.runs.table import load_runs
+from scaling.study.allocation import allocate
+from scaling.study.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
+from scaling.study.planning import EPOCH_PRIOR as EPOCH
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
 EPOCH_OBJECTIVE = 0.00101827

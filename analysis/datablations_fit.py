@@ -34,11 +34,19 @@ from pathlib import Path
 import matplotlib as mpl
 import numpy as np
 
-from scaling.fitting import _global_fit, _newton, _Problem, fit
+from scaling.fitting.laws import Frozen, Inputs, get_law
+from scaling.fitting.procedure import _global_fit, _newton, _Problem, fit
 from scaling.io import atomic_write_json
-from scaling.laws import Frozen, Inputs, get_law
-from scaling.plots import LABEL, SIZE_CMAP, add_size_colorbar, new_figure, save_figure, size_norm, styled
-from scaling.runs import load_runs
+from scaling.report.figures import (
+    LABEL,
+    SIZE_CMAP,
+    add_size_colorbar,
+    new_figure,
+    save_figure,
+    size_norm,
+    styled,
+)
+from scaling.runs.table import load_runs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "muennighoff_datablations_c4.csv"
 PAPER_BASE = {  # stage 1 as released: log A, log B, log E = 6.255414, 7.3049974, 0.6254804; alpha = beta

@@ -19,12 +19,12 @@ import warnings
 from pathlib import Path
 
 from scaling.errors import ScalingWarning
-from scaling.fitting import FitResult, backtest, fit
+from scaling.fitting.optimal import ComputeOptimal
+from scaling.fitting.procedure import FitResult, backtest, fit
 from scaling.io import atomic_write_json, atomic_write_text
-from scaling.optimal import ComputeOptimal
-from scaling.prediction import fitted_range, predict
 from scaling.reference import GPT3_175B, HOFFMANN_2022
-from scaling.runs import load_runs
+from scaling.runs.table import load_runs
+from scaling.study.prediction import fitted_range, predict
 
 ROOT = Path(__file__).resolve().parents[1]
 CHINCHILLA_CSV = ROOT / "data" / "chinchilla_epoch_fig4.csv"

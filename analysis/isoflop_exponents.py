@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.allocation import allocate
 from scaling.errors import ScalingWarning, UsageError
-from scaling.runs import load_runs
+from scaling.runs.table import load_runs
+from scaling.study.allocation import allocate
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TOLERANCE = 0.05  # |a - published a| allowed for the default fit
@@ -124,7 +124,7 @@ def main() -> int:
         )
 
     if args.out:
-        from scaling import plots
+        from scaling.report import figures as plots
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)

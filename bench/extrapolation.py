@@ -8,7 +8,8 @@ Data (provenance in data/README.md):
   and on downstream tasks" (mlfoundations/scaling), trained on C4, RedPajama or RefinedWeb: 11M-411M
   models at 0.25-32x Chinchilla tokens fitted; targets the 1.4B runs and the 6.9B run. C4 eval loss.
 
-Each law of `scaling.laws` that the table supports is fitted on the small models and predicts the largest
+Each law of `scaling.fitting.laws` that the table supports is fitted on the small models and predicts the
+largest
 one (relative error of the loss); then `--law auto` (rolling backtest over compute cut-offs, the default,
 and over model-size cut-offs) does the same. The baseline is the default `scaling fit` (chinchilla on all
 runs): `ratio=` is its mean |error| over the ladders divided by auto's (above 1: auto predicts better).
@@ -30,8 +31,8 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning
-from scaling.fitting import fit
-from scaling.select import candidate_laws, fit_auto
+from scaling.fitting.procedure import fit
+from scaling.fitting.select import candidate_laws, fit_auto
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 AXES = ("C", "N")

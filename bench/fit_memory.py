@@ -4,8 +4,9 @@ Data: `--rows` points (default 100,000) drawn from the Chinchilla law with Hoffm
 parameters, N log-uniform in [1e7, 1e10] params, D log-uniform in [1e9, 1e12] tokens, 1 % log-normal noise
 on the loss; the seed fixes them.
 
-Ours: the fit as shipped: the global search on a sample of `scaling.fitting.SEARCH_ROWS` runs, its starts
-evaluated `scaling.laws.CHUNK_ELEMENTS` numbers at a time, Newton's method on every run.
+Ours: the fit as shipped: the global search on a sample of `scaling.fitting.procedure.SEARCH_ROWS` runs, its
+starts
+evaluated `scaling.fitting.laws.CHUNK_ELEMENTS` numbers at a time, Newton's method on every run.
 Baseline: the same code with one chunk for every start and the search on every run (the fit before:
 900 starts x all rows at once, 8 L-BFGS-B refinements on all rows). Its memory grows 86 KB per row
 (8.6 GB at 100,000), so it runs on `--baseline-rows` (default 20,000) and memory is compared per row.
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scaling import fitting, laws
+from scaling.fitting import laws
+from scaling.fitting import procedure as fitting
 from scaling.reference import HOFFMANN_2022
 
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from scaling.fitting import _Problem, bootstrap_thetas, classic_single, classic_starts, fit
-from scaling.laws import Inputs, get_law
+from scaling.fitting.laws import Inputs, get_law
+from scaling.fitting.procedure import _Problem, bootstrap_thetas, classic_single, classic_starts, fit
 from scaling.reference import HOFFMANN_2022
-from scaling.runs import load_runs
+from scaling.runs.table import load_runs
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
 GRID_SIZE, BOOTSTRAP = 4500, 4000

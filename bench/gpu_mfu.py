@@ -1,6 +1,6 @@
 """GPU throughput and MFU of GPT-3 small (125M) and medium (350M) against a plain eager bf16 reference.
 
-Ours is the training step of `scaling.train` (`build`, `wrap`, `train_step`): bf16 autocast, TF32,
+Ours is the training step of `scaling.training.trainer` (`build`, `wrap`, `train_step`): bf16 autocast, TF32,
 fused AdamW, flash attention through SDPA, torch.compile, pinned asynchronous batch copies. The
 reference is the usual eager pre-LN GPT of bench/train_throughput.py under bf16 autocast with PyTorch's
 default AdamW. Both train the same shape on the same random batches (context 1024, GPT-2's vocabulary
@@ -28,7 +28,7 @@ from train_throughput import RefGPT  # the plain reference model, shared with th
 
 from scaling.hardware import accelerator_for_device
 from scaling.shapes import PRESETS, Shape, model_flops_per_token
-from scaling.train import Runtime, build, to_device, train_step, wrap
+from scaling.training.trainer import Runtime, build, to_device, train_step, wrap
 
 BATCH = {"gpt3_small": 32, "gpt3_medium": 16}  # sequences per step: ~13-22 GB of activations
 

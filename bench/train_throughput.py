@@ -1,8 +1,9 @@
 """Training throughput on the CPU: our training step against a plain reference step, in one process.
 
 The reference is the usual eager pre-LN GPT (nanoGPT style: separate modules, SDPA attention, AdamW with
-its default implementation, gradient clipping), written here. Ours is `scaling.model.GPT` stepped by
-`scaling.train.train_step`. Both train the same shape on the same batches: 4 layers, 4 heads, d_model 128,
+its default implementation, gradient clipping), written here. Ours is `scaling.training.model.GPT` stepped by
+`scaling.training.trainer.train_step`. Both train the same shape on the same batches: 4 layers, 4 heads,
+d_model 128,
 context 128 tokens, batch 16 sequences, vocabulary 256. Timed in alternating rounds after a warm-up.
 
     .venv/bin/python bench/train_throughput.py [--rounds 5] [--steps 10] [--compile]
@@ -23,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from scaling.shapes import Shape
-from scaling.train import Runtime, build, train_step, wrap
+from scaling.training.trainer import Runtime, build, train_step, wrap
 
 SHAPE = Shape(n_layer=4, d_model=128, n_head=4, n_ctx=128, vocab_size=256)
 BATCH = 16
@@ -79,7 +80,8 @@ def reference_step():
 
 
 def our_step(compile_model: bool):
-    """The step of scaling.train (`build`, `train_step`): fused AdamW, decay on matrices, clipping."""
+    """The step of scaling.training.trainer (`build`, `train_step`): fused AdamW, decay on matrices,
+    clipping."""
     rt = Runtime(torch.device("cpu"), torch.float32, compile_model, rank=0, world_size=1, local_rank=0,
                  peak_flops=None)
     raw, opt = build(SHAPE, rt, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95))

@@ -18,13 +18,13 @@ __version__ = "0.1.0"
 # Lazy exports keep `import scaling` cheap and free of optional dependencies. No submodule shares a name
 # with an export, so importing a submodule never shadows one.
 _EXPORTS = {
-    "load_runs": "scaling.runs",
-    "fit": "scaling.fitting",
-    "allocate": "scaling.allocation",
-    "predict": "scaling.prediction",
-    "FitResult": "scaling.fitting",
+    "load_runs": "scaling.runs.table",
+    "fit": "scaling.fitting.procedure",
+    "allocate": "scaling.study.allocation",
+    "predict": "scaling.study.prediction",
+    "FitResult": "scaling.fitting.procedure",
     "UsageError": "scaling.errors",
-    "plan": "scaling.planning",
+    "plan": "scaling.study.planning",
 }
 
 __all__ = sorted(_EXPORTS)

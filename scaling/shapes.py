@@ -2,7 +2,8 @@
 
 Torch-free, so analysis code can count GPT-3 175B without building it.
 
-The counts are those of `scaling.model.GPT` (GPT-2/GPT-3 layout, biases everywhere, tied output head):
+The counts are those of `scaling.training.model.GPT` (GPT-2/GPT-3 layout, biases everywhere, tied output
+head):
 
 - one block: attention 4 d^2 + 4 d (qkv and output projections with biases), MLP 8 d^2 + 5 d
   (d -> 4d -> d with biases), two LayerNorms 4 d: 12 d^2 + 13 d parameters;

@@ -10,7 +10,8 @@ from typing import Any
 
 TRACKERS = ("mlflow", "tensorboard", "wandb")  # what `scaling runs` reads and `train.loggers` logs to
 INSTALL_HINT = "install it with: pip install 'scaling[trackers]'"
-STATUS_KEY = "scaling.status"  # the final status scaling-train gives each tracker run (scaling.loggers)
+# the final status scaling-train gives each tracker run (scaling.training.loggers)
+STATUS_KEY = "scaling.status"
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

@@ -6,8 +6,8 @@ One thread only, so that no OpenMP worker threads exist when the forkserver fork
 
 import torch
 
-from scaling.model import GPT
 from scaling.shapes import Shape
+from scaling.training.model import GPT
 
 torch.set_num_threads(1)
 _model = GPT(Shape(n_layer=1, d_model=16, n_head=2, n_ctx=8, vocab_size=16))

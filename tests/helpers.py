@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scaling.fitting.laws import get_law
 from scaling.io import read_jsonl
-from scaling.laws import get_law
 from scaling.reference import HOFFMANN_2022
 from scaling.resources import data_file
 

@@ -10,9 +10,9 @@ import pytest
 from helpers import CHINCHILLA_CSV, LAW, PAPER, PLANTED, isoflop_table
 
 from scaling import allocate as allocate_from_package
-from scaling.allocation import allocate, isoflop_groups
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import fit
+from scaling.fitting.procedure import fit
+from scaling.study.allocation import allocate, isoflop_groups
 
 
 def curve_sweep(root: Path, seed: int = 0) -> Path:
@@ -196,7 +196,8 @@ def test_allocation_bad_input():
 
 
 def test_one_object_answers_n_opt_d_opt_and_tokens_per_param_in_every_approach(tmp_path):
-    """D_opt(C) = C / (6 N_opt(C)) (scaling.optimal): the power law each approach fits through D (b, G_D)
+    """D_opt(C) = C / (6 N_opt(C)) (scaling.fitting.optimal): the power law each approach fits through D (b,
+    G_D)
     agrees with it, since every point an approach fits has C = 6 N D."""
     C = np.geomspace(1e18, 1e26, 9)
     for result in (

@@ -26,13 +26,14 @@ import pytest
 from helpers import BIN
 from test_plots import law_table
 
-from scaling import fitting, laws
 from scaling.cli import main as scaling_cli
-from scaling.data import prepare_text, synthetic
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import fit
+from scaling.fitting import laws
+from scaling.fitting import procedure as fitting
+from scaling.fitting.procedure import fit
 from scaling.reference import HOFFMANN_2022
-from scaling.runs import collect_runs, load_runs
+from scaling.runs.table import collect_runs, load_runs
+from scaling.training.data import prepare_text, synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 CHINCHILLA = ROOT / "data" / "chinchilla_epoch_fig4.csv"
@@ -177,7 +178,7 @@ def test_cache_entry_of_another_source_is_refused_and_the_advice_is_to_delete_it
 def test_a_shared_cache_serves_a_second_user_as_the_umask_allows(shared):
     env = {**user_env(shared), "SCALING_CACHE": str(shared / "cache")}
     code = (
-        "import sys; from scaling.data import synthetic; from scaling.errors import UsageError\n"
+        "import sys; from scaling.training.data import synthetic; from scaling.errors import UsageError\n"
         "try: print(synthetic(**{params}).meta['train_sha256'])\n"
         "except UsageError as exc: sys.exit(f'error: {{exc}}')"
     )

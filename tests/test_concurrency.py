@@ -21,7 +21,7 @@ from helpers import BIN, check_snapshot
 
 from scaling.cli import main
 from scaling.errors import UsageError
-from scaling.runs import collect_runs
+from scaling.runs.table import collect_runs
 
 WRITERS = 4
 # 2 sizes x 2 budgets x 2 learning rates = 8 runs; lr 1e9 diverges in its first steps.

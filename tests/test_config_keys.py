@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
-from scaling.config import (
+from scaling.training.config import (
     CONFIG_DIR,
     execution_keys,
     identity,

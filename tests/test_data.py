@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scaling.data import (
+from scaling.errors import UsageError
+from scaling.training.data import (
     MarkovSource,
     WindowSampler,
     builtin_corpus,
@@ -20,7 +21,6 @@ from scaling.data import (
     split_tokens,
     synthetic,
 )
-from scaling.errors import UsageError
 
 SCALING = [str(Path(sys.executable).parent / "scaling")]
 
@@ -124,7 +124,7 @@ def test_synthetic_entropy_rate_matches_its_samples():
 
 def test_concurrent_cache_builds_agree(tmp_path):
     code = (
-        "from scaling.data import synthetic;"
+        "from scaling.training.data import synthetic;"
         "d = synthetic(tokens=300_000, vocab_size=12, order=2, seed=7); print(d.meta['train_sha256'])"
     )
     env = {**os.environ, "SCALING_CACHE": str(tmp_path / "shared")}

@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from scaling.allocation import isoflop_groups
-from scaling.config import CONFIG_DIR, compose_run_config
-from scaling.laws import get_law
-from scaling.report import write_report
+from scaling.fitting.laws import get_law
+from scaling.report.document import write_report
 from scaling.shapes import Shape, n_params
+from scaling.study.allocation import isoflop_groups
+from scaling.training.config import CONFIG_DIR, compose_run_config
 
 ENTROPY_RATE = 1.8899  # the synthetic source's true irreducible loss, nats/token
 # A law with the true E whose compute-optimal N sits inside the demo's sizes at its budgets.

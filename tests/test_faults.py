@@ -1,6 +1,6 @@
 """SIGKILL during a training run, at random times and inside its writes, then a rerun: nothing lost.
 
-The trainer offers no fault hook, so each attempt runs `scaling.train.train` in a child process (a
+The trainer offers no fault hook, so each attempt runs `scaling.training.trainer.train` in a child process (a
 forkserver child with torch already imported: starting one takes milliseconds, not the seconds of a
 fresh interpreter) and is killed with SIGKILL:
 
@@ -29,8 +29,8 @@ import numpy as np
 import pytest
 from tqdm import tqdm
 
-from scaling.config import compose_run_config
 from scaling.io import read_jsonl
+from scaling.training.config import compose_run_config
 
 # tiny_10k, 59 optimizer steps of 4 x 128 tokens, an evaluation (and checkpoint) every 5-6 steps.
 RUN = ["model=tiny_10k", "train.tokens=30k", "train.batch_size=4", "train.evals=11", "train.eval_tokens=1024",
@@ -47,13 +47,14 @@ def config():
 @pytest.fixture(scope="module")
 def ctx():
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["scaling.train", "fault_warmup", __name__])  # children start in ~0.1 s
+    # children start in ~0.1 s
+    context.set_forkserver_preload(["scaling.training.trainer", "fault_warmup", __name__])
     return context
 
 
 def train_child(cfg, run_dir: str, fault: tuple[str, int] | None = None) -> None:
     """The body of one attempt. `fault` = (where, n): SIGKILL this process at the n-th such write."""
-    import scaling.train as trainer
+    import scaling.training.trainer as trainer
 
     tqdm.set_lock(threading.RLock())  # not tqdm's multiprocessing lock, which a killed child would leak
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import (
+from scaling.fitting.laws import LAW_NAMES, Inputs, get_law
+from scaling.fitting.procedure import (
     FitResult,
     _Problem,
     backtest,
@@ -21,10 +22,9 @@ from scaling.fitting import (
     load_fit,
     save_fit,
 )
-from scaling.laws import LAW_NAMES, Inputs, get_law
-from scaling.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
-from scaling.planning import EPOCH_PRIOR as EPOCH
-from scaling.runs import load_runs
+from scaling.runs.table import load_runs
+from scaling.study.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
+from scaling.study.planning import EPOCH_PRIOR as EPOCH
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
 COLUMNS = {"N": "Model Size", "C": "Training FLOP"}

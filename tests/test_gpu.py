@@ -10,10 +10,10 @@ import threading
 import pytest
 import torch
 
-from scaling.config import compose_run_config
 from scaling.io import read_jsonl
 from scaling.shapes import Shape, model_flops_per_token, training_flops_per_token
-from scaling.train import train
+from scaling.training.config import compose_run_config
+from scaling.training.trainer import train
 
 RUN = ["model=tiny_30k", "train.tokens=4e4", "train.batch_size=8", "train.evals=2", "train.eval_tokens=2048",
        "train.threads=1"]

@@ -17,15 +17,15 @@ from helpers import REPO
 PACKAGE = REPO / "scaling"
 # The analysis side: fitting and everything built on it. None of it may reach torch or the training side.
 ANALYSIS = (
-    "scaling.laws",
-    "scaling.fitting",
-    "scaling.select",
-    "scaling.allocation",
-    "scaling.regimes",
-    "scaling.prediction",
-    "scaling.planning",
-    "scaling.plots",
-    "scaling.report",
+    "scaling.fitting.laws",
+    "scaling.fitting.procedure",
+    "scaling.fitting.select",
+    "scaling.study.allocation",
+    "scaling.study.regimes",
+    "scaling.study.prediction",
+    "scaling.study.planning",
+    "scaling.report.figures",
+    "scaling.report.document",
     "scaling.cli",
     "scaling.cli.fit",
     "scaling.cli.allocate",
@@ -37,7 +37,8 @@ ANALYSIS = (
 )
 # The training side (torch, the Hydra config, the token data): `scaling prepare` aside, analysis never
 # needs it, so fitting published data installs and starts without it.
-TRAINING = ("scaling.train", "scaling.model", "scaling.data", "scaling.config", "scaling.app")
+TRAINING = ("scaling.training.trainer", "scaling.training.model", "scaling.training.data",
+"scaling.training.config", "scaling.training.app")
 TRAINING_PACKAGES = ("torch", "hydra", "omegaconf")
 
 
@@ -170,7 +171,7 @@ def path_to(parent: dict[str, str | None], end: str) -> str:
 
 def test_import_graph_has_no_cycle():
     graph, _, missing = import_graph()
-    assert "scaling.laws" in graph["scaling.fitting"]  # the parser sees the graph at all
+    assert "scaling.fitting.laws" in graph["scaling.fitting.procedure"]  # the parser sees the graph at all
     gone = [f"{m} imports {', '.join(sorted(names))}" for m, names in sorted(missing.items()) if names]
     assert not gone, "imports of modules that do not exist:\n" + "\n".join(gone)
     found = cycles(graph)
@@ -195,7 +196,7 @@ def test_analysis_side_never_reaches_torch_or_training():
 def test_training_side_never_reaches_fitting():
     graph, _, _ = import_graph()
     problems = []
-    for start in (*TRAINING, "scaling.sweep"):
+    for start in (*TRAINING, "scaling.training.sweep"):
         parent = reachable(graph, start)
         problems += [path_to(parent, m) for m in sorted(parent) if m in ANALYSIS]
     assert not problems, "the training side reaches the analysis side:\n" + "\n".join(problems)
@@ -203,8 +204,8 @@ def test_training_side_never_reaches_fitting():
 
 def test_analysis_side_imports_without_torch():
     # what really runs: every analysis module and every subcommand's parser (`scaling prepare`'s brings
-    # scaling.data, torch-free), in a fresh interpreter
-    forbidden = tuple(m for m in TRAINING if m != "scaling.data")
+    # scaling.training.data, torch-free), in a fresh interpreter
+    forbidden = tuple(m for m in TRAINING if m != "scaling.training.data")
     code = (
         f"import sys, {', '.join(ANALYSIS)}; scaling.cli.build_parser(); "
         "from scaling import fit, allocate, predict, plan, FitResult, load_runs, UsageError; "
@@ -218,7 +219,7 @@ def test_analysis_side_imports_without_torch():
 def test_trainer_imports_without_pandas():
     # every run of a sweep is a `scaling-train` process: the trainer pays for no analysis library
     code = (
-        "import sys, scaling.train; "
+        "import sys, scaling.training.trainer; "
         "bad = [m for m in ('pandas', 'scipy', 'matplotlib') if m in sys.modules]; assert not bad, bad"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -239,13 +240,13 @@ def test_command_line_parser_loads_no_table_or_figure_library():
 def test_package_exports_are_the_functions():
     import scaling
     from scaling import FitResult, UsageError, allocate, fit, load_runs, plan, predict
-    from scaling.allocation import allocate as allocate_function
     from scaling.errors import UsageError as usage_error
-    from scaling.fitting import FitResult as fit_result
-    from scaling.fitting import fit as fit_function
-    from scaling.planning import plan as plan_function
-    from scaling.prediction import predict as predict_function
-    from scaling.runs import load_runs as load_runs_function
+    from scaling.fitting.procedure import FitResult as fit_result
+    from scaling.fitting.procedure import fit as fit_function
+    from scaling.runs.table import load_runs as load_runs_function
+    from scaling.study.allocation import allocate as allocate_function
+    from scaling.study.planning import plan as plan_function
+    from scaling.study.prediction import predict as predict_function
 
     assert fit is fit_function and allocate is allocate_function and predict is predict_function
     assert plan is plan_function and load_runs is load_runs_function

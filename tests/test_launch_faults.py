@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from helpers import BIN
 
-from scaling.config import compose_run_config
 from scaling.errors import UsageError
 from scaling.io import read_jsonl
-from scaling.lock import LOCK_FILE, hold_run_folder, is_locked, read_holder
-from scaling.sweep import SUMMARY_FILE
+from scaling.training.config import compose_run_config
+from scaling.training.lock import LOCK_FILE, hold_run_folder, is_locked, read_holder
+from scaling.training.sweep import SUMMARY_FILE
 
 # tiny_10k, 4 x 128 tokens a step, one thread: ~2-4 s for 60k tokens (117 steps) on a busy 2-core machine
 TINY = ["model=tiny_10k", "train.batch_size=4", "train.eval_tokens=1024", "train.threads=1"]
@@ -79,7 +79,7 @@ def assert_trained_once(run_dir: Path, evals: int) -> dict:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> tuple[dict, list[dict]]:
     """RUN trained without interruption, in this process."""
-    from scaling.train import train
+    from scaling.training.trainer import train
 
     run_dir = tmp_path_factory.mktemp("reference")
     train(compose_run_config(RUN), run_dir)

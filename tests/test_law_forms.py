@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scaling.allocation import allocate
 from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import FitResult, _newton, _Problem, fit, load_fit
-from scaling.laws import Frozen, Inputs, get_law
-from scaling.report import _fit_section
-from scaling.runs import load_runs
+from scaling.fitting.laws import Frozen, Inputs, get_law
+from scaling.fitting.procedure import FitResult, _newton, _Problem, fit, load_fit
+from scaling.report.document import _fit_section
+from scaling.runs.table import load_runs
+from scaling.study.allocation import allocate
 
 DATABLATIONS = Path(__file__).resolve().parents[1] / "data" / "muennighoff_datablations_c4.csv"
 TIED = {"E": 1.87, "A": 520.0, "B": 1490.0, "alpha": 0.353}  # about Muennighoff et al.'s base law

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from scaling.errors import UsageError
-from scaling.laws import LAW_NAMES, Inputs, Law, get_law
+from scaling.fitting.laws import LAW_NAMES, Inputs, Law, get_law
 
 CHINCHILLA = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 THETAS = {  # internal parameters to check derivatives at

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from scaling.model import GPT, count_params, param_groups
 from scaling.shapes import PRESETS, Shape, n_params, n_params_total
+from scaling.training.model import GPT, count_params, param_groups
 
 
 @pytest.fixture(autouse=True)

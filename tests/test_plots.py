@@ -1,4 +1,5 @@
-"""Every figure of scaling.plots on small run tables from a known Chinchilla law: it draws, its axes are
+"""Every figure of scaling.report.figures on small run tables from a known Chinchilla law: it draws, its axes
+are
 logarithmic with units in the labels, it shows what it claims (curves, bands, markers), no two texts
 overlap, and the PNG has the resolution asked for."""
 
@@ -16,13 +17,13 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from test_allocate import shifting_profiles
 
-from scaling import plots
-from scaling.allocation import allocate
 from scaling.errors import FigureNotSupported, ScalingWarning
-from scaling.fitting import FitResult, backtest, fit
-from scaling.laws import get_law
+from scaling.fitting.laws import get_law
+from scaling.fitting.procedure import FitResult, backtest, fit
 from scaling.reference import GPT3_175B
-from scaling.regimes import classify
+from scaling.report import figures as plots
+from scaling.study.allocation import allocate
+from scaling.study.regimes import classify
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def check_axes(fig: Figure, xlabel_unit: str, log_x: bool = True) -> None:
 
 
 def test_loss_vs_compute_draws_frontier_law_band_and_prediction(table, result):
-    from scaling.prediction import predict
+    from scaling.study.prediction import predict
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ScalingWarning)

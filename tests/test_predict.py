@@ -16,9 +16,9 @@ import pytest
 from scaling import hardware
 from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import FitResult, fit
-from scaling.prediction import predict, resolve_params
+from scaling.fitting.procedure import FitResult, fit
 from scaling.shapes import PRESETS, n_params
+from scaling.study.prediction import predict, resolve_params
 
 # Hoffmann et al. 2022 as published (rounded) and Besiroglu et al. 2024's refit of the same data.
 CHINCHILLA_ROUNDED = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

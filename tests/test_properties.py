@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import fit
-from scaling.laws import get_law
-from scaling.runs import load_runs
+from scaling.fitting.laws import get_law
+from scaling.fitting.procedure import fit
+from scaling.runs.table import load_runs
 
 SETTINGS = settings(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 

@@ -14,9 +14,10 @@ import pytest
 
 from scaling.cli import main
 from scaling.errors import UsageError
-from scaling.fitting import FitResult
-from scaling.optimal import ComputeOptimal
-from scaling.regimes import (
+from scaling.fitting.optimal import ComputeOptimal
+from scaling.fitting.procedure import FitResult
+from scaling.runs.table import read_metrics
+from scaling.study.regimes import (
     BALANCED,
     OVERFITTING,
     UNDERFITTING,
@@ -29,7 +30,6 @@ from scaling.regimes import (
     law_regime,
     pooled_noise,
 )
-from scaling.runs import read_metrics
 
 EPOCH_REFIT = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.3478, "beta": 0.3658}
 # Kaplan et al. 2020, eq. 1.5: N_c = 6.4e13 params, D_c = 1.8e13 tokens, alpha_N 0.076, alpha_D 0.103

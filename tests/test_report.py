@@ -15,11 +15,11 @@ from matplotlib.image import imread
 
 from scaling.cli import main as scaling_cli
 from scaling.errors import UsageError
-from scaling.fitting import backtest, load_fit
-from scaling.laws import get_law
-from scaling.prediction import predict
-from scaling.report import write_report
-from scaling.runs import load_runs
+from scaling.fitting.laws import get_law
+from scaling.fitting.procedure import backtest, load_fit
+from scaling.report.document import write_report
+from scaling.runs.table import load_runs
+from scaling.study.prediction import predict
 
 SECTIONS = (
     "## Data",
@@ -236,7 +236,7 @@ def test_a_figure_the_data_cannot_support_is_left_out_with_its_reason(tmp_path):
 
 
 def test_a_bug_in_a_figure_is_raised_not_reported_as_not_drawn(tmp_path, monkeypatch):
-    from scaling import plots
+    from scaling.report import figures as plots
 
     def broken(*args, **kwargs):
         raise ValueError("a bug in the figure code")

@@ -9,7 +9,7 @@ import pytest
 from helpers import CHINCHILLA_CSV, write_run
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.runs import collect_runs, compute_frontier, load_runs, parse_column_map, read_metrics
+from scaling.runs.table import collect_runs, compute_frontier, load_runs, parse_column_map, read_metrics
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_compute_frontier():
 
 
 def test_series_groups_are_the_runs_sharing_a_value_within_one_percent():
-    from scaling.runs import series_groups
+    from scaling.runs.table import series_groups
 
     table = pd.DataFrame({"N": [1e7, 2e7, 4e7, 1e7, 3e7], "D": [1e9, 1.005e9, 0.998e9, 5e9, 9e9]})
     groups = series_groups(table, by="D", across="N")  # one budget (within 1 %) over three sizes

@@ -21,10 +21,10 @@ import pytest
 import torch
 from helpers import BIN, REPO
 
-from scaling.config import compose_run_config
 from scaling.errors import UsageError
-from scaling.runs import collect_runs
-from scaling.train import train
+from scaling.runs.table import collect_runs
+from scaling.training.config import compose_run_config
+from scaling.training.trainer import train
 
 PACKAGES = ("scaling", "hydra_plugins", "bench", "analysis")
 PICKLERS = ("pickle", "cPickle", "dill", "marshal", "shelve")

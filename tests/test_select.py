@@ -11,12 +11,12 @@ import pytest
 
 from scaling.cli import main
 from scaling.errors import UsageError
-from scaling.fitting import fit, load_fit, save_fit
-from scaling.intervals import loss_intervals
-from scaling.laws import get_law
-from scaling.prediction import predict
-from scaling.select import CandidateScore, choose_law, clearly_better, fit_auto, rolling_cutoffs
+from scaling.fitting.intervals import loss_intervals
+from scaling.fitting.laws import get_law
+from scaling.fitting.procedure import fit, load_fit, save_fit
+from scaling.fitting.select import CandidateScore, choose_law, clearly_better, fit_auto, rolling_cutoffs
 from scaling.shapes import PRESETS, n_params, n_params_total
+from scaling.study.prediction import predict
 
 TRUE = {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.33, "beta": 0.30}
 SIGMA = 0.01  # run-to-run noise of log(loss)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import BIN, SLURM, TINY_JOB, check_snapshot, final_states, finish, job_ids, launch, wait_for
 
-from scaling.runs import collect_runs
+from scaling.runs.table import collect_runs
 
 pytestmark = pytest.mark.slurm
 

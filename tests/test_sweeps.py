@@ -17,9 +17,9 @@ from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from scaling.config import MAX_DIRNAME, plan_run, register_resolvers, run_dirname
 from scaling.errors import UsageError
-from scaling.sweep import (
+from scaling.training.config import MAX_DIRNAME, plan_run, register_resolvers, run_dirname
+from scaling.training.sweep import (
     PlannedRun,
     RunOutcome,
     SweepSummary,

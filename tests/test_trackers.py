@@ -18,8 +18,8 @@ import pytest
 from helpers import BIN
 
 from scaling.cli import main
-from scaling.runs import collect, curve_of, load_runs
-from scaling.sources import detect
+from scaling.runs.table import collect, curve_of, load_runs
+from scaling.runs.trackers import detect
 
 # A law the logged runs follow, so that a fit of the collected table can be checked.
 E, A, B, ALPHA, BETA = 1.8, 400.0, 2000.0, 0.34, 0.36

@@ -13,11 +13,11 @@ import torch
 from helpers import BIN, REPO
 from omegaconf import OmegaConf
 
-from scaling.config import compose_run_config, plan_run
 from scaling.errors import UsageError
 from scaling.io import read_jsonl
 from scaling.shapes import PRESETS, n_params
-from scaling.train import RunState, Runtime, build, train, train_step
+from scaling.training.config import compose_run_config, plan_run
+from scaling.training.trainer import RunState, Runtime, build, train, train_step
 
 # A tiny run that takes a few seconds on one thread; one thread keeps it deterministic and quick on a
 # shared machine.

@@ -1,7 +1,7 @@
 """Hydra plugins of the `scaling` toolkit (Hydra loads plugins only from the `hydra_plugins` namespace).
 
 - `sweeper.ScalingSweeper` (`hydra/sweeper=scaling`): checks the whole sweep before launch, skips finished
-  runs, ends with a summary; the logic is in `scaling.sweep`.
+  runs, ends with a summary; the logic is in `scaling.training.sweep`.
 - `slurm.ScalingSlurmLauncher` (`hydra/launcher=slurm`): hydra-submitit-launcher's SLURM launcher that
   reports a cancelled or killed job instead of failing the whole sweep, and gives a multi-GPU run one task
   per GPU (DDP).

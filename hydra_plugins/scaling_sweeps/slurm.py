@@ -8,7 +8,8 @@ Differences from the upstream launcher:
 - a job array that sbatch refuses (resources the cluster lacks) is a UsageError: one `error:` line.
 
 Preemption and time-outs: submitit signals the job with USR2 (on preemption, and `signal_delay_s`
-before the time limit); `scaling.sweep.interruptible` lets the trainer checkpoint at a step boundary, then
+before the time limit); `scaling.training.sweep.interruptible` lets the trainer checkpoint at a step
+boundary, then
 submitit's checkpoint (this launcher's `checkpoint`, inherited: resubmit the same job) requeues it.
 """
 
@@ -27,7 +28,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLaunche
 from omegaconf import OmegaConf
 
 from scaling.errors import UsageError
-from scaling.sweep import one_line
+from scaling.training.sweep import one_line
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,7 @@
 """`hydra/sweeper=scaling`: Hydra's basic sweeper (same grid expansion), made safe to relaunch.
 
-Before launch it composes and checks every point (`scaling.sweep.plan_sweep`), including the config saved
+Before launch it composes and checks every point (`scaling.training.sweep.plan_sweep`), including the config
+saved
 in each run's folder, and, for SLURM, that the cluster answers; it launches only the runs that are not
 finished yet, and ends with a summary, after Ctrl-C too.
 """
@@ -19,10 +20,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
-from scaling import sweep as sw
-from scaling.config import plan_run
 from scaling.errors import UsageError
 from scaling.reference import training_flops
+from scaling.training import sweep as sw
+from scaling.training.config import plan_run
 
 log = logging.getLogger(__name__)
 

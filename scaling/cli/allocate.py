@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from scaling.cli.common import add_input_options, add_isoflop_options, load_input, write_json
-from scaling.laws import LAW_NAMES
+from scaling.fitting.laws import LAW_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.allocation import allocate
-    from scaling.fitting import load_fit
+    from scaling.fitting.procedure import load_fit
+    from scaling.study.allocation import allocate
     from scaling.units import parse_quantity
 
     budgets = None

@@ -77,7 +77,7 @@ def add_params_column_option(p: argparse.ArgumentParser) -> None:
 
 def source_options(args: argparse.Namespace) -> dict[str, Any]:
     """load_runs' keyword arguments from the source options."""
-    from scaling.runs import parse_column_map
+    from scaling.runs.table import parse_column_map
 
     return {
         "column_map": parse_column_map(args.column_map),
@@ -87,8 +87,8 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_input(args: argparse.Namespace):
-    """The run table of INPUT, as `scaling.runs.load_runs` validates it."""
-    from scaling.runs import load_runs
+    """The run table of INPUT, as `scaling.runs.table.load_runs` validates it."""
+    from scaling.runs.table import load_runs
 
     return load_runs(args.input, drop_top_loss=args.drop_top_loss, **source_options(args))
 

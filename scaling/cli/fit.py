@@ -8,9 +8,10 @@ import math
 from scaling.cli.common import add_input_options, add_params_column_option, load_input, write_json
 from scaling.defaults import HUBER_DELTA, METHODS
 from scaling.errors import UsageError
-from scaling.laws import LAW_NAMES
+from scaling.fitting.laws import LAW_NAMES
 
-LAW_CHOICES = (*LAW_NAMES, "auto")  # auto: the law with the lowest rolling-backtest error (scaling.select)
+# auto: the law with the lowest rolling-backtest error (scaling.fitting.select)
+LAW_CHOICES = (*LAW_NAMES, "auto")
 
 
 def parse_params(text: str) -> dict[str, float]:
@@ -30,7 +31,7 @@ def parse_params(text: str) -> dict[str, float]:
 
 def base_law_params(path: str) -> dict[str, float]:
     """The parameters of a chinchilla_tied fit JSON, the base law of a two-stage data_constrained fit."""
-    from scaling.fitting import load_fit
+    from scaling.fitting.procedure import load_fit
 
     base = load_fit(path)
     if base.law != "chinchilla_tied":
@@ -113,8 +114,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fitting import AUTO, backtest, fit, likelihood_ratio_test, use_params_column
-    from scaling.select import describe_selection, fit_auto
+    from scaling.fitting.procedure import AUTO, backtest, fit, likelihood_ratio_test, use_params_column
+    from scaling.fitting.select import describe_selection, fit_auto
 
     test_params = parse_params(args.params) if args.params else None
     table = load_input(args)

@@ -91,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from scaling.errors import UsageError
     from scaling.io import atomic_write_text
-    from scaling.planning import check_writable, plan, sweep_name_of
+    from scaling.study.planning import check_writable, plan, sweep_name_of
 
     name = sweep_name_of(args.out)
     check_writable(args.out, "--out")
@@ -103,12 +103,12 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.figure, "--figure")
     prior = None
     if args.prior:
-        from scaling.fitting import load_fit
+        from scaling.fitting.procedure import load_fit
 
         prior = load_fit(args.prior)
     runs_so_far = None
     if args.runs_so_far:
-        from scaling.runs import load_runs, parse_column_map
+        from scaling.runs.table import load_runs, parse_column_map
 
         runs_so_far = load_runs(args.runs_so_far, parse_column_map(args.column_map))
     result = plan(
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     )
     figure = None
     if args.figure:  # drawn before anything is written: a failure leaves no partial output
-        from scaling.plots import plot_plan
+        from scaling.report.figures import plot_plan
 
         figure = plot_plan(result)
     print(result.describe())
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     wrote(args.out)
     write_json(args.json, result.to_json())
     if figure is not None:
-        from scaling.plots import save_figure
+        from scaling.report.figures import save_figure
 
         save_figure(figure, args.figure.removesuffix(".png"))
         wrote(args.figure, " and its PDF")

@@ -35,13 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fitting import load_fit
-    from scaling.prediction import fitted_range, predict
+    from scaling.fitting.procedure import load_fit
+    from scaling.study.prediction import fitted_range, predict
 
     fit_result = load_fit(args.fit_json)
     data_range = None  # the fit's own range (`scaling fit` records it) unless --data says otherwise
     if args.data:
-        from scaling.runs import load_runs, parse_column_map
+        from scaling.runs.table import load_runs, parse_column_map
 
         data_range = fitted_range(load_runs(args.data, parse_column_map(args.column_map)))
     result = predict(

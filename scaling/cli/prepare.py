@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.data import prepare_text
+from scaling.training.data import prepare_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

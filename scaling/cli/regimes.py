@@ -7,7 +7,7 @@ import math
 
 from scaling.cli.common import add_input_options, load_input, write_json
 
-# Thresholds fields -> (flag, help); defaults come from scaling.regimes.Thresholds.
+# Thresholds fields -> (flag, help); defaults come from scaling.study.regimes.Thresholds.
 _THRESHOLD_FLAGS = {
     "band": ("--band", "law view: balanced when D is within this factor of D_opt(C) (default sqrt(10))"),
     "kaplan_penalty": ("--kaplan-penalty", "kaplan_nd fits: overfitting when L(N,D)/L(N,inf) - 1 exceeds "
@@ -43,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fitting import load_fit
-    from scaling.regimes import Thresholds, classify, fit_if_possible, to_json
+    from scaling.fitting.procedure import load_fit
+    from scaling.study.regimes import Thresholds, classify, fit_if_possible, to_json
 
     chosen = {field: getattr(args, field) for field in _THRESHOLD_FLAGS if getattr(args, field) is not None}
     thresholds = Thresholds(**chosen)

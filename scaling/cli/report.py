@@ -55,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.report import write_report
+    from scaling.report.document import write_report
 
     options = {
         **source_options(args),

@@ -33,7 +33,7 @@ def _cell(value, fmt) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.io import atomic_write_text
-    from scaling.runs import collect
+    from scaling.runs.table import collect
     from scaling.units import format_quantity
 
     table = collect(args.input, **source_options(args))

@@ -2,7 +2,7 @@
 
 Every function takes the public results (a run table, a `FitResult`, an `Allocation`, a `Backtest`, the
 regime labels, learning curves) and draws with the shared style (`STYLE`, applied by `styled`), so a user
-can restyle or combine them; `scaling.report` only composes them. Figures are built on
+can restyle or combine them; `scaling.report.document` only composes them. Figures are built on
 `matplotlib.figure.Figure` directly, never through pyplot, so no GUI backend is touched (saving uses Agg).
 
 Conventions: log axes for N (non-embedding parameters), D (tokens) and C (FLOPs); loss in nats/token;
@@ -27,10 +27,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from scaling.allocation import isoflop_groups
 from scaling.errors import FigureNotSupported
-from scaling.laws import get_law
-from scaling.optimal import ComputeOptimal
+from scaling.fitting.laws import get_law
+from scaling.fitting.optimal import ComputeOptimal
 from scaling.reference import (
     GPT3_175B,
     REFERENCE_MODELS,
@@ -38,8 +37,9 @@ from scaling.reference import (
     tokens_for_compute,
     training_flops,
 )
-from scaling.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds
-from scaling.runs import compute_frontier, series_groups
+from scaling.runs.table import compute_frontier, series_groups
+from scaling.study.allocation import isoflop_groups
+from scaling.study.regimes import BALANCED, OVERFITTING, UNDERFITTING, Thresholds
 from scaling.units import format_quantity, sci
 
 STYLE: dict[str, Any] = {
@@ -204,7 +204,8 @@ def plot_loss_vs_compute(
     compute-optimal L(C) with its 95 % bootstrap band, extended to `budget` (C FLOPs, label).
 
     table: run table (N params, D tokens, C FLOPs, loss nats/token). fit_result: a FitResult of a law in N
-    and D (L(C) at the Approach-3 allocation) or of kaplan_c. predictions: `scaling.prediction.Prediction`s
+    and D (L(C) at the Approach-3 allocation) or of kaplan_c. predictions:
+    `scaling.study.prediction.Prediction`s
     to mark, with their loss intervals (e.g. GPT-3 175B at 300B tokens).
     """
     fig, (ax,) = new_figure(width=7.2, height=4.4)
@@ -354,7 +355,7 @@ def plot_nd_plane(
 ) -> Figure:
     """The (N, D) plane: contours of the fitted L(N, D) (nats/token), the compute-optimal allocation,
     iso-compute lines (FLOPs), the overfitting / underfitting regions (D more than `band` times below /
-    above D_opt(C), as `scaling.regimes` labels them), the runs (by regime, when `regimes` gives a
+    above D_opt(C), as `scaling.study.regimes` labels them), the runs (by regime, when `regimes` gives a
     `regime` per row of `table`) and landmark models."""
     law = get_law(fit_result.law)
     if law.inputs[:2] != ("N", "D"):
@@ -600,8 +601,8 @@ def plot_training_curves(
     legend), one panel per IsoFLOP budget when the runs form such budgets, with the overfitting onset
     (where `regimes` gives `onset_tokens`) marked.
 
-    curves: run folder -> its metrics (columns tokens, val_loss), e.g. from `scaling.runs.read_metrics`.
-    table: run table with columns run, N (and C for the panels). regimes: `scaling.regimes.classify`
+    curves: run folder -> its metrics (columns tokens, val_loss), e.g. from `scaling.runs.table.read_metrics`.
+    table: run table with columns run, N (and C for the panels). regimes: `scaling.study.regimes.classify`
     output for `table`.
     """
     sizes = dict(zip(table["run"].astype(str), table["N"].astype(float), strict=True))
@@ -672,7 +673,7 @@ def plot_isoflop_profiles(allocation: Any) -> Figure:
     minimum N_opt(C). A budget left out (lowest loss at the edge of the sizes tried) has hollow points
     and no fit.
 
-    allocation: `scaling.allocation.Allocation` of approach 2 (its `profiles`)."""
+    allocation: `scaling.study.allocation.Allocation` of approach 2 (its `profiles`)."""
     profiles = sorted(allocation.profiles, key=lambda p: p.C)
     if not profiles:
         raise FigureNotSupported("the allocation has no IsoFLOP profiles (Approach 2 only)")
@@ -739,7 +740,7 @@ def plot_allocation(allocations: Sequence[Any], *, extend_to: float | None = GPT
     """N_opt(C) (params) and D_opt(C) (tokens) against C (FLOPs) from each approach, with 95 % bootstrap
     bands, the points each power law went through, and GPT-3 175B and Chinchilla 70B for scale.
 
-    allocations: `scaling.allocation.Allocation`s (one per approach)."""
+    allocations: `scaling.study.allocation.Allocation`s (one per approach)."""
     if not allocations:
         raise FigureNotSupported("no allocations to draw")
     fig, axes = new_figure(ncols=2, width=9.0, height=4.2)
@@ -830,7 +831,7 @@ def plot_backtest(result: Any, table: pd.DataFrame | None = None) -> Figure:
     observed loss (nats/token), and the relative error against compute (FLOPs); the fitted runs in grey
     when `table` (the full run table) is given.
 
-    result: `scaling.fitting.Backtest`."""
+    result: `scaling.fitting.procedure.Backtest`."""
     held = result.runs
     fig, axes = new_figure(ncols=2, width=9.6, height=4.3)
     norm = size_norm(held["N"])
@@ -903,7 +904,7 @@ def plot_plan(plan: Any) -> Figure:
     of the same compute it was compared with, runs already trained, the target, the prior's
     compute-optimal line and iso-compute lines (FLOPs), the single-run budget among them.
 
-    plan: `scaling.planning.Plan`."""
+    plan: `scaling.study.planning.Plan`."""
     runs = pd.DataFrame([{"N": r.N, "D": r.D} for r in plan.runs])
     points = runs.groupby(["N", "D"]).size().reset_index(name="count")
     iso = np.array(plan.isoflop_runs)

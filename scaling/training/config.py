@@ -189,7 +189,7 @@ def train_setting(train: DictConfig, key: str) -> Any:
 @functools.lru_cache(maxsize=16)
 def _data_meta(name: str, synthetic_items: tuple) -> dict[str, Any]:
     # imported here: Hydra's plugin discovery imports this module (through the sweeper) for every app
-    from scaling.data import load_data
+    from scaling.training.data import load_data
 
     return dict(load_data(name, dict(synthetic_items)).meta)
 

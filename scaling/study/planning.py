@@ -3,7 +3,8 @@
 Optimal experimental design (c-optimality) for one number, the log-loss a law predicts at the target
 (N_t params, D_t tokens). A fit of log-losses with run-to-run noise sigma (relative, 1 % by default) has,
 to first order, the covariance sigma^2 M^-1 with the Fisher information M = sum_runs J J^T (J: the law's
-Jacobian of log-loss in its parameters theta, analytic in `scaling.laws`), so the predicted log-loss at the
+Jacobian of log-loss in its parameters theta, analytic in `scaling.fitting.laws`), so the predicted log-loss
+at the
 target has the variance
 
     Var = sigma^2 g^T M^-1 g,     g = d log L(N_t, D_t) / d theta.
@@ -38,13 +39,13 @@ from scipy import optimize
 from scaling import hardware
 from scaling.defaults import PLAN_DEFAULTS
 from scaling.errors import ScalingWarning, UsageError
-from scaling.laws import Inputs, Law, get_law
-from scaling.optimal import ComputeOptimal
-from scaling.prediction import resolve_params
+from scaling.fitting.laws import Inputs, Law, get_law
+from scaling.fitting.optimal import ComputeOptimal
 from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
 from scaling.reference import tokens_for_compute, training_flops
-from scaling.runs import load_runs
+from scaling.runs.table import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
+from scaling.study.prediction import resolve_params
 from scaling.units import format_quantity, parse_quantity
 
 # Candidate runs stay where scaling laws are fitted: 1 to 1000 tokens per parameter. Hoffmann et al.'s runs

@@ -1,5 +1,6 @@
 """Extrapolation: the loss a fitted law predicts at any N, D (or C, or the compute-optimal point), with its
-95 % intervals (of the mean law and of one run's loss, `scaling.intervals`), and the budget of that run
+95 % intervals (of the mean law and of one run's loss, `scaling.fitting.intervals`), and the budget of that
+run
 (FLOPs, PF-days, GPU-days, memory).
 
 Units: N non-embedding parameters, D tokens, C = 6 N D FLOPs, loss nats/token, memory decimal GB.
@@ -8,7 +9,8 @@ A fit on all parameters (`params_column="N_total"`) is evaluated at the target's
 from its shape (the preset, else the GPT-3-like shape `shape_for_params` picks, vocabulary 50257, context
 2048: N_total = N + (vocab + context) d_model).
 
-"Compute-optimal" uses the fit's Approach-3 closed form N_opt(C) = G (C/6)^a (`scaling.optimal`): for a
+"Compute-optimal" uses the fit's Approach-3 closed form N_opt(C) = G (C/6)^a (`scaling.fitting.optimal`): for
+a
 given C it is (N_opt(C), C / (6 N_opt)); for a given N it is the D that makes N optimal,
 D_opt(N) = (N/G)^(1/a) / N.
 """
@@ -26,12 +28,12 @@ import pandas as pd
 
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
-from scaling.intervals import loss_intervals
-from scaling.laws import get_law
-from scaling.optimal import ComputeOptimal
+from scaling.fitting.intervals import loss_intervals
+from scaling.fitting.laws import get_law
+from scaling.fitting.optimal import ComputeOptimal
 from scaling.reference import tokens_for_compute, training_flops
-from scaling.regimes import Thresholds, law_loss, law_regime
 from scaling.shapes import GPT3_CONTEXT_AND_VOCAB, PRESETS, Shape, n_params, n_params_total, shape_for_params
+from scaling.study.regimes import Thresholds, law_loss, law_regime
 from scaling.units import format_quantity, parse_quantity
 
 # Beyond these a request is not an extrapolation but a typo: ~5,000x GPT-3's size, ~100x all public text.

@@ -1,13 +1,14 @@
 """The one-command report: fit, allocate, label regimes, backtest, predict GPT-3 175B, draw, write.
 
-`write_report(INPUT, OUT)` composes the public API (`scaling.runs`, `scaling.fitting`, `scaling.allocation`,
-`scaling.regimes`, `scaling.prediction`) and the figures of `scaling.plots` into OUT:
+`write_report(INPUT, OUT)` composes the public API (`scaling.runs.table`, `scaling.fitting.procedure`,
+`scaling.study.allocation`,
+`scaling.study.regimes`, `scaling.study.prediction`) and the figures of `scaling.report.figures` into OUT:
 
     OUT/report.md        data summary, fitted parameters with 95 % intervals, compute-optimal exponents by
                          approach, regimes, the GPT-3 175B prediction with its budget, the backtest error,
                          links to the figures
     OUT/figures/*.png    every figure the data supports (PNG at `dpi`, and the same as PDF)
-    OUT/fit.json         the fit (`scaling.fitting.load_fit` reads it back)
+    OUT/fit.json         the fit (`scaling.fitting.procedure.load_fit` reads it back)
     OUT/runs.csv         the run table the report is about; OUT/regimes.csv the label of every run
 
 The whole folder is built beside OUT and swapped in at the end, so a re-run replaces the previous report
@@ -35,19 +36,29 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling import __version__, plots
-from scaling.allocation import DEFAULT_WINDOW, Allocation, allocate, check_profile_options
+from scaling import __version__
 from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
-from scaling.fitting import AUTO, HOLDOUT_TOP, Backtest, FitResult, backtest, fit, save_fit, use_params_column
+from scaling.fitting.laws import get_law
+from scaling.fitting.procedure import (
+    AUTO,
+    HOLDOUT_TOP,
+    Backtest,
+    FitResult,
+    backtest,
+    fit,
+    save_fit,
+    use_params_column,
+)
+from scaling.fitting.select import MIN_FOLDS, CandidateScore, fit_auto, rolling_cutoffs, score_candidate
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
-from scaling.laws import get_law
-from scaling.prediction import Prediction, fitted_range, predict
 from scaling.reference import GPT3_175B
-from scaling.regimes import Thresholds, classify
-from scaling.runs import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs, series_groups
-from scaling.select import MIN_FOLDS, CandidateScore, fit_auto, rolling_cutoffs, score_candidate
+from scaling.report import figures as plots
+from scaling.runs.table import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs, series_groups
+from scaling.runs.trackers import detect
 from scaling.shapes import PRESETS
-from scaling.sources import detect
+from scaling.study.allocation import DEFAULT_WINDOW, Allocation, allocate, check_profile_options
+from scaling.study.prediction import Prediction, fitted_range, predict
+from scaling.study.regimes import Thresholds, classify
 from scaling.units import format_quantity, sci
 
 # the two predictions of a model of GPT-3 175B's size and shape
@@ -593,7 +604,7 @@ def analyse(
     predictions);
     holdout_top: fraction of the runs (by compute) the backtest holds out; isoflop_tolerance: relative
     compute difference of the runs of one IsoFLOP profile; profile_fit, window: how Approach 2 fits each
-    profile (`scaling.allocation.allocate`). UsageError when the runs cannot
+    profile (`scaling.study.allocation.allocate`). UsageError when the runs cannot
     be fitted at all; parts the data do not support are left out with the reason in `skipped`."""
     # A bad option is the user's to fix: fail now rather than skip the part it belongs to.
     if not 0 < holdout_top < 1:

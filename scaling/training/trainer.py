@@ -4,7 +4,7 @@
 returned as is; one with a checkpoint resumes from it and ends exactly as an uninterrupted run would
 (same seed, same device: bitwise on CPU), since the data order is a function of the step, and the
 model, optimizer and RNG states come back from the checkpoint. One process writes a run folder at a time:
-the run holds its lock (`scaling.lock`) from before it reads the summary to its end.
+the run holds its lock (`scaling.training.lock`) from before it reads the summary to its end.
 
 AdamW (decay on matrices only), linear warmup, cosine decay to 10 % of the peak over exactly the run's
 token budget, gradient clipping, evaluation on held-out data at even intervals and at the end, NaN/inf
@@ -35,7 +35,13 @@ import torch.distributed as dist
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from scaling.config import (
+from scaling.errors import UsageError
+from scaling.hardware import accelerator_for_device
+from scaling.io import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
+from scaling.reference import training_flops
+from scaling.shapes import Shape, model_flops_per_token, n_params_total
+from scaling.tracking import flatten
+from scaling.training.config import (
     RunPlan,
     identity_hash,
     plan_run,
@@ -44,16 +50,10 @@ from scaling.config import (
     synthetic_params,
     train_setting,
 )
-from scaling.data import TokenData, WindowSampler, eval_starts, gather, load_data
-from scaling.errors import UsageError
-from scaling.hardware import accelerator_for_device
-from scaling.io import append_jsonl, atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl
-from scaling.lock import Holder, hold_run_folder
-from scaling.loggers import Trackers, check_loggers
-from scaling.model import GPT, param_groups
-from scaling.reference import training_flops
-from scaling.shapes import Shape, model_flops_per_token, n_params_total
-from scaling.tracking import flatten
+from scaling.training.data import TokenData, WindowSampler, eval_starts, gather, load_data
+from scaling.training.lock import Holder, hold_run_folder
+from scaling.training.loggers import Trackers, check_loggers
+from scaling.training.model import GPT, param_groups
 
 CHECKPOINT = "ckpt.pt"
 FINISHED = ("completed", "diverged")
@@ -305,7 +305,8 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, stop: threading.Event | N
         The run's config (keys in `sweeps/config.yaml`).
     run_dir : path
         The run folder; created if needed. Completed or diverged runs are returned untouched;
-        interrupted ones resume from `ckpt.pt`. One process writes it at a time (`scaling.lock`): a second
+        interrupted ones resume from `ckpt.pt`. One process writes it at a time (`scaling.training.lock`): a
+        second
         launch of the same run waits for the first to end, then resumes it or returns its result.
     stop : threading.Event, optional
         When set (e.g. by a SIGINT, SIGTERM or SIGUSR2 handler), the run checkpoints at the next step

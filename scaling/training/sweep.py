@@ -14,7 +14,7 @@ What a sweep does, on any launcher (`basic`, `local`, `slurm`):
    and time-out signal) and SIGTERM into a stop request: the trainer checkpoints at the next step
    boundary and marks the run `interrupted`; under submitit the job then checkpoints itself and requeues,
    and the requeued job resumes from that step. A second launch of a run waits for the first
-   (`scaling.lock`), so a sweep launched twice trains each run once.
+   (`scaling.training.lock`), so a sweep launched twice trains each run once.
 4. End with a summary (`SweepSummary`): completed / diverged / failed / cancelled / interrupted runs with
    their folders, also written to `sweep_summary.json` in the sweep folder, after Ctrl-C too.
 
@@ -39,10 +39,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from scaling.config import plan_run, register_resolvers, resolved_config, run_folder_changes
 from scaling.errors import UsageError
 from scaling.io import atomic_write_json
-from scaling.lock import is_locked
+from scaling.training.config import plan_run, register_resolvers, resolved_config, run_folder_changes
+from scaling.training.lock import is_locked
 
 FINISHED = ("completed", "diverged")
 OUTCOMES = ("completed", "diverged", "failed", "cancelled", "interrupted", "running", "pending")

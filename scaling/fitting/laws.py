@@ -123,7 +123,7 @@ class Law:
     log_params: frozenset[str] = frozenset()
     bounds: Mapping[str, tuple[float, float]] = {}  # on theta, for each parameter name
     units: Mapping[str, str] = {}  # what each parameter is measured in, for printing
-    # how `scaling.fitting.fit` may fit it, the default first: "joint" fits every parameter at once
+    # how `scaling.fitting.procedure.fit` may fit it, the default first: "joint" fits every parameter at once
     procedures: tuple[str, ...] = ("joint",)
 
     # ---- public -----------------------------------------------------------------------------------

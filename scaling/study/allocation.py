@@ -1,7 +1,7 @@
 """Compute-optimal allocation: how to split a FLOP budget C between parameters N and tokens D.
 
 The three approaches of Hoffmann et al. 2022, each giving N_opt = G (C/6)^a params and
-D_opt = C / (6 N_opt) tokens (`scaling.optimal.ComputeOptimal`; b and G_D of D_opt = G_D (C/6)^b are
+D_opt = C / (6 N_opt) tokens (`scaling.fitting.optimal.ComputeOptimal`; b and G_D of D_opt = G_D (C/6)^b are
 reported as fitted, and equal 1 - a and 1/G: exactly for Approach 3, to rounding for 1 and 2, whose
 points all have C = 6 N D):
 
@@ -36,9 +36,9 @@ from scipy.interpolate import Akima1DInterpolator
 
 from scaling.defaults import DEFAULT_WINDOW, PROFILE_FITS
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import FitResult, fit, interval_dict, single_threaded_blas
-from scaling.laws import get_law
-from scaling.optimal import ComputeOptimal
+from scaling.fitting.laws import get_law
+from scaling.fitting.optimal import ComputeOptimal
+from scaling.fitting.procedure import FitResult, fit, interval_dict, single_threaded_blas
 from scaling.reference import (
     CHINCHILLA_70B,
     CHINCHILLA_BUDGET,
@@ -46,7 +46,7 @@ from scaling.reference import (
     GPT3_175B,
     tokens_for_compute,
 )
-from scaling.runs import ISOFLOP_TOLERANCE, compute_frontier, curve_of, load_runs, value_groups
+from scaling.runs.table import ISOFLOP_TOLERANCE, compute_frontier, curve_of, load_runs, value_groups
 from scaling.units import format_quantity
 
 MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola

@@ -21,9 +21,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from scaling.config import CONFIG_DIR, plan_run, register_resolvers
 from scaling.errors import UsageError
-from scaling.sweep import Interrupted, catch_ctrl_c, interruptible, one_line, sweep_stopped
+from scaling.training.config import CONFIG_DIR, plan_run, register_resolvers
+from scaling.training.sweep import Interrupted, catch_ctrl_c, interruptible, one_line, sweep_stopped
 
 MAX_ARGUMENT = 4096  # characters: PATH_MAX, longer than any override a user types
 OWN_CONFIGS = "configs of your own: --config-dir DIR with DIR/sweep/NAME.yaml, DIR/model/NAME.yaml"
@@ -32,7 +32,7 @@ OWN_CONFIGS = "configs of your own: --config-dir DIR with DIR/sweep/NAME.yaml, D
 def run(cfg: DictConfig) -> dict:
     """Train the run of `cfg` in the current Hydra job's output folder and return its summary."""
     plan_run(cfg)  # bad input fails here, quickly: torch is imported only once a run really starts
-    from scaling.train import train
+    from scaling.training.trainer import train
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN

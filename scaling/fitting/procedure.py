@@ -33,16 +33,26 @@ from threadpoolctl import threadpool_limits
 
 from scaling.defaults import HOLDOUT_TOP, HUBER_DELTA, METHODS
 from scaling.errors import ScalingWarning, UsageError
-from scaling.intervals import noise_sigma
+from scaling.fitting.intervals import noise_sigma
+from scaling.fitting.laws import (
+    CHUNK_ELEMENTS,
+    Frozen,
+    Inputs,
+    Law,
+    chunks,
+    get_law,
+    weighted_gram,
+    weighted_sum,
+)
 from scaling.io import atomic_write_json
-from scaling.laws import CHUNK_ELEMENTS, Frozen, Inputs, Law, chunks, get_law, weighted_gram, weighted_sum
-from scaling.runs import compute_frontier, load_runs
+from scaling.runs.table import compute_frontier, load_runs
 
 # A global search on more runs than this gains nothing a random sample of them does not find (a law has
 # at most 7 parameters); the optimum itself is always that of every run. Chinchilla's table has 245 runs.
 SEARCH_ROWS = 10_000
 LOSSES = ("huber", "squared")
-AUTO = "auto"  # `--law auto`: the law with the lowest rolling-backtest error (scaling.select.fit_auto)
+# `--law auto`: the law with the lowest rolling-backtest error (scaling.fitting.select.fit_auto)
+AUTO = "auto"
 PARAMS_COLUMNS = ("N", "N_total")  # which parameter count feeds the law: non-embedding or all parameters
 CI_LEVEL = 0.95
 FORMAT = "scaling.fit/1"
@@ -123,7 +133,8 @@ class FitResult:
     data_range: dict[str, tuple[float, float]] | None = None  # {"N": (min, max), "D": ..., "C": ...} fitted
     procedure: str = "joint"  # one of the law's `procedures`; "two_stage" for data_constrained's default
     stages: tuple[FitStage, ...] = ()  # what each stage fitted on which runs (staged procedures only)
-    noise_sigma: float | None = None  # run-to-run noise of log(loss), from the residuals (scaling.intervals)
+    # run-to-run noise of log(loss), from the residuals (scaling.fitting.intervals)
+    noise_sigma: float | None = None
     params_column: str = "N"  # the parameter count the law reads: "N" (non-embedding) or "N_total"
     selection: dict[str, Any] | None = None  # from `select.fit_auto`: the rolling backtest behind the choice
 
@@ -536,9 +547,10 @@ def fit(
 
     Parameters
     ----------
-    table : DataFrame or path accepted by `scaling.runs.load_runs`.
-    law : one of `scaling.laws.LAW_NAMES`. To let a rolling backtest choose the law (`--law auto`), call
-        `scaling.select.fit_auto`: the choice is built of fits, so it sits above this function.
+    table : DataFrame or path accepted by `scaling.runs.table.load_runs`.
+    law : one of `scaling.fitting.laws.LAW_NAMES`. To let a rolling backtest choose the law (`--law auto`),
+    call
+        `scaling.fitting.select.fit_auto`: the choice is built of fits, so it sits above this function.
     bootstrap : number of resamples (with replacement, of runs) for 95 % intervals; 0 for none.
     seed : seeds the resampling.
     loss : "huber" (Chinchilla's, with `delta` on log residuals) or "squared" (0.5 r^2).
@@ -569,7 +581,7 @@ def fit(
     if law == AUTO:
         raise UsageError(
             'law "auto" is a choice among laws by rolling backtest, made of fits: call '
-            "scaling.select.fit_auto(table, ...) (what `scaling fit --law auto` runs)"
+            "scaling.fitting.select.fit_auto(table, ...) (what `scaling fit --law auto` runs)"
         )
     law_obj = get_law(law)
     procedure = law_obj.procedures[0] if procedure is None else procedure

@@ -1,4 +1,4 @@
-"""`make demo` (`python -m scaling.demo`): train the demo sweep on this machine, then write its report.
+"""`make demo` (`python -m scaling.cli.demo`): train the demo sweep on this machine, then write its report.
 
 1. `scaling-train -m +sweep=demo hydra/launcher=local` trains the IsoFLOP sweep of tiny GPTs of
    `sweeps/sweep/demo.yaml` on the known-entropy synthetic source, runs in parallel over the cores, into
@@ -33,12 +33,12 @@ CHINCHILLA_SCRIPT = Path(__file__).resolve().parents[1] / "analysis" / "chinchil
 def train_command(runs: Path, extra: list[str]) -> list[str]:
     """The sweep's command line: the venv's `scaling-train` beside this Python, or the module if absent."""
     script = Path(sys.executable).with_name("scaling-train")
-    head = [str(script)] if script.exists() else [sys.executable, "-m", "scaling.app"]
+    head = [str(script)] if script.exists() else [sys.executable, "-m", "scaling.training.app"]
     return [*head, "-m", "+sweep=demo", "hydra/launcher=local", f"hydra.sweep.dir={runs}", *extra]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scaling.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m scaling.cli.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=RUNS, help="sweep folder (default %(default)s)")
     parser.add_argument("--out", type=Path, default=REPORT, help="report folder (default %(default)s)")
     parser.add_argument("--chinchilla-out", type=Path, default=CHINCHILLA_REPORT,

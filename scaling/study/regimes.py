@@ -39,11 +39,11 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import FitResult, fit
-from scaling.laws import get_law
-from scaling.optimal import ComputeOptimal
+from scaling.fitting.laws import get_law
+from scaling.fitting.optimal import ComputeOptimal
+from scaling.fitting.procedure import FitResult, fit
 from scaling.reference import training_flops
-from scaling.runs import curve_of
+from scaling.runs.table import curve_of
 
 OVERFITTING = "overfitting"
 UNDERFITTING = "underfitting"

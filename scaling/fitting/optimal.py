@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from scaling.laws import get_law
+from scaling.fitting.laws import get_law
 from scaling.reference import FLOPS_PER_PARAM_TOKEN, tokens_for_compute
 
 

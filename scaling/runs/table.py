@@ -29,7 +29,7 @@ from scaling.defaults import ISOFLOP_TOLERANCE
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import read_jsonl
 from scaling.reference import params_for_compute, tokens_for_compute, training_flops
-from scaling.sources import CURVES, apply_default_keys, detect, read_tracker
+from scaling.runs.trackers import CURVES, apply_default_keys, detect, read_tracker
 from scaling.tracking import flatten
 
 NUMERIC = ("N", "D", "C", "loss", "U", "N_total")  # N_total: all parameters, embeddings included
@@ -56,7 +56,7 @@ SUMMARY_COLUMNS = {
 CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml as e.g. `train.lr`
 # Tokens per parameter outside this range almost always mean a unit slip (D in billions, N in millions).
 PLAUSIBLE_TOKENS_PER_PARAM = (1e-2, 1e6)
-VALIDATED = "scaling.runs.validated"  # DataFrame.attrs key set on the tables load_runs returns
+VALIDATED = "scaling.runs.table.validated"  # DataFrame.attrs key set on the tables load_runs returns
 CANNOT_READ = "cannot read"  # the note of a run whose summary.json exists but cannot be read
 
 
@@ -319,7 +319,7 @@ def read_source(
     experiments: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Every run of `source`, in every state, before renaming and validation, and the column map to
-    apply: a folder of run folders, a CSV run table, or a tracker store (`scaling.sources`; `tracker`
+    apply: a folder of run folders, a CSV run table, or a tracker store (`scaling.runs.trackers`; `tracker`
     None detects which). Tracker runs logged by scaling-train need no map."""
     path = Path(source)
     column_map = dict(column_map or {})

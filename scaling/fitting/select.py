@@ -2,7 +2,8 @@
 
 A rolling-origin backtest (as the OLMo model ladder's "rollout" does): for each of several compute
 cut-offs, fit a candidate on the runs at or below the cut-off and predict every run above it. A candidate
-is a law of `scaling.laws.LAW_NAMES` whose inputs the table has (data_constrained only with a U column)
+is a law of `scaling.fitting.laws.LAW_NAMES` whose inputs the table has (data_constrained only with a U
+column)
 fitted on all runs or without the runs of the smallest model size(s). Its score, the rolling error, is the
 mean over cut-offs of the mean |relative error| of the predicted loss of the held-out runs. The default
 candidate (chinchilla on all runs, the law most extrapolations in the literature use) is kept unless another
@@ -10,7 +11,8 @@ beats it clearly: its fold-by-fold error is lower on average by more than the st
 paired difference (Breiman's one-standard-error rule, applied against the default); of those that do, the
 lowest rolling error wins. Each fold's fit is bootstrapped too, so the backtest also measures how often
 the held-out runs fall inside their 95 % prediction interval and inside the interval of the mean law
-(`scaling.intervals`): the empirical coverage of the intervals a prediction reports. `fit_auto` fits the
+(`scaling.fitting.intervals`): the empirical coverage of the intervals a prediction reports. `fit_auto` fits
+the
 chosen law (`scaling fit --law auto`); the choice is made of fits, so this module sits above `fitting`.
 
 Defaults (chosen before looking at any benchmark, see README "Law choice by rolling backtest"):
@@ -38,10 +40,10 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import HUBER_DELTA, FitResult, fit, refit_resamples, use_params_column
-from scaling.intervals import loss_intervals
-from scaling.laws import LAW_NAMES, get_law
-from scaling.runs import load_runs
+from scaling.fitting.intervals import loss_intervals
+from scaling.fitting.laws import LAW_NAMES, get_law
+from scaling.fitting.procedure import HUBER_DELTA, FitResult, fit, refit_resamples, use_params_column
+from scaling.runs.table import load_runs
 
 TRAIN_FRACTIONS = (0.5, 0.6, 0.7, 0.8)  # rolling origins: fit on this fraction of the runs by compute
 AXES = ("C", "N")  # what the cut-offs cut: compute (default), or model size
@@ -219,7 +221,7 @@ def rolling_cutoffs(
 
 def _with_backtest_bootstrap(result: FitResult, train: pd.DataFrame, n: int, seed: int) -> FitResult:
     """`result` with bootstrap parameter sets from `n` batch-Newton refits (no slow refine; see
-    `scaling.fitting.bootstrap_thetas`)."""
+    `scaling.fitting.procedure.bootstrap_thetas`)."""
     thetas, _ = refit_resamples(result, train, n, seed, refine=False)
     finite = np.isfinite(thetas).all(axis=1)
     return replace(result, bootstrap_params=get_law(result.law).natural(thetas[finite]))

@@ -1,0 +1,1 @@
+"""Figures and the one-command report (`scaling report`)."""
