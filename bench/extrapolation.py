@@ -9,8 +9,8 @@ Data (provenance in data/README.md):
   models at 0.25-32x Chinchilla tokens fitted; targets the 1.4B runs and the 6.9B run. C4 eval loss.
 
 Each law of `scaling.fitting.laws` that the table supports is fitted on the small models and predicts the
-largest
-one (relative error of the loss); then `--law auto` (rolling backtest over compute cut-offs, the default,
+largest one (relative error of the loss); then `--law auto` (rolling backtest over compute cut-offs, the
+default,
 and over model-size cut-offs) does the same. The baseline is the default `scaling fit` (chinchilla on all
 runs): `ratio=` is its mean |error| over the ladders divided by auto's (above 1: auto predicts better).
 The published column is the paper's own error at that target, as quoted in issue 11 (not re-derived here).

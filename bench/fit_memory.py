@@ -5,8 +5,7 @@ parameters, N log-uniform in [1e7, 1e10] params, D log-uniform in [1e9, 1e12] to
 on the loss; the seed fixes them.
 
 Ours: the fit as shipped: the global search on a sample of `scaling.fitting.procedure.SEARCH_ROWS` runs, its
-starts
-evaluated `scaling.fitting.laws.CHUNK_ELEMENTS` numbers at a time, Newton's method on every run.
+starts evaluated `scaling.fitting.laws.CHUNK_ELEMENTS` numbers at a time, Newton's method on every run.
 Baseline: the same code with one chunk for every start and the search on every run (the fit before:
 900 starts x all rows at once, 8 L-BFGS-B refinements on all rows). Its memory grows 86 KB per row
 (8.6 GB at 100,000), so it runs on `--baseline-rows` (default 20,000) and memory is compared per row.

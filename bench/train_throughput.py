@@ -3,8 +3,8 @@
 The reference is the usual eager pre-LN GPT (nanoGPT style: separate modules, SDPA attention, AdamW with
 its default implementation, gradient clipping), written here. Ours is `scaling.training.model.GPT` stepped by
 `scaling.training.trainer.train_step`. Both train the same shape on the same batches: 4 layers, 4 heads,
-d_model 128,
-context 128 tokens, batch 16 sequences, vocabulary 256. Timed in alternating rounds after a warm-up.
+d_model 128, context 128 tokens, batch 16 sequences, vocabulary 256.
+Timed in alternating rounds after a warm-up.
 
     .venv/bin/python bench/train_throughput.py [--rounds 5] [--steps 10] [--compile]
 

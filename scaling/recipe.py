@@ -1,10 +1,8 @@
 """The trainer's recipe for `auto` hyperparameters and its shortest run: arithmetic on a GPT shape.
 
 Both sides read it: the run config (`scaling.training.config`, which resolves `auto` for `scaling-train`) and
-the
-planner (`scaling.study.planning`, which must propose runs exactly as the trainer will run them). Free of
-torch
-and Hydra, so planning a sweep imports neither.
+the planner (`scaling.study.planning`, which must propose runs exactly as the trainer will run them). Free of
+torch and Hydra, so planning a sweep imports neither.
 
 Rules for `auto` (documented in the README, section Training):
 

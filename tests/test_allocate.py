@@ -197,8 +197,7 @@ def test_allocation_bad_input():
 
 def test_one_object_answers_n_opt_d_opt_and_tokens_per_param_in_every_approach(tmp_path):
     """D_opt(C) = C / (6 N_opt(C)) (scaling.fitting.optimal): the power law each approach fits through D (b,
-    G_D)
-    agrees with it, since every point an approach fits has C = 6 N D."""
+    G_D) agrees with it, since every point an approach fits has C = 6 N D."""
     C = np.geomspace(1e18, 1e26, 9)
     for result in (
         allocate(curve_sweep(tmp_path / "sweep"), approach=1),

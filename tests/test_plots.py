@@ -1,6 +1,5 @@
 """Every figure of scaling.report.figures on small run tables from a known Chinchilla law: it draws, its axes
-are
-logarithmic with units in the labels, it shows what it claims (curves, bands, markers), no two texts
+are logarithmic with units in the labels, it shows what it claims (curves, bands, markers), no two texts
 overlap, and the PNG has the resolution asked for."""
 
 from __future__ import annotations

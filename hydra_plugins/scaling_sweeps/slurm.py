@@ -9,8 +9,8 @@ Differences from the upstream launcher:
 
 Preemption and time-outs: submitit signals the job with USR2 (on preemption, and `signal_delay_s`
 before the time limit); `scaling.training.sweep.interruptible` lets the trainer checkpoint at a step
-boundary, then
-submitit's checkpoint (this launcher's `checkpoint`, inherited: resubmit the same job) requeues it.
+boundary, then submitit's checkpoint (this launcher's `checkpoint`, inherited: resubmit the same job) requeues
+it.
 """
 
 from __future__ import annotations

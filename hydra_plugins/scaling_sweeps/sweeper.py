@@ -1,8 +1,7 @@
 """`hydra/sweeper=scaling`: Hydra's basic sweeper (same grid expansion), made safe to relaunch.
 
 Before launch it composes and checks every point (`scaling.training.sweep.plan_sweep`), including the config
-saved
-in each run's folder, and, for SLURM, that the cluster answers; it launches only the runs that are not
+saved in each run's folder, and, for SLURM, that the cluster answers; it launches only the runs that are not
 finished yet, and ends with a summary, after Ctrl-C too.
 """
 

@@ -547,8 +547,8 @@ def fit(
 
     Parameters
     ----------
-    table : DataFrame or path accepted by `scaling.runs.table.load_runs`.
-    law : one of `scaling.fitting.laws.LAW_NAMES`. To let a rolling backtest choose the law (`--law auto`),
+    table : DataFrame or path accepted by `scaling.runs.table.load_runs`. law : one of
+    `scaling.fitting.laws.LAW_NAMES`. To let a rolling backtest choose the law (`--law auto`),
     call
         `scaling.fitting.select.fit_auto`: the choice is built of fits, so it sits above this function.
     bootstrap : number of resamples (with replacement, of runs) for 95 % intervals; 0 for none.

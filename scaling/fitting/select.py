@@ -3,17 +3,15 @@
 A rolling-origin backtest (as the OLMo model ladder's "rollout" does): for each of several compute
 cut-offs, fit a candidate on the runs at or below the cut-off and predict every run above it. A candidate
 is a law of `scaling.fitting.laws.LAW_NAMES` whose inputs the table has (data_constrained only with a U
-column)
-fitted on all runs or without the runs of the smallest model size(s). Its score, the rolling error, is the
-mean over cut-offs of the mean |relative error| of the predicted loss of the held-out runs. The default
+column) fitted on all runs or without the runs of the smallest model size(s). Its score, the rolling error,
+is the mean over cut-offs of the mean |relative error| of the predicted loss of the held-out runs. The default
 candidate (chinchilla on all runs, the law most extrapolations in the literature use) is kept unless another
 beats it clearly: its fold-by-fold error is lower on average by more than the standard error of that
 paired difference (Breiman's one-standard-error rule, applied against the default); of those that do, the
 lowest rolling error wins. Each fold's fit is bootstrapped too, so the backtest also measures how often
 the held-out runs fall inside their 95 % prediction interval and inside the interval of the mean law
 (`scaling.fitting.intervals`): the empirical coverage of the intervals a prediction reports. `fit_auto` fits
-the
-chosen law (`scaling fit --law auto`); the choice is made of fits, so this module sits above `fitting`.
+the chosen law (`scaling fit --law auto`); the choice is made of fits, so this module sits above `fitting`.
 
 Defaults (chosen before looking at any benchmark, see README "Law choice by rolling backtest"):
 - cut-offs at 50, 60, 70 and 80 % of the runs by compute: four origins, the farthest extrapolating over

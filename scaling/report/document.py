@@ -1,8 +1,8 @@
 """The one-command report: fit, allocate, label regimes, backtest, predict GPT-3 175B, draw, write.
 
 `write_report(INPUT, OUT)` composes the public API (`scaling.runs.table`, `scaling.fitting.procedure`,
-`scaling.study.allocation`,
-`scaling.study.regimes`, `scaling.study.prediction`) and the figures of `scaling.report.figures` into OUT:
+`scaling.study.allocation`, `scaling.study.regimes`, `scaling.study.prediction`) and the figures of
+`scaling.report.figures` into OUT:
 
     OUT/report.md        data summary, fitted parameters with 95 % intervals, compute-optimal exponents by
                          approach, regimes, the GPT-3 175B prediction with its budget, the backtest error,

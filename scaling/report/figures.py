@@ -205,8 +205,8 @@ def plot_loss_vs_compute(
 
     table: run table (N params, D tokens, C FLOPs, loss nats/token). fit_result: a FitResult of a law in N
     and D (L(C) at the Approach-3 allocation) or of kaplan_c. predictions:
-    `scaling.study.prediction.Prediction`s
-    to mark, with their loss intervals (e.g. GPT-3 175B at 300B tokens).
+    `scaling.study.prediction.Prediction`s to mark, with their loss intervals (e.g. GPT-3 175B at 300B
+    tokens).
     """
     fig, (ax,) = new_figure(width=7.2, height=4.4)
     norm = size_norm(table["N"])

@@ -4,8 +4,7 @@ Optimal experimental design (c-optimality) for one number, the log-loss a law pr
 (N_t params, D_t tokens). A fit of log-losses with run-to-run noise sigma (relative, 1 % by default) has,
 to first order, the covariance sigma^2 M^-1 with the Fisher information M = sum_runs J J^T (J: the law's
 Jacobian of log-loss in its parameters theta, analytic in `scaling.fitting.laws`), so the predicted log-loss
-at the
-target has the variance
+at the target has the variance
 
     Var = sigma^2 g^T M^-1 g,     g = d log L(N_t, D_t) / d theta.
 

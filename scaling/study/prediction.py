@@ -1,7 +1,6 @@
 """Extrapolation: the loss a fitted law predicts at any N, D (or C, or the compute-optimal point), with its
 95 % intervals (of the mean law and of one run's loss, `scaling.fitting.intervals`), and the budget of that
-run
-(FLOPs, PF-days, GPU-days, memory).
+run (FLOPs, PF-days, GPU-days, memory).
 
 Units: N non-embedding parameters, D tokens, C = 6 N D FLOPs, loss nats/token, memory decimal GB.
 
@@ -10,8 +9,7 @@ from its shape (the preset, else the GPT-3-like shape `shape_for_params` picks, 
 2048: N_total = N + (vocab + context) d_model).
 
 "Compute-optimal" uses the fit's Approach-3 closed form N_opt(C) = G (C/6)^a (`scaling.fitting.optimal`): for
-a
-given C it is (N_opt(C), C / (6 N_opt)); for a given N it is the D that makes N optimal,
+a given C it is (N_opt(C), C / (6 N_opt)); for a given N it is the D that makes N optimal,
 D_opt(N) = (N/G)^(1/a) / N.
 """
 

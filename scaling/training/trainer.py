@@ -306,8 +306,7 @@ def train(cfg: DictConfig, run_dir: str | os.PathLike, stop: threading.Event | N
     run_dir : path
         The run folder; created if needed. Completed or diverged runs are returned untouched;
         interrupted ones resume from `ckpt.pt`. One process writes it at a time (`scaling.training.lock`): a
-        second
-        launch of the same run waits for the first to end, then resumes it or returns its result.
+        second launch of the same run waits for the first to end, then resumes it or returns its result.
     stop : threading.Event, optional
         When set (e.g. by a SIGINT, SIGTERM or SIGUSR2 handler), the run checkpoints at the next step
         boundary and returns with status `interrupted`; calling `train` again resumes it.
