@@ -15,30 +15,15 @@ import sys
 from helpers import REPO
 
 PACKAGE = REPO / "scaling"
-# The analysis side: fitting and everything built on it. None of it may reach torch or the training side.
-ANALYSIS = (
-    "scaling.fitting.laws",
-    "scaling.fitting.procedure",
-    "scaling.fitting.select",
-    "scaling.study.allocation",
-    "scaling.study.regimes",
-    "scaling.study.prediction",
-    "scaling.study.planning",
-    "scaling.report.figures",
-    "scaling.report.document",
-    "scaling.cli",
-    "scaling.cli.fit",
-    "scaling.cli.allocate",
-    "scaling.cli.predict",
-    "scaling.cli.regimes",
-    "scaling.cli.plan",
-    "scaling.cli.report",
-    "scaling.cli.runs",
+# The packages in import order: each imports only from those before it (and itself). "scaling" stands for the
+# shared modules at the top level (errors, io, units, reference, shapes, ...), which import no package.
+ANALYSIS_PACKAGES = (
+    "scaling", "scaling.runs", "scaling.fitting", "scaling.study", "scaling.report", "scaling.cli",
 )
-# The training side (torch, the Hydra config, the token data): `scaling prepare` aside, analysis never
-# needs it, so fitting published data installs and starts without it.
-TRAINING = ("scaling.training.trainer", "scaling.training.model", "scaling.training.data",
-"scaling.training.config", "scaling.training.app")
+# The training side imports only the shared modules; nothing of the analysis side imports it, except the one
+# command that tokenises a user's text for training.
+TRAINING_PACKAGE = "scaling.training"
+ALLOWED_TRAINING_IMPORTS = {("scaling.cli.prepare", "scaling.training.data")}
 TRAINING_PACKAGES = ("torch", "hydra", "omegaconf")
 
 
@@ -169,6 +154,20 @@ def path_to(parent: dict[str, str | None], end: str) -> str:
     return " -> ".join(reversed(chain))
 
 
+def package_of(module: str) -> str:
+    """The subpackage a module belongs to ("scaling" for the shared top-level modules)."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else "scaling"
+
+
+def sides() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(analysis modules, training modules): every module of the package, by side."""
+    names = sorted(module_names())
+    training = tuple(m for m in names if package_of(m) == TRAINING_PACKAGE)
+    analysis = tuple(m for m in names if m not in training and m != "scaling.cli.prepare")
+    return analysis, training
+
+
 def test_import_graph_has_no_cycle():
     graph, _, missing = import_graph()
     assert "scaling.fitting.laws" in graph["scaling.fitting.procedure"]  # the parser sees the graph at all
@@ -178,12 +177,34 @@ def test_import_graph_has_no_cycle():
     assert not found, "import cycles:\n" + "\n".join(" -> ".join(c) for c in found)
 
 
+def test_packages_import_one_way():
+    graph, _, _ = import_graph()
+    rank = {name: i for i, name in enumerate(ANALYSIS_PACKAGES)}
+    wrong = []
+    for module, imported in sorted(graph.items()):
+        if module == "scaling":  # the package's lazy exports name every layer
+            continue
+        here = package_of(module)
+        for other in sorted(imported):
+            there = package_of(other)
+            if here == there or (module, other) in ALLOWED_TRAINING_IMPORTS:
+                continue
+            if here == TRAINING_PACKAGE:
+                ok = there == "scaling"
+            else:
+                ok = there != TRAINING_PACKAGE and rank[there] < rank[here]
+            if not ok:
+                wrong.append(f"{module} ({here}) imports {other} ({there})")
+    assert not wrong, "imports against the package order:\n" + "\n".join(wrong)
+
+
 def test_analysis_side_never_reaches_torch_or_training():
     graph, external, _ = import_graph()
+    analysis, training = sides()
     problems = []
-    for start in ANALYSIS:
+    for start in analysis:
         parent = reachable(graph, start)
-        problems += [f"{path_to(parent, m)}" for m in sorted(parent) if m in TRAINING]
+        problems += [f"{path_to(parent, m)}" for m in sorted(parent) if m in training]
         problems += [
             f"{path_to(parent, m)} imports {package}"
             for m in sorted(parent)
@@ -195,19 +216,22 @@ def test_analysis_side_never_reaches_torch_or_training():
 
 def test_training_side_never_reaches_fitting():
     graph, _, _ = import_graph()
+    analysis, training = sides()
     problems = []
-    for start in (*TRAINING, "scaling.training.sweep"):
+    for start in training:
         parent = reachable(graph, start)
-        problems += [path_to(parent, m) for m in sorted(parent) if m in ANALYSIS]
+        reached = [m for m in sorted(parent) if m in analysis and package_of(m) != "scaling"]
+        problems += [path_to(parent, m) for m in reached]
     assert not problems, "the training side reaches the analysis side:\n" + "\n".join(problems)
 
 
 def test_analysis_side_imports_without_torch():
     # what really runs: every analysis module and every subcommand's parser (`scaling prepare`'s brings
-    # scaling.training.data, torch-free), in a fresh interpreter
-    forbidden = tuple(m for m in TRAINING if m != "scaling.training.data")
+    # scaling.training.data, torch-free, and its package's empty __init__), in a fresh interpreter
+    analysis, training = sides()
+    forbidden = tuple(m for m in training if m not in ("scaling.training", "scaling.training.data"))
     code = (
-        f"import sys, {', '.join(ANALYSIS)}; scaling.cli.build_parser(); "
+        f"import sys, {', '.join(analysis)}; scaling.cli.build_parser(); "
         "from scaling import fit, allocate, predict, plan, FitResult, load_runs, UsageError; "
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {TRAINING_PACKAGES!r} or m in "
         f"{forbidden!r}); assert not bad, bad"
