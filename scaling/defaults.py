@@ -16,7 +16,7 @@ METHODS = ("profile", "classic")  # our global search; Hoffmann et al.'s grid (c
 # ---- run tables and allocation ----------------------------------------------------------------------
 ISOFLOP_TOLERANCE = 0.01  # runs whose compute (size, tokens) differs by at most 1 % share that value
 PROFILE_FITS = ("window", "akima", "parabola")
-# Sizes per local parabola, chosen on 16 published sweeps and synthetic ones (README table,
+# Sizes per local parabola, chosen on 16 published sweeps and synthetic ones (docs/planning.md table,
 # analysis/isoflop_exponents.py): with 3 the noise of 3 points moves the vertex, with 9 or the whole
 # profile the far sides pull it; 5 had the smallest worst case on the published sweeps.
 DEFAULT_WINDOW = 5
@@ -27,8 +27,8 @@ DEFAULT_WINDOW = 5
 #   70M to 16B; Kaplan et al. 2020 from ~1M), up to what one node trains in days.
 # - 40 runs: the size of a published sweep (Hoffmann et al.'s IsoFLOP profiles: 9 budgets x ~10 sizes).
 # - At most 2 runs of one (N, D): the c-optimal design piles runs on a handful of points (21 of 40 on one
-#   point in the README's example), which bets everything on the law's form; 2 keeps ~20 distinct points
-#   for 8 % more variance.
+#   point in docs/planning.md's example), which bets everything on the law's form; 2 keeps ~20 distinct
+#   points for 8 % more variance.
 # - n_ctx: the default of scaling.shapes.
 # - noise: the run-to-run spread of a final loss (seeds, data order), ~1 % for small language models;
 #   only the interval widths scale with it, the plan does not depend on it.

@@ -4,7 +4,7 @@ Both sides read it: the run config (`scaling.training.config`, which resolves `a
 the planner (`scaling.study.planning`, which must propose runs exactly as the trainer will run them). Free of
 torch and Hydra, so planning a sweep imports neither.
 
-Rules for `auto` (documented in the README, section Training):
+Rules for `auto` (documented in docs/training.md, section Training):
 
 - learning rate: GPT-3 Table 2.1 for its presets, else the power law through that table,
   lr = 6e-4 (N / 85M)^-0.3 (85M = GPT-3 small's N; it gives 0.6e-4 at 175B, as GPT-3 used), at most 3e-3;

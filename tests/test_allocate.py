@@ -66,7 +66,7 @@ def shifting_profiles(noise: float = 0.001, seed: int = 0) -> pd.DataFrame:
 
 
 def test_approach2_recovers_planted_exponent():
-    # 0.2 % noise: a parabola through 5 sizes is noisier than one through all 9 (see the README)
+    # 0.2 % noise: a parabola through 5 sizes is noisier than one through all 9 (see docs/planning.md)
     result = allocate(isoflop_table(noise=0.002), approach=2, bootstrap=200, seed=0)
     assert result.approach == 2 and len(result.profiles) == 6
     assert result.a == pytest.approx(PLANTED["a"], abs=0.02)

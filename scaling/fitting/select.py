@@ -13,15 +13,15 @@ the held-out runs fall inside their 95 % prediction interval and inside the inte
 (`scaling.fitting.intervals`): the empirical coverage of the intervals a prediction reports. `fit_auto` fits
 the chosen law (`scaling fit --law auto`); the choice is made of fits, so this module sits above `fitting`.
 
-Defaults (chosen before looking at any benchmark, see README "Law choice by rolling backtest"):
+Defaults (chosen before looking at any benchmark, see docs/fitting.md "Law choice by rolling backtest"):
 - cut-offs at 50, 60, 70 and 80 % of the runs by compute: four origins, the farthest extrapolating over
   the top half of the compute range, the nearest like `--holdout-top 0.2`;
 - candidate subsets: all runs, and without the smallest model size (small models often sit off a law
   that holds for larger ones; dropping more would leave too few sizes in the early folds of a ladder).
 - a challenger must beat the default by more than one standard error of the paired fold differences.
-  This rule came after the first benchmark (README "Extrapolation benchmark"): with the lowest mean alone,
-  a four-parameter law won folds fitted on half the runs and lost the folds fitted on most of them, then
-  extrapolated 12-15 % off; a mean over four noisy folds is no evidence to leave the default on.
+  This rule came after the first benchmark (docs/results.md "Extrapolation benchmark"): with the lowest
+  mean alone, a four-parameter law won folds fitted on half the runs and lost the folds fitted on most of
+  them, then extrapolated 12-15 % off; a mean over four noisy folds is no evidence to leave the default on.
 
 Units: N params, D tokens, C FLOPs, loss nats/token.
 """

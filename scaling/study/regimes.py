@@ -66,7 +66,8 @@ class Thresholds:
     rise: curve view; held-out loss this fraction above its minimum at the end = rising (0.01 = 1 %).
     gap: curve view; growth of held-out minus training loss, nats/token, that counts as a growing gap.
     noise_z: curve view; a rise or a gap growth must also exceed this many standard deviations of the
-        evaluation noise (`evaluation_noise`), so that a flat curve's scatter is no onset (README, "Regimes").
+        evaluation noise (`evaluation_noise`), so that a flat curve's scatter is no onset
+        (docs/planning.md, "Regimes and extrapolation").
     tail, steep: curve view; undertrained when the held-out loss fell by more than `steep` (fraction) over
         the last `tail` fraction of the tokens.
     """

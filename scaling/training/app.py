@@ -1,7 +1,7 @@
 """`scaling-train`: the Hydra app that composes one run's config from `sweeps/` and trains it.
 
     scaling-train model=tiny_100k train.tokens=1M          # one run, folder runs/train/<overrides>
-    scaling-train -m +sweep=NAME                           # a sweep (see README "Sweeps")
+    scaling-train -m +sweep=NAME                           # a sweep (see docs/sweeps.md)
     scaling-train --config-dir DIR -m +sweep=NAME          # a sweep file of yours, DIR/sweep/NAME.yaml
 
 Each run's folder is its Hydra output folder; rerunning a command resumes its run, or does nothing if the

@@ -242,7 +242,7 @@ def _unbuilt(folder: Path) -> bool:
 
 
 def builtin_corpus() -> TokenData:
-    """The built-in corpus (Shakespeare's plays, 5.06 MB of ASCII, see the README), prepared on first use."""
+    """The built-in corpus (Shakespeare, 5.06 MB of ASCII, see docs/training.md), prepared on first use."""
     try:
         raw = resources.files("scaling").joinpath("corpus", BUILTIN).read_bytes()
         text = gzip.decompress(raw)
