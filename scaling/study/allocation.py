@@ -35,7 +35,16 @@ import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
 from scaling.defaults import DEFAULT_WINDOW, PROFILE_FITS
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import (
+    NON_NEGATIVE,
+    Constraint,
+    ScalingWarning,
+    UsageError,
+    check_arguments,
+    checked,
+    one_of,
+    whole_number,
+)
 from scaling.fitting.laws import get_law
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.fitting.procedure import FitResult, fit, interval_dict, single_threaded_blas
@@ -360,20 +369,31 @@ def describe_profile_fit(method: str, window: int) -> str:
 
 
 # ---- driver ----------------------------------------------------------------------------------------
+# Approach 2's options; `scaling.report` checks them too, before it computes anything.
+PROFILE_OPTIONS = {
+    "isoflop_tolerance": Constraint(lambda v: 0 <= v < 1, "must be a fraction in [0, 1)"),
+    "profile_fit": one_of(PROFILE_FITS),
+    "window": whole_number(
+        MIN_PROFILE_SIZES,
+        f"must be a whole number of at least {MIN_PROFILE_SIZES} sizes (a parabola needs 3)",
+    ),
+}
+
+
 def check_profile_options(isoflop_tolerance: float, profile_fit: str, window: int) -> None:
     """UsageError naming the argument unless Approach 2's options are usable (see `allocate`)."""
-    if not 0 <= isoflop_tolerance < 1:
-        raise UsageError(f"`isoflop_tolerance` must be a fraction in [0, 1), got {isoflop_tolerance}")
-    if profile_fit not in PROFILE_FITS:
-        raise UsageError(f"`profile_fit` must be one of {', '.join(PROFILE_FITS)}, got {profile_fit!r}")
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < MIN_PROFILE_SIZES:
-        raise UsageError(
-            f"`window` must be a whole number of at least {MIN_PROFILE_SIZES} sizes "
-            f"(a parabola needs 3), got {window!r}"
-        )
+    check_arguments(
+        PROFILE_OPTIONS, isoflop_tolerance=isoflop_tolerance, profile_fit=profile_fit, window=window
+    )
 
 
 @single_threaded_blas
+@checked(
+    approach=one_of((1, 2, 3), "must be 1, 2 or 3", str),
+    bootstrap=NON_NEGATIVE,
+    seed=NON_NEGATIVE,  # numpy's generators take non-negative seeds only
+    **PROFILE_OPTIONS,
+)
 def allocate(
     table: pd.DataFrame | str | Path,
     approach: int = 3,
@@ -404,12 +424,6 @@ def allocate(
         ln loss in ln N) or `parabola` (through every size of the profile).
     window : sizes per local parabola (>= 3) for `profile_fit="window"`.
     """
-    if approach not in (1, 2, 3):
-        raise UsageError(f"`approach` must be 1, 2 or 3, got {approach}")
-    if bootstrap < 0:
-        raise UsageError(f"`bootstrap` must be >= 0, got {bootstrap}")
-    if seed < 0:  # numpy's generators take non-negative seeds only
-        raise UsageError(f"`seed` must be >= 0, got {seed}")
     table = load_runs(table)
     rng = np.random.default_rng(seed)
     samples: list[tuple[float, float, float, float]] = []
@@ -428,7 +442,6 @@ def allocate(
                 samples.append(boot)
         points = points[["C", "N", "D", "loss"]]
     elif approach == 2:
-        check_profile_options(isoflop_tolerance, profile_fit, window)
         groups = isoflop_groups(table, isoflop_tolerance)
         laws, per_group = _approach2(table, groups, profile_fit, window)
         profiles = [p for p in per_group if p is not None]

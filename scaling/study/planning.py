@@ -37,7 +37,7 @@ from scipy import optimize
 
 from scaling import hardware
 from scaling.defaults import PLAN_DEFAULTS
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError, checked, whole_number
 from scaling.fitting.laws import Inputs, Law, get_law
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
@@ -517,6 +517,13 @@ def _run_name(N: float, D: float, seed: int) -> str:
     return f"N{format_quantity(N)}_D{format_quantity(D)}_s{seed}".replace(".", "p")
 
 
+@checked(
+    max_runs=whole_number(MIN_RUNS, f"must be a whole number >= {MIN_RUNS}"),
+    max_repeats=whole_number(1, "must be a whole number >= 1"),
+    noise=Constraint(lambda v: 0 < v < 1, "is a relative spread in (0, 1), e.g. 0.01 for 1 %", repr),
+    n_ctx=whole_number(1, "must be a positive whole number of tokens"),
+    seed=NON_NEGATIVE,  # numpy's generators take non-negative seeds only
+)
 def plan(
     budget: float | str,
     target_params: float | str,
@@ -560,18 +567,8 @@ def plan(
     N_t = resolve_params(target_params)[0]
     min_params = parse_quantity(min_params, "`min_params`")
     max_params = min(parse_quantity(max_params, "`max_params`"), N_t)
-    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < MIN_RUNS:
-        raise UsageError(f"`max_runs` must be a whole number >= {MIN_RUNS}, got {max_runs!r}")
-    if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
-        raise UsageError(f"`max_repeats` must be a whole number >= 1, got {max_repeats!r}")
-    if not 0 < noise < 1:
-        raise UsageError(f"`noise` is a relative spread in (0, 1), e.g. 0.01 for 1 %, got {noise!r}")
-    if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1:
-        raise UsageError(f"`n_ctx` must be a positive whole number of tokens, got {n_ctx!r}")
     chip = hardware.get_accelerator(accelerator)
     hardware.gpu_days(1.0, chip, mfu)  # checks mfu
-    if seed < 0:  # numpy's generators take non-negative seeds only
-        raise UsageError(f"`seed` must be >= 0, got {seed}")
     prior = Prior.epoch(seed=seed) if prior is None else Prior.from_fit(prior, seed=seed)
     law = get_law(prior.law)
     if (target_tokens is None) == (not optimal):

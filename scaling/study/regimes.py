@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import Constraint, ScalingWarning, UsageError, check_arguments
 from scaling.fitting.laws import get_law
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.fitting.procedure import FitResult, fit
@@ -81,16 +81,20 @@ class Thresholds:
     steep: float = 0.02
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.band) and self.band > 1):
-            raise UsageError(f"`band` must be a factor > 1, got {self.band}")
-        for name in ("kaplan_penalty", "rise", "gap", "noise_z", "steep"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise UsageError(f"threshold `{name}` must be positive, got {value}")
-        if not 0 < self.tail < 1:
-            raise UsageError(f"`tail` must be a fraction in (0, 1), got {self.tail}")
-        if self.max_repeats is not None and not (math.isfinite(self.max_repeats) and self.max_repeats > 0):
-            raise UsageError(f"`max_repeats` must be positive, got {self.max_repeats}")
+        check_arguments(_THRESHOLD_RULES, **asdict(self))
+
+
+def _positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+_THRESHOLD_RULES = {
+    "band": Constraint(lambda v: math.isfinite(v) and v > 1, "must be a factor > 1"),
+    **{k: Constraint(_positive, "must be positive") for k in ("kaplan_penalty", "rise", "gap", "noise_z")},
+    "steep": Constraint(_positive, "must be positive"),
+    "tail": Constraint(lambda v: 0 < v < 1, "must be a fraction in (0, 1)"),
+    "max_repeats": Constraint(lambda v: v is None or _positive(v), "must be positive"),
+}
 
 
 # --------------------------------------------------------------------------------------------- curves
