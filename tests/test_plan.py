@@ -17,7 +17,8 @@ from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import Inputs, get_law
 from scaling.fitting.procedure import FitResult, save_fit
 from scaling.recipe import MIN_STEPS
-from scaling.study.planning import EPOCH_PRIOR, Prior, TargetVariance, isoflop_design, plan
+from scaling.reference import EPOCH_PRIOR
+from scaling.study.planning import Prior, TargetVariance, isoflop_design, plan
 
 # A plan small enough to train on a CPU in seconds: 10k-100k parameters, 128-token context, 5 runs.
 TINY = ["--budget", "5e9", "--target-params", "1M", "--optimal", "--min-params", "1e4", "--max-params",

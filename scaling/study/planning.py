@@ -23,12 +23,9 @@ single runs until no exchange helps.
 from __future__ import annotations
 
 import math
-import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +38,7 @@ from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError,
 from scaling.fitting.laws import Inputs, Law, get_law
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
-from scaling.reference import tokens_for_compute, training_flops
+from scaling.reference import EPOCH_INTERVALS, EPOCH_PRIOR, tokens_for_compute, training_flops
 from scaling.runs.table import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.study.prediction import resolve_params
@@ -61,17 +58,6 @@ MIN_RUNS = 3
 # design is still too small to identify the law; any design that identifies it is unaffected.
 RIDGE = 1e-2
 Z95 = 1.959963984540054
-
-# Epoch AI's refit of Chinchilla (Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt"): the
-# estimate and its 95 % bootstrap intervals over 4000 resamples.
-EPOCH_PRIOR = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.348, "beta": 0.366}
-EPOCH_INTERVALS = {
-    "E": (1.769, 1.871),
-    "A": (285.0, 744.0),
-    "B": (1042.0, 5810.0),
-    "alpha": (0.317, 0.373),
-    "beta": (0.331, 0.415),
-}
 
 # The standard design a plan is compared with: IsoFLOP profiles (Hoffmann et al. 2022, Approach 2).
 ISOFLOP_BUDGETS = 4  # compute budgets ...
@@ -665,31 +651,3 @@ def plan(
         accelerator=chip.name,
         mfu=mfu,
     )
-
-
-# ---- files ---------------------------------------------------------------------------------------------
-_SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
-def sweep_name_of(out: str | Path) -> str:
-    """NAME of an `out` path DIR/sweep/NAME.yaml (Hydra's --config-dir DIR finds it as +sweep=NAME)."""
-    out = Path(out)
-    if out.suffix != ".yaml" or out.parent.name != "sweep" or not _SWEEP_NAME.match(out.stem):
-        raise UsageError(
-            f"`out` {str(out)[:200]!r} must be DIR/sweep/NAME.yaml (NAME of letters, digits, - and _), so "
-            "that `scaling-train --config-dir DIR -m +sweep=NAME` runs it"
-        )
-    return out.stem
-
-
-def check_writable(path: str | Path, what: str) -> None:
-    """UsageError unless `path` can be written: not a folder, and its nearest existing parent a writable
-    folder. Checked before anything is computed or written, so that bad input leaves no partial output."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{what} {path} is a folder; give a file name")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{what} {path}: cannot create it in {parent} (not a writable folder)")
