@@ -12,7 +12,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,3 +126,16 @@ def check_writable(path: str | Path, what: str) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {path}: cannot create it in {parent} (not a writable folder)")
+
+
+# ---- result documents ------------------------------------------------------------------------------------
+def check_format(obj: Any, expected: str, what: str) -> Mapping[str, Any]:
+    """`obj` if it is a JSON object of the document `expected` ("scaling.plan/1"); UsageError naming `what`
+    otherwise. A document without a "format" key is read as the current version (files written before the
+    key existed)."""
+    if not isinstance(obj, Mapping):
+        raise UsageError(f"not {what}: expected a JSON object")
+    found = obj.get("format", expected)
+    if found != expected:
+        raise UsageError(f"not {what}: format {found!r}, expected {expected!r}")
+    return obj

@@ -196,7 +196,7 @@ def test_curve_diverged_and_too_short():
 def test_classify_without_enough_runs_warns_and_gives_unknown():
     table = pd.DataFrame({"N": [1e6, 2e6], "D": [1e8, 1e8], "C": [6e14, 1.2e15], "loss": [3.0, 2.9]})
     with pytest.warns(UserWarning, match="too few"):
-        labels = classify(table)
+        labels = classify(table).labels
     assert list(labels["regime"]) == ["unknown", "unknown"]
 
 

@@ -48,6 +48,7 @@ from scaling.errors import (
 from scaling.fitting.laws import get_law
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.fitting.procedure import FitResult, fit, interval_dict, single_threaded_blas
+from scaling.io import check_format
 from scaling.reference import (
     CHINCHILLA_70B,
     CHINCHILLA_BUDGET,
@@ -58,6 +59,7 @@ from scaling.reference import (
 from scaling.runs.table import ISOFLOP_TOLERANCE, compute_frontier, curve_of, load_runs, value_groups
 from scaling.units import format_quantity
 
+FORMAT = "scaling.allocation/1"  # the "format" key of `Allocation.to_json`
 MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola
 # Budgets (FLOPs) at which tokens per parameter are reported, besides the largest run of the data.
 NAMED_BUDGETS: dict[str, float] = {
@@ -116,6 +118,31 @@ class IsoFlopProfile:
             "left_out": self.left_out or None,
         }
 
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> IsoFlopProfile:
+        """Inverse of `to_json` (a budget left out reads back with NaN N_opt, D_opt and loss_opt)."""
+
+        def number(key: str) -> float:
+            return math.nan if obj[key] is None else float(obj[key])
+
+        return cls(
+            C=float(obj["C"]),
+            N=np.asarray(obj["N"], dtype=float),
+            loss=np.asarray(obj["loss"], dtype=float),
+            used=np.asarray(obj["used"], dtype=bool),
+            method=str(obj["method"]),
+            window=None if obj["window"] is None else int(obj["window"]),
+            coef=None if obj["coef"] is None else tuple(float(c) for c in obj["coef"]),
+            N_opt=number("N_opt"),
+            D_opt=number("D_opt"),
+            loss_opt=number("loss_opt"),
+            left_out=obj["left_out"] or "",
+        )
+
+    def __repr__(self) -> str:
+        kept = f"N_opt={self.N_opt:.4g}" if not self.left_out else f"left_out={self.left_out!r}"
+        return f"IsoFlopProfile(C={self.C:.4g}, runs={self.N.size}, method={self.method!r}, {kept})"
+
 
 @dataclass(frozen=True)
 class Allocation:
@@ -123,7 +150,9 @@ class Allocation:
 
     `points`: the (C, N, D, loss) the power laws were fitted through (frontier points for Approach 1,
     profile minima for Approach 2, none for Approach 3); `profiles`: Approach 2's IsoFLOP parabolas;
-    `tokens_per_param`: D_opt / N_opt at each budget in `budgets` ({name: C FLOPs})."""
+    `tokens_per_param`: D_opt / N_opt at each budget in `budgets` ({name: C FLOPs}). JSON (`to_json`,
+    `from_json`) keeps every field but the bootstrap samples, of which it keeps their count and intervals;
+    the fit is kept without its bootstrap parameter sets."""
 
     approach: int
     a: float
@@ -137,7 +166,8 @@ class Allocation:
     points: pd.DataFrame | None = None
     profiles: tuple[IsoFlopProfile, ...] = ()
     fit: FitResult | None = None
-    bootstrap: np.ndarray | None = None  # (K, 4): a, b, G, G_D per resample
+    n_bootstrap: int = 0  # resamples behind the intervals
+    bootstrap: np.ndarray | None = None  # (K, 4): a, b, G, G_D per resample; in memory only, not in JSON
     source: str = ""  # what the envelope was built from, e.g. "loss curves of 12 runs"
     profile_fit: str | None = None  # Approach 2: how each profile was fitted (PROFILE_FITS)
     window: int | None = None  # Approach 2 with profile_fit "window": sizes per local parabola
@@ -147,17 +177,18 @@ class Allocation:
         """N_opt(C), D_opt(C), tokens per parameter and D_opt(N) of this allocation."""
         return ComputeOptimal(self.a, self.b, self.G)
 
-    def N_opt(self, C) -> np.ndarray:
+    def N_opt(self, C: float | np.ndarray) -> np.ndarray:
         """Compute-optimal parameters for C FLOPs."""
         return self.optimal.N_opt(C)
 
-    def D_opt(self, C) -> np.ndarray:
+    def D_opt(self, C: float | np.ndarray) -> np.ndarray:
         """Compute-optimal tokens for C FLOPs."""
         return self.optimal.D_opt(C)
 
     def to_json(self) -> dict[str, Any]:
         key = _budget_key
         return {
+            "format": FORMAT,
             "approach": self.approach,
             "a": self.a,
             "b": self.b,
@@ -173,8 +204,43 @@ class Allocation:
             "window": self.window,
             "profiles": [p.to_json() for p in self.profiles],
             "fit": None if self.fit is None else {**self.fit.to_json(), "bootstrap_params": None},
-            "n_bootstrap": 0 if self.bootstrap is None else len(self.bootstrap),
+            "n_bootstrap": self.n_bootstrap,
         }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Allocation:
+        """Inverse of `to_json` (without the bootstrap samples); UsageError when `obj` is no allocation."""
+        obj = check_format(obj, FORMAT, "an allocation (`scaling allocate --json`)")
+        budgets = {str(k): float(C) for k, C in obj["budgets"].items()}
+        ratio, ratio_ci = obj["tokens_per_param"], obj["tokens_per_param_ci"]
+        return cls(
+            approach=int(obj["approach"]),
+            a=float(obj["a"]),
+            b=float(obj["b"]),
+            G=float(obj["G"]),
+            G_D=float(obj["G_D"]),
+            ci={k: (float(lo), float(hi)) for k, (lo, hi) in obj["ci"].items()},
+            budgets=budgets,
+            tokens_per_param={C: float(ratio[_budget_key(C)]) for C in budgets.values()},
+            tokens_per_param_ci={
+                C: (float(ratio_ci[_budget_key(C)][0]), float(ratio_ci[_budget_key(C)][1]))
+                for C in budgets.values()
+                if _budget_key(C) in ratio_ci
+            },
+            points=None if obj["points"] is None else pd.DataFrame.from_records(obj["points"]),
+            profiles=tuple(IsoFlopProfile.from_json(p) for p in obj["profiles"]),
+            fit=None if obj["fit"] is None else FitResult.from_json(obj["fit"]),
+            n_bootstrap=int(obj["n_bootstrap"]),
+            source=str(obj["source"]),
+            profile_fit=obj["profile_fit"],
+            window=obj["window"],
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Allocation(approach={self.approach}, a={self.a:.4g}, b={self.b:.4g}, G={self.G:.4g}, "
+            f"n_bootstrap={self.n_bootstrap}, budgets={len(self.budgets)}, source={self.source!r})"
+        )
 
     def describe(self) -> str:
         """A readable summary with units."""
@@ -525,6 +591,7 @@ def allocate(
         points=points,
         profiles=tuple(profiles),
         fit=fitted,
+        n_bootstrap=len(samples),
         bootstrap=boot,
         source=source,
         profile_fit=profile_fit if approach == 2 else None,

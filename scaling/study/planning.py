@@ -26,9 +26,11 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 from scipy import optimize
 
@@ -37,6 +39,8 @@ from scaling.defaults import PLAN_DEFAULTS
 from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError, checked, whole_number
 from scaling.fitting.laws import Inputs, Law, get_law
 from scaling.fitting.optimal import ComputeOptimal
+from scaling.fitting.procedure import FitResult
+from scaling.io import check_format
 from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
 from scaling.reference import EPOCH_INTERVALS, EPOCH_PRIOR, tokens_for_compute, training_flops
 from scaling.runs.table import load_runs
@@ -44,6 +48,7 @@ from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.study.prediction import resolve_params
 from scaling.units import format_quantity, parse_quantity
 
+FORMAT = "scaling.plan/1"  # the "format" key of `SweepPlan.to_json`
 # Candidate runs stay where scaling laws are fitted: 1 to 1000 tokens per parameter. Hoffmann et al.'s runs
 # (Epoch's extraction, data/README.md) lie between 1.1 and 160 (5-95 %), all below 350; the top is left
 # wider because small models are cheap to train long. Below 1, learning-rate warmup and the first steps
@@ -89,7 +94,7 @@ class Prior:
         )
 
     @classmethod
-    def from_fit(cls, fit_result: Any, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
+    def from_fit(cls, fit_result: FitResult, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
         """A fit (`scaling fit --json`): its bootstrap parameter sets, else its intervals, else the point.
 
         Raises UsageError when the fit's law cannot answer a question about N and D."""
@@ -365,8 +370,10 @@ def isoflop_design(law: Law, params: Mapping[str, float], total: float) -> tuple
 
 # ---- the plan ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PlanRun:
-    """One planned run: N params, D tokens, C = 6 N D FLOPs, its GPT shape, batch, seed, GPU-hours."""
+class ProposedRun:
+    """One run a sweep plan proposes: N params, D tokens, C = 6 N D FLOPs, its GPT shape, batch, seed,
+    GPU-hours. (Not `scaling.training`'s `RunPlan`, one run's validated configuration, nor its
+    `PlannedRun`, a run of a sweep being launched.)"""
 
     name: str  # its key in the sweep file, e.g. N12.6M_D2.52B_s0
     N: int
@@ -384,16 +391,22 @@ class PlanRun:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ProposedRun:
+        return cls(**obj)
+
 
 @dataclass(frozen=True)
-class Plan:
+class SweepPlan:
     """The runs of a sweep that most sharpen the target prediction within a budget, and what they buy.
 
     Interval widths are of the 95 % interval of the target loss (nats/token) that a fit of the runs is
     expected to give (first-order, run-to-run noise `noise`, averaged over the prior's uncertainty).
+    JSON (`to_json`, `from_json`) keeps everything but the (N, D) of the runs so far, of which it keeps
+    their count (`n_runs_so_far`).
     """
 
-    runs: tuple[PlanRun, ...]
+    runs: tuple[ProposedRun, ...]
     budget: float  # FLOPs allowed
     spent: float  # FLOPs of the runs, sum 6 N D
     target: dict[str, float]  # N, D, C and the prior's loss there
@@ -404,9 +417,10 @@ class Plan:
     prior_params: dict[str, float]
     prior_source: str
     noise: float
-    runs_so_far: tuple[tuple[float, float], ...]  # (N, D) of runs already trained
+    n_runs_so_far: int  # runs already trained
     accelerator: str
     mfu: float
+    runs_so_far: tuple[tuple[float, float], ...] = ()  # their (N, D); in memory only, not in JSON
 
     @property
     def gain(self) -> float:
@@ -419,6 +433,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "format": FORMAT,
             "runs": [r.to_json() for r in self.runs],
             "spent": self.spent,
             "budget": self.budget,
@@ -435,8 +450,35 @@ class Plan:
             "law": self.law,
             "prior": {"params": dict(self.prior_params), "source": self.prior_source},
             "noise": self.noise,
-            "runs_so_far": len(self.runs_so_far),
+            "runs_so_far": self.n_runs_so_far,
         }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> SweepPlan:
+        """Inverse of `to_json` (without the (N, D) of the runs so far); UsageError when `obj` is no plan."""
+        obj = check_format(obj, FORMAT, "a sweep plan (`scaling plan --json`)")
+        return cls(
+            runs=tuple(ProposedRun.from_json(r) for r in obj["runs"]),
+            budget=float(obj["budget"]),
+            spent=float(obj["spent"]),
+            target={k: float(v) for k, v in obj["target"].items()},
+            interval_width=float(obj["interval_width"]),
+            isoflop_interval_width=float(obj["isoflop_interval_width"]),
+            isoflop_runs=tuple((float(r["N"]), float(r["D"])) for r in obj["isoflop_runs"]),
+            law=str(obj["law"]),
+            prior_params={k: float(v) for k, v in obj["prior"]["params"].items()},
+            prior_source=str(obj["prior"]["source"]),
+            noise=float(obj["noise"]),
+            n_runs_so_far=int(obj["runs_so_far"]),
+            accelerator=str(obj["gpu"]),
+            mfu=float(obj["mfu"]),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SweepPlan(runs={len(self.runs)}, spent={self.spent:.3g}, budget={self.budget:.3g}, "
+            f"law={self.law!r}, interval_width={self.interval_width:.3g}, gain={self.gain:.3g})"
+        )
 
     def describe(self) -> str:
         t = self.target
@@ -448,7 +490,7 @@ class Plan:
             f"expected 95 % interval width of the target loss: {self.interval_width:.3g} nats/token "
             f"(IsoFLOP design of equal compute: {self.isoflop_interval_width:.3g}; gain {self.gain:.2f}x)",
             f"prior: {self.law}, {self.prior_source}"
-            + (f"; {len(self.runs_so_far)} runs already trained" if self.runs_so_far else ""),
+            + (f"; {self.n_runs_so_far} runs already trained" if self.n_runs_so_far else ""),
             f"  {'run':<22s} {'N':>8s} {'D':>8s} {'C':>9s} {'shape (L x d, heads)':>21s} {'steps':>7s} "
             f"{'GPU-h':>8s}",
         ]
@@ -516,8 +558,8 @@ def plan(
     target_tokens: float | str | None = None,
     *,
     optimal: bool = False,
-    prior: Any = None,
-    runs_so_far: Any = None,
+    prior: FitResult | None = None,
+    runs_so_far: pd.DataFrame | str | Path | None = None,
     min_params: float | str = PLAN_DEFAULTS["min_params"],
     max_params: float | str = PLAN_DEFAULTS["max_params"],
     max_runs: int = PLAN_DEFAULTS["max_runs"],
@@ -527,7 +569,7 @@ def plan(
     mfu: float = hardware.DEFAULT_MFU,
     noise: float = PLAN_DEFAULTS["noise"],
     seed: int = 0,
-) -> Plan:
+) -> SweepPlan:
     """Plan the sweep whose fit best predicts the loss at the target, within `budget` FLOPs.
 
     Parameters
@@ -619,7 +661,7 @@ def plan(
         c = candidates[i]
         for s in range(counts[i]):
             runs.append(
-                PlanRun(
+                ProposedRun(
                     _run_name(c.N, c.D, s),
                     c.N,
                     c.D,
@@ -635,7 +677,7 @@ def plan(
                 )
             )
     runs.sort(key=lambda r: -r.C)  # largest first, so that parallel workers finish together
-    return Plan(
+    return SweepPlan(
         runs=tuple(runs),
         budget=budget,
         spent=spent,
@@ -647,7 +689,8 @@ def plan(
         prior_params=dict(prior.params),
         prior_source=prior.source,
         noise=noise,
-        runs_so_far=() if known is None else tuple(zip(*(k.tolist() for k in known), strict=True)),
+        n_runs_so_far=0 if known is None else len(known[0]),
         accelerator=chip.name,
         mfu=mfu,
+        runs_so_far=() if known is None else tuple(zip(*(k.tolist() for k in known), strict=True)),
     )
