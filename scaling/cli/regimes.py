@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     fit_result = load_fit(args.fit) if args.fit else None
     if fit_result is None:
         fit_result = fit_if_possible(table, args.law)
-    regimes = classify(table, fit_result, thresholds, law=None)  # None: too few runs, warned once above
+    # law None: with too few runs to fit, fit_if_possible warned once above
+    regimes = classify(table, fit_result, thresholds=thresholds, law=None)
     print(regimes.describe())
     write_json(args.json, regimes.to_json())
     return 0

@@ -463,9 +463,9 @@ def check_profile_options(isoflop_tolerance: float, profile_fit: str, window: in
 def allocate(
     table: pd.DataFrame | str | Path,
     approach: int = 3,
+    *,
     bootstrap: int = 0,
     seed: int = 0,
-    *,
     law: str = "chinchilla",
     fit_result: FitResult | None = None,
     budgets: Mapping[str, float] | None = None,

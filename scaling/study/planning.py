@@ -83,7 +83,7 @@ class Prior:
     source: str = ""
 
     @classmethod
-    def epoch(cls, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
+    def epoch(cls, *, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
         """Epoch AI's Chinchilla refit, its 95 % intervals read as independent normals in theta."""
         law = get_law("chinchilla")
         return cls(
@@ -94,7 +94,7 @@ class Prior:
         )
 
     @classmethod
-    def from_fit(cls, fit_result: FitResult, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
+    def from_fit(cls, fit_result: FitResult, *, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
         """A fit (`scaling fit --json`): its bootstrap parameter sets, else its intervals, else the point.
 
         Raises UsageError when the fit's law cannot answer a question about N and D."""

@@ -281,7 +281,9 @@ def predict(
     data_range = data_range or fit_result.data_range
     extrapolation = _extrapolation(data_range, N_law, C) if data_range else None
 
-    by_law = law_regime(fit_result, N_law, D, U if U < D else None, thresholds) if co is not None else None
+    by_law = None
+    if co is not None:
+        by_law = law_regime(fit_result, N_law, D, U if U < D else None, thresholds=thresholds)
     if shape is None and N >= 1000:
         shape = shape_for_params(N, **GPT3_CONTEXT_AND_VOCAB)  # an assumed GPT-3-like shape
     # A named preset's memory counts its embeddings too; a bare number is all we know otherwise.

@@ -140,7 +140,7 @@ def _running_median(values: np.ndarray) -> np.ndarray:
 
 
 def analyze_curve(
-    metrics: pd.DataFrame, unique_tokens: float | None = None, thresholds: Thresholds | None = None,
+    metrics: pd.DataFrame, unique_tokens: float | None = None, *, thresholds: Thresholds | None = None,
     r_d_star: float = MUENNIGHOFF_R_D_STAR, noise: float | None = None,
 ) -> CurveRegime:
     """Label one run from its evaluations (columns step, tokens, train_loss, val_loss of metrics.jsonl).
@@ -287,7 +287,8 @@ class LawRegime:
 
 
 def law_regime(
-    fit_result: FitResult, N: float, D: float, U: float | None = None, thresholds: Thresholds | None = None,
+    fit_result: FitResult, N: float, D: float, U: float | None = None, *,
+    thresholds: Thresholds | None = None,
 ) -> LawRegime:
     """Label a run of N parameters trained on D tokens (U unique) against a fitted law (a FitResult)."""
     t = thresholds or Thresholds()
@@ -379,7 +380,7 @@ def _curve_for_row(
     U = row.get("U")
     unique = float(U) if U is not None and np.isfinite(U) and U > 0 else None
     try:
-        return analyze_curve(metrics, unique, thresholds, r_d_star, noise)
+        return analyze_curve(metrics, unique, thresholds=thresholds, r_d_star=r_d_star, noise=noise)
     except UsageError as exc:  # name the run: a sweep has many curves
         raise UsageError(f"{row['run']}: {exc}") from None
 
@@ -454,8 +455,8 @@ class Regimes:
 
 
 def classify(
-    table: pd.DataFrame, fit_result: FitResult | None = None, thresholds: Thresholds | None = None,
-    *, law: str | None = "chinchilla", curves: bool = True,
+    table: pd.DataFrame, fit_result: FitResult | None = None, *, thresholds: Thresholds | None = None,
+    law: str | None = "chinchilla", curves: bool = True,
 ) -> Regimes:
     """Label every run of a run table (columns N, D, C, loss, optional U and run folder `run`).
 
@@ -485,7 +486,7 @@ def classify(
             out["run"] = str(row["run"])
         found = metrics.get(i)
         curve = _curve_for_row(row, found, t, r_d_star, noise) if found is not None else None
-        by_law = law_regime(fit_result, N, D, U, t) if fit_result is not None else None
+        by_law = law_regime(fit_result, N, D, U, thresholds=t) if fit_result is not None else None
         if curve is not None:
             out.update(_prefixed(asdict(curve), "curve_"))
         if by_law is not None:
