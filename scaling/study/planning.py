@@ -49,6 +49,7 @@ from scaling.study.prediction import resolve_params
 from scaling.units import format_quantity, parse_quantity
 
 FORMAT = "scaling.plan/1"  # the "format" key of `SweepPlan.to_json`
+
 # Candidate runs stay where scaling laws are fitted: 1 to 1000 tokens per parameter. Hoffmann et al.'s runs
 # (Epoch's extraction, data/README.md) lie between 1.1 and 160 (5-95 %), all below 350; the top is left
 # wider because small models are cheap to train long. Below 1, learning-rate warmup and the first steps
