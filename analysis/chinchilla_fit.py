@@ -20,10 +20,10 @@ from pathlib import Path
 from scaling.fitting.procedure import fit, likelihood_ratio_test
 from scaling.io import atomic_write_json
 from scaling.reference import CHINCHILLA_BUDGET, HOFFMANN_2022
+from scaling.reference import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
+from scaling.reference import EPOCH_PRIOR as EPOCH
 from scaling.runs.table import load_runs
 from scaling.study.allocation import allocate
-from scaling.study.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
-from scaling.study.planning import EPOCH_PRIOR as EPOCH
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
 EPOCH_OBJECTIVE = 0.00101827

@@ -31,8 +31,8 @@ import pandas as pd
 from scaling.cli.fit import parse_params
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import fit
-from scaling.reference import HOFFMANN_2022, training_flops
-from scaling.study.planning import EPOCH_INTERVALS, EPOCH_PRIOR, isoflop_design, plan
+from scaling.reference import EPOCH_INTERVALS, EPOCH_PRIOR, HOFFMANN_2022, training_flops
+from scaling.study.planning import isoflop_design, plan
 from scaling.units import parse_quantity
 
 NOISE = 0.01  # 1 % run-to-run

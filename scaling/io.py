@@ -1,4 +1,5 @@
-"""Crash-safe file writing and tolerant reading, shared by training, run collection and reports.
+"""Crash-safe file writing and tolerant reading, shared by training, run collection and reports, and
+the checks of the paths a command will write.
 
 Every file a reader may look at while it is written goes through `atomic_write_*` (temp file in the same
 folder, fsync, rename, fsync of the folder), so a reader sees the old file or the new one, never half.
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from scaling.errors import UsageError
 
 # mkstemp creates files readable by their owner only; written files get the usual umask-derived mode.
 _UMASK = os.umask(0)
@@ -94,3 +98,44 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             why = exc.msg if isinstance(exc, json.JSONDecodeError) else exc
             raise ValueError(f"{path}: line {number} is not valid JSON ({why})") from exc
+
+
+# ---- paths a command will write: checked before anything is computed -----------------------------------
+_SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def sweep_name_of(out: str | Path) -> str:
+    """NAME of an `out` path DIR/sweep/NAME.yaml (Hydra's --config-dir DIR finds it as +sweep=NAME)."""
+    out = Path(out)
+    if out.suffix != ".yaml" or out.parent.name != "sweep" or not _SWEEP_NAME.match(out.stem):
+        raise UsageError(
+            f"`out` {str(out)[:200]!r} must be DIR/sweep/NAME.yaml (NAME of letters, digits, - and _), so "
+            "that `scaling-train --config-dir DIR -m +sweep=NAME` runs it"
+        )
+    return out.stem
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """UsageError unless `path` can be written: not a folder, and its nearest existing parent a writable
+    folder. Checked before anything is computed or written, so that bad input leaves no partial output."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{what} {path} is a folder; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {path}: cannot create it in {parent} (not a writable folder)")
+
+
+# ---- result documents ------------------------------------------------------------------------------------
+def check_format(obj: Any, expected: str, what: str) -> Mapping[str, Any]:
+    """`obj` if it is a JSON object of the document `expected` ("scaling.plan/1"); UsageError naming `what`
+    otherwise. A document without a "format" key is read as the current version (files written before the
+    key existed)."""
+    if not isinstance(obj, Mapping):
+        raise UsageError(f"not {what}: expected a JSON object")
+    found = obj.get("format", expected)
+    if found != expected:
+        raise UsageError(f"not {what}: format {found!r}, expected {expected!r}")
+    return obj

@@ -34,7 +34,6 @@ def params_for_compute(C: Any, D: Any) -> Any:
     return C / (FLOPS_PER_PARAM_TOKEN * D)
 
 
-
 @dataclass(frozen=True)
 class ReferenceModel:
     """A published model to measure against: N parameters (as published) trained on D tokens."""
@@ -58,3 +57,13 @@ REFERENCE_MODELS = (GPT3_175B, CHINCHILLA_70B)
 CHINCHILLA_BUDGET = 5.76e23
 # Hoffmann et al. 2022's fit of L = E + A/N^alpha + B/D^beta as published (rounded; loss nats/token)
 HOFFMANN_2022 = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
+# Epoch AI's refit of Chinchilla (Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt"): the
+# estimate and its 95 % bootstrap intervals over 4000 resamples; `scaling plan`'s prior when none is given.
+EPOCH_PRIOR = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.348, "beta": 0.366}
+EPOCH_INTERVALS = {
+    "E": (1.769, 1.871),
+    "A": (285.0, 744.0),
+    "B": (1042.0, 5810.0),
+    "alpha": (0.317, 0.373),
+    "beta": (0.331, 0.415),
+}

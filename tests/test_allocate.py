@@ -12,7 +12,7 @@ from helpers import CHINCHILLA_CSV, LAW, PAPER, PLANTED, isoflop_table
 from scaling import allocate as allocate_from_package
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.procedure import fit
-from scaling.study.allocation import allocate, isoflop_groups
+from scaling.study.allocation import Allocation, allocate, isoflop_groups
 
 
 def curve_sweep(root: Path, seed: int = 0) -> Path:
@@ -214,3 +214,20 @@ def test_one_object_answers_n_opt_d_opt_and_tokens_per_param_in_every_approach(t
         np.testing.assert_allclose(optimal.D_opt_for_params(optimal.N_opt(C)), optimal.D_opt(C), rtol=1e-9)
         for budget, ratio in result.tokens_per_param.items():
             assert ratio == pytest.approx(float(optimal.tokens_per_param(budget)), rel=1e-12)
+
+
+def test_allocation_json_round_trip_format_and_compact_repr(tmp_path):
+    """An allocation reads back from its JSON (all but the bootstrap samples); the repr stays one line."""
+    for result in (
+        allocate(curve_sweep(tmp_path / "sweep"), approach=1),
+        allocate(isoflop_table(), approach=2, bootstrap=20, seed=0),
+        allocate(isoflop_table(), approach=3, bootstrap=20, seed=0),
+    ):
+        document = result.to_json()
+        assert document["format"] == "scaling.allocation/1"
+        again = Allocation.from_json(json.loads(json.dumps(document)))
+        assert json.dumps(again.to_json()) == json.dumps(document)
+        assert again.describe() == result.describe()
+        assert "\n" not in repr(result) and len(repr(result)) < 300
+    with pytest.raises(UsageError, match="format 'scaling.fit/1'"):
+        Allocation.from_json({**document, "format": "scaling.fit/1"})

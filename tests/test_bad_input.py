@@ -465,3 +465,19 @@ def test_scaling_train_bad_input(corpus, interrupted_run, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: "), (case, err[-3000:])
         assert TRAIN_CASES[case][1] in lines[0], (case, lines[0])
         assert after == before, f"{case}: the run folder was changed"
+
+
+def test_argument_constraints_are_declared_once_and_checked_given_or_defaulted():
+    """`checked` reads each argument, positional, keyword or defaulted, against its declared constraint
+    and raises the message "`name` <rule>, got <value>" (which the CLI rewrites into its flags)."""
+    from scaling.errors import NON_NEGATIVE, UsageError, checked, one_of
+
+    @checked(seed=NON_NEGATIVE, mode=one_of(("a", "b")))
+    def work(seed: int, *, mode: str = "c") -> int:
+        return seed
+
+    with pytest.raises(UsageError, match=r"^`seed` must be >= 0, got -1$"):
+        work(-1, mode="a")
+    with pytest.raises(UsageError, match=r"^`mode` must be one of a, b, got 'c'$"):
+        work(0)  # the default is checked too
+    assert work(3, mode="b") == 3 and set(work.__constraints__) == {"seed", "mode"}

@@ -22,9 +22,9 @@ from scaling.fitting.procedure import (
     load_fit,
     save_fit,
 )
+from scaling.reference import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
+from scaling.reference import EPOCH_PRIOR as EPOCH
 from scaling.runs.table import load_runs
-from scaling.study.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
-from scaling.study.planning import EPOCH_PRIOR as EPOCH
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "chinchilla_epoch_fig4.csv"
 COLUMNS = {"N": "Model Size", "C": "Training FLOP"}

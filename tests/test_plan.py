@@ -17,7 +17,8 @@ from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import Inputs, get_law
 from scaling.fitting.procedure import FitResult, save_fit
 from scaling.recipe import MIN_STEPS
-from scaling.study.planning import EPOCH_PRIOR, Prior, TargetVariance, isoflop_design, plan
+from scaling.reference import EPOCH_PRIOR
+from scaling.study.planning import Prior, SweepPlan, TargetVariance, isoflop_design, plan
 
 # A plan small enough to train on a CPU in seconds: 10k-100k parameters, 128-token context, 5 runs.
 TINY = ["--budget", "5e9", "--target-params", "1M", "--optimal", "--min-params", "1e4", "--max-params",
@@ -223,3 +224,12 @@ def test_planned_sweep_dry_runs_and_trains_as_planned_on_the_cpu(tmp_path, capsy
     summaries = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "next").glob("*/summary.json")]
     assert sorted((s["n_params"], s["tokens"]) for s in summaries) == planned
     assert sum(s["flops"] for s in summaries) == pytest.approx(doc["spent"]) and doc["spent"] <= 5e9
+
+
+def test_plan_json_round_trip_format_and_compact_repr(gpt3_plan):
+    document = gpt3_plan.to_json()
+    assert document["format"] == "scaling.plan/1"
+    again = SweepPlan.from_json(json.loads(json.dumps(document)))
+    assert json.dumps(again.to_json()) == json.dumps(document)
+    assert again.describe() == gpt3_plan.describe() and again.sweep_yaml("x") == gpt3_plan.sweep_yaml("x")
+    assert "\n" not in repr(gpt3_plan) and len(repr(gpt3_plan)) < 200

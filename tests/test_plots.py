@@ -174,7 +174,7 @@ def test_every_figure_the_data_cannot_support_raises_figure_not_supported(table)
 
 
 def test_nd_plane_regions_lines_runs_and_landmarks(table, result):
-    labels = classify(table, result, curves=False)
+    labels = classify(table, result, curves=False).labels
     fig = plots.plot_nd_plane(result, table, labels)
     ax = fig.axes[0]
     assert ax.get_xscale() == ax.get_yscale() == "log"

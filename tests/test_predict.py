@@ -18,7 +18,7 @@ from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.procedure import FitResult, fit
 from scaling.shapes import PRESETS, n_params
-from scaling.study.prediction import predict, resolve_params
+from scaling.study.prediction import Prediction, predict, resolve_params
 
 # Hoffmann et al. 2022 as published (rounded) and Besiroglu et al. 2024's refit of the same data.
 CHINCHILLA_ROUNDED = {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
@@ -261,3 +261,14 @@ def test_data_constrained_prediction_counts_repeated_tokens(tmp_path, capsys):
     args = ["predict", fit_json, "--params", "1B", "--tokens", "100B", "--unique-tokens", "5B"]
     status, out, _ = run_cli(args, capsys)
     assert status == 0 and f"{repeated.loss:.4g} nats/token" in out
+
+
+def test_prediction_json_round_trip_format_and_compact_repr():
+    result = predict(FitResult.from_json({"law": "chinchilla", "params": EPOCH_REFIT}), N="175B", D="300B")
+    document = result.to_json()
+    assert list(document)[:2] == ["format", "N"] and document["format"] == "scaling.prediction/1"
+    again = Prediction.from_json(json.loads(json.dumps(document)))
+    assert again == result and again.describe() == result.describe()
+    assert "\n" not in repr(result) and len(repr(result)) < 200
+    with pytest.raises(TypeError):  # options are keyword-only
+        predict(FitResult.from_json({"law": "chinchilla", "params": EPOCH_REFIT}), "175B", None, None, True)

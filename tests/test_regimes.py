@@ -21,6 +21,7 @@ from scaling.study.regimes import (
     BALANCED,
     OVERFITTING,
     UNDERFITTING,
+    Regimes,
     Thresholds,
     analyze_curve,
     classify,
@@ -196,7 +197,7 @@ def test_curve_diverged_and_too_short():
 def test_classify_without_enough_runs_warns_and_gives_unknown():
     table = pd.DataFrame({"N": [1e6, 2e6], "D": [1e8, 1e8], "C": [6e14, 1.2e15], "loss": [3.0, 2.9]})
     with pytest.warns(UserWarning, match="too few"):
-        labels = classify(table)
+        labels = classify(table).labels
     assert list(labels["regime"]) == ["unknown", "unknown"]
 
 
@@ -300,3 +301,15 @@ def test_evaluation_noise_of_a_smooth_curve_is_zero_and_of_scatter_its_deviation
     assert evaluation_noise(np.linspace(3.0, 2.0, 10)) == pytest.approx(0.0, abs=1e-12)
     scatter = np.random.default_rng(2).normal(0, 0.05, 4000)
     assert evaluation_noise(scatter) == pytest.approx(0.05, rel=0.05)
+
+
+def test_regimes_are_a_result_with_counts_and_a_json_round_trip(planted):
+    table, _ = planted
+    regimes = classify(table, curves=False)
+    assert list(regimes.labels.index) == list(table.index) and sum(regimes.counts.values()) == len(table)
+    document = regimes.to_json()
+    assert document["format"] == "scaling.regimes/1" and document["law"]["law"] == "chinchilla"
+    again = Regimes.from_json(json.loads(json.dumps(document)))
+    assert json.dumps(again.to_json(), sort_keys=True) == json.dumps(document, sort_keys=True)
+    assert again.describe() == regimes.describe() and again.counts == regimes.counts
+    assert "\n" not in repr(regimes) and len(repr(regimes)) < 200

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scaling import hardware
 from scaling.defaults import DEFAULT_WINDOW, ISOFLOP_TOLERANCE, PROFILE_FITS
 from scaling.tracking import TRACKERS
+
+if TYPE_CHECKING:  # pandas is imported by the commands that read runs, not by every command
+    import pandas as pd
 
 SOURCES = ("auto", "folder", "csv", *TRACKERS)
 _ARGUMENT = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
@@ -86,7 +90,7 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def load_input(args: argparse.Namespace):
+def load_input(args: argparse.Namespace) -> pd.DataFrame:
     """The run table of INPUT, as `scaling.runs.table.load_runs` validates it."""
     from scaling.runs.table import load_runs
 
@@ -98,7 +102,7 @@ def wrote(path: str | Path, what: str = "") -> None:
     print(f"wrote {path}{what}")
 
 
-def write_json(path: str | Path | None, document: Any) -> None:
+def write_json(path: str | Path | None, document: Mapping[str, Any]) -> None:
     """Write `document` to `path` atomically (nothing when no path was asked for) and say so."""
     if path:
         from scaling.io import atomic_write_json

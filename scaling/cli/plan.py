@@ -90,8 +90,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.errors import UsageError
-    from scaling.io import atomic_write_text
-    from scaling.study.planning import check_writable, plan, sweep_name_of
+    from scaling.io import atomic_write_text, check_writable, sweep_name_of
+    from scaling.study.planning import plan
 
     name = sweep_name_of(args.out)
     check_writable(args.out, "--out")

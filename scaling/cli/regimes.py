@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from scaling.cli.common import add_input_options, load_input, write_json
 
@@ -44,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from scaling.fitting.procedure import load_fit
-    from scaling.study.regimes import Thresholds, classify, fit_if_possible, to_json
+    from scaling.study.regimes import Thresholds, classify, fit_if_possible
 
     chosen = {field: getattr(args, field) for field in _THRESHOLD_FLAGS if getattr(args, field) is not None}
     thresholds = Thresholds(**chosen)
@@ -52,33 +51,8 @@ def run(args: argparse.Namespace) -> int:
     fit_result = load_fit(args.fit) if args.fit else None
     if fit_result is None:
         fit_result = fit_if_possible(table, args.law)
-    labels = classify(table, fit_result, thresholds, law=None)  # None: too few runs, warned once above
-    print(describe(labels, fit_result))
-    write_json(args.json, to_json(labels, fit_result, thresholds))
+    # law None: with too few runs to fit, fit_if_possible warned once above
+    regimes = classify(table, fit_result, thresholds=thresholds, law=None)
+    print(regimes.describe())
+    write_json(args.json, regimes.to_json())
     return 0
-
-
-def describe(labels, fit_result) -> str:
-    """One block per run: the combined label, then each view's reason."""
-    if fit_result is None:
-        head = "law view: none (too few runs to fit); curve view only"
-    else:
-        params = ", ".join(f"{k} {v:.4g}" for k, v in fit_result.params.items())
-        head = f"law view: {fit_result.law} fit ({params})"
-    lines = [head]
-    for i, row in enumerate(labels.to_dict(orient="records"), start=1):
-        name = row.get("run", f"row {i}")
-        lines.append(
-            f"{name}: {row['regime'].upper()}  N {row['N']:.3g} params, D {row['D']:.3g} tokens "
-            f"({row['D'] / row['N']:.3g} tokens/param)"
-        )
-        for view in ("law", "curve"):
-            reason = row.get(f"{view}_reason")
-            if isinstance(reason, str):
-                lines.append(f"    {view:5s} {row[f'{view}_regime']}: {reason}")
-        onset = row.get("onset_step")
-        if onset is not None and not (isinstance(onset, float) and math.isnan(onset)):
-            lines.append(f"    overfitting began at step {int(onset)} ({row['onset_tokens']:.3g} tokens)")
-    counts = labels["regime"].value_counts()
-    lines.append("total: " + ", ".join(f"{n} {label}" for label, n in counts.items()))
-    return "\n".join(lines)

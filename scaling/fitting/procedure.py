@@ -32,7 +32,7 @@ from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
 from scaling.defaults import HOLDOUT_TOP, HUBER_DELTA, METHODS
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError, checked, one_of
 from scaling.fitting.intervals import noise_sigma
 from scaling.fitting.laws import (
     CHUNK_ELEMENTS,
@@ -530,6 +530,13 @@ def _prepare(
 
 
 @single_threaded_blas
+@checked(
+    loss=one_of(LOSSES),
+    delta=Constraint(lambda v: math.isfinite(v) and v > 0, "must be a positive number"),
+    bootstrap=NON_NEGATIVE,
+    seed=NON_NEGATIVE,  # numpy's generators take non-negative seeds only
+    method=one_of(METHODS),
+)
 def fit(
     table: pd.DataFrame | str | Path,
     law: str = "chinchilla",
@@ -566,16 +573,6 @@ def fit(
     params_column : "N" (non-embedding parameters, the default) or "N_total" (all parameters, a column
         of the table): the count the law reads as N. Predictions convert a target's N the same way.
     """
-    if loss not in LOSSES:
-        raise UsageError(f"`loss` must be one of {', '.join(LOSSES)}, got {loss!r}")
-    if not (math.isfinite(delta) and delta > 0):
-        raise UsageError(f"`delta` must be a positive number, got {delta}")
-    if bootstrap < 0:
-        raise UsageError(f"`bootstrap` must be >= 0, got {bootstrap}")
-    if seed < 0:  # numpy's generators take non-negative seeds only
-        raise UsageError(f"`seed` must be >= 0, got {seed}")
-    if method not in METHODS:
-        raise UsageError(f"`method` must be one of {', '.join(METHODS)}, got {method!r}")
     if method == "classic" and bootstrap:
         raise UsageError("`method` classic is for comparison only; bootstrap with the default method")
     if law == AUTO:

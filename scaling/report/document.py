@@ -650,7 +650,7 @@ def analyse(
         calibration = None
         if result.selection is None:  # with --law auto the choice's table holds every law's calibration
             calibration = _attempt("calibration", skipped, lambda: _calibration(table, law))
-        labels = _attempt("regimes", skipped, lambda: classify(table, result))
+        labels = _attempt("regimes", skipped, lambda: classify(table, result).labels)
         predictions = _predictions(result, table, skipped)
     notes = list(dict.fromkeys(str(w.message) for w in noted if issubclass(w.category, ScalingWarning)))
     for text in notes:  # each once, though the fit, the allocations and the backtest may each have said it

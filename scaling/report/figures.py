@@ -904,7 +904,7 @@ def plot_plan(plan: Any) -> Figure:
     of the same compute it was compared with, runs already trained, the target, the prior's
     compute-optimal line and iso-compute lines (FLOPs), the single-run budget among them.
 
-    plan: `scaling.study.planning.Plan`."""
+    plan: `scaling.study.planning.SweepPlan`."""
     runs = pd.DataFrame([{"N": r.N, "D": r.D} for r in plan.runs])
     points = runs.groupby(["N", "D"]).size().reset_index(name="count")
     iso = np.array(plan.isoflop_runs)

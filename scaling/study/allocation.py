@@ -35,10 +35,20 @@ import pandas as pd
 from scipy.interpolate import Akima1DInterpolator
 
 from scaling.defaults import DEFAULT_WINDOW, PROFILE_FITS
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import (
+    NON_NEGATIVE,
+    Constraint,
+    ScalingWarning,
+    UsageError,
+    check_arguments,
+    checked,
+    one_of,
+    whole_number,
+)
 from scaling.fitting.laws import get_law
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.fitting.procedure import FitResult, fit, interval_dict, single_threaded_blas
+from scaling.io import check_format
 from scaling.reference import (
     CHINCHILLA_70B,
     CHINCHILLA_BUDGET,
@@ -49,6 +59,7 @@ from scaling.reference import (
 from scaling.runs.table import ISOFLOP_TOLERANCE, compute_frontier, curve_of, load_runs, value_groups
 from scaling.units import format_quantity
 
+FORMAT = "scaling.allocation/1"  # the "format" key of `Allocation.to_json`
 MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola
 # Budgets (FLOPs) at which tokens per parameter are reported, besides the largest run of the data.
 NAMED_BUDGETS: dict[str, float] = {
@@ -107,6 +118,31 @@ class IsoFlopProfile:
             "left_out": self.left_out or None,
         }
 
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> IsoFlopProfile:
+        """Inverse of `to_json` (a budget left out reads back with NaN N_opt, D_opt and loss_opt)."""
+
+        def number(key: str) -> float:
+            return math.nan if obj[key] is None else float(obj[key])
+
+        return cls(
+            C=float(obj["C"]),
+            N=np.asarray(obj["N"], dtype=float),
+            loss=np.asarray(obj["loss"], dtype=float),
+            used=np.asarray(obj["used"], dtype=bool),
+            method=str(obj["method"]),
+            window=None if obj["window"] is None else int(obj["window"]),
+            coef=None if obj["coef"] is None else tuple(float(c) for c in obj["coef"]),
+            N_opt=number("N_opt"),
+            D_opt=number("D_opt"),
+            loss_opt=number("loss_opt"),
+            left_out=obj["left_out"] or "",
+        )
+
+    def __repr__(self) -> str:
+        kept = f"N_opt={self.N_opt:.4g}" if not self.left_out else f"left_out={self.left_out!r}"
+        return f"IsoFlopProfile(C={self.C:.4g}, runs={self.N.size}, method={self.method!r}, {kept})"
+
 
 @dataclass(frozen=True)
 class Allocation:
@@ -114,7 +150,9 @@ class Allocation:
 
     `points`: the (C, N, D, loss) the power laws were fitted through (frontier points for Approach 1,
     profile minima for Approach 2, none for Approach 3); `profiles`: Approach 2's IsoFLOP parabolas;
-    `tokens_per_param`: D_opt / N_opt at each budget in `budgets` ({name: C FLOPs})."""
+    `tokens_per_param`: D_opt / N_opt at each budget in `budgets` ({name: C FLOPs}). JSON (`to_json`,
+    `from_json`) keeps every field but the bootstrap samples, of which it keeps their count and intervals;
+    the fit is kept without its bootstrap parameter sets."""
 
     approach: int
     a: float
@@ -128,7 +166,8 @@ class Allocation:
     points: pd.DataFrame | None = None
     profiles: tuple[IsoFlopProfile, ...] = ()
     fit: FitResult | None = None
-    bootstrap: np.ndarray | None = None  # (K, 4): a, b, G, G_D per resample
+    n_bootstrap: int = 0  # resamples behind the intervals
+    bootstrap: np.ndarray | None = None  # (K, 4): a, b, G, G_D per resample; in memory only, not in JSON
     source: str = ""  # what the envelope was built from, e.g. "loss curves of 12 runs"
     profile_fit: str | None = None  # Approach 2: how each profile was fitted (PROFILE_FITS)
     window: int | None = None  # Approach 2 with profile_fit "window": sizes per local parabola
@@ -138,17 +177,18 @@ class Allocation:
         """N_opt(C), D_opt(C), tokens per parameter and D_opt(N) of this allocation."""
         return ComputeOptimal(self.a, self.b, self.G)
 
-    def N_opt(self, C) -> np.ndarray:
+    def N_opt(self, C: float | np.ndarray) -> np.ndarray:
         """Compute-optimal parameters for C FLOPs."""
         return self.optimal.N_opt(C)
 
-    def D_opt(self, C) -> np.ndarray:
+    def D_opt(self, C: float | np.ndarray) -> np.ndarray:
         """Compute-optimal tokens for C FLOPs."""
         return self.optimal.D_opt(C)
 
     def to_json(self) -> dict[str, Any]:
         key = _budget_key
         return {
+            "format": FORMAT,
             "approach": self.approach,
             "a": self.a,
             "b": self.b,
@@ -164,8 +204,43 @@ class Allocation:
             "window": self.window,
             "profiles": [p.to_json() for p in self.profiles],
             "fit": None if self.fit is None else {**self.fit.to_json(), "bootstrap_params": None},
-            "n_bootstrap": 0 if self.bootstrap is None else len(self.bootstrap),
+            "n_bootstrap": self.n_bootstrap,
         }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Allocation:
+        """Inverse of `to_json` (without the bootstrap samples); UsageError when `obj` is no allocation."""
+        obj = check_format(obj, FORMAT, "an allocation (`scaling allocate --json`)")
+        budgets = {str(k): float(C) for k, C in obj["budgets"].items()}
+        ratio, ratio_ci = obj["tokens_per_param"], obj["tokens_per_param_ci"]
+        return cls(
+            approach=int(obj["approach"]),
+            a=float(obj["a"]),
+            b=float(obj["b"]),
+            G=float(obj["G"]),
+            G_D=float(obj["G_D"]),
+            ci={k: (float(lo), float(hi)) for k, (lo, hi) in obj["ci"].items()},
+            budgets=budgets,
+            tokens_per_param={C: float(ratio[_budget_key(C)]) for C in budgets.values()},
+            tokens_per_param_ci={
+                C: (float(ratio_ci[_budget_key(C)][0]), float(ratio_ci[_budget_key(C)][1]))
+                for C in budgets.values()
+                if _budget_key(C) in ratio_ci
+            },
+            points=None if obj["points"] is None else pd.DataFrame.from_records(obj["points"]),
+            profiles=tuple(IsoFlopProfile.from_json(p) for p in obj["profiles"]),
+            fit=None if obj["fit"] is None else FitResult.from_json(obj["fit"]),
+            n_bootstrap=int(obj["n_bootstrap"]),
+            source=str(obj["source"]),
+            profile_fit=obj["profile_fit"],
+            window=obj["window"],
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Allocation(approach={self.approach}, a={self.a:.4g}, b={self.b:.4g}, G={self.G:.4g}, "
+            f"n_bootstrap={self.n_bootstrap}, budgets={len(self.budgets)}, source={self.source!r})"
+        )
 
     def describe(self) -> str:
         """A readable summary with units."""
@@ -360,26 +435,37 @@ def describe_profile_fit(method: str, window: int) -> str:
 
 
 # ---- driver ----------------------------------------------------------------------------------------
+# Approach 2's options; `scaling.report` checks them too, before it computes anything.
+PROFILE_OPTIONS = {
+    "isoflop_tolerance": Constraint(lambda v: 0 <= v < 1, "must be a fraction in [0, 1)"),
+    "profile_fit": one_of(PROFILE_FITS),
+    "window": whole_number(
+        MIN_PROFILE_SIZES,
+        f"must be a whole number of at least {MIN_PROFILE_SIZES} sizes (a parabola needs 3)",
+    ),
+}
+
+
 def check_profile_options(isoflop_tolerance: float, profile_fit: str, window: int) -> None:
     """UsageError naming the argument unless Approach 2's options are usable (see `allocate`)."""
-    if not 0 <= isoflop_tolerance < 1:
-        raise UsageError(f"`isoflop_tolerance` must be a fraction in [0, 1), got {isoflop_tolerance}")
-    if profile_fit not in PROFILE_FITS:
-        raise UsageError(f"`profile_fit` must be one of {', '.join(PROFILE_FITS)}, got {profile_fit!r}")
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < MIN_PROFILE_SIZES:
-        raise UsageError(
-            f"`window` must be a whole number of at least {MIN_PROFILE_SIZES} sizes "
-            f"(a parabola needs 3), got {window!r}"
-        )
+    check_arguments(
+        PROFILE_OPTIONS, isoflop_tolerance=isoflop_tolerance, profile_fit=profile_fit, window=window
+    )
 
 
 @single_threaded_blas
+@checked(
+    approach=one_of((1, 2, 3), "must be 1, 2 or 3", str),
+    bootstrap=NON_NEGATIVE,
+    seed=NON_NEGATIVE,  # numpy's generators take non-negative seeds only
+    **PROFILE_OPTIONS,
+)
 def allocate(
     table: pd.DataFrame | str | Path,
     approach: int = 3,
+    *,
     bootstrap: int = 0,
     seed: int = 0,
-    *,
     law: str = "chinchilla",
     fit_result: FitResult | None = None,
     budgets: Mapping[str, float] | None = None,
@@ -404,12 +490,6 @@ def allocate(
         ln loss in ln N) or `parabola` (through every size of the profile).
     window : sizes per local parabola (>= 3) for `profile_fit="window"`.
     """
-    if approach not in (1, 2, 3):
-        raise UsageError(f"`approach` must be 1, 2 or 3, got {approach}")
-    if bootstrap < 0:
-        raise UsageError(f"`bootstrap` must be >= 0, got {bootstrap}")
-    if seed < 0:  # numpy's generators take non-negative seeds only
-        raise UsageError(f"`seed` must be >= 0, got {seed}")
     table = load_runs(table)
     rng = np.random.default_rng(seed)
     samples: list[tuple[float, float, float, float]] = []
@@ -428,7 +508,6 @@ def allocate(
                 samples.append(boot)
         points = points[["C", "N", "D", "loss"]]
     elif approach == 2:
-        check_profile_options(isoflop_tolerance, profile_fit, window)
         groups = isoflop_groups(table, isoflop_tolerance)
         laws, per_group = _approach2(table, groups, profile_fit, window)
         profiles = [p for p in per_group if p is not None]
@@ -512,6 +591,7 @@ def allocate(
         points=points,
         profiles=tuple(profiles),
         fit=fitted,
+        n_bootstrap=len(samples),
         bootstrap=boot,
         source=source,
         profile_fit=profile_fit if approach == 2 else None,

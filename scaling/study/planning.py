@@ -23,8 +23,6 @@ single runs until no exchange helps.
 from __future__ import annotations
 
 import math
-import os
-import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,20 +30,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 from scipy import optimize
 
 from scaling import hardware
 from scaling.defaults import PLAN_DEFAULTS
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError, checked, whole_number
 from scaling.fitting.laws import Inputs, Law, get_law
 from scaling.fitting.optimal import ComputeOptimal
+from scaling.fitting.procedure import FitResult
+from scaling.io import check_format
 from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
-from scaling.reference import tokens_for_compute, training_flops
+from scaling.reference import EPOCH_INTERVALS, EPOCH_PRIOR, tokens_for_compute, training_flops
 from scaling.runs.table import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.study.prediction import resolve_params
 from scaling.units import format_quantity, parse_quantity
+
+FORMAT = "scaling.plan/1"  # the "format" key of `SweepPlan.to_json`
 
 # Candidate runs stay where scaling laws are fitted: 1 to 1000 tokens per parameter. Hoffmann et al.'s runs
 # (Epoch's extraction, data/README.md) lie between 1.1 and 160 (5-95 %), all below 350; the top is left
@@ -61,17 +64,6 @@ MIN_RUNS = 3
 # design is still too small to identify the law; any design that identifies it is unaffected.
 RIDGE = 1e-2
 Z95 = 1.959963984540054
-
-# Epoch AI's refit of Chinchilla (Besiroglu et al. 2024, "Chinchilla Scaling: A replication attempt"): the
-# estimate and its 95 % bootstrap intervals over 4000 resamples.
-EPOCH_PRIOR = {"E": 1.817, "A": 482.0, "B": 2085.4, "alpha": 0.348, "beta": 0.366}
-EPOCH_INTERVALS = {
-    "E": (1.769, 1.871),
-    "A": (285.0, 744.0),
-    "B": (1042.0, 5810.0),
-    "alpha": (0.317, 0.373),
-    "beta": (0.331, 0.415),
-}
 
 # The standard design a plan is compared with: IsoFLOP profiles (Hoffmann et al. 2022, Approach 2).
 ISOFLOP_BUDGETS = 4  # compute budgets ...
@@ -92,7 +84,7 @@ class Prior:
     source: str = ""
 
     @classmethod
-    def epoch(cls, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
+    def epoch(cls, *, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
         """Epoch AI's Chinchilla refit, its 95 % intervals read as independent normals in theta."""
         law = get_law("chinchilla")
         return cls(
@@ -103,7 +95,7 @@ class Prior:
         )
 
     @classmethod
-    def from_fit(cls, fit_result: Any, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
+    def from_fit(cls, fit_result: FitResult, *, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
         """A fit (`scaling fit --json`): its bootstrap parameter sets, else its intervals, else the point.
 
         Raises UsageError when the fit's law cannot answer a question about N and D."""
@@ -379,8 +371,10 @@ def isoflop_design(law: Law, params: Mapping[str, float], total: float) -> tuple
 
 # ---- the plan ------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PlanRun:
-    """One planned run: N params, D tokens, C = 6 N D FLOPs, its GPT shape, batch, seed, GPU-hours."""
+class ProposedRun:
+    """One run a sweep plan proposes: N params, D tokens, C = 6 N D FLOPs, its GPT shape, batch, seed,
+    GPU-hours. (Not `scaling.training`'s `RunPlan`, one run's validated configuration, nor its
+    `PlannedRun`, a run of a sweep being launched.)"""
 
     name: str  # its key in the sweep file, e.g. N12.6M_D2.52B_s0
     N: int
@@ -398,16 +392,22 @@ class PlanRun:
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> ProposedRun:
+        return cls(**obj)
+
 
 @dataclass(frozen=True)
-class Plan:
+class SweepPlan:
     """The runs of a sweep that most sharpen the target prediction within a budget, and what they buy.
 
     Interval widths are of the 95 % interval of the target loss (nats/token) that a fit of the runs is
     expected to give (first-order, run-to-run noise `noise`, averaged over the prior's uncertainty).
+    JSON (`to_json`, `from_json`) keeps everything but the (N, D) of the runs so far, of which it keeps
+    their count (`n_runs_so_far`).
     """
 
-    runs: tuple[PlanRun, ...]
+    runs: tuple[ProposedRun, ...]
     budget: float  # FLOPs allowed
     spent: float  # FLOPs of the runs, sum 6 N D
     target: dict[str, float]  # N, D, C and the prior's loss there
@@ -418,9 +418,10 @@ class Plan:
     prior_params: dict[str, float]
     prior_source: str
     noise: float
-    runs_so_far: tuple[tuple[float, float], ...]  # (N, D) of runs already trained
+    n_runs_so_far: int  # runs already trained
     accelerator: str
     mfu: float
+    runs_so_far: tuple[tuple[float, float], ...] = ()  # their (N, D); in memory only, not in JSON
 
     @property
     def gain(self) -> float:
@@ -433,6 +434,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "format": FORMAT,
             "runs": [r.to_json() for r in self.runs],
             "spent": self.spent,
             "budget": self.budget,
@@ -449,8 +451,35 @@ class Plan:
             "law": self.law,
             "prior": {"params": dict(self.prior_params), "source": self.prior_source},
             "noise": self.noise,
-            "runs_so_far": len(self.runs_so_far),
+            "runs_so_far": self.n_runs_so_far,
         }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> SweepPlan:
+        """Inverse of `to_json` (without the (N, D) of the runs so far); UsageError when `obj` is no plan."""
+        obj = check_format(obj, FORMAT, "a sweep plan (`scaling plan --json`)")
+        return cls(
+            runs=tuple(ProposedRun.from_json(r) for r in obj["runs"]),
+            budget=float(obj["budget"]),
+            spent=float(obj["spent"]),
+            target={k: float(v) for k, v in obj["target"].items()},
+            interval_width=float(obj["interval_width"]),
+            isoflop_interval_width=float(obj["isoflop_interval_width"]),
+            isoflop_runs=tuple((float(r["N"]), float(r["D"])) for r in obj["isoflop_runs"]),
+            law=str(obj["law"]),
+            prior_params={k: float(v) for k, v in obj["prior"]["params"].items()},
+            prior_source=str(obj["prior"]["source"]),
+            noise=float(obj["noise"]),
+            n_runs_so_far=int(obj["runs_so_far"]),
+            accelerator=str(obj["gpu"]),
+            mfu=float(obj["mfu"]),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SweepPlan(runs={len(self.runs)}, spent={self.spent:.3g}, budget={self.budget:.3g}, "
+            f"law={self.law!r}, interval_width={self.interval_width:.3g}, gain={self.gain:.3g})"
+        )
 
     def describe(self) -> str:
         t = self.target
@@ -462,7 +491,7 @@ class Plan:
             f"expected 95 % interval width of the target loss: {self.interval_width:.3g} nats/token "
             f"(IsoFLOP design of equal compute: {self.isoflop_interval_width:.3g}; gain {self.gain:.2f}x)",
             f"prior: {self.law}, {self.prior_source}"
-            + (f"; {len(self.runs_so_far)} runs already trained" if self.runs_so_far else ""),
+            + (f"; {self.n_runs_so_far} runs already trained" if self.n_runs_so_far else ""),
             f"  {'run':<22s} {'N':>8s} {'D':>8s} {'C':>9s} {'shape (L x d, heads)':>21s} {'steps':>7s} "
             f"{'GPU-h':>8s}",
         ]
@@ -517,14 +546,21 @@ def _run_name(N: float, D: float, seed: int) -> str:
     return f"N{format_quantity(N)}_D{format_quantity(D)}_s{seed}".replace(".", "p")
 
 
+@checked(
+    max_runs=whole_number(MIN_RUNS, f"must be a whole number >= {MIN_RUNS}"),
+    max_repeats=whole_number(1, "must be a whole number >= 1"),
+    noise=Constraint(lambda v: 0 < v < 1, "is a relative spread in (0, 1), e.g. 0.01 for 1 %", repr),
+    n_ctx=whole_number(1, "must be a positive whole number of tokens"),
+    seed=NON_NEGATIVE,  # numpy's generators take non-negative seeds only
+)
 def plan(
     budget: float | str,
     target_params: float | str,
     target_tokens: float | str | None = None,
     *,
     optimal: bool = False,
-    prior: Any = None,
-    runs_so_far: Any = None,
+    prior: FitResult | None = None,
+    runs_so_far: pd.DataFrame | str | Path | None = None,
     min_params: float | str = PLAN_DEFAULTS["min_params"],
     max_params: float | str = PLAN_DEFAULTS["max_params"],
     max_runs: int = PLAN_DEFAULTS["max_runs"],
@@ -534,7 +570,7 @@ def plan(
     mfu: float = hardware.DEFAULT_MFU,
     noise: float = PLAN_DEFAULTS["noise"],
     seed: int = 0,
-) -> Plan:
+) -> SweepPlan:
     """Plan the sweep whose fit best predicts the loss at the target, within `budget` FLOPs.
 
     Parameters
@@ -560,18 +596,8 @@ def plan(
     N_t = resolve_params(target_params)[0]
     min_params = parse_quantity(min_params, "`min_params`")
     max_params = min(parse_quantity(max_params, "`max_params`"), N_t)
-    if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < MIN_RUNS:
-        raise UsageError(f"`max_runs` must be a whole number >= {MIN_RUNS}, got {max_runs!r}")
-    if isinstance(max_repeats, bool) or not isinstance(max_repeats, int) or max_repeats < 1:
-        raise UsageError(f"`max_repeats` must be a whole number >= 1, got {max_repeats!r}")
-    if not 0 < noise < 1:
-        raise UsageError(f"`noise` is a relative spread in (0, 1), e.g. 0.01 for 1 %, got {noise!r}")
-    if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 1:
-        raise UsageError(f"`n_ctx` must be a positive whole number of tokens, got {n_ctx!r}")
     chip = hardware.get_accelerator(accelerator)
     hardware.gpu_days(1.0, chip, mfu)  # checks mfu
-    if seed < 0:  # numpy's generators take non-negative seeds only
-        raise UsageError(f"`seed` must be >= 0, got {seed}")
     prior = Prior.epoch(seed=seed) if prior is None else Prior.from_fit(prior, seed=seed)
     law = get_law(prior.law)
     if (target_tokens is None) == (not optimal):
@@ -636,7 +662,7 @@ def plan(
         c = candidates[i]
         for s in range(counts[i]):
             runs.append(
-                PlanRun(
+                ProposedRun(
                     _run_name(c.N, c.D, s),
                     c.N,
                     c.D,
@@ -652,7 +678,7 @@ def plan(
                 )
             )
     runs.sort(key=lambda r: -r.C)  # largest first, so that parallel workers finish together
-    return Plan(
+    return SweepPlan(
         runs=tuple(runs),
         budget=budget,
         spent=spent,
@@ -664,35 +690,8 @@ def plan(
         prior_params=dict(prior.params),
         prior_source=prior.source,
         noise=noise,
-        runs_so_far=() if known is None else tuple(zip(*(k.tolist() for k in known), strict=True)),
+        n_runs_so_far=0 if known is None else len(known[0]),
         accelerator=chip.name,
         mfu=mfu,
+        runs_so_far=() if known is None else tuple(zip(*(k.tolist() for k in known), strict=True)),
     )
-
-
-# ---- files ---------------------------------------------------------------------------------------------
-_SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
-def sweep_name_of(out: str | Path) -> str:
-    """NAME of an `out` path DIR/sweep/NAME.yaml (Hydra's --config-dir DIR finds it as +sweep=NAME)."""
-    out = Path(out)
-    if out.suffix != ".yaml" or out.parent.name != "sweep" or not _SWEEP_NAME.match(out.stem):
-        raise UsageError(
-            f"`out` {str(out)[:200]!r} must be DIR/sweep/NAME.yaml (NAME of letters, digits, - and _), so "
-            "that `scaling-train --config-dir DIR -m +sweep=NAME` runs it"
-        )
-    return out.stem
-
-
-def check_writable(path: str | Path, what: str) -> None:
-    """UsageError unless `path` can be written: not a folder, and its nearest existing parent a writable
-    folder. Checked before anything is computed or written, so that bad input leaves no partial output."""
-    path = Path(path)
-    if path.is_dir():
-        raise UsageError(f"{what} {path} is a folder; give a file name")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{what} {path}: cannot create it in {parent} (not a writable folder)")

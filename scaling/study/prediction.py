@@ -27,13 +27,16 @@ import pandas as pd
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.intervals import loss_intervals
-from scaling.fitting.laws import get_law
+from scaling.fitting.laws import Law, get_law
 from scaling.fitting.optimal import ComputeOptimal
+from scaling.fitting.procedure import FitResult
+from scaling.io import check_format
 from scaling.reference import tokens_for_compute, training_flops
 from scaling.shapes import GPT3_CONTEXT_AND_VOCAB, PRESETS, Shape, n_params, n_params_total, shape_for_params
 from scaling.study.regimes import Thresholds, law_loss, law_regime
 from scaling.units import format_quantity, parse_quantity
 
+FORMAT = "scaling.prediction/1"  # the "format" key of `Prediction.to_json`
 # Beyond these a request is not an extrapolation but a typo: ~5,000x GPT-3's size, ~100x all public text.
 MAX_PARAMS = 1e15
 MAX_TOKENS = 1e16
@@ -79,8 +82,9 @@ class Prediction:
     N_law: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """DESIGN's keys (N, D, C, loss, loss_ci, regime, pf_days, memory_gb) first, then the rest."""
+        """The format, DESIGN's keys (N, D, C, loss, loss_ci, regime, pf_days, memory_gb), then the rest."""
         return {
+            "format": FORMAT,
             "N": self.N,
             "D": self.D,
             "C": self.C,
@@ -107,6 +111,46 @@ class Prediction:
             "N_law": self.N_law,
         }
 
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Prediction:
+        """Inverse of `to_json`; UsageError when `obj` is no prediction."""
+        obj = check_format(obj, FORMAT, "a prediction (`scaling predict --json`)")
+
+        def pair(key: str) -> tuple[float, float] | None:
+            return None if obj[key] is None else (float(obj[key][0]), float(obj[key][1]))
+
+        return cls(
+            law=str(obj["law"]),
+            mode=str(obj["mode"]),
+            N=float(obj["N"]),
+            D=float(obj["D"]),
+            C=float(obj["C"]),
+            loss=float(obj["loss"]),
+            loss_ci=pair("loss_ci"),
+            loss_pi=pair("loss_pi"),
+            D_ci=pair("D_ci"),
+            regime=obj["regime"],
+            regime_reason=obj["regime_reason"],
+            tokens_per_param=float(obj["tokens_per_param"]),
+            optimal_tokens_per_param=obj["optimal_tokens_per_param"],
+            pf_days=float(obj["pf_days"]),
+            flops_with_attention=obj["flops_with_attention"],
+            memory_params=float(obj["memory_params"]),
+            memory=hardware.Memory(**obj["memory_gb"]),
+            accelerator=str(obj["gpu"]),
+            mfu=float(obj["mfu"]),
+            gpu_days=float(obj["gpu_days"]),
+            shape=obj["shape"],
+            extrapolation=obj["extrapolation"],
+            params_column=str(obj["params_column"]),
+            N_law=obj["N_law"],
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Prediction(law={self.law!r}, mode={self.mode!r}, N={self.N:.4g}, D={self.D:.4g}, "
+            f"C={self.C:.4g}, loss={self.loss:.4g}, regime={self.regime!r})"
+        )
 
     def describe(self) -> str:
         """The lines `scaling predict` prints: every figure with its unit."""
@@ -161,12 +205,12 @@ def resolve_params(value: str | float) -> tuple[float, Shape | None, str | None]
 
 
 def predict(
-    fit_result: Any,
+    fit_result: FitResult,
     N: float | str | None = None,
     D: float | str | None = None,
     C: float | str | None = None,
-    optimal: bool = False,
     *,
+    optimal: bool = False,
     U: float | str | None = None,
     accelerator: str = hardware.DEFAULT_ACCELERATOR,
     mfu: float = hardware.DEFAULT_MFU,
@@ -211,7 +255,7 @@ def predict(
         else:
             mode = "tokens"
     elif N is None and optimal and C is not None and D is None:
-        if getattr(fit_result, "params_column", "N") == "N_total":
+        if fit_result.params_column == "N_total":
             raise UsageError("a fit on N_total allocates all parameters; give `N` with `optimal`")
         mode = "optimal_for_compute"
         N, D = float(co.N_opt(C)), float(co.D_opt(C))
@@ -237,7 +281,9 @@ def predict(
     data_range = data_range or fit_result.data_range
     extrapolation = _extrapolation(data_range, N_law, C) if data_range else None
 
-    by_law = law_regime(fit_result, N_law, D, U if U < D else None, thresholds) if co is not None else None
+    by_law = None
+    if co is not None:
+        by_law = law_regime(fit_result, N_law, D, U if U < D else None, thresholds=thresholds)
     if shape is None and N >= 1000:
         shape = shape_for_params(N, **GPT3_CONTEXT_AND_VOCAB)  # an assumed GPT-3-like shape
     # A named preset's memory counts its embeddings too; a bare number is all we know otherwise.
@@ -269,15 +315,17 @@ def predict(
         gpu_days=hardware.gpu_days(C, chip, mfu),
         shape={"preset": preset, "assumed": preset is None, **asdict(shape)} if shape is not None else None,
         extrapolation=extrapolation,
-        params_column=getattr(fit_result, "params_column", "N"),
+        params_column=fit_result.params_column,
         N_law=N_law,
     )
 
 
-def _law_params(fit_result: Any, N: float, shape: Shape | None, params_total: float | str | None) -> float:
+def _law_params(
+    fit_result: FitResult, N: float, shape: Shape | None, params_total: float | str | None
+) -> float:
     """The N the law reads for a target of N non-embedding parameters: N itself, or for a fit on N_total
     the target's total count (given, or from its shape)."""
-    if getattr(fit_result, "params_column", "N") != "N_total":
+    if fit_result.params_column != "N_total":
         return N
     if params_total is not None:
         return parse_quantity(params_total, "N_total (all parameters)")
@@ -304,7 +352,7 @@ def _check_sensible(N: float, D: float) -> None:
 
 
 def _optimal_d_interval(
-    fit_result: Any, law: Any, mode: str, N: float, C: float
+    fit_result: FitResult, law: Law, mode: str, N: float, C: float
 ) -> tuple[float, float] | None:
     """95 % percentile interval of D_opt across the bootstrap fits, in the optimal modes."""
     samples = fit_result.bootstrap_params

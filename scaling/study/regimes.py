@@ -31,20 +31,22 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import Constraint, ScalingWarning, UsageError, check_arguments
 from scaling.fitting.laws import get_law
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.fitting.procedure import FitResult, fit
+from scaling.io import check_format
 from scaling.reference import training_flops
 from scaling.runs.table import curve_of
 
+FORMAT = "scaling.regimes/1"  # the "format" key of `Regimes.to_json`
 OVERFITTING = "overfitting"
 UNDERFITTING = "underfitting"
 BALANCED = "balanced"
@@ -82,16 +84,20 @@ class Thresholds:
     steep: float = 0.02
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.band) and self.band > 1):
-            raise UsageError(f"`band` must be a factor > 1, got {self.band}")
-        for name in ("kaplan_penalty", "rise", "gap", "noise_z", "steep"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise UsageError(f"threshold `{name}` must be positive, got {value}")
-        if not 0 < self.tail < 1:
-            raise UsageError(f"`tail` must be a fraction in (0, 1), got {self.tail}")
-        if self.max_repeats is not None and not (math.isfinite(self.max_repeats) and self.max_repeats > 0):
-            raise UsageError(f"`max_repeats` must be positive, got {self.max_repeats}")
+        check_arguments(_THRESHOLD_RULES, **asdict(self))
+
+
+def _positive(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and value > 0
+
+
+_THRESHOLD_RULES = {
+    "band": Constraint(lambda v: math.isfinite(v) and v > 1, "must be a factor > 1"),
+    **{k: Constraint(_positive, "must be positive") for k in ("kaplan_penalty", "rise", "gap", "noise_z")},
+    "steep": Constraint(_positive, "must be positive"),
+    "tail": Constraint(lambda v: 0 < v < 1, "must be a fraction in (0, 1)"),
+    "max_repeats": Constraint(lambda v: v is None or _positive(v), "must be positive"),
+}
 
 
 # --------------------------------------------------------------------------------------------- curves
@@ -135,7 +141,7 @@ def _running_median(values: np.ndarray) -> np.ndarray:
 
 
 def analyze_curve(
-    metrics: pd.DataFrame, unique_tokens: float | None = None, thresholds: Thresholds | None = None,
+    metrics: pd.DataFrame, unique_tokens: float | None = None, *, thresholds: Thresholds | None = None,
     r_d_star: float = MUENNIGHOFF_R_D_STAR, noise: float | None = None,
 ) -> CurveRegime:
     """Label one run from its evaluations (columns step, tokens, train_loss, val_loss of metrics.jsonl).
@@ -250,13 +256,13 @@ def kaplan_overfit_penalty(params: Mapping[str, float], N: float, D: float) -> f
     return (1.0 + (N / params["N_c"]) ** ratio * params["D_c"] / D) ** params["alpha_D"] - 1.0
 
 
-def law_loss(fit_result: Any, N: float, D: float, U: float | None = None) -> float:
+def law_loss(fit_result: FitResult, N: float, D: float, U: float | None = None) -> float:
     """The fitted loss (nats/token) at N params, D tokens (U unique tokens, used by data_constrained)."""
     U = U if "U" in get_law(fit_result.law).inputs else None
     return float(fit_result.predict(N=N, D=D, U=U).item())
 
 
-def _r_d_star(fit_result: Any) -> float:
+def _r_d_star(fit_result: FitResult | None) -> float:
     if fit_result is not None and "R_D_star" in fit_result.params:
         return float(fit_result.params["R_D_star"])
     return MUENNIGHOFF_R_D_STAR
@@ -282,7 +288,8 @@ class LawRegime:
 
 
 def law_regime(
-    fit_result: Any, N: float, D: float, U: float | None = None, thresholds: Thresholds | None = None,
+    fit_result: FitResult, N: float, D: float, U: float | None = None, *,
+    thresholds: Thresholds | None = None,
 ) -> LawRegime:
     """Label a run of N parameters trained on D tokens (U unique) against a fitted law (a FitResult)."""
     t = thresholds or Thresholds()
@@ -374,23 +381,90 @@ def _curve_for_row(
     U = row.get("U")
     unique = float(U) if U is not None and np.isfinite(U) and U > 0 else None
     try:
-        return analyze_curve(metrics, unique, thresholds, r_d_star, noise)
+        return analyze_curve(metrics, unique, thresholds=thresholds, r_d_star=r_d_star, noise=noise)
     except UsageError as exc:  # name the run: a sweep has many curves
         raise UsageError(f"{row['run']}: {exc}") from None
 
 
+@dataclass(frozen=True)
+class Regimes:
+    """The labels of a run table (`classify`): one row per run in the table's order, with columns N, D,
+    C (+ U, run), regime, reason, law_* (law view), curve_* and onset_step / onset_tokens (curve view);
+    the thresholds they were judged by, and the fit that gave the law view (None: curve view only).
+
+    JSON (`to_json`, the `scaling regimes --json` document) keeps the fit's law, parameters and
+    compute-optimal allocation only, so `from_json` gives back a fit of those alone."""
+
+    labels: pd.DataFrame
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    fit: FitResult | None = None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Runs per regime, the most frequent first."""
+        return {str(k): int(n) for k, n in self.labels["regime"].value_counts().items()}
+
+    def to_json(self) -> dict[str, Any]:
+        """{"format", "runs": [...] in row order (NaN -> left out), "thresholds", "law" (with a fit)}."""
+        runs = [
+            {k: _plain(v) for k, v in record.items() if not _missing(v)}
+            for record in self.labels.to_dict(orient="records")
+        ]
+        doc: dict[str, Any] = {"format": FORMAT, "runs": runs, "thresholds": asdict(self.thresholds)}
+        if self.fit is not None:
+            doc["law"] = {"law": self.fit.law, "params": dict(self.fit.params),
+                          "compute_optimal": self.fit.compute_optimal}
+        return doc
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> Regimes:
+        """Inverse of `to_json`; UsageError when `obj` is no regimes document."""
+        obj = check_format(obj, FORMAT, "a regimes document (`scaling regimes --json`)")
+        return cls(
+            labels=pd.DataFrame.from_records(obj["runs"]),
+            thresholds=Thresholds(**obj["thresholds"]),
+            fit=FitResult.from_json(obj["law"]) if obj.get("law") is not None else None,
+        )
+
+    def describe(self) -> str:
+        """One block per run: the combined label, then each view's reason; then the counts."""
+        if self.fit is None:
+            head = "law view: none (too few runs to fit); curve view only"
+        else:
+            params = ", ".join(f"{k} {v:.4g}" for k, v in self.fit.params.items())
+            head = f"law view: {self.fit.law} fit ({params})"
+        lines = [head]
+        for i, row in enumerate(self.labels.to_dict(orient="records"), start=1):
+            name = row.get("run", f"row {i}")
+            lines.append(
+                f"{name}: {row['regime'].upper()}  N {row['N']:.3g} params, D {row['D']:.3g} tokens "
+                f"({row['D'] / row['N']:.3g} tokens/param)"
+            )
+            for view in ("law", "curve"):
+                reason = row.get(f"{view}_reason")
+                if isinstance(reason, str):
+                    lines.append(f"    {view:5s} {row[f'{view}_regime']}: {reason}")
+            onset = row.get("onset_step")
+            if onset is not None and not _missing(onset):
+                lines.append(f"    overfitting began at step {int(onset)} ({row['onset_tokens']:.3g} tokens)")
+        lines.append("total: " + ", ".join(f"{n} {label}" for label, n in self.counts.items()))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        law = "none" if self.fit is None else self.fit.law
+        return f"Regimes(runs={len(self.labels)}, counts={self.counts}, law={law})"
+
+
 def classify(
-    table: pd.DataFrame, fit_result: Any = None, thresholds: Thresholds | None = None,
+    table: pd.DataFrame, fit_result: FitResult | None = None, *, thresholds: Thresholds | None = None,
     law: str | None = "chinchilla", curves: bool = True,
-) -> pd.DataFrame:
+) -> Regimes:
     """Label every run of a run table (columns N, D, C, loss, optional U and run folder `run`).
 
     fit_result: a FitResult whose law gives the law view; None fits `law` to `table` (when it holds
     enough runs; otherwise only the curve view is given, with a warning); with law None as well, there
-    is no law view. curves: also read each run's
-    metrics.jsonl (column `run`) for the curve view. Returns one row per run in `table`'s order with
-    columns N, D, C (+ U, run), regime, reason, law_* (law view), curve_* and onset_step / onset_tokens
-    (curve view).
+    is no law view. curves: also read each run's metrics.jsonl (column `run`) for the curve view.
+    Returns the labels, one row per run in `table`'s order (`Regimes`).
     """
     t = thresholds or Thresholds()
     for column in ("N", "D"):
@@ -413,7 +487,7 @@ def classify(
             out["run"] = str(row["run"])
         found = metrics.get(i)
         curve = _curve_for_row(row, found, t, r_d_star, noise) if found is not None else None
-        by_law = law_regime(fit_result, N, D, U, t) if fit_result is not None else None
+        by_law = law_regime(fit_result, N, D, U, thresholds=t) if fit_result is not None else None
         if curve is not None:
             out.update(_prefixed(asdict(curve), "curve_"))
         if by_law is not None:
@@ -425,7 +499,7 @@ def classify(
         else:
             out["regime"], out["reason"] = "unknown", "no fitted law and no learning curves for this run"
         rows.append(out)
-    return pd.DataFrame(rows, index=table.index)
+    return Regimes(pd.DataFrame(rows, index=table.index), t, fit_result)
 
 
 def fit_if_possible(table: pd.DataFrame, law: str = "chinchilla") -> FitResult | None:
@@ -447,19 +521,6 @@ def fit_if_possible(table: pd.DataFrame, law: str = "chinchilla") -> FitResult |
 def _prefixed(fields: dict[str, Any], prefix: str) -> dict[str, Any]:
     """Prefix the two fields both views share (regime, reason); the others are unique to their view."""
     return {prefix + k if k in ("regime", "reason") else k: v for k, v in fields.items()}
-
-
-def to_json(labels: pd.DataFrame, fit_result: Any = None, thresholds: Thresholds | None = None) -> dict:
-    """The `scaling regimes --json` document: {"runs": [...]} in row order (NaN -> null), plus context."""
-    runs = [
-        {k: _plain(v) for k, v in record.items() if not _missing(v)}
-        for record in labels.to_dict(orient="records")
-    ]
-    doc: dict[str, Any] = {"runs": runs, "thresholds": asdict(thresholds or Thresholds())}
-    if fit_result is not None:
-        doc["law"] = {"law": fit_result.law, "params": dict(fit_result.params),
-                      "compute_optimal": fit_result.compute_optimal}
-    return doc
 
 
 def _missing(value: Any) -> bool:
