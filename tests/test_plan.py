@@ -97,11 +97,14 @@ def test_the_criterion_is_the_delta_method_variance():
     g = law.jacobian(theta[0], Inputs.make(N=[175e9], D=[3.7e12]))[1][0]
     M = J.T @ J / 0.01**2 + 1e-2 * np.eye(5)
     assert crit(np.ones(N.size)) == pytest.approx(g @ np.linalg.solve(M, g), rel=1e-9)
-    counts = np.ones(N.size)
-    step = np.zeros(N.size)
+    # dVar/dc_i = -(g^T M^-1 J_i)^2 / sigma^2, by hand; a finite difference of this ill-conditioned M
+    # agrees only to ~3e-3 and moves with the BLAS kernel, so it checks the sign and size alone
+    u = J @ np.linalg.solve(M, g)
+    assert crit.gradient(np.ones(N.size)) == pytest.approx(-(u**2) / 0.01**2, rel=1e-6)
+    counts, step = np.ones(N.size), np.zeros(N.size)
     step[3] = 1e-4
     numeric = (crit(counts + step) - crit(counts - step)) / 2e-4
-    assert crit.gradient(counts)[3] == pytest.approx(numeric, rel=1e-4)
+    assert crit.gradient(counts)[3] == pytest.approx(numeric, rel=1e-2)
 
 
 def test_a_prior_fit_brings_its_bootstrap_and_a_law_that_cannot_answer_is_refused():
