@@ -43,7 +43,7 @@ def pytest_collection_modifyitems(config, items):
 def cli(capsys):
     """`cli(*argv)` runs `scaling ARGV...` in this process (a subprocess costs seconds of imports each) and
     returns its CliResult; argparse's own errors (which exit) give their status too."""
-    from scaling.cli import main
+    from scaling.cli import main  # here, not at the top: a test session need not import every command
 
     def run(*argv) -> CliResult:
         capsys.readouterr()  # what the test printed before is not the command's
