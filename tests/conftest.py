@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import REPO, STATE
+from helpers import REPO, STATE, CliResult
 
 
 # ---- pytest-xdist: `make test` runs the suite on 2 workers (-n 2 --dist loadfile --no-loadscope-reorder)
@@ -37,6 +37,24 @@ def pytest_collection_modifyitems(config, items):
         return  # a plain run keeps the collection order
     slow = {work_unit(item.nodeid) for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: (work_unit(item.nodeid) != "slurm", work_unit(item.nodeid) not in slow))
+
+
+@pytest.fixture
+def cli(capsys):
+    """`cli(*argv)` runs `scaling ARGV...` in this process (a subprocess costs seconds of imports each) and
+    returns its CliResult; argparse's own errors (which exit) give their status too."""
+    from scaling.cli import main  # here, not at the top: a test session need not import every command
+
+    def run(*argv) -> CliResult:
+        capsys.readouterr()  # what the test printed before is not the command's
+        try:
+            status = main([str(a) for a in argv])
+        except SystemExit as exc:
+            status = exc.code
+        out, err = capsys.readouterr()
+        return CliResult(status, out, err)
+
+    return run
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
 """Helpers shared by the test files (test files import these, never each other).
 
-Synthetic tables and run folders with a known law, the check of what a reader may see while runs are
-written, and the client side of the one-node SLURM cluster of tests/slurm.sh (its fixture is in conftest).
+The CLI's contract for bad input (`assert_usage_error`; the in-process runner is conftest's `cli` fixture,
+a real process is `run_process`), synthetic tables and run folders with a known law, the check of what a
+reader may see while runs are written, and the client side of the one-node SLURM cluster of tests/slurm.sh
+(its fixture is in conftest).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -26,6 +29,48 @@ from scaling.resources import data_file
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the test venv's console scripts: scaling, scaling-train
 CHINCHILLA_CSV = data_file("chinchilla_epoch_fig4.csv")
+
+# ---------------------------------------------------------------------------------------------------------
+# The CLI as a user meets it
+
+
+class CliResult(NamedTuple):
+    """One command's exit status, stdout and stderr (text)."""
+
+    status: int
+    out: str
+    err: str
+
+
+def run_process(
+    command: list, *, cwd: Path | None = None, env: dict | None = None, timeout: float = 300
+) -> CliResult:
+    """`command` (a console script and its arguments, str, Path or bytes) as a real process; its output
+    decoded as UTF-8, undecodable bytes replaced."""
+    command = [c if isinstance(c, bytes) else str(c) for c in command]
+    done = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout
+    )
+    return CliResult(done.returncode, done.stdout, done.stderr)
+
+
+def assert_usage_error(result: CliResult, *fragments: str, warnings: bool = False) -> str:
+    """The contract for input a user can fix: exit status 2, no traceback, and on stderr exactly one line
+    `error: ...` holding every fragment; with `warnings`, `warning:` lines may come before it. Returns
+    the error line."""
+    lines = result.err.strip().splitlines()
+    assert "Traceback" not in result.err, result.err[-3000:]
+    assert result.status == 2, (result.status, result.err[-3000:])
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.err[-3000:]
+    if warnings:
+        assert all(line.startswith("warning:") for line in lines[:-1]), result.err[-3000:]
+    else:
+        assert len(lines) == 1, result.err[-3000:]
+    for fragment in fragments:
+        assert fragment in errors[0], (fragment, errors[0])
+    return errors[0]
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Tables and run folders from a known law

@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import BIN
+from helpers import BIN, assert_usage_error, run_process
 from test_plots import law_table
 
-from scaling.cli import main as scaling_cli
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting import laws
 from scaling.fitting import procedure as fitting
@@ -153,11 +152,9 @@ def test_cache_entry_of_another_source_is_refused_and_the_advice_is_to_delete_it
     text = tmp_path / "a.txt"
     text.write_text("another text entirely. " * 400)
     other = prepare_text([text], tmp_path / "other").folder
-    refused = subprocess.run(  # the advice the old error gave; now refused outright
-        [BIN / "scaling", "prepare", text, "--out", entry], capture_output=True, text=True
-    )
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
-    assert refused.stderr.startswith(f"error: --out {entry} is inside the data cache")
+    # the advice the old error gave; now refused outright
+    refused = assert_usage_error(run_process([BIN / "scaling", "prepare", text, "--out", entry]))
+    assert refused.startswith(f"error: --out {entry} is inside the data cache")
     for name in ("train.bin", "val.bin", "meta.json"):  # what that advice, or a careless copy, did
         shutil.copy(other / name, entry / name)
     with pytest.raises(UsageError) as caught:
@@ -288,7 +285,7 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_sigkilled_report_leaves_a_staging_folder_that_the_next_run_cleans(tmp_path, capsys):
+def test_sigkilled_report_leaves_a_staging_folder_that_the_next_run_cleans(tmp_path, cli):
     csv = tmp_path / "runs.csv"
     law_table().to_csv(csv, index=False)
     out = tmp_path / "reports" / "r"
@@ -315,10 +312,10 @@ def test_sigkilled_report_leaves_a_staging_folder_that_the_next_run_cleans(tmp_p
     try:
         bad = tmp_path / "bad.csv"
         bad.write_text("size,loss\n1e7,3.0\n")
-        assert scaling_cli(["report", str(bad), "--out", str(out)]) == 2  # the next run, whatever its input
+        result = cli("report", bad, "--out", out)  # the next run, whatever its input
     finally:
         os.close(held)
-    assert "needs columns" in capsys.readouterr().err
+    assert_usage_error(result, "needs columns")
     assert tree(out) == before  # the previous report is back in place
     assert sorted(p.name for p in out.parent.iterdir()) == [".r.live0000.tmp", "r"]
     assert not leftover.exists()

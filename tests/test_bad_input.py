@@ -3,7 +3,7 @@ where the result stays meaningful; never a traceback; an output file it was aske
 byte for byte as it was when the command fails.
 
 The analysis commands (`scaling fit`, `allocate`, `predict`, `regimes`, `report`, `runs`, `prepare`) run
-in this process through `scaling.cli.main` (a subprocess costs seconds of imports each); a handful run as
+in this process through the `cli` fixture (a subprocess costs seconds of imports each); a handful run as
 real processes, with undecodable bytes and over-long arguments in their argv. `scaling-train` runs as a
 process (Hydra) for every case.
 """
@@ -21,9 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import BIN, PAPER, REPO
-
-from scaling.cli import main
+from helpers import BIN, PAPER, REPO, CliResult, assert_usage_error, run_process
 
 LONG = "7" * 100_000  # one argument of 100k characters
 UNDECODABLE = b"\xff\xfe\xfd".decode("utf-8", "surrogateescape")  # how Python sees non-UTF-8 argv bytes
@@ -289,14 +287,14 @@ def expand(argv: list[str], corpus: dict[str, str]) -> list[str]:
     return [a if a in (LONG, UNDECODABLE) else a.format(**corpus) for a in argv]
 
 
-def previous_output(tmp_path: Path, command: str, argv: list[str]) -> Path | None:
+def previous_output(tmp_path: Path, command: str, argv: list[str], cli) -> Path | None:
     """The command's output, made to exist already (unless the case names one itself)."""
     option, is_folder = OUTPUT[command]
     if option in argv:
         return Path(argv[argv.index(option) + 1])
     out = tmp_path / "previous"
     if command == "prepare":  # a prepared data folder from an earlier, good `scaling prepare`
-        assert main(["prepare", str(REPO / "README.md"), "--out", str(out)]) == 0
+        assert cli("prepare", REPO / "README.md", "--out", out).status == 0
     elif is_folder:  # an earlier report
         (out / "figures").mkdir(parents=True)
         (out / "report.md").write_bytes(PREVIOUS)
@@ -313,33 +311,26 @@ def snapshot(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def check(status: int, err: str, expect: str, says: str, case: str) -> None:
-    lines = err.strip().splitlines()
-    errors = [line for line in lines if line.startswith("error:")]
-    assert "Traceback" not in err, (case, err)
-    assert all(line.startswith(("error:", "warning:")) for line in lines), (case, err)
+def check(result: CliResult, expect: str, says: str, case: str) -> None:
     if expect == "error":
-        assert status == 2 and len(errors) == 1 and lines[-1] == errors[0], (case, status, err)
-        assert says in errors[0], (case, says, errors[0])
-    else:
-        assert status == 0 and not errors, (case, status, err)
-        if expect == "warning":
-            assert any(says in line for line in lines if line.startswith("warning:")), (case, says, err)
+        assert_usage_error(result, says, warnings=True)
+        return
+    lines = result.err.strip().splitlines()
+    assert "Traceback" not in result.err, (case, result.err)
+    assert all(line.startswith("warning:") for line in lines), (case, result.err)
+    assert result.status == 0, (case, result.status, result.err)
+    if expect == "warning":
+        assert any(says in line for line in lines), (case, says, result.err)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input(case, corpus, tmp_path, capsys, monkeypatch):
+def test_bad_input(case, corpus, tmp_path, cli, monkeypatch):
     argv, expect, says = CASES[case]
     argv = expand(argv, corpus)
     monkeypatch.chdir(tmp_path)  # outputs of successful cases land here
-    out = previous_output(tmp_path, argv[0], argv)
+    out = previous_output(tmp_path, argv[0], argv, cli)
     before = snapshot(out) if out is not None and out.exists() else None
-    try:
-        status = main(argv)
-    except SystemExit as exc:  # argparse's own errors
-        status = exc.code
-    err = capsys.readouterr().err
-    check(status, err, expect, says.format(**corpus), case)
+    check(cli(*argv), expect, says.format(**corpus), case)
     if expect == "error" and before is not None:
         assert snapshot(out) == before, f"{case}: the existing output was changed"
     if case == "runs/summary_cut":
@@ -349,10 +340,6 @@ def test_bad_input(case, corpus, tmp_path, capsys, monkeypatch):
 
 
 # ---- real processes: argv bytes, no traceback on the real stderr ----------------------------------------
-def process(args: list, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, env=env, cwd=cwd, timeout=300)
-
-
 @pytest.mark.slow
 def test_real_processes_with_undecodable_and_long_arguments(corpus, tmp_path):
     """Undecodable argv bytes and a 100k-character argument reach real processes; a run folder named in
@@ -367,11 +354,12 @@ def test_real_processes_with_undecodable_and_long_arguments(corpus, tmp_path):
         "runs bytes folder": ([scaling, "runs", str(named), "--csv", str(tmp_path / "runs.csv")], 0),
     }
     with ThreadPoolExecutor(2) as pool:
-        results = dict(zip(calls, pool.map(lambda c: process(c[0]), calls.values()), strict=True))
+        results = dict(zip(calls, pool.map(lambda c: run_process(c[0]), calls.values()), strict=True))
     for name, done in results.items():
-        err = done.stderr.decode("utf-8", "replace")
-        assert done.returncode == calls[name][1], (name, err)
-        assert "Traceback" not in err and len(err.strip().splitlines()) == calls[name][1] // 2, (name, err)
+        if calls[name][1] == 2:
+            assert_usage_error(done)
+        else:
+            assert done.status == 0 and done.err.strip() == "", (name, done.err)
     text = (tmp_path / "runs.csv").read_bytes().decode("utf-8")  # valid UTF-8
     assert "r\\udcff\\udcfe" in text
 
@@ -452,18 +440,14 @@ def test_scaling_train_bad_input(corpus, interrupted_run, tmp_path):
             args = [*TINY, "train.tokens=20k", "train.evals=2", *args]
         args = sorted(args, key=lambda a: not str(a).startswith("-"))  # flags (-m) before overrides
         before = run_files(run_dir)
-        done = process([str(BIN / "scaling-train"), *args, f"hydra.run.dir={run_dir}",
-                        f"hydra.sweep.dir={run_dir}"], cwd=tmp_path)  # fmt: skip
+        done = run_process([BIN / "scaling-train", *args, f"hydra.run.dir={run_dir}",
+                            f"hydra.sweep.dir={run_dir}"], cwd=tmp_path)  # fmt: skip
         return case, done, before, run_files(run_dir)
 
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(attempt, TRAIN_CASES))
     for case, done, before, after in results:
-        err = done.stderr.decode("utf-8", "replace")
-        lines = err.strip().splitlines()
-        assert done.returncode == 2, (case, err[-3000:])
-        assert len(lines) == 1 and lines[0].startswith("error: "), (case, err[-3000:])
-        assert TRAIN_CASES[case][1] in lines[0], (case, lines[0])
+        assert_usage_error(done, TRAIN_CASES[case][1])
         assert after == before, f"{case}: the run folder was changed"
 
 

@@ -1,29 +1,18 @@
 """The `scaling runs`, `scaling fit` and `scaling allocate` commands: output, JSON, bad input."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-from helpers import CHINCHILLA_CSV, isoflop_table, write_run
-
-from scaling.cli import main
+from helpers import BIN, CHINCHILLA_CSV, assert_usage_error, isoflop_table, run_process, write_run
 
 DATA = str(CHINCHILLA_CSV)
 MAP = ["--map", "N=Model Size,C=Training FLOP"]
 
 
-def run(capsys, *argv):
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def test_fit_chinchilla_data_with_everything(capsys, tmp_path):
+def test_fit_chinchilla_data_with_everything(cli, tmp_path):
     out_json = tmp_path / "fit.json"
-    status, out, err = run(
-        capsys, "fit", DATA, *MAP, "--drop-top-loss", "5", "--bootstrap", "100", "--json", out_json,
+    status, out, err = cli(
+        "fit", DATA, *MAP, "--drop-top-loss", "5", "--bootstrap", "100", "--json", out_json,
         "--test-params", "E=1.69,A=406.4,B=410.7,alpha=0.34,beta=0.28", "--holdout-top", "0.1",
     )  # fmt: skip
     assert status == 0, err
@@ -40,15 +29,13 @@ def test_fit_chinchilla_data_with_everything(capsys, tmp_path):
     assert document["backtest"]["n_heldout"] == 24 and len(document["backtest"]["runs"]) == 24
 
 
-def test_fit_other_laws_and_allocate(capsys, tmp_path):
+def test_fit_other_laws_and_allocate(cli, tmp_path):
     table = tmp_path / "isoflop.csv"
     isoflop_table(noise=0.002).to_csv(table, index=False)
-    status, out, _ = run(capsys, "fit", table, "--law", "kaplan_nd")
+    status, out, _ = cli("fit", table, "--law", "kaplan_nd")
     assert status == 0 and "law kaplan_nd" in out and "N_c" in out
     out_json = tmp_path / "alloc.json"
-    status, out, err = run(
-        capsys, "allocate", table, "--approach", "2", "--bootstrap", "50", "--json", out_json
-    )
+    status, out, err = cli("allocate", table, "--approach", "2", "--bootstrap", "50", "--json", out_json)
     assert status == 0, err
     document = json.loads(out_json.read_text())
     assert document["approach"] == 2 and abs(document["a"] - 0.4516) < 0.02
@@ -60,24 +47,25 @@ def test_fit_other_laws_and_allocate(capsys, tmp_path):
         (["--profile-fit", "akima"], 9),
         (["--window", "7"], 7),
     ):
-        status, out, err = run(capsys, "allocate", table, "--approach", "2", *options, "--json", out_json)
+        status, out, err = cli("allocate", table, "--approach", "2", *options, "--json", out_json)
         document = json.loads(out_json.read_text())
         assert status == 0 and [sum(p["used"]) for p in document["profiles"]] == [used] * 6, err
         assert abs(document["a"] - 0.4516) < 0.05  # Akima goes through every noisy point
-    status, out, _ = run(capsys, "allocate", table, "--approach", "3", "--budgets", "1e21,5.76e23")
+    status, out, _ = cli("allocate", table, "--approach", "3", "--budgets", "1e21,5.76e23")
     assert status == 0 and "5.76e+23" in out
 
 
-def test_runs_command_writes_the_table(capsys, tmp_path):
+def test_runs_command_writes_the_table(cli, tmp_path):
     write_run(tmp_path / "sweep" / "0", n=1e6, loss=3.2)
     write_run(tmp_path / "sweep" / "1", status="diverged", n=2e6, loss=float("nan"))
     csv = tmp_path / "runs.csv"
-    status, out, _ = run(capsys, "runs", tmp_path / "sweep", "--csv", csv)
+    status, out, _ = cli("runs", tmp_path / "sweep", "--csv", csv)
     assert status == 0 and "1 completed" in out and "1 diverged" in out
     lines = csv.read_text().splitlines()
     assert lines[0].startswith("N,D,C,loss,U,run,status") and len(lines) == 3
-    status, _, err = run(capsys, "fit", csv, "--law", "kaplan_n")
-    assert status == 2 and "status diverged" in err  # warned, then too few runs for the law
+    result = cli("fit", csv, "--law", "kaplan_n")
+    assert_usage_error(result, warnings=True)
+    assert "status diverged" in result.err  # warned, then too few runs for the law
 
 
 BAD_TABLES = {
@@ -95,20 +83,17 @@ BAD_TABLES = {
 
 
 @pytest.mark.parametrize("name", sorted(BAD_TABLES))
-def test_bad_input_exits_2_with_one_error_line(capsys, tmp_path, name):
+def test_bad_input_exits_2_with_one_error_line(cli, tmp_path, name):
     content, message = BAD_TABLES[name]
     path = tmp_path / name
     path.write_bytes(content)
     out_json = tmp_path / "fit.json"
     out_json.write_text("previous result\n")
-    status, _, err = run(capsys, "fit", path, "--json", out_json)
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert status == 2 and len(errors) == 1 and message in errors[0], err
-    assert "Traceback" not in err
+    assert_usage_error(cli("fit", path, "--json", out_json), message, warnings=True)
     assert out_json.read_text() == "previous result\n"  # nothing already written is lost
 
 
-def test_bad_options(capsys, tmp_path):
+def test_bad_options(cli, tmp_path):
     table = tmp_path / "isoflop.csv"
     isoflop_table().to_csv(table, index=False)
     for argv, message in (
@@ -119,11 +104,8 @@ def test_bad_options(capsys, tmp_path):
         (["fit", table, "--drop-top-loss", "1000"], "--drop-top-loss must be between"),
         (["allocate", table, "--approach", "1", "--budgets", "lots"], "is not a number"),
     ):
-        status, _, err = run(capsys, *argv)
-        assert status == 2 and err.startswith("error:") and message in err, (argv, err)
-    with pytest.raises(SystemExit) as stop:  # argparse's own errors: the same one line, status 2
-        run(capsys, "fit", table, "--law", "gpt4")
-    assert stop.value.code == 2 and "invalid choice" in capsys.readouterr().err
+        assert_usage_error(cli(*argv), message)
+    assert_usage_error(cli("fit", table, "--law", "gpt4"), "invalid choice")  # argparse's own errors
 
 
 @pytest.mark.parametrize(
@@ -143,7 +125,7 @@ def test_bad_options(capsys, tmp_path):
          "--optimal (got --params yes, nothing else)"),
     ],
 )  # fmt: skip
-def test_library_messages_name_the_flag_the_user_typed(capsys, tmp_path, argv, line):
+def test_library_messages_name_the_flag_the_user_typed(cli, tmp_path, argv, line):
     """The library names its Python arguments (`window`); the CLI shows each as its flag, once for all."""
     table = tmp_path / "isoflop.csv"
     isoflop_table().to_csv(table, index=False)
@@ -151,22 +133,20 @@ def test_library_messages_name_the_flag_the_user_typed(capsys, tmp_path, argv, l
     fit_json.write_text(json.dumps({"law": "chinchilla", "params": {"E": 1.69, "A": 406.4, "B": 410.7,
                                                                     "alpha": 0.34, "beta": 0.28}}))
     paths = {"t": table, "o": tmp_path / "report", "f": fit_json}
-    status, out, err = run(capsys, *(a.format(**paths) for a in argv))
-    assert status == 2 and out == "" and err == line + "\n"
+    result = cli(*(a.format(**paths) for a in argv))
+    assert_usage_error(result)
+    assert result.out == "" and result.err == line + "\n"
 
 
 def test_console_script_error_has_no_traceback(tmp_path):
     path = tmp_path / "header.csv"
     path.write_text("N,D,loss\n")
-    console_script = Path(sys.executable).parent / "scaling"
-    done = subprocess.run([console_script, "fit", str(path)], capture_output=True, text=True)
-    assert done.returncode == 2
-    assert done.stderr.strip().startswith("error:") and len(done.stderr.strip().splitlines()) == 1
+    assert_usage_error(run_process([BIN / "scaling", "fit", path]))
 
 
-def test_a_warning_is_printed_once(capsys, tmp_path):
+def test_a_warning_is_printed_once(cli, tmp_path):
     table = isoflop_table()
     path = tmp_path / "billions.csv"
     table.assign(D=table["D"] / 1e9).to_csv(path, index=False)  # D given in billions by mistake
-    status, _, err = run(capsys, "fit", path, "--holdout-top", "0.2")
+    status, _, err = cli("fit", path, "--holdout-top", "0.2")
     assert status == 0 and err.count("implausible tokens per parameter") == 1, err

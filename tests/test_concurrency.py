@@ -8,8 +8,6 @@ sweep went on past its diverged runs, and a fit of the folder leaves them out wi
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import threading
@@ -17,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import BIN, check_snapshot
+from helpers import BIN, CliResult, assert_usage_error, check_snapshot, run_process
 
-from scaling.cli import main
 from scaling.errors import UsageError
 from scaling.runs.table import collect_runs
 
@@ -31,28 +28,20 @@ SWEEP = ["-m", "model=tiny_10k,tiny_30k", "train.tokens=60k,120k", "train.lr=3e-
 RUNS, DIVERGED = 8, 4
 
 
-def run_cli(*argv: str) -> tuple[int, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        status = main(list(argv))
-    return status, err.getvalue()
-
-
 @pytest.mark.slow
-def test_parallel_writers_and_readers_then_divergence_is_excluded_by_name(tmp_path):
+def test_parallel_writers_and_readers_then_divergence_is_excluded_by_name(tmp_path, cli):
     sweep_dir = tmp_path / "sweep"
     sweep = subprocess.Popen(
         [str(BIN / "scaling-train"), *SWEEP, f"hydra.sweep.dir={sweep_dir}"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    reports: list[subprocess.CompletedProcess] = []
+    reports: list[CliResult] = []
 
     def report_loop() -> None:  # a second reader, in its own process: the whole report, again and again
         while sweep.poll() is None:
-            reports.append(subprocess.run(
-                [str(BIN / "scaling"), "report", str(sweep_dir), "--out", str(tmp_path / "report"),
-                 "--bootstrap", "0", "--law", "kaplan_n"],
-                capture_output=True, text=True, timeout=300,
+            reports.append(run_process(
+                [BIN / "scaling", "report", sweep_dir, "--out", tmp_path / "report", "--bootstrap", "0",
+                 "--law", "kaplan_n"],
             ))  # fmt: skip
             time.sleep(2.0)
 
@@ -67,7 +56,7 @@ def test_parallel_writers_and_readers_then_divergence_is_excluded_by_name(tmp_pa
                 time.sleep(0.05)
                 continue
             most_running = max(most_running, check_snapshot(table)["running"])
-            status, err = run_cli("runs", str(sweep_dir), "--csv", str(tmp_path / "runs.csv"))
+            status, _, err = cli("runs", sweep_dir, "--csv", tmp_path / "runs.csv")
             assert status == 0 and "Traceback" not in err, err
             snapshots += 1
             time.sleep(0.05)
@@ -87,10 +76,10 @@ def test_parallel_writers_and_readers_then_divergence_is_excluded_by_name(tmp_pa
           f"at most {most_running} runs seen running in one")
     assert overlap >= 2 and snapshots >= 5 and most_running >= 1, (overlap, snapshots, most_running)
     for done in reports:
-        assert "Traceback" not in done.stderr and done.returncode in (0, 2), done.stderr[-3000:]
-        if done.returncode == 2:  # too few completed runs yet: one error line
-            assert done.stderr.strip().splitlines()[-1].startswith("error: "), done.stderr
-    if any(done.returncode == 0 for done in reports):
+        assert "Traceback" not in done.err and done.status in (0, 2), done.err[-3000:]
+        if done.status == 2:  # too few completed runs yet: one error line
+            assert_usage_error(done, warnings=True)
+    if any(done.status == 0 for done in reports):
         assert (tmp_path / "report" / "report.md").is_file()
 
     # nothing lost, nothing twice
@@ -107,7 +96,7 @@ def test_parallel_writers_and_readers_then_divergence_is_excluded_by_name(tmp_pa
         assert 1 <= summary["diverged_at_step"] <= summary["steps"]
 
     # a fit of the folder leaves the diverged runs out, naming them
-    status, err = run_cli("fit", str(sweep_dir), "--law", "kaplan_n", "--json", str(tmp_path / "fit.json"))
+    status, _, err = cli("fit", sweep_dir, "--law", "kaplan_n", "--json", tmp_path / "fit.json")
     assert status == 0, err
     warning = next(line for line in err.splitlines() if "with status diverged" in line)
     assert warning.startswith(f"warning: excluded {DIVERGED} run(s) with status diverged: ")

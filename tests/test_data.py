@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_usage_error, run_process
 
 from scaling.errors import UsageError
 from scaling.training.data import (
@@ -88,10 +89,7 @@ def test_prepare_cli_and_corrupt_file(tmp_path):
 )
 def test_prepare_bad_input(tmp_path, args, message):
     (tmp_path / "EMPTY").write_bytes(b"")
-    done = subprocess.run([*SCALING, *args], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 2
-    assert done.stderr.startswith("error: ") and message in done.stderr
-    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+    assert_usage_error(run_process([*SCALING, *args], cwd=tmp_path), message)
 
 
 def test_missing_folder_is_usage_error(tmp_path):

@@ -17,7 +17,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, assert_usage_error, run_process
 
 from scaling.resources import config_dir, data_dir
 
@@ -39,12 +39,6 @@ hydra:
       train.tokens: 20k,40k
 """
 MY_MODEL = "n_layer: 1\nd_model: 32\nn_head: 2\nn_ctx: 64\nvocab_size: null\n"
-
-
-def _run(command: list, cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(c) for c in command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +92,9 @@ def test_wheel_ships_the_configs_and_every_published_data_file(installed, projec
         "import scaling.resources as r; print(r.__file__, r.config_dir(), r.data_dir(), "
         "r.data_file('chinchilla_epoch_fig4.csv'), sep='\\n')"
     )
-    where = _run([bin_dir / "python", "-c", script], project, env)
-    assert where.returncode == 0, where.stderr
-    module, configs, data, chinchilla = (Path(line) for line in where.stdout.splitlines())
+    where = run_process([bin_dir / "python", "-c", script], cwd=project, env=env)
+    assert where.status == 0, where.err
+    module, configs, data, chinchilla = (Path(line) for line in where.out.splitlines())
     venv = bin_dir.parent.resolve()
     for path in (module, configs, data, chinchilla):
         assert path.is_relative_to(venv), f"{path} is not the wheel's copy"  # the clone does not shadow it
@@ -115,24 +109,24 @@ def test_wheel_ships_the_configs_and_every_published_data_file(installed, projec
 
 def test_wheel_trains_a_run_and_plans_a_users_own_sweep_outside_the_clone(installed, project):
     bin_dir, env = installed
-    train = _run([bin_dir / "scaling-train", *RUN], project, env)
-    assert train.returncode == 0, train.stderr[-3000:]
-    assert train.stdout.startswith("completed: val_loss"), train.stdout
+    train = run_process([bin_dir / "scaling-train", *RUN], cwd=project, env=env)
+    assert train.status == 0, train.err[-3000:]
+    assert train.out.startswith("completed: val_loss"), train.out
     (summary,) = project.glob("runs/train/*/summary.json")
     assert '"status": "completed"' in summary.read_text()
 
-    plan = _run(
+    plan = run_process(
         [bin_dir / "scaling-train", "--config-dir", "mysweeps", "-m", "+sweep=mine", "train.batch_size=4",
-         "hydra.sweeper.dry_run=true"], project, env,
+         "hydra.sweeper.dry_run=true"], cwd=project, env=env,
     )  # fmt: skip
-    assert plan.returncode == 0, plan.stderr[-3000:]
-    assert "sweep runs/mine: 4 runs" in plan.stdout, plan.stdout
-    assert "model=my_model,train.batch_size=4,train.tokens=40k" in plan.stdout, plan.stdout  # user's preset
+    assert plan.status == 0, plan.err[-3000:]
+    assert "sweep runs/mine: 4 runs" in plan.out, plan.out
+    assert "model=my_model,train.batch_size=4,train.tokens=40k" in plan.out, plan.out  # user's preset
     assert not (project / "runs" / "mine").exists()  # a dry run writes nothing
 
 
 def test_a_missing_config_dir_is_one_error_line(installed, project):
     bin_dir, env = installed
-    result = _run([bin_dir / "scaling-train", "--config-dir", "nowhere", "-m", "+sweep=mine"], project, env)
-    assert result.returncode == 2 and result.stderr.startswith("error:"), result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "nowhere" in result.stderr
+    result = run_process([bin_dir / "scaling-train", "--config-dir", "nowhere", "-m", "+sweep=mine"],
+                         cwd=project, env=env)  # fmt: skip
+    assert_usage_error(result, "nowhere")

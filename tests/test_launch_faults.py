@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import BIN
+from helpers import BIN, assert_usage_error, run_process
 
 from scaling.errors import UsageError
 from scaling.io import read_jsonl
@@ -129,9 +129,7 @@ def test_two_launches_at_once_one_trains_the_other_waits_another_config_is_refus
     first, second = launch(args, tmp_path), launch(args, tmp_path)
     # a third launch, of another config, into the folder they train: refused at once, not waited out
     wait_for(lambda: (run_dir / LOCK_FILE).exists() and (run_dir / LOCK_FILE).stat().st_size > 0, first)
-    other = subprocess.run(
-        [str(BIN / "scaling-train"), *args, "train.lr=2e-3"], cwd=tmp_path, capture_output=True, text=True,
-    )  # fmt: skip
+    other = run_process([BIN / "scaling-train", *args, "train.lr=2e-3"], cwd=tmp_path)
     refused_while_training = first.poll() is None and second.poll() is None
     (code1, out1, err1), (code2, out2, err2) = finish(first), finish(second)
     assert code1 == code2 == 0, err1[-2000:] + err2[-2000:]
@@ -142,10 +140,9 @@ def test_two_launches_at_once_one_trains_the_other_waits_another_config_is_refus
     assert f"being trained by pid {writer.pid} on " in waits[0]
     assert_trained_once(run_dir, evals=10)
 
-    lines = other.stderr.strip().splitlines()
-    assert other.returncode == 2 and len(lines) == 1, other.stderr[-2000:]
-    assert re.match(r"error: run folder .* (is being trained with|holds a run with) another config", lines[0])
-    assert refused_while_training or "train.lr: " in lines[0]
+    line = assert_usage_error(other)
+    assert re.match(r"error: run folder .* (is being trained with|holds a run with) another config", line)
+    assert refused_while_training or "train.lr: " in line
     assert summary(run_dir)["lr"] != 2e-3
 
 
@@ -220,13 +217,12 @@ def test_an_edited_sweep_is_refused_naming_runs_and_keys_then_retrained_on_reque
     before = {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()}
 
     sweep_file.write_text(SWEEP_FILE.format(lr=0.002))
-    edited = subprocess.run([str(BIN / "scaling-train"), *args], cwd=tmp_path, capture_output=True, text=True)
-    lines = edited.stderr.strip().splitlines()
-    assert edited.returncode == 2 and len(lines) == 1, edited.stderr[-2000:]
-    assert lines[0].startswith("error: 2 run(s) in ") and "trained with another config" in lines[0]
-    assert "train.lr: 0.003 -> 0.002 in " in lines[0] and "hydra.sweeper.retrain_changed=true" in lines[0]
+    edited = run_process([BIN / "scaling-train", *args], cwd=tmp_path)
+    line = assert_usage_error(edited, "trained with another config", "train.lr: 0.003 -> 0.002 in ",
+                              "hydra.sweeper.retrain_changed=true")  # fmt: skip
+    assert line.startswith("error: 2 run(s) in ")
     for folder in sweep_dir.glob("*/summary.json"):
-        assert folder.parent.name in lines[0]
+        assert folder.parent.name in line
     assert {p: p.read_bytes() for p in sweep_dir.rglob("*") if p.is_file()} == before  # nothing touched
 
     retrain = subprocess.run(
@@ -268,15 +264,14 @@ def test_ctrl_c_is_one_line_status_interrupted_read_only_refused_resume_exact(tm
         for path in read_only:
             path.chmod(0o555 if path.is_dir() else 0o444)
         try:
-            done = subprocess.run(without_file_access_override([str(BIN / "scaling-train"), *args]),
-                                  cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+            command = without_file_access_override([str(BIN / "scaling-train"), *args])
+            done = run_process(command, cwd=tmp_path)
         finally:
             for path in read_only:
                 path.chmod(0o755 if path.is_dir() else 0o644)
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and len(lines) == 1, done.stderr[-2000:]
-        assert lines[0].startswith("error: Permission denied: ") and str(run_dir) in lines[0], lines[0]
-        print(lines[0])
+        line = assert_usage_error(done, str(run_dir))
+        assert line.startswith("error: Permission denied: "), line
+        print(line)
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != LOCK_FILE} == {
         p: b for p, b in files.items() if p.name != LOCK_FILE
     }

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_usage_error
 
-from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import Frozen, Inputs, get_law
 from scaling.fitting.procedure import FitResult, _newton, _Problem, fit, load_fit
@@ -22,12 +22,6 @@ PAPER_BASE = {"E": float(np.exp(0.6254804)), "A": float(np.exp(6.255414)), "B": 
               "alpha": 0.3526596}  # fmt: skip
 PAPER = {**PAPER_BASE, "beta": 0.3526596, "R_D_star": 15.387756, "R_N_star": 5.309743}
 PAPER_OBJECTIVE = 0.015825936570763588  # the notebook's printed stage-2 minimum
-
-
-def run(capsys, *argv):
-    status = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def tied_runs(n: int = 120, noise: float = 0.005, seed: int = 3) -> pd.DataFrame:
@@ -72,25 +66,23 @@ def test_tied_law_recovers_planted_parameters():
     assert free.params["alpha"] == pytest.approx(free.params["beta"], abs=0.05)
 
 
-def test_tied_law_fit_predict_allocate_round_trip(capsys, tmp_path):
+def test_tied_law_fit_predict_allocate_round_trip(cli, tmp_path):
     csv, fit_json, pred_json, alloc_json = (
         tmp_path / name for name in ("runs.csv", "f.json", "p.json", "a.json")
     )
     tied_runs().to_csv(csv, index=False)
-    status, out, _ = run(
-        capsys, "fit", csv, "--law", "chinchilla_tied", "--bootstrap", 40, "--json", fit_json
-    )
+    status, out, _ = cli("fit", csv, "--law", "chinchilla_tied", "--bootstrap", 40, "--json", fit_json)
     assert status == 0 and "L = E + A / N^alpha + B / D^alpha" in out
     fitted = load_fit(fit_json)
     assert fitted.law == "chinchilla_tied" and fitted.bootstrap_params.shape == (40, 4)
-    status, _, _ = run(capsys, "predict", fit_json, "--params", "7B", "--tokens", "140B", "--json", pred_json)
+    status, _, _ = cli("predict", fit_json, "--params", "7B", "--tokens", "140B", "--json", pred_json)
     assert status == 0
     prediction = json.loads(pred_json.read_text())
     expected = get_law("chinchilla_tied").predict(fitted.params, N=7e9, D=140e9)[0]
     assert prediction["loss"] == pytest.approx(expected, rel=1e-9)
     lo, hi = prediction["loss_ci"]
     assert lo < expected < hi
-    status, _, _ = run(capsys, "allocate", csv, "--approach", 3, "--fit", fit_json, "--json", alloc_json)
+    status, _, _ = cli("allocate", csv, "--approach", 3, "--fit", fit_json, "--json", alloc_json)
     assert status == 0
     assert json.loads(alloc_json.read_text())["a"] == pytest.approx(0.5)
     again = allocate(csv, approach=3, law="chinchilla_tied")
@@ -166,7 +158,7 @@ def test_published_runs_reproduce_the_papers_stage_two():
     assert {k: given.params[k] for k in PAPER_BASE} == pytest.approx(PAPER_BASE)
 
 
-def test_procedure_bad_input(capsys, tmp_path):
+def test_procedure_bad_input(cli, tmp_path):
     with pytest.raises(UsageError, match="unknown procedure 'two_stage' for law chinchilla"):
         fit(tied_runs(n=30), law="chinchilla", procedure="two_stage")
     few = repeated_runs(n=60)
@@ -179,8 +171,8 @@ def test_procedure_bad_input(capsys, tmp_path):
         fit(repeated_runs(n=60), law="data_constrained", base={"E": 1.8, "A": 500.0, "B": 1500.0})
     csv = tmp_path / "runs.csv"
     tied_runs(n=30).to_csv(csv, index=False)
-    status, out, err = run(capsys, "fit", csv, "--procedure", "two-stage")
-    assert status == 2 and out == "" and err.startswith("error: unknown procedure") and err.count("\n") == 1
+    result = cli("fit", csv, "--procedure", "two-stage")
+    assert assert_usage_error(result).startswith("error: unknown procedure") and result.out == ""
 
 
 def test_fit_json_without_procedure_reads_as_joint():
@@ -188,26 +180,23 @@ def test_fit_json_without_procedure_reads_as_joint():
     assert old.procedure == "joint" and old.stages == ()
 
 
-def test_cli_two_stage_with_a_base_law_fitted_elsewhere(capsys, tmp_path):
+def test_cli_two_stage_with_a_base_law_fitted_elsewhere(cli, tmp_path):
     runs, fresh, base_json, free_json, out = (
         tmp_path / f for f in ("r.csv", "f.csv", "b.json", "c.json", "o.json")
     )
     table = repeated_runs(n=100)
     table.to_csv(runs, index=False)
     table[table["D"] == table["U"]].to_csv(fresh, index=False)  # the single-epoch runs
-    assert run(capsys, "fit", fresh, "--law", "chinchilla_tied", "--json", base_json)[0] == 0
-    status, text, _ = run(
-        capsys, "fit", runs, "--law", "data_constrained", "--base", base_json, "--json", out
-    )
+    assert cli("fit", fresh, "--law", "chinchilla_tied", "--json", base_json)[0] == 0
+    status, text, _ = cli("fit", runs, "--law", "data_constrained", "--base", base_json, "--json", out)
     assert status == 0 and "stage 1 (base): fitted E, A, B, alpha on 0 runs (given, fitted elsewhere)" in text
     document = json.loads(out.read_text())
     assert document["procedure"] == "two_stage" and document["stages"][1]["n_points"] == 100
     assert document["params"]["alpha"] == pytest.approx(load_fit(base_json).params["alpha"])
     assert document["params"]["R_D_star"] == pytest.approx(15.4, rel=0.2)
-    assert run(capsys, "fit", fresh, "--law", "chinchilla", "--json", free_json)[0] == 0
-    status, out_text, err = run(capsys, "fit", runs, "--law", "data_constrained", "--base", free_json)
-    assert status == 2 and out_text == "" and "give a chinchilla_tied fit" in err and err.count("\n") == 1
-    status, _, err = run(
-        capsys, "fit", runs, "--law", "data_constrained", "--procedure", "joint", "--base", base_json
-    )
-    assert status == 2 and err.startswith("error: a given base law")
+    assert cli("fit", fresh, "--law", "chinchilla", "--json", free_json)[0] == 0
+    result = cli("fit", runs, "--law", "data_constrained", "--base", free_json)
+    assert_usage_error(result, "give a chinchilla_tied fit")
+    assert result.out == ""
+    result = cli("fit", runs, "--law", "data_constrained", "--procedure", "joint", "--base", base_json)
+    assert assert_usage_error(result).startswith("error: a given base law")

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import BIN
+from helpers import BIN, assert_usage_error
 
-from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import Inputs, get_law
 from scaling.fitting.procedure import FitResult, save_fit
@@ -121,15 +120,6 @@ def test_a_prior_fit_brings_its_bootstrap_and_a_law_that_cannot_answer_is_refuse
         plan("1e21", "175B", "3.7T", prior=kaplan)
 
 
-def run_cli(args, capsys):
-    try:
-        status = main([str(a) for a in args])
-    except SystemExit as exc:  # argparse's own errors
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 BAD = {
     "budget_for_2_runs": (["--budget", "1.2e9", *TINY[2:]], "too small for 3 runs"),
     "target_below_runs": (["--budget", "1e21", "--target-params", "1e6", "--optimal"], "below the runs"),
@@ -168,7 +158,7 @@ def outputs(tmp_path: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("case", sorted(BAD) + [f"out/{k}" for k in sorted(BAD_OUT)])
-def test_bad_input_is_one_error_line_exit_2_and_writes_nothing(case, files, tmp_path, capsys):
+def test_bad_input_is_one_error_line_exit_2_and_writes_nothing(case, files, tmp_path, cli):
     previous = tmp_path / "out" / "sweep" / "next.yaml"
     previous.parent.mkdir(parents=True)
     previous.write_text("a previous plan, kept\n")
@@ -182,19 +172,14 @@ def test_bad_input_is_one_error_line_exit_2_and_writes_nothing(case, files, tmp_
             tmp_path / "plan.json",
         ]
     before = outputs(tmp_path)
-    status, out, err = run_cli(["plan", *args], capsys)
-    assert status == 2, (out, err)
-    assert err.startswith("error:") and len(err.strip().splitlines()) == 1, err
-    if not case.startswith("out/"):
-        assert BAD[case][1] in err, err
+    assert_usage_error(cli("plan", *args), *([] if case.startswith("out/") else [BAD[case][1]]))
     assert outputs(tmp_path) == before  # nothing written, nothing overwritten
 
 
-def test_planned_sweep_dry_runs_and_trains_as_planned_on_the_cpu(tmp_path, capsys, scaling_cache):
+def test_planned_sweep_dry_runs_and_trains_as_planned_on_the_cpu(tmp_path, cli, scaling_cache):
     out = tmp_path / "mysweeps" / "sweep" / "next.yaml"
-    status, printed, err = run_cli(
-        ["plan", *TINY, "--out", out, "--json", tmp_path / "plan.json", "--figure", tmp_path / "plan.png"],
-        capsys,
+    status, printed, err = cli(
+        "plan", *TINY, "--out", out, "--json", tmp_path / "plan.json", "--figure", tmp_path / "plan.png"
     )
     assert status == 0, err
     doc = json.loads((tmp_path / "plan.json").read_text())

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_usage_error
 
 from scaling import hardware
-from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.procedure import FitResult, fit
 from scaling.shapes import PRESETS, n_params
@@ -30,22 +30,16 @@ def write_fit(path, params, law="chinchilla"):
     return str(path)
 
 
-def run_cli(args, capsys):
-    status = main(args)
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 @pytest.mark.parametrize(
     ("params", "tokens", "per_param"),
     [(CHINCHILLA_ROUNDED, 23.3e12, 133.0), (EPOCH_REFIT, 3.08e12, 17.6)],
     ids=["chinchilla-rounded", "epoch-refit"],
 )
-def test_optimal_tokens_for_175b_reproduce_published(tmp_path, capsys, params, tokens, per_param):
+def test_optimal_tokens_for_175b_reproduce_published(tmp_path, cli, params, tokens, per_param):
     fit_json = write_fit(tmp_path / "fit.json", params)
     out_json = tmp_path / "pred.json"
     args = ["predict", fit_json, "--params", "175B", "--optimal", "--json", str(out_json)]
-    status, out, _ = run_cli(args, capsys)
+    status, out, _ = cli(*args)
     assert status == 0
     doc = json.loads(out_json.read_text())
     assert doc["N"] == 175e9
@@ -56,11 +50,11 @@ def test_optimal_tokens_for_175b_reproduce_published(tmp_path, capsys, params, t
     assert "tokens" in out and "nats/token" in out
 
 
-def test_epoch_refit_loss_of_gpt3_as_trained(tmp_path, capsys):
+def test_epoch_refit_loss_of_gpt3_as_trained(tmp_path, cli):
     fit_json = write_fit(tmp_path / "fit.json", EPOCH_REFIT)
     out_json = tmp_path / "pred.json"
     args = ["predict", fit_json, "--params", "175B", "--tokens", "300B", "--json", str(out_json)]
-    status, _, _ = run_cli(args, capsys)
+    status, _, _ = cli(*args)
     assert status == 0
     doc = json.loads(out_json.read_text())
     for key in ("N", "D", "C", "loss", "loss_ci", "regime", "pf_days", "memory_gb"):
@@ -91,16 +85,16 @@ def test_175b_budget_matches_hand_calculation():
     assert result.shape["preset"] == "gpt3_175b"
 
 
-def test_preset_name_resolves_through_shapes(tmp_path, capsys):
+def test_preset_name_resolves_through_shapes(tmp_path, cli):
     N, shape, preset = resolve_params("gpt3_175b")
     assert preset == "gpt3_175b" and shape == PRESETS["gpt3_175b"]
     assert N == n_params(shape) == pytest.approx(173.96e9, rel=1e-3)
     fit_json = write_fit(tmp_path / "fit.json", EPOCH_REFIT)
     out_json = tmp_path / "pred.json"
-    status, _, _ = run_cli(
-        ["predict", fit_json, "--params", "gpt3_175b", "--tokens", "300B", "--gpu", "A100", "--mfu", "0.5",
-         "--json", str(out_json)], capsys,
-    )
+    status, _, _ = cli(
+        "predict", fit_json, "--params", "gpt3_175b", "--tokens", "300B", "--gpu", "A100", "--mfu", "0.5",
+        "--json", out_json,
+    )  # fmt: skip
     assert status == 0
     doc = json.loads(out_json.read_text())
     # a named preset's memory counts its embeddings (50257 + 2048 positions) x 12288 too: ~174.6B params
@@ -152,12 +146,12 @@ def test_bootstrapped_law_without_an_allocation_predicts_at_given_tokens():
     assert result.loss == pytest.approx((8.8e13 / 1e9) ** 0.076, rel=0.05) and result.D_ci is None
 
 
-def test_long_extrapolation_warns_on_cli(tmp_path, capsys):
+def test_long_extrapolation_warns_on_cli(tmp_path, cli):
     data = tmp_path / "runs.csv"
     pd.DataFrame({"N": [1e6, 1e7], "D": [1e8, 1e9], "loss": [3.0, 2.5]}).to_csv(data, index=False)
     fit_json = write_fit(tmp_path / "fit.json", EPOCH_REFIT)
     args = ["predict", fit_json, "--params", "175B", "--tokens", "300B", "--data", str(data)]
-    status, out, err = run_cli(args, capsys)
+    status, out, err = cli(*args)
     assert status == 0
     assert "warning: long extrapolation" in err and "extrap." in out
 
@@ -178,29 +172,24 @@ def test_long_extrapolation_warns_on_cli(tmp_path, capsys):
         (["--params", "175B", "--tokens", "300B", "--mfu", "1.5"], "MFU"),
     ],
 )
-def test_bad_requests_exit_2_with_one_error_line(tmp_path, capsys, args, says):
+def test_bad_requests_exit_2_with_one_error_line(tmp_path, cli, args, says):
     fit_json = write_fit(tmp_path / "fit.json", EPOCH_REFIT)
     out_json = tmp_path / "pred.json"
-    status, _, err = run_cli(["predict", fit_json, *args, "--json", str(out_json)], capsys)
-    assert status == 2
-    assert err.count("\n") == 1 and err.startswith("error:") and says in err
+    assert_usage_error(cli("predict", fit_json, *args, "--json", out_json), says)
     assert not out_json.exists()
 
 
-def test_fit_of_another_law_is_refused(tmp_path, capsys):
+def test_fit_of_another_law_is_refused(tmp_path, cli):
     kaplan_n = write_fit(tmp_path / "kn.json", {"N_c": 8.8e13, "alpha_N": 0.076}, law="kaplan_n")
-    status, _, err = run_cli(["predict", kaplan_n, "--params", "175B", "--optimal"], capsys)
-    assert status == 2 and err.startswith("error:") and "compute-optimal" in err
+    assert_usage_error(cli("predict", kaplan_n, "--params", "175B", "--optimal"), "compute-optimal")
     # a law in N alone still predicts at N (D does not enter it)
-    status, out, _ = run_cli(["predict", kaplan_n, "--params", "175B", "--tokens", "300B"], capsys)
+    status, out, _ = cli("predict", kaplan_n, "--params", "175B", "--tokens", "300B")
     assert status == 0 and "n/a" in out
     garbage = tmp_path / "garbage.json"
     garbage.write_text('{"runs": []}')
-    status, _, err = run_cli(["predict", str(garbage), "--params", "1B", "--tokens", "20B"], capsys)
-    assert status == 2 and err.startswith("error:") and "not a fit result" in err
+    assert_usage_error(cli("predict", garbage, "--params", "1B", "--tokens", "20B"), "not a fit result")
     garbage.write_text("{not json")
-    status, _, err = run_cli(["predict", str(garbage), "--params", "1B", "--tokens", "20B"], capsys)
-    assert status == 2 and err.startswith("error:")
+    assert_usage_error(cli("predict", garbage, "--params", "1B", "--tokens", "20B"))
 
 
 def test_python_api_raises_usage_error():
@@ -249,7 +238,7 @@ def test_gpt3_analysis_script_explains_the_gap(tmp_path):
         assert text in report
 
 
-def test_data_constrained_prediction_counts_repeated_tokens(tmp_path, capsys):
+def test_data_constrained_prediction_counts_repeated_tokens(tmp_path, cli):
     muennighoff = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.353, "R_D_star": 15.4,
                    "R_N_star": 5.3}
     fitted = FitResult.from_json({"law": "data_constrained", "params": muennighoff})
@@ -259,7 +248,7 @@ def test_data_constrained_prediction_counts_repeated_tokens(tmp_path, capsys):
     assert repeated.regime == "overfitting" and "repeats" in repeated.regime_reason
     fit_json = write_fit(tmp_path / "dc.json", muennighoff, law="data_constrained")
     args = ["predict", fit_json, "--params", "1B", "--tokens", "100B", "--unique-tokens", "5B"]
-    status, out, _ = run_cli(args, capsys)
+    status, out, _ = cli(*args)
     assert status == 0 and f"{repeated.loss:.4g} nats/token" in out
 
 

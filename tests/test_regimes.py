@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_usage_error
 
-from scaling.cli import main
 from scaling.errors import UsageError
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.fitting.procedure import FitResult
@@ -62,11 +62,11 @@ def planted(tmp_path_factory):
     return table, path
 
 
-def test_planted_runs_labelled_from_the_fitted_law(planted, tmp_path, capsys):
+def test_planted_runs_labelled_from_the_fitted_law(planted, tmp_path, cli):
     table, path = planted
     out = tmp_path / "regimes.json"
-    assert main(["regimes", str(path), "--json", str(out)]) == 0
-    printed = capsys.readouterr().out
+    status, printed, _ = cli("regimes", path, "--json", out)
+    assert status == 0
     runs = json.loads(out.read_text())["runs"]
     assert len(runs) == len(table)
     for run, (_, row) in zip(runs, table.iterrows(), strict=True):
@@ -87,15 +87,14 @@ def test_planted_runs_labelled_from_the_fitted_law(planted, tmp_path, capsys):
     assert "OVERFITTING" in printed and "UNDERFITTING" in printed
 
 
-def test_band_is_an_option(planted, tmp_path, capsys):
+def test_band_is_an_option(planted, tmp_path, cli):
     _, path = planted
     out = tmp_path / "regimes.json"
-    assert main(["regimes", str(path), "--band", "30", "--json", str(out)]) == 0
+    assert cli("regimes", path, "--band", "30", "--json", out).status == 0
     runs = json.loads(out.read_text())["runs"]
     assert {r["regime"] for r in runs} == {BALANCED}  # nothing lies 30x off D_opt
     assert json.loads(out.read_text())["thresholds"]["band"] == 30
-    assert main(["regimes", str(path), "--band", "0.5"]) == 2
-    assert capsys.readouterr().err.startswith("error:")
+    assert_usage_error(cli("regimes", path, "--band", "0.5"))
 
 
 def test_kaplan_criterion_matches_kaplans_boundary():
@@ -221,7 +220,7 @@ def overfit_sweep(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_real_run_on_repeated_data_overfits_from_its_curves(overfit_sweep, tmp_path, capsys):
+def test_real_run_on_repeated_data_overfits_from_its_curves(overfit_sweep, tmp_path, cli):
     run = overfit_sweep / "repeat_1k"
     metrics = read_metrics(run)
     result = analyze_curve(metrics, unique_tokens=1024)
@@ -234,8 +233,8 @@ def test_real_run_on_repeated_data_overfits_from_its_curves(overfit_sweep, tmp_p
     assert result.final_val_loss - result.final_train_loss > 0.5  # memorised: train far below held-out
 
     out = tmp_path / "regimes.json"
-    assert main(["regimes", str(overfit_sweep), "--json", str(out)]) == 0
-    printed = capsys.readouterr()
+    printed = cli("regimes", overfit_sweep, "--json", out)
+    assert printed.status == 0
     assert "too few to fit" in printed.err  # one run cannot fit a law: curve view only
     (labelled,) = json.loads(out.read_text())["runs"]
     assert labelled["regime"] == OVERFITTING and labelled["curve_regime"] == OVERFITTING
@@ -259,20 +258,16 @@ def test_data_constrained_fit_gives_effective_data_from_the_law():
     assert result.loss_lost > law_regime(fitted, N, D, D).loss_lost
 
 
-def test_kaplan_law_and_bad_input_on_the_cli(planted, tmp_path, capsys):
+def test_kaplan_law_and_bad_input_on_the_cli(planted, tmp_path, cli):
     _, path = planted
     out = tmp_path / "kaplan.json"
-    assert main(["regimes", str(path), "--law", "kaplan_nd", "--json", str(out)]) == 0
+    assert cli("regimes", path, "--law", "kaplan_nd", "--json", out).status == 0
     doc = json.loads(out.read_text())
     assert doc["law"]["law"] == "kaplan_nd" and all("kaplan_penalty" in r for r in doc["runs"])
-    capsys.readouterr()
-    assert main(["regimes", str(tmp_path / "missing.csv")]) == 2
-    assert capsys.readouterr().err.startswith("error:")
+    assert_usage_error(cli("regimes", tmp_path / "missing.csv"))
     garbage = tmp_path / "fit.json"
     garbage.write_text("[1, 2]")
-    assert main(["regimes", str(path), "--fit", str(garbage), "--json", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error:") and err.count("\n") == 1
+    assert_usage_error(cli("regimes", path, "--fit", garbage, "--json", out))
     assert json.loads(out.read_text())["law"]["law"] == "kaplan_nd"  # the earlier output is intact
 
 

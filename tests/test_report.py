@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import TRUE, law_table
+from helpers import TRUE, assert_usage_error, law_table
 from matplotlib.image import imread
 
-from scaling.cli import main as scaling_cli
 from scaling.errors import UsageError
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import backtest, load_fit
@@ -176,7 +175,7 @@ def test_every_figure_is_linked_and_written_as_png_and_pdf(text, report):
         assert width >= 150 * 5 and height >= 150 * 3.5  # at least 5 x 3.5 inches at 150 dpi
 
 
-def test_rerun_replaces_the_report_whole_and_keeps_it_when_the_input_is_bad(report, tmp_path, capsys):
+def test_rerun_replaces_the_report_whole_and_keeps_it_when_the_input_is_bad(report, tmp_path, cli):
     out = report.out_dir
     (out / "figures" / "stale.png").write_bytes(b"old")
     csv = tmp_path / "runs.csv"
@@ -194,8 +193,9 @@ def test_rerun_replaces_the_report_whole_and_keeps_it_when_the_input_is_bad(repo
         "--dpi",
         "150",
     ]
-    assert scaling_cli(argv) == 0
-    printed = capsys.readouterr().out.strip().splitlines()
+    status, printed, _ = cli(*argv)
+    assert status == 0
+    printed = printed.strip().splitlines()
     assert printed[-1] == f"report: {out / 'report.md'}"
     assert "not drawn: training_curves (no run folder with a metrics.jsonl)" in printed
     figures = {p.name for p in (out / "figures").iterdir()}
@@ -206,9 +206,7 @@ def test_rerun_replaces_the_report_whole_and_keeps_it_when_the_input_is_bad(repo
     assert "Not drawn, because the data do not support them" in before.decode()
 
     csv.write_text("size,loss\n1e7,3.0\n2e7,2.9\n")  # no second of N, D, C
-    assert scaling_cli(["report", str(csv), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error:") and "needs columns" in err[0]
+    assert_usage_error(cli("report", csv, "--out", out), "needs columns")
     assert (out / "report.md").read_bytes() == before
 
 

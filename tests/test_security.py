@@ -13,13 +13,12 @@ from __future__ import annotations
 import ast
 import json
 import os
-import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import BIN, REPO
+from helpers import BIN, REPO, CliResult, assert_usage_error, run_process
 
 from scaling.errors import UsageError
 from scaling.runs.table import collect_runs
@@ -113,12 +112,8 @@ def test_checkpoint_with_a_pickled_command_is_refused(interrupted, tmp_path):
     assert not marker.exists(), "unpickling the checkpoint ran a command"
     assert (interrupted / "summary.json").read_bytes() == summary  # the folder is left as it was
     # and through the command line: one error line, no traceback
-    done = subprocess.run(
-        [str(BIN / "scaling-train"), *RUN, f"hydra.run.dir={interrupted}"], capture_output=True, text=True,
-        cwd=tmp_path, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 2 and done.stderr.startswith("error: checkpoint "), done.stderr[-2000:]
-    assert len(done.stderr.strip().splitlines()) == 1 and not marker.exists()
+    done = run_process([BIN / "scaling-train", *RUN, f"hydra.run.dir={interrupted}"], cwd=tmp_path)
+    assert assert_usage_error(done).startswith("error: checkpoint ") and not marker.exists()
 
 
 def test_yaml_python_tags_in_a_run_folder_are_not_executed(interrupted, tmp_path):
@@ -142,20 +137,17 @@ def test_sweep_runs_stay_inside_the_sweep_folder(tmp_path):
         "absolute subdir": [f"hydra.sweep.subdir={tmp_path / 'escaped'}"],
         "sweep name climbing out": ["+sweep.name=../../escaped"],
     }
-    def sweep(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*base, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+    def sweep(*args: str) -> CliResult:
+        return run_process([*base, *args], cwd=cwd)
 
     for case, overrides in escapes.items():
         if case.startswith("sweep name"):  # the default sweep folder, runs/<sweep.name>
             overrides = ["hydra.sweep.dir=runs/${oc.select:sweep.name,multirun}", *overrides]
-        done = sweep(*overrides)
-        lines = done.stderr.strip().splitlines()
-        assert done.returncode == 2 and len(lines) == 1, (case, done.stderr[-2000:])
-        assert "nothing launched" in lines[0], lines
-        assert "not inside the sweep folder" in lines[0] or "sweep.name must be a plain folder" in lines[0]
+        line = assert_usage_error(sweep(*overrides), "nothing launched")
+        assert "not inside the sweep folder" in line or "sweep.name must be a plain folder" in line, case
     # `..` and `/` in a value become part of one folder name inside the sweep folder
     done = sweep("+tag=../../../escaped")
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.status == 0, done.err[-2000:]
     (summary,) = sweep_dir.glob("*/summary.json")
     assert summary.parent.parent == sweep_dir and "+tag=..%2F..%2F..%2Fescaped" in summary.parent.name
     assert json.loads(summary.read_text())["status"] == "completed"

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import assert_usage_error
 
-from scaling.cli import main
 from scaling.errors import UsageError
 from scaling.fitting.intervals import loss_intervals
 from scaling.fitting.laws import get_law
@@ -87,13 +87,11 @@ def test_auto_leaves_the_default_for_a_law_the_runs_clearly_follow():
     assert kept.law == "chinchilla"
 
 
-def test_law_auto_with_too_few_runs_is_one_error_line(tmp_path, capsys):
+def test_law_auto_with_too_few_runs_is_one_error_line(tmp_path, cli):
     path = tmp_path / "runs.csv"
     ladder(2).iloc[[0, 6, 12]].to_csv(path, index=False)
     out_json = tmp_path / "fit.json"
-    assert main(["fit", str(path), "--law", "auto", "--json", str(out_json)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error:") and "--law auto" in err and len(err.strip().splitlines()) == 1
+    assert_usage_error(cli("fit", path, "--law", "auto", "--json", out_json), "--law auto")
     assert not out_json.exists()
     assert len(rolling_cutoffs(ladder(2).iloc[[0, 6, 12]].assign(C=1e18))) < 2
     with pytest.raises(UsageError, match="`law` auto"):
@@ -121,17 +119,18 @@ def test_prediction_interval_covers_fresh_runs_and_mean_interval_covers_the_law(
     assert np.mean(covered_mean) >= 0.8  # the interval of the mean law holds the true law
 
 
-def test_predict_json_keeps_the_two_intervals_apart(tmp_path, capsys):
+def test_predict_json_keeps_the_two_intervals_apart(tmp_path, cli):
     result = fit(ladder(3), bootstrap=100)
     save_fit(result, tmp_path / "fit.json")
     out = tmp_path / "pred.json"
-    argv = ["predict", str(tmp_path / "fit.json"), "--params", "1B", "--tokens", "20B", "--json", str(out)]
-    assert main(argv) == 0
+    argv = ["predict", tmp_path / "fit.json", "--params", "1B", "--tokens", "20B", "--json", out]
+    status, printed, _ = cli(*argv)
+    assert status == 0
     doc = json.loads(out.read_text())
     lo, hi = doc["loss_ci"]
     plo, phi = doc["loss_pi"]
     assert plo < lo < doc["loss"] < hi < phi
-    assert "one run" in capsys.readouterr().out
+    assert "one run" in printed
 
 
 def test_params_column_n_total_feeds_the_law_and_predict_converts():

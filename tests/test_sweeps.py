@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import BIN
+from helpers import BIN, CliResult, assert_usage_error, run_process
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -34,12 +34,8 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "sweeps"
 TINY = ["train.batch_size=4", "train.evals=1", "train.eval_tokens=2048", "train.threads=1"]
 
 
-def scaling_train(
-    *args: str, cwd: Path, env: dict | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "scaling-train"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+def scaling_train(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> CliResult:
+    return run_process([BIN / "scaling-train", *args], cwd=cwd, env=env, timeout=timeout)
 
 
 def summaries(sweep_dir: Path) -> dict[str, dict]:
@@ -52,8 +48,8 @@ def test_isoflop_sweep_hits_budgets_and_relaunch_trains_nothing(tmp_path):
     sweep_dir = tmp_path / "iso"
     args = ["-m", "+sweep=isoflop", "sweep.compute=5G,10G", "model=tiny_10k,tiny_30k", *TINY]
     first = scaling_train(*args, "hydra/launcher=local", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "4 runs, 4 launched" in first.stdout and "4 completed" in first.stdout
+    assert first.status == 0, first.err[-3000:]
+    assert "4 runs, 4 launched" in first.out and "4 completed" in first.out
 
     runs = summaries(sweep_dir)
     assert len(runs) == 4 and {s["status"] for s in runs.values()} == {"completed"}
@@ -75,8 +71,8 @@ def test_isoflop_sweep_hits_budgets_and_relaunch_trains_nothing(tmp_path):
 
     before = {p: p.stat().st_mtime_ns for p in sweep_dir.glob("*/*") if p.is_file()}
     again = scaling_train(*args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "all 4 runs already finished; nothing to train" in again.stdout
+    assert again.status == 0, again.err[-3000:]
+    assert "all 4 runs already finished; nothing to train" in again.out
     assert {p: p.stat().st_mtime_ns for p in before} == before  # not one run folder file touched
 
 
@@ -97,7 +93,7 @@ def test_bad_input_is_one_error_line_exit_2_and_launches_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM")}
     env["PATH"] = str(BIN)  # no sinfo, sbatch, ... on the PATH: a machine without SLURM
 
-    def attempt(case: str) -> tuple[str, subprocess.CompletedProcess, Path]:
+    def attempt(case: str) -> tuple[str, CliResult, Path]:
         args, _ = BAD_INPUT[case]
         sweep_dir = tmp_path / case.replace(" ", "_")
         return case, scaling_train(*args, f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, env=env), sweep_dir
@@ -105,10 +101,7 @@ def test_bad_input_is_one_error_line_exit_2_and_launches_nothing(tmp_path):
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(attempt, BAD_INPUT))
     for case, proc, sweep_dir in results:
-        lines = proc.stderr.strip().splitlines()
-        assert proc.returncode == 2, (case, proc.stderr[-2000:])
-        assert len(lines) == 1 and lines[0].startswith("error: "), (case, proc.stderr[-2000:])
-        assert BAD_INPUT[case][1] in lines[0], (case, lines[0])
+        assert_usage_error(proc, BAD_INPUT[case][1])
         assert not sweep_dir.exists(), case  # nothing launched, nothing written
     assert not (tmp_path / "runs").exists()
 
@@ -125,19 +118,19 @@ def test_diverged_run_is_reported_and_not_retried_unless_asked(tmp_path):
         f"hydra.sweep.dir={sweep_dir}",
     ]
     first = scaling_train(*args, cwd=tmp_path)
-    assert first.returncode == 0, first.stderr[-3000:]  # a diverged run is a result, not an error
-    assert "1 completed, 1 diverged" in first.stdout
+    assert first.status == 0, first.err[-3000:]  # a diverged run is a result, not an error
+    assert "1 completed, 1 diverged" in first.out
     diverged = sweep_dir / (
         "model=tiny_10k,train.batch_size=4,train.eval_tokens=2048,train.evals=1,train.lr=1000000000.0,train.tokens=10k"
     )
-    assert f"diverged  {diverged}" in first.stdout
+    assert f"diverged  {diverged}" in first.out
     assert json.loads((sweep_dir / "sweep_summary.json").read_text())["counts"]["diverged"] == 1
 
     again = scaling_train(*args, cwd=tmp_path)
-    assert "all 2 runs already finished; nothing to train" in again.stdout, again.stdout
+    assert "all 2 runs already finished; nothing to train" in again.out, again.out
 
     retry = scaling_train(*args, "hydra.sweeper.retry_diverged=true", cwd=tmp_path)
-    assert "2 runs, 1 launched, 1 done before" in retry.stdout, retry.stdout + retry.stderr[-2000:]
+    assert "2 runs, 1 launched, 1 done before" in retry.out, retry.out + retry.err[-2000:]
     assert len(list(sweep_dir.glob("*.diverged-*"))) == 1  # the failed attempt is kept beside the retry
 
 
@@ -164,7 +157,7 @@ def test_sigterm_checkpoints_and_a_rerun_resumes_to_the_same_steps(tmp_path):
     assert stopped["steps_done"] < stopped["steps"]
 
     rerun = scaling_train(*args, f"hydra.run.dir={run_dir}", cwd=tmp_path)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.status == 0, rerun.err[-3000:]
     done = json.loads((run_dir / "summary.json").read_text())
     assert done["status"] == "completed" and done["resumes"] == 1
     assert done["steps_done"] == done["steps"] == stopped["steps"]
@@ -235,8 +228,8 @@ def test_every_sweep_of_the_menu_expands_into_runs_that_pass_the_trainer_checks(
 
 def test_dry_run_lists_the_demo_and_writes_nothing(tmp_path):
     proc = scaling_train("-m", "+sweep=demo", "hydra.sweeper.dry_run=true", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    head, *runs = proc.stdout.strip().splitlines()[-19:]
+    assert proc.status == 0, proc.err[-2000:]
+    head, *runs = proc.out.strip().splitlines()[-19:]
     assert head == "sweep runs/demo: 18 runs (dry run: nothing launched)"
     sizes = {int(line.split("N=")[1].split()[0].replace(",", "")) for line in runs}
     budgets = {line.split("sweep.compute=")[1].split(",")[0] for line in runs}

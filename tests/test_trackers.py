@@ -15,9 +15,8 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import BIN
+from helpers import BIN, assert_usage_error, run_process
 
-from scaling.cli import main
 from scaling.runs.table import collect, curve_of, load_runs
 from scaling.runs.trackers import detect
 
@@ -46,19 +45,6 @@ def planted_runs():
             curve = [(s, float(law(N, D * s / 400))) for s in steps]
             out.append((f"n{N:.0e}-d{D:.0e}", N, D, curve))
     return out
-
-
-@pytest.fixture
-def scaling(capsys):
-    """`scaling ARGS...` in this process (the tracker clients are imported once per test session):
-    returns (exit status, stdout, stderr)."""
-
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def check_table(table: pd.DataFrame) -> None:
@@ -110,9 +96,9 @@ def mlflow_db(tmp_path_factory):
     return uri
 
 
-def test_mlflow_sqlite_store_collects_fits_and_keeps_curves(mlflow_db, tmp_path, scaling):
+def test_mlflow_sqlite_store_collects_fits_and_keeps_curves(mlflow_db, tmp_path, cli):
     ladder = (mlflow_db, "--experiment", "ladder", "--map", MAP)
-    code, out, err = scaling("runs", *ladder, "--csv", tmp_path / "r.csv")
+    code, out, err = cli("runs", *ladder, "--csv", tmp_path / "r.csv")
     assert code == 0, err
     assert "9 runs in" in out and "9 completed" in out
     check_table(pd.read_csv(tmp_path / "r.csv"))
@@ -125,38 +111,33 @@ def test_mlflow_sqlite_store_collects_fits_and_keeps_curves(mlflow_db, tmp_path,
     np.testing.assert_allclose(curve["tokens"], D * curve["step"] / 400)
     np.testing.assert_allclose(curve["flops"], 6 * N * curve["tokens"])
 
-    code, out, err = scaling("fit", *ladder, "--json", tmp_path / "f.json")
+    code, out, err = cli("fit", *ladder, "--json", tmp_path / "f.json")
     assert code == 0, err
     params = json.loads((tmp_path / "f.json").read_text())["params"]
     assert params["E"] == pytest.approx(E, rel=0.02)
-    code, out, err = scaling("allocate", *ladder, "--approach", "1")
+    code, out, err = cli("allocate", *ladder, "--approach", "1")
     assert code == 0, err
     assert "loss curves of 9 runs" in out  # the logged histories feed Approach 1
 
 
-def test_mlflow_bad_input_is_one_error_line(mlflow_db, scaling):
-    code, _, err = scaling("runs", mlflow_db, "--map", "N=model/size,D=data.tokens,loss=eval/loss")
-    assert code == 2 and err.startswith("error:") and len(err.splitlines()) == 1
-    assert "model/size" in err and "model/params" in err  # the keys that exist
+def test_mlflow_bad_input_is_one_error_line(mlflow_db, cli):
+    result = cli("runs", mlflow_db, "--map", "N=model/size,D=data.tokens,loss=eval/loss")
+    assert_usage_error(result, "model/size", "model/params")  # the keys that exist
 
-    code, _, err = scaling("runs", mlflow_db, "--map", MAP, "--experiment", "nope")
-    assert code == 2 and "'nope'" in err and "ladder" in err
+    assert_usage_error(cli("runs", mlflow_db, "--map", MAP, "--experiment", "nope"), "'nope'", "ladder")
 
-    code, _, err = scaling("runs", mlflow_db, "--experiment", "idle")
-    assert code == 2 and "'idle' has no runs" in err
+    assert_usage_error(cli("runs", mlflow_db, "--experiment", "idle"), "'idle' has no runs")
 
-    code, _, err = scaling("fit", "http://127.0.0.1:9", "--map", MAP)
-    assert code == 2 and len(err.splitlines()) == 1
-    assert err.startswith("error: http://127.0.0.1:9: MLflow tracking server unreachable")
+    line = assert_usage_error(cli("fit", "http://127.0.0.1:9", "--map", MAP))
+    assert line.startswith("error: http://127.0.0.1:9: MLflow tracking server unreachable")
 
     # A tracker package that is not installed: the error names the extra to install.
     hide = (
         "import sys; sys.modules['mlflow'] = None\n"
         "from scaling.cli import main; sys.exit(main(sys.argv[1:]))"
     )
-    absent = subprocess.run([sys.executable, "-c", hide, "runs", mlflow_db], capture_output=True, text=True)
-    assert absent.returncode == 2
-    assert "pip install 'scaling[trackers]'" in absent.stderr and len(absent.stderr.splitlines()) == 1
+    absent = run_process([sys.executable, "-c", hide, "runs", mlflow_db])
+    assert_usage_error(absent, "pip install 'scaling[trackers]'")
 
 
 def free_port() -> int:
@@ -195,19 +176,19 @@ def mlflow_server(mlflow_db, tmp_path_factory):
         server.wait()
 
 
-def test_mlflow_tracking_server(mlflow_server, tmp_path, scaling):
+def test_mlflow_tracking_server(mlflow_server, tmp_path, cli):
     """Runs logged over HTTP by the mlflow client and read back over HTTP."""
     logged = planted_runs()[::4]
     log_with_mlflow(mlflow_server, "served", logged)
     served = (mlflow_server, "--map", MAP, "--experiment", "served")
-    code, _, err = scaling("runs", *served, "--csv", tmp_path / "r.csv")
+    code, _, err = cli("runs", *served, "--csv", tmp_path / "r.csv")
     assert code == 0, err
     table = pd.read_csv(tmp_path / "r.csv").sort_values("N")
     assert list(zip(table["N"], table["D"], strict=True)) == [(N, D) for _, N, D, _ in logged]
     np.testing.assert_allclose(table["loss"], law(table["N"], table["D"]), rtol=1e-6)
 
 
-def test_tensorboard_event_folders_from_summary_writer(tmp_path, scaling):
+def test_tensorboard_event_folders_from_summary_writer(tmp_path, cli):
     """Event folders as torch's SummaryWriter writes them; N and D from hparams.yaml beside the events
     (Lightning) in some runs and from the hparams plugin (add_hparams) in others."""
     from torch.utils.tensorboard import SummaryWriter
@@ -230,11 +211,11 @@ def test_tensorboard_event_folders_from_summary_writer(tmp_path, scaling):
     check_table(table)
     assert set(table["run"]) == {f"{name}/version_0" for name, *_ in planted_runs()}
     assert len(curve_of(table, table["run"].iloc[0])) == 4
-    code, _, err = scaling("fit", root, "--map", mapping)
+    code, _, err = cli("fit", root, "--map", mapping)
     assert code == 0, err
 
 
-def test_wandb_export_as_the_ui_writes_it(tmp_path, scaling):
+def test_wandb_export_as_the_ui_writes_it(tmp_path, cli):
     """The runs table exported from the W&B UI (Name, State, ..., config and summary columns) and each
     run's history as `run.history()` writes it to CSV."""
     export = tmp_path / "wandb-export"
@@ -255,7 +236,7 @@ def test_wandb_export_as_the_ui_writes_it(tmp_path, scaling):
     check_table(table)
     assert list(curve_of(table, table["run"].iloc[0])["step"]) == [100, 200, 300, 400]
     # The runs table alone (no history) is a run table too.
-    code, out, err = scaling("runs", export / "runs.csv", "--map", MAP)
+    code, out, err = cli("runs", export / "runs.csv", "--map", MAP)
     assert code == 0 and "10 runs" in out, err
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import BIN, REPO
+from helpers import BIN, REPO, assert_usage_error, run_process
 from omegaconf import OmegaConf
 
 from scaling.errors import UsageError
@@ -158,13 +158,8 @@ def test_other_config_in_same_folder_is_refused(reference):
 )
 def test_bad_config_is_one_error_line_before_training(tmp_path, overrides, message):
     run_dir = tmp_path / "run"
-    done = subprocess.run(
-        [str(BIN / "scaling-train"), *RUN, *overrides, f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, capture_output=True, text=True,
-    )
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith("error: ") and message in done.stderr, done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    done = run_process([BIN / "scaling-train", *RUN, *overrides, f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert_usage_error(done, message)
     assert not (run_dir / "summary.json").exists() and not (run_dir / "metrics.jsonl").exists()
 
 
