@@ -56,7 +56,7 @@ def test_fit_auto_records_the_choice(tmp_path):
     save_fit(result, tmp_path / "fit.json")
     assert load_fit(tmp_path / "fit.json").selection["law"] == "chinchilla"
     # the choice is made of fits, one layer above `fit`, which says where it is
-    with pytest.raises(UsageError, match=r"scaling\.select\.fit_auto"):
+    with pytest.raises(UsageError, match=r"scaling\.fitting\.select\.fit_auto"):
         fit(table, law="auto")
 
 
