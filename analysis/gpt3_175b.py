@@ -19,8 +19,10 @@ import warnings
 from pathlib import Path
 
 from scaling.errors import ScalingWarning
+from scaling.fitting.backtest import backtest
 from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult, backtest, fit
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.io import atomic_write_json, atomic_write_text
 from scaling.reference import GPT3_175B, HOFFMANN_2022
 from scaling.runs.table import load_runs

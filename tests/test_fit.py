@@ -10,18 +10,13 @@ import pandas as pd
 import pytest
 
 from scaling.errors import ScalingWarning, UsageError
+from scaling.fitting.backtest import backtest
 from scaling.fitting.laws import LAW_NAMES, Inputs, get_law
-from scaling.fitting.procedure import (
-    FitResult,
-    _Problem,
-    backtest,
-    classic_single,
-    classic_starts,
-    fit,
-    likelihood_ratio_test,
-    load_fit,
-    save_fit,
-)
+from scaling.fitting.likelihood import likelihood_ratio_test
+from scaling.fitting.objective import Problem
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult, load_fit, save_fit
+from scaling.fitting.solvers import classic_single, classic_starts
 from scaling.runs.table import load_runs
 from scaling.study.planning import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
 from scaling.study.planning import EPOCH_PRIOR as EPOCH
@@ -111,7 +106,7 @@ def test_bootstrap_is_seeded():
 def test_our_fit_is_no_worse_than_classic_starts(chinchilla_table, replication):
     law = get_law("chinchilla")
     X = Inputs.make(N=chinchilla_table["N"], D=chinchilla_table["D"])
-    problem = _Problem(law, X, np.log(chinchilla_table["loss"].to_numpy()))
+    problem = Problem(law, X, np.log(chinchilla_table["loss"].to_numpy()))
     starts = classic_starts()
     assert starts.shape == (4500, 5)
     for start in starts[np.random.default_rng(0).choice(4500, 3, replace=False)]:

@@ -15,7 +15,7 @@ from helpers import BIN
 from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import Inputs, get_law
-from scaling.fitting.procedure import FitResult, save_fit
+from scaling.fitting.result import FitResult, save_fit
 from scaling.recipe import MIN_STEPS
 from scaling.study.planning import EPOCH_PRIOR, Prior, TargetVariance, isoflop_design, plan
 

@@ -17,8 +17,10 @@ from matplotlib.text import Text
 from test_allocate import shifting_profiles
 
 from scaling.errors import FigureNotSupported, ScalingWarning
+from scaling.fitting.backtest import backtest
 from scaling.fitting.laws import get_law
-from scaling.fitting.procedure import FitResult, backtest, fit
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.reference import GPT3_175B
 from scaling.report import figures as plots
 from scaling.study.allocation import allocate

@@ -16,7 +16,8 @@ import pytest
 from scaling import hardware
 from scaling.cli import main
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting.procedure import FitResult, fit
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.shapes import PRESETS, n_params
 from scaling.study.prediction import predict, resolve_params
 

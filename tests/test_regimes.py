@@ -15,7 +15,7 @@ import pytest
 from scaling.cli import main
 from scaling.errors import UsageError
 from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult
+from scaling.fitting.result import FitResult
 from scaling.runs.table import read_metrics
 from scaling.study.regimes import (
     BALANCED,

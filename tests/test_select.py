@@ -13,7 +13,8 @@ from scaling.cli import main
 from scaling.errors import UsageError
 from scaling.fitting.intervals import loss_intervals
 from scaling.fitting.laws import get_law
-from scaling.fitting.procedure import fit, load_fit, save_fit
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import load_fit, save_fit
 from scaling.fitting.select import CandidateScore, choose_law, clearly_better, fit_auto, rolling_cutoffs
 from scaling.shapes import PRESETS, n_params, n_params_total
 from scaling.study.prediction import predict
@@ -56,7 +57,7 @@ def test_fit_auto_records_the_choice(tmp_path):
     save_fit(result, tmp_path / "fit.json")
     assert load_fit(tmp_path / "fit.json").selection["law"] == "chinchilla"
     # the choice is made of fits, one layer above `fit`, which says where it is
-    with pytest.raises(UsageError, match=r"scaling\.select\.fit_auto"):
+    with pytest.raises(UsageError, match=r"scaling\.fitting\.select\.fit_auto"):
         fit(table, law="auto")
 
 

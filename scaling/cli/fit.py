@@ -31,7 +31,7 @@ def parse_params(text: str) -> dict[str, float]:
 
 def base_law_params(path: str) -> dict[str, float]:
     """The parameters of a chinchilla_tied fit JSON, the base law of a two-stage data_constrained fit."""
-    from scaling.fitting.procedure import load_fit
+    from scaling.fitting.result import load_fit
 
     base = load_fit(path)
     if base.law != "chinchilla_tied":
@@ -114,7 +114,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fitting.procedure import AUTO, backtest, fit, likelihood_ratio_test, use_params_column
+    from scaling.fitting.backtest import backtest
+    from scaling.fitting.data import use_params_column
+    from scaling.fitting.likelihood import likelihood_ratio_test
+    from scaling.fitting.procedure import AUTO, fit
     from scaling.fitting.select import describe_selection, fit_auto
 
     test_params = parse_params(args.params) if args.params else None

@@ -37,10 +37,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scaling.defaults import HUBER_DELTA
 from scaling.errors import ScalingWarning, UsageError
+from scaling.fitting.bootstrap import refit_resamples
+from scaling.fitting.data import use_params_column
 from scaling.fitting.intervals import loss_intervals
 from scaling.fitting.laws import LAW_NAMES, get_law
-from scaling.fitting.procedure import HUBER_DELTA, FitResult, fit, refit_resamples, use_params_column
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.runs.table import load_runs
 
 TRAIN_FRACTIONS = (0.5, 0.6, 0.7, 0.8)  # rolling origins: fit on this fraction of the runs by compute
@@ -219,7 +223,7 @@ def rolling_cutoffs(
 
 def _with_backtest_bootstrap(result: FitResult, train: pd.DataFrame, n: int, seed: int) -> FitResult:
     """`result` with bootstrap parameter sets from `n` batch-Newton refits (no slow refine; see
-    `scaling.fitting.procedure.bootstrap_thetas`)."""
+    `scaling.fitting.bootstrap.bootstrap_thetas`)."""
     thetas, _ = refit_resamples(result, train, n, seed, refine=False)
     finite = np.isfinite(thetas).all(axis=1)
     return replace(result, bootstrap_params=get_law(result.law).natural(thetas[finite]))

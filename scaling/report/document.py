@@ -8,7 +8,7 @@
                          approach, regimes, the GPT-3 175B prediction with its budget, the backtest error,
                          links to the figures
     OUT/figures/*.png    every figure the data supports (PNG at `dpi`, and the same as PDF)
-    OUT/fit.json         the fit (`scaling.fitting.procedure.load_fit` reads it back)
+    OUT/fit.json         the fit (`scaling.fitting.result.load_fit` reads it back)
     OUT/runs.csv         the run table the report is about; OUT/regimes.csv the label of every run
 
 The whole folder is built beside OUT and swapped in at the end, so a re-run replaces the previous report
@@ -37,18 +37,13 @@ import numpy as np
 import pandas as pd
 
 from scaling import __version__
+from scaling.defaults import HOLDOUT_TOP
 from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
+from scaling.fitting.backtest import Backtest, backtest
+from scaling.fitting.data import use_params_column
 from scaling.fitting.laws import get_law
-from scaling.fitting.procedure import (
-    AUTO,
-    HOLDOUT_TOP,
-    Backtest,
-    FitResult,
-    backtest,
-    fit,
-    save_fit,
-    use_params_column,
-)
+from scaling.fitting.procedure import AUTO, fit
+from scaling.fitting.result import FitResult, save_fit
 from scaling.fitting.select import MIN_FOLDS, CandidateScore, fit_auto, rolling_cutoffs, score_candidate
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.reference import GPT3_175B

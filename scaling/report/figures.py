@@ -831,7 +831,7 @@ def plot_backtest(result: Any, table: pd.DataFrame | None = None) -> Figure:
     observed loss (nats/token), and the relative error against compute (FLOPs); the fitted runs in grey
     when `table` (the full run table) is given.
 
-    result: `scaling.fitting.procedure.Backtest`."""
+    result: `scaling.fitting.backtest.Backtest`."""
     held = result.runs
     fig, axes = new_figure(ncols=2, width=9.6, height=4.3)
     norm = size_norm(held["N"])

@@ -36,9 +36,12 @@ from scipy.interpolate import Akima1DInterpolator
 
 from scaling.defaults import DEFAULT_WINDOW, PROFILE_FITS
 from scaling.errors import ScalingWarning, UsageError
+from scaling.fitting.intervals import interval_dict
 from scaling.fitting.laws import get_law
 from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult, fit, interval_dict, single_threaded_blas
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
+from scaling.fitting.solvers import single_threaded_blas
 from scaling.reference import (
     CHINCHILLA_70B,
     CHINCHILLA_BUDGET,

@@ -41,7 +41,8 @@ import pandas as pd
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import get_law
 from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult, fit
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.reference import training_flops
 from scaling.runs.table import curve_of
 
