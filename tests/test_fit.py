@@ -75,7 +75,7 @@ def test_chinchilla_replication_reaches_epochs_optimum(replication, chinchilla_t
     assert 470 <= p["A"] <= 490 and 2080 <= p["B"] <= 2150
     assert p["alpha"] == pytest.approx(0.348, abs=0.002)
     assert p["beta"] == pytest.approx(0.366, abs=0.003)
-    assert r.compute_optimal["a"] == pytest.approx(0.513, abs=0.003)
+    assert r.compute_optimal.a == pytest.approx(0.513, abs=0.003)
     # the objective is Chinchilla's: summed Huber (delta 1e-3) of log residuals, recomputed here by hand
     t = chinchilla_table
     pred = p["E"] + p["A"] / t["N"] ** p["alpha"] + p["B"] / t["D"] ** p["beta"]
@@ -91,7 +91,7 @@ def test_bootstrap_intervals_overlap_epochs(replication):
         ours = r.ci[name]
         assert ours[0] < hi and lo < ours[1], (name, ours, (lo, hi))
         assert ours[0] < r.params[name] < ours[1]
-    assert r.ci["a"][0] < r.compute_optimal["a"] < r.ci["a"][1]
+    assert r.ci["a"][0] < r.compute_optimal.a < r.ci["a"][1]
 
 
 def test_bootstrap_is_seeded():

@@ -67,7 +67,7 @@ def test_tied_law_recovers_planted_parameters():
     for name in ("A", "B"):  # scales multiply a power: identified within a factor
         assert abs(np.log(result.params[name] / TIED[name])) < np.log(1.3), name
     # one exponent: the compute-optimal split is C^0.5 for N and for D, whatever A and B
-    assert result.compute_optimal["a"] == pytest.approx(0.5) and result.compute_optimal["b"] == pytest.approx(
+    assert result.compute_optimal.a == pytest.approx(0.5) and result.compute_optimal.b == pytest.approx(
         0.5
     )
     # the free-exponent law on the same runs finds the two exponents equal within the noise

@@ -77,8 +77,9 @@ def with_bootstrap(result: FitResult, law: Law, thetas: np.ndarray, ok: np.ndarr
         )
     natural = law.natural(thetas[ok])
     ci = interval_dict(natural, law.param_names)
-    if result.compute_optimal is not None:
-        optimal = [law.compute_optimal(dict(zip(law.param_names, row, strict=True))) for row in natural]
-        table = np.array([[o[k] for k in ("a", "b", "G")] for o in optimal])
-        ci.update(interval_dict(table, ("a", "b", "G")))
-    return replace(result, ci=ci, bootstrap_params=natural, n_bootstrap_failed=failed)
+    optimal = law.bootstrap_optimal(natural)
+    if optimal is not None:
+        ci.update(interval_dict(np.column_stack([optimal.a, optimal.b, optimal.G]), ("a", "b", "G")))
+    return replace(
+        result, ci=ci, bootstrap_params=natural, bootstrap_optimal=optimal, n_bootstrap_failed=failed
+    )

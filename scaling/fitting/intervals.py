@@ -14,6 +14,7 @@ Units: loss in nats/token, N params, D tokens, C FLOPs, U unique tokens.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,9 +30,16 @@ NOISE_DRAWS = 4000  # noisy draws behind a prediction interval, whatever the num
 
 def percentile_interval(samples: ArrayLike, level: float = LEVEL, axis: int | None = 0) -> np.ndarray:
     """The central `level` percentile interval of `samples` along `axis`: [lo, hi] stacked on a new first
-    axis (bootstrap samples on `axis`; None flattens)."""
+    axis (bootstrap samples on `axis`; None flattens). Non-finite samples (a resample whose prediction
+    overflowed) are left out; NaN where none is left."""
     tail = 100 * (1 - level) / 2
-    return np.percentile(samples, [tail, 100 - tail], axis=axis)
+    samples = np.asarray(samples, dtype=float)
+    finite = np.isfinite(samples)
+    if finite.all():
+        return np.percentile(samples, [tail, 100 - tail], axis=axis)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: its interval is NaN
+        return np.nanpercentile(np.where(finite, samples, np.nan), [tail, 100 - tail], axis=axis)
 
 
 def interval_dict(

@@ -132,7 +132,6 @@ def fit(
         objective=fval,
         n_points=len(table),
         converged=converged,
-        compute_optimal=law_obj.compute_optimal(params),
         message=message,
         method=method,
         loss=loss,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from scaling.defaults import HUBER_DELTA
 from scaling.errors import UsageError
 from scaling.fitting.data import check_params_column
 from scaling.fitting.laws import Inputs, get_law
+from scaling.fitting.optimal import ComputeOptimal
 from scaling.io import atomic_write_json
 
 FORMAT = "scaling.fit/1"
@@ -61,15 +62,19 @@ class FitResult:
     """A fitted law. `params` in natural units (e.g. E in nats/token, A and B such that A/N^alpha is in
     nats/token); `objective` is the summed loss of log residuals (Chinchilla's for `loss="huber"`);
     `ci` holds 95 % bootstrap intervals for every parameter and, for laws in N and D, for a, b and G of
-    `compute_optimal` (N_opt = G (C/6)^a params, D_opt = (1/G) (C/6)^b tokens)."""
+    `compute_optimal` (N_opt = G (C/6)^a params, D_opt = (1/G) (C/6)^b tokens).
+
+    `compute_optimal` (the law's closed form at `params`) and `bootstrap_optimal` (the same for every row
+    of `bootstrap_params`, as (K,) arrays) are derived when the result is made; None for a law not in N
+    and D."""
 
     law: str
     params: dict[str, float]
     objective: float
     n_points: int
     converged: bool
+    _: KW_ONLY
     ci: dict[str, tuple[float, float]] = field(default_factory=dict)
-    compute_optimal: dict[str, float] | None = None
     bootstrap_params: np.ndarray | None = None  # (K, len(param_names)), natural units
     message: str = ""
     method: str = "profile"
@@ -83,6 +88,15 @@ class FitResult:
     noise_sigma: float | None = None
     params_column: str = "N"  # the parameter count the law reads: "N" (non-embedding) or "N_total"
     selection: dict[str, Any] | None = None  # from `select.fit_auto`: the rolling backtest behind the choice
+    # derived from bootstrap_params unless given (`with_bootstrap` gives the one its intervals came from)
+    bootstrap_optimal: ComputeOptimal | None = field(default=None, repr=False, compare=False)
+    compute_optimal: ComputeOptimal | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        law = get_law(self.law)
+        object.__setattr__(self, "compute_optimal", law.compute_optimal(self.params))
+        if self.bootstrap_optimal is None and self.bootstrap_params is not None:
+            object.__setattr__(self, "bootstrap_optimal", law.bootstrap_optimal(self.bootstrap_params))
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -130,12 +144,12 @@ class FitResult:
         if self.compute_optimal:
             o = self.compute_optimal
             lines.append(
-                f"compute-optimal (Approach 3): N_opt = {o['G']:.4g} (C/6)^{o['a']:.4f} params, "
-                f"D_opt = {1 / o['G']:.4g} (C/6)^{o['b']:.4f} tokens"
+                f"compute-optimal (Approach 3): N_opt = {o.G:.4g} (C/6)^{o.a:.4f} params, "
+                f"D_opt = {1 / o.G:.4g} (C/6)^{o.b:.4f} tokens"
             )
-            for k in ("a", "b"):
+            for k, value in (("a", o.a), ("b", o.b)):
                 if k in self.ci:
-                    lines.append(f"  {k} = {o[k]:.4f}  95 % CI [{self.ci[k][0]:.4f}, {self.ci[k][1]:.4f}]")
+                    lines.append(f"  {k} = {value:.4f}  95 % CI [{self.ci[k][0]:.4f}, {self.ci[k][1]:.4f}]")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -151,7 +165,7 @@ class FitResult:
             "loss": self.loss,
             "delta": self.delta,
             "ci": {k: [lo, hi] for k, (lo, hi) in self.ci.items()},
-            "compute_optimal": self.compute_optimal,
+            "compute_optimal": None if self.compute_optimal is None else self.compute_optimal.to_json(),
             "n_bootstrap_failed": self.n_bootstrap_failed,
             "data_range": None
             if self.data_range is None
@@ -190,8 +204,6 @@ class FitResult:
             boot = obj.get("bootstrap_params")
             boot = None if boot is None else np.asarray(boot, dtype=float).reshape(-1, len(law.param_names))
             ci = {str(k): (float(v[0]), float(v[1])) for k, v in (obj.get("ci") or {}).items()}
-            optimal = obj.get("compute_optimal")
-            optimal = None if optimal is None else {str(k): float(v) for k, v in optimal.items()}
             return cls(
                 law=law.name,
                 params=values,
@@ -199,7 +211,6 @@ class FitResult:
                 n_points=int(obj.get("n_points", 0)),
                 converged=bool(obj.get("converged", False)),
                 ci=ci,
-                compute_optimal=optimal,
                 bootstrap_params=boot,
                 message=str(obj.get("message", "")),
                 method=str(obj.get("method", "profile")),

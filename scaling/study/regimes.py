@@ -40,7 +40,6 @@ import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import get_law
-from scaling.fitting.optimal import ComputeOptimal
 from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult
 from scaling.reference import training_flops
@@ -300,7 +299,7 @@ def law_regime(
                              "repeats": repeats}
     verdicts: list[tuple[str, str]] = []
 
-    optimal = ComputeOptimal.of_fit(fit_result)
+    optimal = fit_result.compute_optimal
     if optimal is not None:
         n_opt, d_opt = float(optimal.N_opt(C)), float(optimal.D_opt(C))
         ratio = d_eff / d_opt
@@ -458,7 +457,8 @@ def to_json(labels: pd.DataFrame, fit_result: Any = None, thresholds: Thresholds
     doc: dict[str, Any] = {"runs": runs, "thresholds": asdict(thresholds or Thresholds())}
     if fit_result is not None:
         doc["law"] = {"law": fit_result.law, "params": dict(fit_result.params),
-                      "compute_optimal": fit_result.compute_optimal}
+                      "compute_optimal": None if fit_result.compute_optimal is None
+                      else fit_result.compute_optimal.to_json()}
     return doc
 
 
