@@ -39,12 +39,12 @@ import pandas as pd
 from scaling import __version__
 from scaling.defaults import HOLDOUT_TOP
 from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
-from scaling.fitting.backtest import Backtest, backtest
+from scaling.fitting.backtest import BACKTEST_BOOTSTRAP, TRAIN_FRACTIONS, Backtest, backtest
 from scaling.fitting.data import use_params_column
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import AUTO, fit
 from scaling.fitting.result import FitResult, save_fit
-from scaling.fitting.select import MIN_FOLDS, CandidateScore, fit_auto, rolling_cutoffs, score_candidate
+from scaling.fitting.select import CandidateScore, fit_auto
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.reference import GPT3_175B
 from scaling.report import figures as plots
@@ -671,15 +671,7 @@ def analyse(
 
 def _calibration(table: pd.DataFrame, law: str) -> CandidateScore:
     """The rolling backtest of `law` on all runs: its errors and the coverage of its intervals."""
-    cutoffs = rolling_cutoffs(table)
-    if len(cutoffs) < MIN_FOLDS:
-        raise UsageError(
-            f"{len(table)} runs give {len(cutoffs)} compute cut-off(s); a rolling backtest needs {MIN_FOLDS}"
-        )
-    score = score_candidate(table, law, 0, cutoffs)
-    if score.failed:
-        raise UsageError(score.failed)
-    return score
+    return CandidateScore.of(backtest(table, law, rolling=TRAIN_FRACTIONS, bootstrap=BACKTEST_BOOTSTRAP))
 
 
 def _figure_makers(an: Analysis) -> dict[str, tuple[str | None, Callable[[], Any]]]:
