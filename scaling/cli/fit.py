@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling.fitting.data import use_params_column
     from scaling.fitting.likelihood import likelihood_ratio_test
     from scaling.fitting.procedure import AUTO, fit
-    from scaling.fitting.select import describe_selection, fit_auto
+    from scaling.fitting.select import fit_auto
 
     test_params = parse_params(args.params) if args.params else None
     table = load_input(args)
@@ -127,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"loss": args.loss, "delta": args.delta, "procedure": procedure, "base": base}
     final = {"bootstrap": args.bootstrap, "seed": args.seed, "method": args.method, **options}
     if args.law == AUTO:
-        result = fit_auto(table, args.backtest_axis, params_column=args.params_column, **final)
-        print(describe_selection(result.selection))
+        result = fit_auto(table, axis=args.backtest_axis, params_column=args.params_column, **final)
+        print(result.selection.describe())
     else:
         result = fit(table, law=args.law, params_column=args.params_column, **final)
     print(result.describe())

@@ -28,6 +28,7 @@ import pandas as pd
 from scaling.defaults import HOLDOUT_TOP
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.bootstrap import refit_resamples
+from scaling.fitting.data import AXES, AXIS_UNITS, AXIS_WORDS, drop_smallest_sizes
 from scaling.fitting.intervals import loss_intervals
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import fit
@@ -35,9 +36,6 @@ from scaling.fitting.result import FitResult
 from scaling.runs.table import compute_frontier, load_runs
 
 FORMAT = "scaling.backtest/1"
-AXES = ("C", "N")  # what the cut-offs cut: compute (default), or model size
-AXIS_UNITS = {"C": "FLOPs", "N": "params"}
-AXIS_WORDS = {"C": "compute", "N": "model-size"}
 TRAIN_FRACTIONS = (0.5, 0.6, 0.7, 0.8)  # rolling origins: fit on this fraction of the runs by compute
 BACKTEST_BOOTSTRAP = 100  # resamples behind each rolling fold's intervals (coverage)
 MIN_FOLDS = 2  # a rolling backtest of fewer cut-offs measures no spread
@@ -70,16 +68,6 @@ def rolling_cutoffs(
         if values.max() > cut and cut not in cuts:
             cuts.append(cut)
     return tuple(cuts)
-
-
-def drop_smallest_sizes(table: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The runs of `table` whose N is not among its k smallest distinct model sizes."""
-    if k == 0:
-        return table
-    sizes = np.unique(table["N"].to_numpy(float))
-    if sizes.size <= k:
-        return table.iloc[:0]
-    return table[table["N"] >= sizes[k]]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,9 @@ from scaling.fitting.laws import Inputs, Law
 from scaling.runs.table import compute_frontier, load_runs
 
 PARAMS_COLUMNS = ("N", "N_total")  # which parameter count feeds the law: non-embedding or all parameters
+AXES = ("C", "N")  # what the cut-offs of a backtest cut: compute (default), or model size
+AXIS_UNITS = {"C": "FLOPs", "N": "params"}
+AXIS_WORDS = {"C": "compute", "N": "model-size"}
 
 
 def check_params_column(name: str) -> str:
@@ -67,3 +70,13 @@ def prepare_runs(
             stacklevel=3,
         )
     return table, X, loss
+
+
+def drop_smallest_sizes(table: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The runs of `table` whose N is not among its k smallest distinct model sizes."""
+    if k == 0:
+        return table
+    sizes = np.unique(table["N"].to_numpy(float))
+    if sizes.size <= k:
+        return table.iloc[:0]
+    return table[table["N"] >= sizes[k]]

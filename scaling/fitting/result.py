@@ -17,6 +17,7 @@ import numpy as np
 
 from scaling.defaults import HUBER_DELTA
 from scaling.errors import UsageError
+from scaling.fitting.choice import LawChoice
 from scaling.fitting.data import check_params_column
 from scaling.fitting.laws import Inputs, get_law
 from scaling.fitting.optimal import ComputeOptimal
@@ -87,7 +88,7 @@ class FitResult:
     # run-to-run noise of log(loss), from the residuals (scaling.fitting.intervals)
     noise_sigma: float | None = None
     params_column: str = "N"  # the parameter count the law reads: "N" (non-embedding) or "N_total"
-    selection: dict[str, Any] | None = None  # from `select.fit_auto`: the rolling backtest behind the choice
+    selection: LawChoice | None = None  # from `select.fit_auto`: the rolling backtest behind the choice
     # derived from bootstrap_params unless given (`with_bootstrap` gives the one its intervals came from)
     bootstrap_optimal: ComputeOptimal | None = field(default=None, repr=False, compare=False)
     compute_optimal: ComputeOptimal | None = field(init=False)
@@ -175,7 +176,7 @@ class FitResult:
             "stages": [stage.to_json() for stage in self.stages],
             "noise_sigma": self.noise_sigma,
             "params_column": self.params_column,
-            "selection": self.selection,
+            "selection": None if self.selection is None else self.selection.to_json(),
         }
 
     @classmethod
@@ -224,7 +225,7 @@ class FitResult:
                 stages=tuple(FitStage.from_json(stage) for stage in obj.get("stages") or ()),
                 noise_sigma=None if obj.get("noise_sigma") is None else float(obj["noise_sigma"]),
                 params_column=check_params_column(str(obj.get("params_column", "N"))),
-                selection=obj.get("selection"),
+                selection=None if obj.get("selection") is None else LawChoice.from_json(obj["selection"]),
             )
         except (TypeError, ValueError, IndexError, AttributeError, KeyError) as exc:
             raise UsageError(f"malformed fit result: {exc}") from None

@@ -30,7 +30,7 @@ Units: N params, D tokens, C FLOPs, loss nats/token.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +40,15 @@ import pandas as pd
 from scaling.defaults import HUBER_DELTA
 from scaling.errors import UsageError
 from scaling.fitting.backtest import (
-    AXIS_UNITS,
-    AXIS_WORDS,
     BACKTEST_BOOTSTRAP,
     MIN_FOLDS,
     TRAIN_FRACTIONS,
     Backtest,
     backtest,
-    drop_smallest_sizes,
     rolling_cutoffs,
 )
-from scaling.fitting.data import use_params_column
+from scaling.fitting.choice import CandidateScore, LawChoice
+from scaling.fitting.data import AXIS_WORDS, use_params_column
 from scaling.fitting.laws import LAW_NAMES, get_law
 from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult
@@ -58,49 +56,6 @@ from scaling.runs.table import load_runs
 
 DROP_SMALLEST = (0, 1)  # candidate fit subsets: drop this many of the smallest model sizes
 DEFAULT_CANDIDATE = ("chinchilla", 0)  # (law, smallest sizes dropped) kept unless clearly beaten
-
-
-@dataclass(frozen=True)
-class CandidateScore:
-    """One candidate's rolling backtest. rolling_error: mean over folds of the mean |relative error| of
-    the predicted loss of the held-out runs; fold_errors: that per fold (lowest cut-off first);
-    coverage_run / coverage_mean: fraction of all held-out predictions inside the 95 % prediction interval
-    of one run / the interval of the mean law. `failed` says why a candidate has no score."""
-
-    law: str
-    drop_smallest: int
-    rolling_error: float
-    fold_errors: tuple[float, ...]
-    coverage_run: float | None
-    coverage_mean: float | None
-    n_predictions: int
-    failed: str | None = None
-
-    @property
-    def subset(self) -> str:
-        return subset_name(self.drop_smallest)
-
-    @classmethod
-    def of(cls, check: Backtest) -> CandidateScore:
-        """The score of a rolling backtest."""
-        return cls(
-            law=check.law,
-            drop_smallest=check.drop_smallest,
-            rolling_error=check.rolling_error,
-            fold_errors=check.fold_errors,
-            coverage_run=check.coverage("run"),
-            coverage_mean=check.coverage("mean"),
-            n_predictions=check.n_predictions,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "fold_errors": list(self.fold_errors), "subset": self.subset}
-
-
-def subset_name(drop_smallest: int) -> str:
-    if drop_smallest == 0:
-        return "all runs"
-    return f"without the {drop_smallest} smallest model size" + ("s" if drop_smallest > 1 else "")
 
 
 def clearly_better(challenger: CandidateScore, default: CandidateScore) -> bool:
@@ -112,99 +67,6 @@ def clearly_better(challenger: CandidateScore, default: CandidateScore) -> bool:
     if not np.isfinite(diff).all():  # the default failed a fold the challenger predicted
         return True
     return bool(diff.mean() > diff.std(ddof=1) / np.sqrt(diff.size))
-
-
-@dataclass(frozen=True)
-class LawChoice:
-    """The chosen law and fit subset, with every candidate's score (the chosen first, then by rolling
-    error, failed ones last), the cut-offs of the folds and whether the default was kept."""
-
-    law: str
-    drop_smallest: int
-    scores: tuple[CandidateScore, ...]
-    cutoffs: tuple[float, ...]
-    axis: str = "C"
-    kept_default: bool = False
-
-    @property
-    def best(self) -> CandidateScore:
-        """The chosen candidate's score."""
-        return self.scores[0]
-
-    @property
-    def runner_up(self) -> CandidateScore | None:
-        """The best candidate of another law (a different subset of the same law is no alternative)."""
-        others = [s for s in self.scores if s.failed is None and s.law != self.law]
-        return others[0] if others else None
-
-    def fit_table(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The runs the chosen law is fitted on."""
-        return drop_smallest_sizes(table, self.drop_smallest)
-
-    @property
-    def reason(self) -> str:
-        best, other = self.best, self.runner_up
-        folds = f"over {len(self.cutoffs)} {AXIS_WORDS[self.axis]} cut-offs"
-        if self.kept_default:
-            text = (
-                f"law {best.law} fitted on {best.subset}, the default, kept: rolling-backtest error "
-                f"{best.rolling_error:.2%} of the loss {folds}, and no other candidate was lower by more "
-                "than the standard error of its fold-by-fold difference"
-            )
-        else:
-            text = (
-                f"law {best.law} fitted on {best.subset}: rolling-backtest error {best.rolling_error:.2%} of "
-                f"the loss {folds}, clearly below the default's (by more than the standard error of the "
-                "fold-by-fold difference)"
-            )
-        if other is not None:
-            text += f"; runner-up {other.law} ({other.subset}) {other.rolling_error:.2%}"
-        return text
-
-    def describe(self) -> str:
-        return describe_selection(self.to_json())
-
-    def to_json(self) -> dict[str, Any]:
-        runner = self.runner_up
-        return {
-            "law": self.law,
-            "subset": subset_name(self.drop_smallest),
-            "drop_smallest": self.drop_smallest,
-            "rolling_error": self.best.rolling_error,
-            "runner_up": None if runner is None else {"law": runner.law, "subset": runner.subset,
-                                                      "rolling_error": runner.rolling_error},
-            "reason": self.reason,
-            "kept_default": self.kept_default,
-            "axis": self.axis,
-            "cutoffs": list(self.cutoffs),
-            "scores": [s.to_json() for s in self.scores],
-        }
-
-
-def describe_selection(selection: dict[str, Any]) -> str:
-    """The table law x fit subset x rolling error x interval coverage of `LawChoice.to_json()`, and the
-    choice (what `scaling fit --law auto` prints)."""
-    cuts, axis = selection["cutoffs"], selection["axis"]
-    lines = [
-        f"law choice by rolling backtest: fit on the runs with {axis} <= each of {len(cuts)} cut-offs "
-        f"({', '.join(f'{c:.3g}' for c in cuts)} {AXIS_UNITS[axis]}), predict the runs above",
-        f"  {'law':<18s} {'fit subset':<36s} {'rolling error':>13s} {'95 % PI cover':>13s} "
-        f"{'mean-law cover':>14s}",
-    ]
-    for s in selection["scores"]:
-        if s["failed"]:
-            lines.append(f"  {s['law']:<18s} {s['subset']:<36s} not scored: {s['failed']}")
-            continue
-        lines.append(
-            f"  {s['law']:<18s} {s['subset']:<36s} {s['rolling_error']:13.2%} {_pct(s['coverage_run']):>13s} "
-            f"{_pct(s['coverage_mean']):>14s}"
-        )
-    lines.append(f"chosen: {selection['reason']}")
-    return "\n".join(lines)
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
 
 
 def score_candidate(
@@ -227,7 +89,20 @@ def score_candidate(
         )
     except UsageError as exc:
         return CandidateScore(law, drop_smallest, np.inf, (), None, None, 0, failed=str(exc))
-    return CandidateScore.of(check)
+    return score_of(check)
+
+
+def score_of(check: Backtest) -> CandidateScore:
+    """The score of a rolling backtest."""
+    return CandidateScore(
+        law=check.law,
+        drop_smallest=check.drop_smallest,
+        rolling_error=check.rolling_error,
+        fold_errors=check.fold_errors,
+        coverage_run=check.coverage("run"),
+        coverage_mean=check.coverage("mean"),
+        n_predictions=check.n_predictions,
+    )
 
 
 def candidate_laws(table: pd.DataFrame) -> tuple[str, ...]:
@@ -238,6 +113,7 @@ def candidate_laws(table: pd.DataFrame) -> tuple[str, ...]:
 
 def choose_law(
     table: pd.DataFrame | str,
+    *,
     laws: Sequence[str] | None = None,
     drop_smallest: Sequence[int] = DROP_SMALLEST,
     fractions: Sequence[float] = TRAIN_FRACTIONS,
@@ -272,13 +148,14 @@ def choose_law(
     challengers = [s for s in scored if default is None or clearly_better(s, default)]
     best = challengers[0] if challengers else default
     ordered = [best] + [s for s in scored if s is not best]
-    return LawChoice(best.law, best.drop_smallest, tuple(ordered + failed), cutoffs, axis, best is default)
+    scores = tuple(ordered + failed)
+    return LawChoice(best.law, best.drop_smallest, scores, cutoffs, axis=axis, kept_default=best is default)
 
 
 def fit_auto(
     table: pd.DataFrame | str | Path,
-    axis: str = "C",
     *,
+    axis: str = "C",
     params_column: str = "N",
     loss: str = "huber",
     delta: float = HUBER_DELTA,
@@ -286,7 +163,7 @@ def fit_auto(
 ) -> FitResult:
     """`--law auto`: fit the law, on the fit subset, that `choose_law` picks by a rolling backtest whose
     cut-offs cut `axis` ("C", compute in FLOPs, or "N", model size in params). The choice is recorded in
-    `FitResult.selection` (`LawChoice.to_json()`). params_column, loss and delta apply to the backtest's
+    `FitResult.selection`. params_column, loss and delta apply to the backtest's
     fits and the final one; `fit_options` (bootstrap, seed, method, procedure, base) to the final fit."""
     table = use_params_column(load_runs(table), params_column)
     choice = choose_law(table, axis=axis, loss=loss, delta=delta)
@@ -294,4 +171,4 @@ def fit_auto(
         choice.fit_table(table), law=choice.law, params_column=params_column, loss=loss, delta=delta,
         **fit_options,
     )
-    return replace(result, selection=choice.to_json())
+    return replace(result, selection=choice)

@@ -40,11 +40,12 @@ from scaling import __version__
 from scaling.defaults import HOLDOUT_TOP
 from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
 from scaling.fitting.backtest import BACKTEST_BOOTSTRAP, TRAIN_FRACTIONS, Backtest, backtest
+from scaling.fitting.choice import CandidateScore
 from scaling.fitting.data import use_params_column
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import AUTO, fit
 from scaling.fitting.result import FitResult, save_fit
-from scaling.fitting.select import CandidateScore, fit_auto
+from scaling.fitting.select import fit_auto, score_of
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.reference import GPT3_175B
 from scaling.report import figures as plots
@@ -469,18 +470,19 @@ def _choice_section(result: FitResult, calibration: CandidateScore | None, skipp
     """Law choice by rolling backtest (law x rolling error x interval coverage) and the calibration of the
     fitted law's intervals."""
     text = ["## Law choice and calibrated intervals\n"]
-    scores = (result.selection or {}).get("scores")
+    selection = None if result.selection is None else result.selection.to_json()
+    scores = (selection or {}).get("scores")
     if scores is None and calibration is not None:
         scores = [calibration.to_json()]
     if not scores:
         return "\n".join(text + [f"No rolling backtest: {skipped.get('calibration', 'not run')}\n"])
-    cuts = (result.selection or {}).get("cutoffs") or []
-    axis = (result.selection or {}).get("axis", "C")
-    if result.selection:
+    cuts = (selection or {}).get("cutoffs") or []
+    axis = (selection or {}).get("axis", "C")
+    if selection:
         text.append(
             f"`--law auto` fitted each candidate law on the runs with {axis} at or below each of {len(cuts)} "
             f"cut-offs ({', '.join(sci(c) for c in cuts)}) and predicted every run above it. "
-            f"**Chosen: {result.selection['reason']}.**\n"
+            f"**Chosen: {selection['reason']}.**\n"
         )
     else:
         text.append(
@@ -671,7 +673,7 @@ def analyse(
 
 def _calibration(table: pd.DataFrame, law: str) -> CandidateScore:
     """The rolling backtest of `law` on all runs: its errors and the coverage of its intervals."""
-    return CandidateScore.of(backtest(table, law, rolling=TRAIN_FRACTIONS, bootstrap=BACKTEST_BOOTSTRAP))
+    return score_of(backtest(table, law, rolling=TRAIN_FRACTIONS, bootstrap=BACKTEST_BOOTSTRAP))
 
 
 def _figure_makers(an: Analysis) -> dict[str, tuple[str | None, Callable[[], Any]]]:
