@@ -136,11 +136,7 @@ def run(args: argparse.Namespace) -> int:
     document = result.to_json()
     if test_params is not None:
         test = likelihood_ratio_test(table, test_params, law=result.law, fit_result=result)
-        print(
-            f"likelihood-ratio test of {', '.join(f'{k}={v:g}' for k, v in test.params.items())}: "
-            f"statistic {test.statistic:.4g}, chi^2 with {test.df} dof, p-value {test.p_value:.3g}"
-            + ("  (rejected at 5 %)" if test.p_value < 0.05 else "  (not rejected at 5 %)")
-        )
+        print(test.describe())
         document["likelihood_ratio_test"] = test.to_json()
     if args.holdout_top is not None:
         check = backtest(table, law=result.law, holdout_top=args.holdout_top, **options)

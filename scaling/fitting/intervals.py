@@ -17,11 +17,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
+
+from scaling.fitting.result import FitResult
 
 LEVEL = 0.95
 NOISE_SEED = 0  # the noise draws added to the bootstrap predictions: fixed, so intervals are reproducible
@@ -69,11 +70,19 @@ class LossIntervals:
     run_hi: np.ndarray | None
 
 
-def loss_intervals(fit_result: Any, N=None, D=None, C=None, U=None, level: float = LEVEL) -> LossIntervals:
+def loss_intervals(
+    fit_result: FitResult,
+    *,
+    N: ArrayLike | None = None,
+    D: ArrayLike | None = None,
+    C: ArrayLike | None = None,
+    U: ArrayLike | None = None,
+    level: float = LEVEL,
+) -> LossIntervals:
     """Both intervals of `fit_result` (a FitResult) at N params, D tokens (or C FLOPs), U unique tokens."""
     tail = 100 * (1 - level) / 2
     point = np.log(np.atleast_1d(fit_result.predict(N=N, D=D, C=C, U=U)))
-    sigma = getattr(fit_result, "noise_sigma", None)
+    sigma = fit_result.noise_sigma
     dof = fit_result.n_points - len(fit_result.param_names)
     boot = fit_result.bootstrap_predict(N=N, D=D, C=C, U=U)
     mean_lo = mean_hi = run_lo = run_hi = None

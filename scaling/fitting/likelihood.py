@@ -22,6 +22,8 @@ from scaling.fitting.objective import Problem, rho
 from scaling.fitting.result import FitResult
 from scaling.fitting.solvers import global_fit, single_threaded_blas
 
+FORMAT = "scaling.likelihood_ratio_test/1"
+
 
 @dataclass(frozen=True)
 class LikelihoodRatioTest:
@@ -39,7 +41,30 @@ class LikelihoodRatioTest:
     log_likelihood_free: float
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {"format": FORMAT, **self.__dict__, "params": dict(self.params)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> LikelihoodRatioTest:
+        """Inverse of to_json; UsageError on anything else."""
+        try:
+            return cls(
+                params={str(k): float(v) for k, v in obj["params"].items()},
+                statistic=float(obj["statistic"]),
+                df=int(obj["df"]),
+                p_value=float(obj["p_value"]),
+                log_likelihood_null=float(obj["log_likelihood_null"]),
+                log_likelihood_free=float(obj["log_likelihood_free"]),
+            )
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise UsageError(f"malformed likelihood-ratio test: {exc}") from None
+
+    def describe(self) -> str:
+        """One line: the parameters tested, the statistic, its p-value and the verdict at 5 %."""
+        return (
+            f"likelihood-ratio test of {', '.join(f'{k}={v:g}' for k, v in self.params.items())}: "
+            f"statistic {self.statistic:.4g}, chi^2 with {self.df} dof, p-value {self.p_value:.3g}"
+            + ("  (rejected at 5 %)" if self.p_value < 0.05 else "  (not rejected at 5 %)")
+        )
 
 
 def _huber_log_norm(delta: float) -> float:
@@ -89,6 +114,7 @@ def _max_log_likelihood(problem: Problem, theta: np.ndarray, free: bool) -> floa
 def likelihood_ratio_test(
     table: pd.DataFrame | str | Path,
     params: Mapping[str, float],
+    *,
     law: str = "chinchilla",
     fit_result: FitResult | None = None,
 ) -> LikelihoodRatioTest:

@@ -36,9 +36,9 @@ AUTO = "auto"
 def fit(
     table: pd.DataFrame | str | Path,
     law: str = "chinchilla",
+    *,
     bootstrap: int = 0,
     seed: int = 0,
-    *,
     loss: str = "huber",
     delta: float = HUBER_DELTA,
     method: str = "profile",

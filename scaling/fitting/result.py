@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from scaling.defaults import HUBER_DELTA
 from scaling.errors import UsageError
@@ -99,15 +100,30 @@ class FitResult:
         if self.bootstrap_optimal is None and self.bootstrap_params is not None:
             object.__setattr__(self, "bootstrap_optimal", law.bootstrap_optimal(self.bootstrap_params))
 
+    def __repr__(self) -> str:
+        n_boot = 0 if self.bootstrap_params is None else len(self.bootstrap_params)
+        params = ", ".join(f"{k}={v:.6g}" for k, v in self.params.items())
+        return (
+            f"FitResult(law={self.law!r}, {params}, objective={self.objective:.6g}, "
+            f"n_points={self.n_points}, converged={self.converged}, procedure={self.procedure!r}, "
+            f"bootstrap={n_boot})"
+        )
+
     @property
     def param_names(self) -> tuple[str, ...]:
         return get_law(self.law).param_names
 
-    def predict(self, N=None, D=None, C=None, U=None) -> np.ndarray:
+    def predict(
+        self, N: ArrayLike | None = None, D: ArrayLike | None = None, C: ArrayLike | None = None,
+        U: ArrayLike | None = None,
+    ) -> np.ndarray:
         """Predicted loss (nats/token) at N params, D tokens, C FLOPs (any two), U unique tokens."""
         return get_law(self.law).predict(self.params, N=N, D=D, C=C, U=U)
 
-    def bootstrap_predict(self, N=None, D=None, C=None, U=None) -> np.ndarray | None:
+    def bootstrap_predict(
+        self, N: ArrayLike | None = None, D: ArrayLike | None = None, C: ArrayLike | None = None,
+        U: ArrayLike | None = None,
+    ) -> np.ndarray | None:
         """Predicted loss under every bootstrap parameter set: (K, n) nats/token, or None."""
         if self.bootstrap_params is None:
             return None
