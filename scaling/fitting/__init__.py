@@ -1,7 +1,8 @@
 """Law forms and how they are fitted, one concern a module:
 
-laws (the forms), data (the runs a fit reads), objective (the robust loss), solvers (global search, Newton,
-L-BFGS, the classic grid), procedure (`fit`, joint or two-stage), bootstrap (resampled refits), intervals
-(percentile and loss intervals), result (`FitResult` and its JSON), optimal (the compute-optimal split),
-likelihood (the likelihood-ratio test), backtest (extrapolation checks) and select (law choice).
+laws (the forms), optimal (the compute-optimal split), data (the runs a fit reads), objective (the robust
+loss), solvers (global search, Newton, L-BFGS, the classic grid), bootstrap (resampled refits), intervals
+(percentile and loss intervals), result (`FitResult` and its JSON), procedure (`fit`, joint or two-stage),
+likelihood (the likelihood-ratio test), backtest (single hold-out and rolling), choice (the law choice's
+result) and select (law choice by rolling backtest).
 """
