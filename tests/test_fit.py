@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting.backtest import backtest
+from scaling.fitting.backtest import Backtest, backtest
 from scaling.fitting.laws import LAW_NAMES, Inputs, get_law
-from scaling.fitting.likelihood import likelihood_ratio_test
+from scaling.fitting.likelihood import LikelihoodRatioTest, likelihood_ratio_test
 from scaling.fitting.objective import Problem
 from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult, load_fit, save_fit
@@ -246,3 +246,24 @@ def test_noiseless_data_converges_and_unidentified_parameters_are_flagged():
     with pytest.warns(ScalingWarning, match="at the edge of the allowed range"):
         flat = fit(rising, law="kaplan_n")
     assert "do not determine" in flat.message
+
+
+def test_results_round_trip_through_their_versioned_json_and_print_compactly():
+    table = synthetic("chinchilla", n=60, noise=0.005)
+    result = fit(table, bootstrap=30, seed=0)
+    document = json.loads(json.dumps(result.to_json()))
+    assert document["format"] == "scaling.fit/1"
+    assert FitResult.from_json(document).to_json() == document
+    assert len(repr(result)) < 400 and "bootstrap=30" in repr(result)
+    # the compute-optimal split and its bootstrap are one type, derived once per result
+    assert result.bootstrap_optimal.a.shape == (30,)
+    assert result.ci["a"] == pytest.approx(tuple(np.percentile(result.bootstrap_optimal.a, [2.5, 97.5])))
+    check = backtest(table, holdout_top=0.2)
+    again = Backtest.from_json(json.loads(json.dumps(check.to_json())))
+    assert again.to_json() == json.loads(json.dumps(check.to_json())) and "runs" not in repr(check)
+    rolling = backtest(table, rolling=(0.5, 0.7), bootstrap=10)
+    assert [len(f.runs) for f in rolling.folds] == [30, 18] and rolling.coverage("run") is not None
+    loaded = Backtest.from_json(json.loads(json.dumps(rolling.to_json())))
+    assert loaded.rolling_error == rolling.rolling_error
+    test = likelihood_ratio_test(table, result.params, fit_result=result)
+    assert LikelihoodRatioTest.from_json(test.to_json()) == test and "p-value" in test.describe()

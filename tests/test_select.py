@@ -12,7 +12,7 @@ import pytest
 from scaling.cli import main
 from scaling.errors import UsageError
 from scaling.fitting.backtest import rolling_cutoffs
-from scaling.fitting.choice import CandidateScore
+from scaling.fitting.choice import CandidateScore, LawChoice
 from scaling.fitting.intervals import loss_intervals
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import fit
@@ -153,3 +153,11 @@ def test_params_column_n_total_feeds_the_law_and_predict_converts():
         fit(table.drop(columns="N_total"), params_column="N_total")
     with pytest.raises(UsageError, match="give `N` with `optimal`"):
         predict(on_total, C=1e21, optimal=True)
+
+
+def test_the_law_choice_round_trips_through_its_versioned_json():
+    result = fit_auto(ladder(3), bootstrap=0)
+    document = json.loads(json.dumps(result.selection.to_json()))
+    assert document["format"] == "scaling.law_choice/1"
+    assert LawChoice.from_json(document).to_json() == document
+    assert "scores" not in repr(result.selection) and result.selection.law in result.selection.describe()
