@@ -17,7 +17,8 @@ import argparse
 import math
 from pathlib import Path
 
-from scaling.fitting.procedure import fit, likelihood_ratio_test
+from scaling.fitting.likelihood import likelihood_ratio_test
+from scaling.fitting.procedure import fit
 from scaling.io import atomic_write_json
 from scaling.reference import CHINCHILLA_BUDGET, HOFFMANN_2022
 from scaling.reference import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals

@@ -35,7 +35,9 @@ import matplotlib as mpl
 import numpy as np
 
 from scaling.fitting.laws import Frozen, Inputs, get_law
-from scaling.fitting.procedure import _global_fit, _newton, _Problem, fit
+from scaling.fitting.objective import Problem
+from scaling.fitting.procedure import fit
+from scaling.fitting.solvers import global_fit, newton
 from scaling.io import atomic_write_json
 from scaling.report.figures import (
     LABEL,
@@ -74,10 +76,10 @@ def effective_epochs(repeats: np.ndarray, r_star: float) -> np.ndarray:
     return 1.0 + r_star * (1.0 - np.exp(-repeats / r_star))
 
 
-def stage2_problem(table, fixed: dict[str, float], free: tuple[str, ...]) -> _Problem:
+def stage2_problem(table, fixed: dict[str, float], free: tuple[str, ...]) -> Problem:
     """The stage-2 objective on all runs: data_constrained with only `free` fitted, the rest at `fixed`."""
     X = Inputs.make(N=table["N"].to_numpy(), D=table["D"].to_numpy(), U=table["U"].to_numpy())
-    return _Problem(Frozen(get_law("data_constrained"), free, fixed), X, np.log(table["loss"].to_numpy()))
+    return Problem(Frozen(get_law("data_constrained"), free, fixed), X, np.log(table["loss"].to_numpy()))
 
 
 def profile_along_r_d(table, values: np.ndarray) -> np.ndarray:
@@ -85,7 +87,7 @@ def profile_along_r_d(table, values: np.ndarray) -> np.ndarray:
     law = get_law("data_constrained")
     rows = []
     for r_d in values:
-        theta, fval, _ = _global_fit(stage2_problem(table, {**PAPER, "R_D_star": r_d}, ("R_N_star",)))
+        theta, fval, _ = global_fit(stage2_problem(table, {**PAPER, "R_D_star": r_d}, ("R_N_star",)))
         rows.append((fval, law.from_theta(theta)["R_N_star"]))
     return np.array(rows)
 
@@ -197,10 +199,10 @@ def main() -> int:
     # the other minima of the same objective: Newton from the published grid (in log R*) and a global search
     minima = {round(found["R_D_star"], 1): found}
     for r_d, r_n in itertools.product(law.repetition_starts, repeat=2):
-        th, fv, _ = _newton(stage2, law.to_theta({**PAPER, "R_D_star": r_d, "R_N_star": r_n})[None])
+        th, fv, _ = newton(stage2, law.to_theta({**PAPER, "R_D_star": r_d, "R_N_star": r_n})[None])
         params = law.from_theta(th[0])
         minima.setdefault(round(params["R_D_star"], 1), {**params, "objective": float(fv[0])})
-    th, fv, _ = _global_fit(stage2)
+    th, fv, _ = global_fit(stage2)
     lowest = {**law.from_theta(th), "objective": fv}
     minima.setdefault(round(lowest["R_D_star"], 1), lowest)
     for key in sorted(minima):

@@ -19,8 +19,9 @@ import warnings
 from pathlib import Path
 
 from scaling.errors import ScalingWarning
-from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult, backtest, fit
+from scaling.fitting.backtest import backtest
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.io import atomic_write_json, atomic_write_text
 from scaling.reference import GPT3_175B, HOFFMANN_2022
 from scaling.runs.table import load_runs
@@ -73,7 +74,7 @@ def analyse(args: argparse.Namespace) -> dict:
             warnings.simplefilter("ignore", ScalingWarning)  # extrapolation is the point; it is reported
             as_trained = predict(entry["fit"], N=GPT3_175B.N, D=GPT3_175B.D, data_range=data_range)
             optimal = predict(entry["fit"], N=GPT3_175B.N, optimal=True, data_range=data_range)
-        co = ComputeOptimal.of_fit(entry["fit"])
+        co = entry["fit"].compute_optimal
         error = reach = None
         if entry.get("refit"):
             check = backtest(entry["data"], "chinchilla", holdout_top=HOLDOUT_TOP)

@@ -89,7 +89,7 @@ def evaluate(ladder: Ladder) -> dict:
         rows.append((law, "all runs", errors["N"], errors["N_total"]))
     auto = {}
     for axis in AXES:
-        result = fit_auto(ladder.train, axis, params_column="N")
+        result = fit_auto(ladder.train, axis=axis, params_column="N")
         auto[axis] = (result.selection, _error(result, largest, "N"),
                       [_error(result, t, "N") for _, t in ladder.targets.iterrows()])
     return {"rows": rows, "auto": auto, "cpu_s": time.process_time() - t0}
@@ -119,8 +119,8 @@ def main() -> None:
             summary[axis].append(abs(err))
             pairs = zip(ladder.targets["run"], all_errors, strict=True)
             others = ", ".join(f"{run}: {e:+.2%}" for run, e in pairs)
-            print(f"  auto ({axis} cut-offs)   {selection['law']} on {selection['subset']}: {err:+.2%} "
-                  f"(rolling error {selection['rolling_error']:.2%}; every target {others})")
+            print(f"  auto ({axis} cut-offs)   {selection.law} on {selection.subset}: {err:+.2%} "
+                  f"(rolling error {selection.best.rolling_error:.2%}; every target {others})")
         print(f"  published: {ladder.published}")
     print("\nmean |error| at the largest model over the ladders:")
     print(f"  default scaling fit (chinchilla, all runs): {np.mean(baseline):.2%}")

@@ -4,7 +4,7 @@ Data: `--rows` points (default 100,000) drawn from the Chinchilla law with Hoffm
 parameters, N log-uniform in [1e7, 1e10] params, D log-uniform in [1e9, 1e12] tokens, 1 % log-normal noise
 on the loss; the seed fixes them.
 
-Ours: the fit as shipped: the global search on a sample of `scaling.fitting.procedure.SEARCH_ROWS` runs, its
+Ours: the fit as shipped: the global search on a sample of `scaling.fitting.solvers.SEARCH_ROWS` runs, its
 starts evaluated `scaling.fitting.laws.CHUNK_ELEMENTS` numbers at a time, Newton's method on every run.
 Baseline: the same code with one chunk for every start and the search on every run (the fit before:
 900 starts x all rows at once, 8 L-BFGS-B refinements on all rows). Its memory grows 86 KB per row
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scaling.fitting import laws
-from scaling.fitting import procedure as fitting
+from scaling.fitting import laws, solvers
+from scaling.fitting.procedure import fit
 from scaling.reference import HOFFMANN_2022
 
 
@@ -60,19 +60,19 @@ class Measured:
 
 def measure(table: pd.DataFrame, baseline: bool = False) -> Measured:
     """One fit traced for its peak memory, then one timed; `baseline`: one chunk, search on all rows."""
-    saved = laws.CHUNK_ELEMENTS, fitting.SEARCH_ROWS
+    saved = laws.CHUNK_ELEMENTS, solvers.SEARCH_ROWS
     if baseline:
-        laws.CHUNK_ELEMENTS = fitting.SEARCH_ROWS = sys.maxsize
+        laws.CHUNK_ELEMENTS = solvers.SEARCH_ROWS = sys.maxsize
     try:
         tracemalloc.start()
-        fitting.fit(table)
+        fit(table)
         peak = tracemalloc.get_traced_memory()[1] / 1e6
         tracemalloc.stop()
         cpu, wall = time.process_time(), time.perf_counter()
-        result = fitting.fit(table)
+        result = fit(table)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
-        laws.CHUNK_ELEMENTS, fitting.SEARCH_ROWS = saved
+        laws.CHUNK_ELEMENTS, solvers.SEARCH_ROWS = saved
     return Measured(len(table), peak, cpu, wall, result)
 
 

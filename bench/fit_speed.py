@@ -20,8 +20,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from scaling.fitting.bootstrap import bootstrap_thetas
 from scaling.fitting.laws import Inputs, get_law
-from scaling.fitting.procedure import _Problem, bootstrap_thetas, classic_single, classic_starts, fit
+from scaling.fitting.objective import Problem
+from scaling.fitting.procedure import fit
+from scaling.fitting.solvers import classic_single, classic_starts
 from scaling.reference import HOFFMANN_2022
 from scaling.runs.table import load_runs
 
@@ -40,7 +43,7 @@ def main() -> None:
     law = get_law("chinchilla")
     X = Inputs.make(N=table["N"].to_numpy(), D=table["D"].to_numpy())
     y = np.log(table["loss"].to_numpy())
-    problem = _Problem(law, X, y)
+    problem = Problem(law, X, y)
     rng = np.random.default_rng(args.seed)
     print(f"data: {len(table)} Chinchilla runs (Epoch's extraction, 5 highest losses dropped)")
 
@@ -66,7 +69,7 @@ def main() -> None:
         t0 = time.perf_counter()
         for _ in range(args.resamples):
             rows = rng.integers(0, n, n)
-            resampled = _Problem(law, Inputs.make(N=X.N[rows], D=X.D[rows]), y[rows])
+            resampled = Problem(law, Inputs.make(N=X.N[rows], D=X.D[rows]), y[rows])
             classic_single(resampled, start)
         classic_boot = (time.perf_counter() - t0) / args.resamples * BOOTSTRAP
 

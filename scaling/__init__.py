@@ -22,7 +22,7 @@ _EXPORTS = {
     "fit": "scaling.fitting.procedure",
     "allocate": "scaling.study.allocation",
     "predict": "scaling.study.prediction",
-    "FitResult": "scaling.fitting.procedure",
+    "FitResult": "scaling.fitting.result",
     "UsageError": "scaling.errors",
     "plan": "scaling.study.planning",
 }

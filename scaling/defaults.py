@@ -1,6 +1,6 @@
 """The library's documented defaults and choices, in one module that imports no numpy, pandas or scipy,
 so that the command line shows them (`--help`) without loading the analysis. Each is re-exported by the
-module that uses it (`scaling.fitting.procedure.HUBER_DELTA`, ...)."""
+module that uses it (`scaling.fitting.objective.HUBER_DELTA`, ...)."""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ def isoflop_table(noise: float = 0.005, seed: int = 0, off_centre: float = 1.0) 
     rng = np.random.default_rng(seed)
     rows = []
     for C in np.geomspace(1e18, 1e21, 6):
-        for N in PLANTED["G"] * (C / 6) ** PLANTED["a"] * off_centre * np.geomspace(0.25, 4, 9):
+        for N in PLANTED.G * (C / 6) ** PLANTED.a * off_centre * np.geomspace(0.25, 4, 9):
             C_run = C * (1 + rng.uniform(-0.004, 0.004))
             D = C_run / (6 * N)
             loss = LAW.predict(PAPER, N=N, D=D)[0] * np.exp(rng.normal(0, noise))

@@ -69,9 +69,9 @@ def test_approach2_recovers_planted_exponent():
     # 0.2 % noise: a parabola through 5 sizes is noisier than one through all 9 (see docs/planning.md)
     result = allocate(isoflop_table(noise=0.002), approach=2, bootstrap=200, seed=0)
     assert result.approach == 2 and len(result.profiles) == 6
-    assert result.a == pytest.approx(PLANTED["a"], abs=0.02)
-    assert result.b == pytest.approx(PLANTED["b"], abs=0.02)
-    assert result.ci["a"][0] < PLANTED["a"] < result.ci["a"][1]
+    assert result.a == pytest.approx(PLANTED.a, abs=0.02)
+    assert result.b == pytest.approx(PLANTED.b, abs=0.02)
+    assert result.ci["a"][0] < PLANTED.a < result.ci["a"][1]
     profile = result.profiles[0]
     assert not profile.left_out and profile.curve(np.array([profile.N_opt]))[0] == pytest.approx(
         profile.loss_opt
@@ -143,7 +143,7 @@ def test_published_isoflop_sweeps_reproduce_their_exponents():
 def test_approach1_envelope_of_loss_curves(tmp_path):
     result = allocate(curve_sweep(tmp_path / "sweep"), approach=1, bootstrap=50)
     assert "loss curves of 16 runs" in result.source
-    assert result.a == pytest.approx(PLANTED["a"], abs=0.02)
+    assert result.a == pytest.approx(PLANTED.a, abs=0.02)
     assert len(result.points) > 16  # frontier points come from inside the curves
     assert result.ci["a"][0] <= result.a <= result.ci["a"][1]
     final_only = allocate(tmp_path / "sweep", approach=1, use_curves=False)
@@ -156,7 +156,7 @@ def test_approach3_closed_form_with_intervals():
     fitted = fit(table, bootstrap=100, seed=1)
     result = allocate(table, approach=3, fit_result=fitted, budgets={"Chinchilla": 5.76e23})
     assert (
-        result.a == pytest.approx(fitted.compute_optimal["a"]) and pytest.approx(1 / result.G) == result.G_D
+        result.a == pytest.approx(fitted.compute_optimal.a) and pytest.approx(1 / result.G) == result.G_D
     )
     assert result.ci["a"] == pytest.approx(fitted.ci["a"])
     # Epoch's refit: about 20 tokens per parameter at Chinchilla's budget, not Hoffmann's ~ 70B / 1.4T

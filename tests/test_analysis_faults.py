@@ -27,8 +27,7 @@ from helpers import BIN, assert_usage_error, run_process
 from test_plots import law_table
 
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting import laws
-from scaling.fitting import procedure as fitting
+from scaling.fitting import laws, solvers
 from scaling.fitting.procedure import fit
 from scaling.reference import HOFFMANN_2022
 from scaling.runs.table import collect_runs, load_runs
@@ -366,7 +365,7 @@ def test_chunked_sampled_search_reaches_the_optimum_of_the_full_search(monkeypat
     table = load_runs(CHINCHILLA, {"N": "Model Size", "C": "Training FLOP"}, drop_top_loss=5)
     full = fit(table)
     monkeypatch.setattr(laws, "CHUNK_ELEMENTS", 5_000)  # 20 starts per chunk, 45 chunks
-    monkeypatch.setattr(fitting, "SEARCH_ROWS", 60)  # the search sees a quarter of the runs
+    monkeypatch.setattr(solvers, "SEARCH_ROWS", 60)  # the search sees a quarter of the runs
     sampled = fit(table)
     assert sampled.converged and full.converged
     assert sampled.objective == pytest.approx(full.objective, rel=1e-10)

@@ -10,18 +10,13 @@ import pandas as pd
 import pytest
 
 from scaling.errors import ScalingWarning, UsageError
+from scaling.fitting.backtest import Backtest, backtest
 from scaling.fitting.laws import LAW_NAMES, Inputs, get_law
-from scaling.fitting.procedure import (
-    FitResult,
-    _Problem,
-    backtest,
-    classic_single,
-    classic_starts,
-    fit,
-    likelihood_ratio_test,
-    load_fit,
-    save_fit,
-)
+from scaling.fitting.likelihood import LikelihoodRatioTest, likelihood_ratio_test
+from scaling.fitting.objective import Problem
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult, load_fit, save_fit
+from scaling.fitting.solvers import classic_single, classic_starts
 from scaling.reference import EPOCH_INTERVALS as EPOCH_CI  # Epoch AI's published estimate and intervals
 from scaling.reference import EPOCH_PRIOR as EPOCH
 from scaling.runs.table import load_runs
@@ -80,7 +75,7 @@ def test_chinchilla_replication_reaches_epochs_optimum(replication, chinchilla_t
     assert 470 <= p["A"] <= 490 and 2080 <= p["B"] <= 2150
     assert p["alpha"] == pytest.approx(0.348, abs=0.002)
     assert p["beta"] == pytest.approx(0.366, abs=0.003)
-    assert r.compute_optimal["a"] == pytest.approx(0.513, abs=0.003)
+    assert r.compute_optimal.a == pytest.approx(0.513, abs=0.003)
     # the objective is Chinchilla's: summed Huber (delta 1e-3) of log residuals, recomputed here by hand
     t = chinchilla_table
     pred = p["E"] + p["A"] / t["N"] ** p["alpha"] + p["B"] / t["D"] ** p["beta"]
@@ -96,7 +91,7 @@ def test_bootstrap_intervals_overlap_epochs(replication):
         ours = r.ci[name]
         assert ours[0] < hi and lo < ours[1], (name, ours, (lo, hi))
         assert ours[0] < r.params[name] < ours[1]
-    assert r.ci["a"][0] < r.compute_optimal["a"] < r.ci["a"][1]
+    assert r.ci["a"][0] < r.compute_optimal.a < r.ci["a"][1]
 
 
 def test_bootstrap_is_seeded():
@@ -111,7 +106,7 @@ def test_bootstrap_is_seeded():
 def test_our_fit_is_no_worse_than_classic_starts(chinchilla_table, replication):
     law = get_law("chinchilla")
     X = Inputs.make(N=chinchilla_table["N"], D=chinchilla_table["D"])
-    problem = _Problem(law, X, np.log(chinchilla_table["loss"].to_numpy()))
+    problem = Problem(law, X, np.log(chinchilla_table["loss"].to_numpy()))
     starts = classic_starts()
     assert starts.shape == (4500, 5)
     for start in starts[np.random.default_rng(0).choice(4500, 3, replace=False)]:
@@ -251,3 +246,24 @@ def test_noiseless_data_converges_and_unidentified_parameters_are_flagged():
     with pytest.warns(ScalingWarning, match="at the edge of the allowed range"):
         flat = fit(rising, law="kaplan_n")
     assert "do not determine" in flat.message
+
+
+def test_results_round_trip_through_their_versioned_json_and_print_compactly():
+    table = synthetic("chinchilla", n=60, noise=0.005)
+    result = fit(table, bootstrap=30, seed=0)
+    document = json.loads(json.dumps(result.to_json()))
+    assert document["format"] == "scaling.fit/1"
+    assert FitResult.from_json(document).to_json() == document
+    assert len(repr(result)) < 400 and "bootstrap=30" in repr(result)
+    # the compute-optimal split and its bootstrap are one type, derived once per result
+    assert result.bootstrap_optimal.a.shape == (30,)
+    assert result.ci["a"] == pytest.approx(tuple(np.percentile(result.bootstrap_optimal.a, [2.5, 97.5])))
+    check = backtest(table, holdout_top=0.2)
+    again = Backtest.from_json(json.loads(json.dumps(check.to_json())))
+    assert again.to_json() == json.loads(json.dumps(check.to_json())) and "runs" not in repr(check)
+    rolling = backtest(table, rolling=(0.5, 0.7), bootstrap=10)
+    assert [len(f.runs) for f in rolling.folds] == [30, 18] and rolling.coverage("run") is not None
+    loaded = Backtest.from_json(json.loads(json.dumps(rolling.to_json())))
+    assert loaded.rolling_error == rolling.rolling_error
+    test = likelihood_ratio_test(table, result.params, fit_result=result)
+    assert LikelihoodRatioTest.from_json(test.to_json()) == test and "p-value" in test.describe()

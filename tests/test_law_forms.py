@@ -11,7 +11,10 @@ from helpers import assert_usage_error
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import Frozen, Inputs, get_law
-from scaling.fitting.procedure import FitResult, _newton, _Problem, fit, load_fit
+from scaling.fitting.objective import Problem
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult, load_fit
+from scaling.fitting.solvers import newton
 from scaling.report.document import _fit_section
 from scaling.runs.table import load_runs
 from scaling.study.allocation import allocate
@@ -58,7 +61,7 @@ def test_tied_law_recovers_planted_parameters():
     for name in ("A", "B"):  # scales multiply a power: identified within a factor
         assert abs(np.log(result.params[name] / TIED[name])) < np.log(1.3), name
     # one exponent: the compute-optimal split is C^0.5 for N and for D, whatever A and B
-    assert result.compute_optimal["a"] == pytest.approx(0.5) and result.compute_optimal["b"] == pytest.approx(
+    assert result.compute_optimal.a == pytest.approx(0.5) and result.compute_optimal.b == pytest.approx(
         0.5
     )
     # the free-exponent law on the same runs finds the two exponents equal within the noise
@@ -139,11 +142,11 @@ def test_published_runs_reproduce_the_papers_stage_two():
     assert len(table) == 182
     law = get_law("data_constrained")
     X = Inputs.make(N=table["N"].to_numpy(), D=table["D"].to_numpy(), U=table["U"].to_numpy())
-    stage2 = _Problem(Frozen(law, ("R_D_star", "R_N_star"), PAPER), X, np.log(table["loss"].to_numpy()))
+    stage2 = Problem(Frozen(law, ("R_D_star", "R_N_star"), PAPER), X, np.log(table["loss"].to_numpy()))
     # same runs, law and objective as the paper's code: its printed minimum, to float32 precision
     assert float(stage2.objective(law.to_theta(PAPER))) == pytest.approx(PAPER_OBJECTIVE, rel=1e-6)
     # the paper's estimate is a certified local minimum of stage 2 (our exact Newton method moves it < 1 %)
-    theta, _, ok = _newton(stage2, law.to_theta(PAPER)[None])
+    theta, _, ok = newton(stage2, law.to_theta(PAPER)[None])
     found = law.from_theta(theta[0])
     assert ok[0]
     assert found["R_D_star"] == pytest.approx(PAPER["R_D_star"], rel=0.2)

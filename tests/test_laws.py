@@ -101,12 +101,12 @@ def test_analytic_derivatives_match_finite_differences(name, inputs):
 def test_compute_optimal_is_the_minimum_along_each_budget(name, params):
     law = get_law(name)
     optimal = law.compute_optimal(params)
-    assert optimal["a"] + optimal["b"] == pytest.approx(1.0)
+    assert optimal.a + optimal.b == pytest.approx(1.0)
     for C in (1e19, 1e22, 5.76e23):
         N = np.geomspace(1e5, 1e14, 200001)
         loss = law.predict(params, N=N, C=C)
         best = N[np.argmin(loss)]
-        assert optimal["G"] * (C / 6) ** optimal["a"] == pytest.approx(best, rel=1e-3)
+        assert optimal.G * (C / 6) ** optimal.a == pytest.approx(best, rel=1e-3)
     assert get_law("kaplan_n").compute_optimal({"N_c": 1e13, "alpha_N": 0.07}) is None
 
 
@@ -117,8 +117,8 @@ def test_chinchilla_closed_form_reproduces_known_allocations():
         (CHINCHILLA, 133.0),
     ):
         o = get_law("chinchilla").compute_optimal(params)
-        C = 6 * (175e9 / o["G"]) ** (1 / o["a"])  # the budget whose optimal N is 175B
-        assert (C / 6) ** o["b"] / o["G"] / 175e9 == pytest.approx(ratio, rel=0.02)
+        C = 6 * (175e9 / o.G) ** (1 / o.a)  # the budget whose optimal N is 175B
+        assert (C / 6) ** o.b / o.G / 175e9 == pytest.approx(ratio, rel=0.02)
 
 
 def test_too_few_distinct_sizes_is_a_usage_error():

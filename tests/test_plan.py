@@ -14,7 +14,7 @@ from helpers import BIN, assert_usage_error
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import Inputs, get_law
-from scaling.fitting.procedure import FitResult, save_fit
+from scaling.fitting.result import FitResult, save_fit
 from scaling.recipe import MIN_STEPS
 from scaling.reference import EPOCH_PRIOR
 from scaling.study.planning import Prior, SweepPlan, TargetVariance, isoflop_design, plan

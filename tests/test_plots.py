@@ -17,8 +17,10 @@ from matplotlib.text import Text
 from test_allocate import shifting_profiles
 
 from scaling.errors import FigureNotSupported, ScalingWarning
+from scaling.fitting.backtest import backtest
 from scaling.fitting.laws import get_law
-from scaling.fitting.procedure import FitResult, backtest, fit
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.reference import GPT3_175B
 from scaling.report import figures as plots
 from scaling.study.allocation import allocate
@@ -190,7 +192,7 @@ def test_nd_plane_regions_lines_runs_and_landmarks(table, result):
     thick = max(ax.get_lines(), key=lambda line: line.get_linewidth())
     n, d = thick.get_xdata(), thick.get_ydata()
     co = result.compute_optimal
-    np.testing.assert_allclose(n, co["G"] * (6 * n * d / 6) ** co["a"], rtol=1e-9)
+    np.testing.assert_allclose(n, co.G * (6 * n * d / 6) ** co.a, rtol=1e-9)
     assert_no_overlapping_text(fig)
 
 

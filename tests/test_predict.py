@@ -16,7 +16,8 @@ from helpers import assert_usage_error
 
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting.procedure import FitResult, fit
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.shapes import PRESETS, n_params
 from scaling.study.prediction import Prediction, predict, resolve_params
 

@@ -14,8 +14,7 @@ import pytest
 from helpers import assert_usage_error
 
 from scaling.errors import UsageError
-from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult
+from scaling.fitting.result import FitResult
 from scaling.runs.table import read_metrics
 from scaling.study.regimes import (
     BALANCED,
@@ -46,7 +45,7 @@ def planted(tmp_path_factory):
     """IsoFLOP profiles from a known law (1 % noise) plus runs planted at D_opt / 20 and 20 D_opt."""
     rng = np.random.default_rng(0)
     fitted = FitResult.from_json({"law": "chinchilla", "params": EPOCH_REFIT})
-    optimal = ComputeOptimal.of_fit(fitted)
+    optimal = fitted.compute_optimal
     rows = []
     for C in np.geomspace(1e18, 1e22, 5):
         n_opt, d_opt = optimal.N_opt(C), optimal.D_opt(C)
@@ -112,7 +111,7 @@ def test_kaplan_criterion_matches_kaplans_boundary():
 
 def test_repeated_data_counts_by_effective_size_and_epochs_past_r_d_star_overfit():
     fitted = FitResult.from_json({"law": "chinchilla", "params": EPOCH_REFIT})
-    optimal = ComputeOptimal.of_fit(fitted)
+    optimal = fitted.compute_optimal
     n_opt, d_opt = float(optimal.N_opt(1e20)), float(optimal.D_opt(1e20))
     fresh = law_regime(fitted, n_opt, d_opt)
     assert fresh.regime == BALANCED and fresh.effective_tokens is None

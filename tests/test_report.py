@@ -14,8 +14,9 @@ from helpers import TRUE, assert_usage_error, law_table
 from matplotlib.image import imread
 
 from scaling.errors import UsageError
+from scaling.fitting.backtest import backtest
 from scaling.fitting.laws import get_law
-from scaling.fitting.procedure import backtest, load_fit
+from scaling.fitting.result import load_fit
 from scaling.report.document import write_report
 from scaling.runs.table import load_runs
 from scaling.study.prediction import predict

@@ -11,10 +11,13 @@ import pytest
 from helpers import assert_usage_error
 
 from scaling.errors import UsageError
+from scaling.fitting.backtest import rolling_cutoffs
+from scaling.fitting.choice import CandidateScore, LawChoice
 from scaling.fitting.intervals import loss_intervals
 from scaling.fitting.laws import get_law
-from scaling.fitting.procedure import fit, load_fit, save_fit
-from scaling.fitting.select import CandidateScore, choose_law, clearly_better, fit_auto, rolling_cutoffs
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import load_fit, save_fit
+from scaling.fitting.select import choose_law, clearly_better, fit_auto
 from scaling.shapes import PRESETS, n_params, n_params_total
 from scaling.study.prediction import predict
 
@@ -50,11 +53,11 @@ def test_fit_auto_records_the_choice(tmp_path):
     result = fit_auto(table)
     assert result.law == "chinchilla"
     chosen = result.selection
-    assert chosen["law"] == "chinchilla" and chosen["reason"].startswith("law chinchilla")
-    laws = {s["law"] for s in chosen["scores"]}
+    assert chosen.law == "chinchilla" and chosen.reason.startswith("law chinchilla")
+    laws = {s.law for s in chosen.scores}
     assert laws == {"chinchilla", "chinchilla_tied", "kaplan_nd", "kaplan_n", "kaplan_d", "kaplan_c"}  # no U
     save_fit(result, tmp_path / "fit.json")
-    assert load_fit(tmp_path / "fit.json").selection["law"] == "chinchilla"
+    assert load_fit(tmp_path / "fit.json").selection.law == "chinchilla"
     # the choice is made of fits, one layer above `fit`, which says where it is
     with pytest.raises(UsageError, match=r"scaling\.fitting\.select\.fit_auto"):
         fit(table, law="auto")
@@ -149,3 +152,11 @@ def test_params_column_n_total_feeds_the_law_and_predict_converts():
         fit(table.drop(columns="N_total"), params_column="N_total")
     with pytest.raises(UsageError, match="give `N` with `optimal`"):
         predict(on_total, C=1e21, optimal=True)
+
+
+def test_the_law_choice_round_trips_through_its_versioned_json():
+    result = fit_auto(ladder(3), bootstrap=0)
+    document = json.loads(json.dumps(result.selection.to_json()))
+    assert document["format"] == "scaling.law_choice/1"
+    assert LawChoice.from_json(document).to_json() == document
+    assert "scores" not in repr(result.selection) and result.selection.law in result.selection.describe()

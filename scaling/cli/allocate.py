@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fitting.procedure import load_fit
+    from scaling.fitting.result import load_fit
     from scaling.study.allocation import allocate
     from scaling.units import parse_quantity
 

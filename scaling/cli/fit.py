@@ -31,7 +31,7 @@ def parse_params(text: str) -> dict[str, float]:
 
 def base_law_params(path: str) -> dict[str, float]:
     """The parameters of a chinchilla_tied fit JSON, the base law of a two-stage data_constrained fit."""
-    from scaling.fitting.procedure import load_fit
+    from scaling.fitting.result import load_fit
 
     base = load_fit(path)
     if base.law != "chinchilla_tied":
@@ -114,8 +114,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fitting.procedure import AUTO, backtest, fit, likelihood_ratio_test, use_params_column
-    from scaling.fitting.select import describe_selection, fit_auto
+    from scaling.fitting.backtest import backtest
+    from scaling.fitting.data import use_params_column
+    from scaling.fitting.likelihood import likelihood_ratio_test
+    from scaling.fitting.procedure import AUTO, fit
+    from scaling.fitting.select import fit_auto
 
     test_params = parse_params(args.params) if args.params else None
     table = load_input(args)
@@ -124,8 +127,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"loss": args.loss, "delta": args.delta, "procedure": procedure, "base": base}
     final = {"bootstrap": args.bootstrap, "seed": args.seed, "method": args.method, **options}
     if args.law == AUTO:
-        result = fit_auto(table, args.backtest_axis, params_column=args.params_column, **final)
-        print(describe_selection(result.selection))
+        result = fit_auto(table, axis=args.backtest_axis, params_column=args.params_column, **final)
+        print(result.selection.describe())
     else:
         result = fit(table, law=args.law, params_column=args.params_column, **final)
     print(result.describe())
@@ -133,11 +136,7 @@ def run(args: argparse.Namespace) -> int:
     document = result.to_json()
     if test_params is not None:
         test = likelihood_ratio_test(table, test_params, law=result.law, fit_result=result)
-        print(
-            f"likelihood-ratio test of {', '.join(f'{k}={v:g}' for k, v in test.params.items())}: "
-            f"statistic {test.statistic:.4g}, chi^2 with {test.df} dof, p-value {test.p_value:.3g}"
-            + ("  (rejected at 5 %)" if test.p_value < 0.05 else "  (not rejected at 5 %)")
-        )
+        print(test.describe())
         document["likelihood_ratio_test"] = test.to_json()
     if args.holdout_top is not None:
         check = backtest(table, law=result.law, holdout_top=args.holdout_top, **options)

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.figure, "--figure")
     prior = None
     if args.prior:
-        from scaling.fitting.procedure import load_fit
+        from scaling.fitting.result import load_fit
 
         prior = load_fit(args.prior)
     runs_so_far = None

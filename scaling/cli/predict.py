@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fitting.procedure import load_fit
+    from scaling.fitting.result import load_fit
     from scaling.study.prediction import fitted_range, predict
 
     fit_result = load_fit(args.fit_json)

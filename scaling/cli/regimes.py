@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.fitting.procedure import load_fit
+    from scaling.fitting.result import load_fit
     from scaling.study.regimes import Thresholds, classify, fit_if_possible
 
     chosen = {field: getattr(args, field) for field in _THRESHOLD_FLAGS if getattr(args, field) is not None}

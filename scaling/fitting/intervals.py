@@ -1,4 +1,5 @@
-"""Two 95 % intervals of a predicted loss, kept apart.
+"""Percentile intervals of bootstrap samples (`percentile_interval`, the one home of that computation), and
+two 95 % intervals of a predicted loss, kept apart.
 
 - The interval of the mean law (`mean`): where the law itself lies, from the bootstrap of the fit (the
   spread of the predictions of the refitted resamples). It shrinks as runs are added.
@@ -13,15 +14,41 @@ Units: loss in nats/token, N params, D tokens, C FLOPs, U unique tokens.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import stats
+
+from scaling.fitting.result import FitResult
 
 LEVEL = 0.95
 NOISE_SEED = 0  # the noise draws added to the bootstrap predictions: fixed, so intervals are reproducible
 NOISE_DRAWS = 4000  # noisy draws behind a prediction interval, whatever the number of bootstrap resamples
+
+
+def percentile_interval(samples: ArrayLike, level: float = LEVEL, axis: int | None = 0) -> np.ndarray:
+    """The central `level` percentile interval of `samples` along `axis`: [lo, hi] stacked on a new first
+    axis (bootstrap samples on `axis`; None flattens). Non-finite samples (a resample whose prediction
+    overflowed) are left out; NaN where none is left."""
+    tail = 100 * (1 - level) / 2
+    samples = np.asarray(samples, dtype=float)
+    finite = np.isfinite(samples)
+    if finite.all():
+        return np.percentile(samples, [tail, 100 - tail], axis=axis)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: its interval is NaN
+        return np.nanpercentile(np.where(finite, samples, np.nan), [tail, 100 - tail], axis=axis)
+
+
+def interval_dict(
+    samples: np.ndarray, names: Sequence[str], level: float = LEVEL
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of the columns of `samples` (K, len(names)), by name."""
+    lo, hi = percentile_interval(samples, level)
+    return {k: (float(a), float(b)) for k, a, b in zip(names, lo, hi, strict=True)}
 
 
 def noise_sigma(log_residuals: np.ndarray, n_params: int) -> float | None:
@@ -43,11 +70,19 @@ class LossIntervals:
     run_hi: np.ndarray | None
 
 
-def loss_intervals(fit_result: Any, N=None, D=None, C=None, U=None, level: float = LEVEL) -> LossIntervals:
+def loss_intervals(
+    fit_result: FitResult,
+    *,
+    N: ArrayLike | None = None,
+    D: ArrayLike | None = None,
+    C: ArrayLike | None = None,
+    U: ArrayLike | None = None,
+    level: float = LEVEL,
+) -> LossIntervals:
     """Both intervals of `fit_result` (a FitResult) at N params, D tokens (or C FLOPs), U unique tokens."""
     tail = 100 * (1 - level) / 2
     point = np.log(np.atleast_1d(fit_result.predict(N=N, D=D, C=C, U=U)))
-    sigma = getattr(fit_result, "noise_sigma", None)
+    sigma = fit_result.noise_sigma
     dof = fit_result.n_points - len(fit_result.param_names)
     boot = fit_result.bootstrap_predict(N=N, D=D, C=C, U=U)
     mean_lo = mean_hi = run_lo = run_hi = None
@@ -56,14 +91,14 @@ def loss_intervals(fit_result: Any, N=None, D=None, C=None, U=None, level: float
         finite = np.isfinite(log_boot).all(axis=1)
         log_boot = log_boot[finite]
         if len(log_boot) >= 2:
-            mean_lo, mean_hi = np.exp(np.percentile(log_boot, [tail, 100 - tail], axis=0))
+            mean_lo, mean_hi = np.exp(percentile_interval(log_boot, level))
             if sigma is not None and dof >= 1:
                 # each bootstrap law plus one run's noise (several draws each, so that the tails of a
                 # small bootstrap are still resolved): the spread of a new run's loss
                 reps = -(-NOISE_DRAWS // len(log_boot))
                 draws = np.random.default_rng(NOISE_SEED).standard_t(dof, size=(len(log_boot) * reps, 1))
                 samples = np.repeat(log_boot, reps, axis=0) + sigma * draws
-                run_lo, run_hi = np.exp(np.percentile(samples, [tail, 100 - tail], axis=0))
+                run_lo, run_hi = np.exp(percentile_interval(samples, level))
     if run_lo is None and sigma is not None and dof >= 1:
         half = stats.t.ppf(1 - tail / 100, dof) * sigma
         run_lo, run_hi = np.exp(point - half), np.exp(point + half)

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from scaling.errors import UsageError
+from scaling.fitting.optimal import ComputeOptimal
 from scaling.reference import params_for_compute, tokens_for_compute, training_flops
 
 # Numbers per array when many parameter sets are evaluated on all runs at once (a start search, a batch of
@@ -135,9 +136,18 @@ class Law:
         theta = self.to_theta(params)
         return np.exp(self.log_predict(theta, Inputs.make(N, D, C, U)))
 
-    def compute_optimal(self, params: Mapping[str, float]) -> dict[str, float] | None:
-        """{"a", "b", "G"} with N_opt = G (C/6)^a, D_opt = (1/G) (C/6)^b, for laws in N and D; else None."""
+    def compute_optimal(self, params: Mapping[str, float]) -> ComputeOptimal | None:
+        """Approach 3, the closed form at `params`: N_opt = G (C/6)^a params, D_opt = (1/G) (C/6)^b tokens,
+        for laws in N and D; else None."""
         return None
+
+    def bootstrap_optimal(self, samples: np.ndarray) -> ComputeOptimal | None:
+        """`compute_optimal` of every row of `samples` (K, p parameter sets, natural units) as one
+        ComputeOptimal of (K,) arrays; None for a law not in N and D."""
+        rows = [self.compute_optimal(dict(zip(self.param_names, row, strict=True))) for row in samples]
+        if any(o is None for o in rows):
+            return None
+        return ComputeOptimal(*(np.array([getattr(o, k) for o in rows], dtype=float) for k in "abG"))
 
     def to_theta(self, params: Mapping[str, float]) -> np.ndarray:
         values = [float(params[k]) for k in self.param_names]
@@ -379,13 +389,13 @@ def _exp(log_value: float) -> float:
     return float(np.exp(log_value)) if log_value < 709.0 else float("inf")
 
 
-def _chinchilla_optimal(params: Mapping[str, float]) -> dict[str, float]:
+def _chinchilla_optimal(params: Mapping[str, float]) -> ComputeOptimal:
     """Approach 3: minimise E + A/N^alpha + B/D^beta subject to C = 6 N D (Hoffmann et al. eq. 4)."""
     A, B, alpha, beta = (float(params[k]) for k in ("A", "B", "alpha", "beta"))
     a = beta / (alpha + beta)
     # in logs: the power overflows a float for exponents near the lower edge of their allowed range
     log_g = (np.log(alpha * A) - np.log(beta * B)) / (alpha + beta)
-    return {"a": a, "b": alpha / (alpha + beta), "G": _exp(log_g)}
+    return ComputeOptimal(a=a, b=alpha / (alpha + beta), G=_exp(log_g))
 
 
 # ---- Kaplan --------------------------------------------------------------------------------------
@@ -467,7 +477,7 @@ class KaplanND(Law):
         a = 1.0 / (p + 1.0)
         # in logs: N_c^p overflows a float for the large N_c and p at the edges of the allowed range
         log_g = a * (np.log(p) + p * np.log(params["N_c"]) - np.log(params["D_c"]))
-        return {"a": a, "b": 1.0 - a, "G": _exp(log_g)}
+        return ComputeOptimal(a=a, b=1.0 - a, G=_exp(log_g))
 
     def starts(self, X, loss):
         N, D = X.require("N"), X.require("D")

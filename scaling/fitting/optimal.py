@@ -1,7 +1,9 @@
 """The compute-optimal allocation as one object: N_opt(C), D_opt(C), tokens per parameter, and D_opt(N).
 
 N_opt(C) = G (C/6)^a parameters for a budget of C FLOPs (Hoffmann et al. 2022), from any of the three
-approaches (`scaling.allocate`) or from a fit's closed form ({"a", "b", "G"}, Approach 3).
+approaches (`scaling.study.allocation`) or from a law's closed form at fitted parameters
+(`Law.compute_optimal`, Approach 3; `FitResult.compute_optimal`, and `FitResult.bootstrap_optimal` for
+every bootstrap resample at once).
 
 D_opt(C) = C / (6 N_opt(C)) tokens in every approach, so that the budget holds exactly:
 C = 6 N_opt D_opt. That is the power law D_opt = (1/G) (C/6)^(1 - a). `b` is the exponent of D_opt as
@@ -15,13 +17,12 @@ Units: N non-embedding parameters, D tokens, C FLOPs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from scaling.fitting.laws import get_law
 from scaling.reference import FLOPS_PER_PARAM_TOKEN, tokens_for_compute
 
 
@@ -33,46 +34,35 @@ class ComputeOptimal:
     b: the exponent of D_opt as reported (1 - a; see the module docstring).
     """
 
-    a: Any
-    b: Any
-    G: Any
+    a: float | np.ndarray
+    b: float | np.ndarray
+    G: float | np.ndarray
 
-    @classmethod
-    def of(cls, compute_optimal: Mapping[str, float]) -> ComputeOptimal:
-        """From a fit's or a law's {"a", "b", "G"} (`FitResult.compute_optimal`, `Law.compute_optimal`)."""
-        return cls(a=compute_optimal["a"], b=compute_optimal["b"], G=compute_optimal["G"])
-
-    @classmethod
-    def of_law(cls, law: Any, params: Mapping[str, float]) -> ComputeOptimal | None:
-        """Approach 3 of `law` (a Law or its name) at `params`: its closed form (None: a law not in N, D)."""
-        optimal = (get_law(law) if isinstance(law, str) else law).compute_optimal(params)
-        return None if optimal is None else cls.of(optimal)
-
-    @classmethod
-    def of_fit(cls, fit_result: Any) -> ComputeOptimal | None:
-        """Approach 3 of a FitResult: its law's closed form at its parameters (None: a law not in N, D)."""
-        return cls.of_law(fit_result.law, fit_result.params)
-
-    def N_opt(self, C: Any) -> Any:
+    def N_opt(self, C: ArrayLike) -> float | np.ndarray:
         """Compute-optimal parameters for C FLOPs."""
         return self.G * (np.asarray(C, dtype=float) / FLOPS_PER_PARAM_TOKEN) ** self.a
 
-    def D_opt(self, C: Any) -> Any:
+    def D_opt(self, C: ArrayLike) -> float | np.ndarray:
         """Compute-optimal tokens for C FLOPs: the data that C FLOPs train N_opt(C) on."""
         C = np.asarray(C, dtype=float)
         return tokens_for_compute(C, self.N_opt(C))
 
-    def tokens_per_param(self, C: Any) -> Any:
+    def tokens_per_param(self, C: ArrayLike) -> float | np.ndarray:
         """D_opt / N_opt at C FLOPs."""
         return self.D_opt(C) / self.N_opt(C)
 
-    def D_opt_for_params(self, N: Any) -> Any:
+    def D_opt_for_params(self, N: ArrayLike) -> float | np.ndarray:
         """D_opt(N) in tokens: the data that makes N the compute-optimal size, inverting N_opt(C)."""
         N = np.asarray(N, dtype=float)
         # A bootstrap resample with a tiny exponent a puts D_opt beyond any float: inf is the honest answer.
         with np.errstate(over="ignore"):
             c_over_6 = (N / self.G) ** (1.0 / self.a)
         return c_over_6 / N
+
+    def resamples(self) -> Iterator[ComputeOptimal]:
+        """Each bootstrap sample's split, when a, b and G are (K,) arrays of samples."""
+        for a, b, G in zip(self.a, self.b, self.G, strict=True):
+            yield ComputeOptimal(a, b, G)
 
     def to_json(self) -> dict[str, float]:
         return {"a": float(self.a), "b": float(self.b), "G": float(self.G)}

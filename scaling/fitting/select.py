@@ -4,7 +4,8 @@ A rolling-origin backtest (as the OLMo model ladder's "rollout" does): for each 
 cut-offs, fit a candidate on the runs at or below the cut-off and predict every run above it. A candidate
 is a law of `scaling.fitting.laws.LAW_NAMES` whose inputs the table has (data_constrained only with a U
 column) fitted on all runs or without the runs of the smallest model size(s). Its score, the rolling error,
-is the mean over cut-offs of the mean |relative error| of the predicted loss of the held-out runs. The default
+is the mean over cut-offs of the mean |relative error| of the predicted loss of the held-out runs
+(`scaling.fitting.backtest.backtest` with `rolling` fractions). The default
 candidate (chinchilla on all runs, the law most extrapolations in the literature use) is kept unless another
 beats it clearly: its fold-by-fold error is lower on average by more than the standard error of that
 paired difference (Breiman's one-standard-error rule, applied against the default); of those that do, the
@@ -28,67 +29,33 @@ Units: N params, D tokens, C FLOPs, loss nats/token.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting.intervals import loss_intervals
+from scaling.defaults import HUBER_DELTA
+from scaling.errors import UsageError
+from scaling.fitting.backtest import (
+    BACKTEST_BOOTSTRAP,
+    MIN_FOLDS,
+    TRAIN_FRACTIONS,
+    Backtest,
+    backtest,
+    rolling_cutoffs,
+)
+from scaling.fitting.choice import CandidateScore, LawChoice
+from scaling.fitting.data import AXIS_WORDS, use_params_column
 from scaling.fitting.laws import LAW_NAMES, get_law
-from scaling.fitting.procedure import HUBER_DELTA, FitResult, fit, refit_resamples, use_params_column
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.runs.table import load_runs
 
-TRAIN_FRACTIONS = (0.5, 0.6, 0.7, 0.8)  # rolling origins: fit on this fraction of the runs by compute
-AXES = ("C", "N")  # what the cut-offs cut: compute (default), or model size
 DROP_SMALLEST = (0, 1)  # candidate fit subsets: drop this many of the smallest model sizes
-BACKTEST_BOOTSTRAP = 100  # resamples behind each fold's intervals (coverage)
-MIN_FOLDS = 2
 DEFAULT_CANDIDATE = ("chinchilla", 0)  # (law, smallest sizes dropped) kept unless clearly beaten
-
-
-@dataclass(frozen=True)
-class CandidateScore:
-    """One candidate's rolling backtest. rolling_error: mean over folds of the mean |relative error| of
-    the predicted loss of the held-out runs; fold_errors: that per fold (lowest cut-off first);
-    coverage_run / coverage_mean: fraction of all held-out predictions inside the 95 % prediction interval
-    of one run / the interval of the mean law. `failed` says why a candidate has no score."""
-
-    law: str
-    drop_smallest: int
-    rolling_error: float
-    fold_errors: tuple[float, ...]
-    coverage_run: float | None
-    coverage_mean: float | None
-    n_predictions: int
-    failed: str | None = None
-
-    @property
-    def subset(self) -> str:
-        return subset_name(self.drop_smallest)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.__dict__, "fold_errors": list(self.fold_errors), "subset": self.subset}
-
-
-def subset_name(drop_smallest: int) -> str:
-    if drop_smallest == 0:
-        return "all runs"
-    return f"without the {drop_smallest} smallest model size" + ("s" if drop_smallest > 1 else "")
-
-
-def drop_smallest_sizes(table: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The runs of `table` whose N is not among its k smallest distinct model sizes."""
-    if k == 0:
-        return table
-    sizes = np.unique(table["N"].to_numpy(float))
-    if sizes.size <= k:
-        return table.iloc[:0]
-    return table[table["N"] >= sizes[k]]
 
 
 def clearly_better(challenger: CandidateScore, default: CandidateScore) -> bool:
@@ -102,176 +69,39 @@ def clearly_better(challenger: CandidateScore, default: CandidateScore) -> bool:
     return bool(diff.mean() > diff.std(ddof=1) / np.sqrt(diff.size))
 
 
-@dataclass(frozen=True)
-class LawChoice:
-    """The chosen law and fit subset, with every candidate's score (the chosen first, then by rolling
-    error, failed ones last), the cut-offs of the folds and whether the default was kept."""
-
-    law: str
-    drop_smallest: int
-    scores: tuple[CandidateScore, ...]
-    cutoffs: tuple[float, ...]
-    axis: str = "C"
-    kept_default: bool = False
-
-    @property
-    def best(self) -> CandidateScore:
-        """The chosen candidate's score."""
-        return self.scores[0]
-
-    @property
-    def runner_up(self) -> CandidateScore | None:
-        """The best candidate of another law (a different subset of the same law is no alternative)."""
-        others = [s for s in self.scores if s.failed is None and s.law != self.law]
-        return others[0] if others else None
-
-    def fit_table(self, table: pd.DataFrame) -> pd.DataFrame:
-        """The runs the chosen law is fitted on."""
-        return drop_smallest_sizes(table, self.drop_smallest)
-
-    @property
-    def reason(self) -> str:
-        best, other = self.best, self.runner_up
-        folds = f"over {len(self.cutoffs)} {_AXIS_WORD[self.axis]} cut-offs"
-        if self.kept_default:
-            text = (
-                f"law {best.law} fitted on {best.subset}, the default, kept: rolling-backtest error "
-                f"{best.rolling_error:.2%} of the loss {folds}, and no other candidate was lower by more "
-                "than the standard error of its fold-by-fold difference"
-            )
-        else:
-            text = (
-                f"law {best.law} fitted on {best.subset}: rolling-backtest error {best.rolling_error:.2%} of "
-                f"the loss {folds}, clearly below the default's (by more than the standard error of the "
-                "fold-by-fold difference)"
-            )
-        if other is not None:
-            text += f"; runner-up {other.law} ({other.subset}) {other.rolling_error:.2%}"
-        return text
-
-    def describe(self) -> str:
-        return describe_selection(self.to_json())
-
-    def to_json(self) -> dict[str, Any]:
-        runner = self.runner_up
-        return {
-            "law": self.law,
-            "subset": subset_name(self.drop_smallest),
-            "drop_smallest": self.drop_smallest,
-            "rolling_error": self.best.rolling_error,
-            "runner_up": None if runner is None else {"law": runner.law, "subset": runner.subset,
-                                                      "rolling_error": runner.rolling_error},
-            "reason": self.reason,
-            "kept_default": self.kept_default,
-            "axis": self.axis,
-            "cutoffs": list(self.cutoffs),
-            "scores": [s.to_json() for s in self.scores],
-        }
-
-
-def describe_selection(selection: dict[str, Any]) -> str:
-    """The table law x fit subset x rolling error x interval coverage of `LawChoice.to_json()`, and the
-    choice (what `scaling fit --law auto` prints)."""
-    cuts, axis = selection["cutoffs"], selection["axis"]
-    lines = [
-        f"law choice by rolling backtest: fit on the runs with {axis} <= each of {len(cuts)} cut-offs "
-        f"({', '.join(f'{c:.3g}' for c in cuts)} {_AXIS_UNIT[axis]}), predict the runs above",
-        f"  {'law':<18s} {'fit subset':<36s} {'rolling error':>13s} {'95 % PI cover':>13s} "
-        f"{'mean-law cover':>14s}",
-    ]
-    for s in selection["scores"]:
-        if s["failed"]:
-            lines.append(f"  {s['law']:<18s} {s['subset']:<36s} not scored: {s['failed']}")
-            continue
-        lines.append(
-            f"  {s['law']:<18s} {s['subset']:<36s} {s['rolling_error']:13.2%} {_pct(s['coverage_run']):>13s} "
-            f"{_pct(s['coverage_mean']):>14s}"
-        )
-    lines.append(f"chosen: {selection['reason']}")
-    return "\n".join(lines)
-
-
-_AXIS_WORD = {"C": "compute", "N": "model-size"}
-_AXIS_UNIT = {"C": "FLOPs", "N": "params"}
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
-
-
-def rolling_cutoffs(
-    table: pd.DataFrame, fractions: Sequence[float] = TRAIN_FRACTIONS, axis: str = "C"
-) -> tuple[float, ...]:
-    """Cut-offs of `axis` (C FLOPs or N params): its value at the run at each fraction of the runs sorted
-    by it, keeping those that leave at least one run above them."""
-    if axis not in AXES:
-        raise UsageError(f"unknown backtest axis {axis!r}; choose one of {', '.join(AXES)}")
-    C = np.sort(table[axis].to_numpy(float))
-    cuts = []
-    for fraction in fractions:
-        if not 0 < fraction < 1:
-            raise UsageError(f"backtest fractions must lie between 0 and 1, got {fraction}")
-        cut = float(C[max(1, round(fraction * C.size)) - 1])
-        if C.max() > cut and cut not in cuts:
-            cuts.append(cut)
-    return tuple(cuts)
-
-
-def _with_backtest_bootstrap(result: FitResult, train: pd.DataFrame, n: int, seed: int) -> FitResult:
-    """`result` with bootstrap parameter sets from `n` batch-Newton refits (no slow refine; see
-    `scaling.fitting.procedure.bootstrap_thetas`)."""
-    thetas, _ = refit_resamples(result, train, n, seed, refine=False)
-    finite = np.isfinite(thetas).all(axis=1)
-    return replace(result, bootstrap_params=get_law(result.law).natural(thetas[finite]))
-
-
 def score_candidate(
     table: pd.DataFrame,
     law: str,
     drop_smallest: int,
-    cutoffs: Sequence[float],
+    fractions: Sequence[float] = TRAIN_FRACTIONS,
+    *,
     bootstrap: int = BACKTEST_BOOTSTRAP,
     seed: int = 0,
     axis: str = "C",
     **fit_options: Any,
 ) -> CandidateScore:
-    """Rolling backtest of `law` fitted on the runs left after dropping the `drop_smallest` smallest model
-    sizes: one fit per cut-off, scored on every run (of any size) above it."""
-    subset = drop_smallest_sizes(table, drop_smallest)
-    uses_u = "U" in get_law(law).inputs
-    fold_errors, inside_run, inside_mean = [], [], []
-    for cut in cutoffs:
-        train, held = subset[subset[axis] <= cut], table[table[axis] > cut]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ScalingWarning)  # per-fold notes would drown the table
-                result = fit(train, law=law, **fit_options)
-                if bootstrap:
-                    result = _with_backtest_bootstrap(result, train, bootstrap, seed)
-        except UsageError as exc:
-            return CandidateScore(law, drop_smallest, np.inf, (), None, None, 0, failed=str(exc))
-        inputs = {k: held[k].to_numpy(float) for k in ("N", "D", "C")}
-        if uses_u:
-            inputs["U"] = held["U"].to_numpy(float)
-        with np.errstate(all="ignore"):
-            predicted = np.atleast_1d(result.predict(**inputs))
-            observed = held["loss"].to_numpy(float)
-            errors = np.abs(predicted / observed - 1)
-            fold_errors.append(float(np.mean(errors)) if np.isfinite(errors).all() else np.inf)
-            bands = loss_intervals(result, **inputs)
-        if bands.run_lo is not None:
-            inside_run.extend((bands.run_lo <= observed) & (observed <= bands.run_hi))
-        if bands.mean_lo is not None:
-            inside_mean.extend((bands.mean_lo <= observed) & (observed <= bands.mean_hi))
-    n = int(sum(len(table[table[axis] > cut]) for cut in cutoffs))
+    """The rolling backtest of `law` fitted without the `drop_smallest` smallest model sizes, scored on
+    every run (of any size) above each cut-off; a failed score says why it could not be fitted."""
+    try:
+        check = backtest(
+            table, law, rolling=fractions, axis=axis, drop_smallest=drop_smallest, bootstrap=bootstrap,
+            seed=seed, **fit_options,
+        )
+    except UsageError as exc:
+        return CandidateScore(law, drop_smallest, np.inf, (), None, None, 0, failed=str(exc))
+    return score_of(check)
+
+
+def score_of(check: Backtest) -> CandidateScore:
+    """The score of a rolling backtest."""
     return CandidateScore(
-        law=law,
-        drop_smallest=drop_smallest,
-        rolling_error=float(np.mean(fold_errors)),
-        fold_errors=tuple(fold_errors),
-        coverage_run=float(np.mean(inside_run)) if inside_run else None,
-        coverage_mean=float(np.mean(inside_mean)) if inside_mean else None,
-        n_predictions=n,
+        law=check.law,
+        drop_smallest=check.drop_smallest,
+        rolling_error=check.rolling_error,
+        fold_errors=check.fold_errors,
+        coverage_run=check.coverage("run"),
+        coverage_mean=check.coverage("mean"),
+        n_predictions=check.n_predictions,
     )
 
 
@@ -283,6 +113,7 @@ def candidate_laws(table: pd.DataFrame) -> tuple[str, ...]:
 
 def choose_law(
     table: pd.DataFrame | str,
+    *,
     laws: Sequence[str] | None = None,
     drop_smallest: Sequence[int] = DROP_SMALLEST,
     fractions: Sequence[float] = TRAIN_FRACTIONS,
@@ -298,12 +129,12 @@ def choose_law(
     cutoffs = rolling_cutoffs(table, fractions, axis)
     if len(cutoffs) < MIN_FOLDS:
         raise UsageError(
-            f"`law` auto needs enough runs to backtest: at least {MIN_FOLDS} {_AXIS_WORD[axis]} cut-offs "
+            f"`law` auto needs enough runs to backtest: at least {MIN_FOLDS} {AXIS_WORDS[axis]} cut-offs "
             f"with runs above them, and these {len(table)} runs give {len(cutoffs)}; add runs or name a law"
         )
     laws = candidate_laws(table) if laws is None else tuple(laws)
     scores = [
-        score_candidate(table, law, k, cutoffs, bootstrap, seed, axis, **fit_options)
+        score_candidate(table, law, k, fractions, bootstrap=bootstrap, seed=seed, axis=axis, **fit_options)
         for law in laws
         for k in drop_smallest
     ]
@@ -317,13 +148,14 @@ def choose_law(
     challengers = [s for s in scored if default is None or clearly_better(s, default)]
     best = challengers[0] if challengers else default
     ordered = [best] + [s for s in scored if s is not best]
-    return LawChoice(best.law, best.drop_smallest, tuple(ordered + failed), cutoffs, axis, best is default)
+    scores = tuple(ordered + failed)
+    return LawChoice(best.law, best.drop_smallest, scores, cutoffs, axis=axis, kept_default=best is default)
 
 
 def fit_auto(
     table: pd.DataFrame | str | Path,
-    axis: str = "C",
     *,
+    axis: str = "C",
     params_column: str = "N",
     loss: str = "huber",
     delta: float = HUBER_DELTA,
@@ -331,7 +163,7 @@ def fit_auto(
 ) -> FitResult:
     """`--law auto`: fit the law, on the fit subset, that `choose_law` picks by a rolling backtest whose
     cut-offs cut `axis` ("C", compute in FLOPs, or "N", model size in params). The choice is recorded in
-    `FitResult.selection` (`LawChoice.to_json()`). params_column, loss and delta apply to the backtest's
+    `FitResult.selection`. params_column, loss and delta apply to the backtest's
     fits and the final one; `fit_options` (bootstrap, seed, method, procedure, base) to the final fit."""
     table = use_params_column(load_runs(table), params_column)
     choice = choose_law(table, axis=axis, loss=loss, delta=delta)
@@ -339,4 +171,4 @@ def fit_auto(
         choice.fit_table(table), law=choice.law, params_column=params_column, loss=loss, delta=delta,
         **fit_options,
     )
-    return replace(result, selection=choice.to_json())
+    return replace(result, selection=choice)

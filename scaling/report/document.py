@@ -8,7 +8,7 @@
                          approach, regimes, the GPT-3 175B prediction with its budget, the backtest error,
                          links to the figures
     OUT/figures/*.png    every figure the data supports (PNG at `dpi`, and the same as PDF)
-    OUT/fit.json         the fit (`scaling.fitting.procedure.load_fit` reads it back)
+    OUT/fit.json         the fit (`scaling.fitting.result.load_fit` reads it back)
     OUT/runs.csv         the run table the report is about; OUT/regimes.csv the label of every run
 
 The whole folder is built beside OUT and swapped in at the end, so a re-run replaces the previous report
@@ -37,19 +37,15 @@ import numpy as np
 import pandas as pd
 
 from scaling import __version__
+from scaling.defaults import HOLDOUT_TOP
 from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
+from scaling.fitting.backtest import BACKTEST_BOOTSTRAP, TRAIN_FRACTIONS, Backtest, backtest
+from scaling.fitting.choice import CandidateScore
+from scaling.fitting.data import use_params_column
 from scaling.fitting.laws import get_law
-from scaling.fitting.procedure import (
-    AUTO,
-    HOLDOUT_TOP,
-    Backtest,
-    FitResult,
-    backtest,
-    fit,
-    save_fit,
-    use_params_column,
-)
-from scaling.fitting.select import MIN_FOLDS, CandidateScore, fit_auto, rolling_cutoffs, score_candidate
+from scaling.fitting.procedure import AUTO, fit
+from scaling.fitting.result import FitResult, save_fit
+from scaling.fitting.select import fit_auto, score_of
 from scaling.io import FOLDER_MODE, atomic_write_text, error_at
 from scaling.reference import GPT3_175B
 from scaling.report import figures as plots
@@ -474,18 +470,19 @@ def _choice_section(result: FitResult, calibration: CandidateScore | None, skipp
     """Law choice by rolling backtest (law x rolling error x interval coverage) and the calibration of the
     fitted law's intervals."""
     text = ["## Law choice and calibrated intervals\n"]
-    scores = (result.selection or {}).get("scores")
+    selection = None if result.selection is None else result.selection.to_json()
+    scores = (selection or {}).get("scores")
     if scores is None and calibration is not None:
         scores = [calibration.to_json()]
     if not scores:
         return "\n".join(text + [f"No rolling backtest: {skipped.get('calibration', 'not run')}\n"])
-    cuts = (result.selection or {}).get("cutoffs") or []
-    axis = (result.selection or {}).get("axis", "C")
-    if result.selection:
+    cuts = (selection or {}).get("cutoffs") or []
+    axis = (selection or {}).get("axis", "C")
+    if selection:
         text.append(
             f"`--law auto` fitted each candidate law on the runs with {axis} at or below each of {len(cuts)} "
             f"cut-offs ({', '.join(sci(c) for c in cuts)}) and predicted every run above it. "
-            f"**Chosen: {result.selection['reason']}.**\n"
+            f"**Chosen: {selection['reason']}.**\n"
         )
     else:
         text.append(
@@ -676,15 +673,7 @@ def analyse(
 
 def _calibration(table: pd.DataFrame, law: str) -> CandidateScore:
     """The rolling backtest of `law` on all runs: its errors and the coverage of its intervals."""
-    cutoffs = rolling_cutoffs(table)
-    if len(cutoffs) < MIN_FOLDS:
-        raise UsageError(
-            f"{len(table)} runs give {len(cutoffs)} compute cut-off(s); a rolling backtest needs {MIN_FOLDS}"
-        )
-    score = score_candidate(table, law, 0, cutoffs)
-    if score.failed:
-        raise UsageError(score.failed)
-    return score
+    return score_of(backtest(table, law, rolling=TRAIN_FRACTIONS, bootstrap=BACKTEST_BOOTSTRAP))
 
 
 def _figure_makers(an: Analysis) -> dict[str, tuple[str | None, Callable[[], Any]]]:

@@ -28,6 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from scaling.errors import FigureNotSupported
+from scaling.fitting.intervals import percentile_interval
 from scaling.fitting.laws import get_law
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.reference import (
@@ -136,11 +137,10 @@ def _span(values: np.ndarray, pad: float = 1.5) -> np.ndarray:
 
 
 def _bootstrap_band(samples: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """2.5 and 97.5 percentiles over the first axis of (K, n) samples, ignoring non-finite ones."""
+    """The 95 % percentile band over the first axis of (K, n) samples, ignoring non-finite ones."""
     if samples is None or len(samples) < 2:
         return None
-    with np.errstate(all="ignore"):
-        lo, hi = np.nanpercentile(np.where(np.isfinite(samples), samples, np.nan), [2.5, 97.5], axis=0)
+    lo, hi = percentile_interval(samples)
     return lo, hi
 
 
@@ -157,7 +157,7 @@ def optimal_loss(law_name: str, params: Mapping[str, float], C: np.ndarray) -> n
     law = get_law(law_name)
     if law.name == "kaplan_c":
         return law.predict(params, C=C)
-    optimal = ComputeOptimal.of_law(law, params)
+    optimal = law.compute_optimal(params)
     if optimal is None:
         return None
     n_opt, d_opt = optimal.N_opt(C), optimal.D_opt(C)
@@ -370,7 +370,7 @@ def plot_nd_plane(
     fig, (ax,) = new_figure(width=7.0, height=7.0)
     _log_axes(ax, x=True, y=True)
     handles: list = []
-    optimal = ComputeOptimal.of_fit(fit_result)
+    optimal = fit_result.compute_optimal
     if optimal is not None:
         ratio = DD / optimal.D_opt(training_flops(NN, DD))
         regions = (
@@ -831,7 +831,7 @@ def plot_backtest(result: Any, table: pd.DataFrame | None = None) -> Figure:
     observed loss (nats/token), and the relative error against compute (FLOPs); the fitted runs in grey
     when `table` (the full run table) is given.
 
-    result: `scaling.fitting.procedure.Backtest`."""
+    result: `scaling.fitting.backtest.Backtest`."""
     held = result.runs
     fig, axes = new_figure(ncols=2, width=9.6, height=4.3)
     norm = size_norm(held["N"])
@@ -925,7 +925,7 @@ def plot_plan(plan: Any) -> Figure:
         ax.plot(n_line, tokens_for_compute(10.0**level, n_line), color="0.25", lw=0.6, ls=":", zorder=1)
     _label_iso_lines(ax, levels, n_range, d_range)
     ax.plot(n_line, tokens_for_compute(plan.budget, n_line), color="#c0392b", lw=1.0, ls="--", zorder=1)
-    optimal = ComputeOptimal.of_law(plan.law, plan.prior_params)
+    optimal = get_law(plan.law).compute_optimal(plan.prior_params)
     if optimal is not None:
         line_c = np.geomspace(training_flops(n_range[0], d_range[0]), 6 * target["C"], 300)
         ax.plot(optimal.N_opt(line_c), optimal.D_opt(line_c), color="k", lw=1.4, zorder=2)

@@ -45,9 +45,11 @@ from scaling.errors import (
     one_of,
     whole_number,
 )
-from scaling.fitting.laws import get_law
+from scaling.fitting.intervals import interval_dict
 from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult, fit, interval_dict, single_threaded_blas
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
+from scaling.fitting.solvers import single_threaded_blas
 from scaling.io import check_format
 from scaling.reference import (
     CHINCHILLA_70B,
@@ -554,11 +556,9 @@ def allocate(
                 f"Approach 3 needs a law in N and D (chinchilla, kaplan_nd, data_constrained), "
                 f"not {fitted.law}"
             )
-        laws = (optimal["a"], optimal["b"], optimal["G"], 1.0 / optimal["G"])
-        law_obj = get_law(fitted.law)
-        for row in fitted.bootstrap_params if fitted.bootstrap_params is not None else ():
-            o = law_obj.compute_optimal(dict(zip(law_obj.param_names, row, strict=True)))
-            samples.append((o["a"], o["b"], o["G"], 1.0 / o["G"]))
+        laws = (optimal.a, optimal.b, optimal.G, 1.0 / optimal.G)
+        for o in fitted.bootstrap_optimal.resamples() if fitted.bootstrap_optimal is not None else ():
+            samples.append((o.a, o.b, o.G, 1.0 / o.G))
         source = f"law {fitted.law} fitted on {fitted.n_points} runs"
     a, b, G, G_D = laws
     budgets = (

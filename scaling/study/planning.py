@@ -38,8 +38,7 @@ from scaling import hardware
 from scaling.defaults import PLAN_DEFAULTS
 from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError, checked, whole_number
 from scaling.fitting.laws import Inputs, Law, get_law
-from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult
+from scaling.fitting.result import FitResult
 from scaling.io import check_format
 from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
 from scaling.reference import EPOCH_INTERVALS, EPOCH_PRIOR, tokens_for_compute, training_flops
@@ -360,7 +359,7 @@ def optimal_design(crit: TargetVariance, cost: np.ndarray, limits: Limits) -> np
 def isoflop_design(law: Law, params: Mapping[str, float], total: float) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) of the standard IsoFLOP design of `total` FLOPs: ISOFLOP_BUDGETS budgets ISOFLOP_SPACING x
     apart, ISOFLOP_SIZES sizes each, log-spaced within +-ISOFLOP_HALF_WIDTH decade of N_opt(C)."""
-    optimal = ComputeOptimal.of_law(law, params)  # planning laws are laws of N and D
+    optimal = law.compute_optimal(params)  # planning laws are laws of N and D
     shares = ISOFLOP_SPACING ** -np.arange(ISOFLOP_BUDGETS)[::-1]  # ..., 1/16, 1/4, 1
     budgets = total * shares / (ISOFLOP_SIZES * shares.sum())
     offsets = 10.0 ** np.linspace(-ISOFLOP_HALF_WIDTH, ISOFLOP_HALF_WIDTH, ISOFLOP_SIZES)
@@ -603,7 +602,7 @@ def plan(
     if (target_tokens is None) == (not optimal):
         raise UsageError("give exactly one of `target_tokens` or `optimal`")
     D_t = (
-        float(ComputeOptimal.of_law(law, prior.params).D_opt_for_params(N_t))
+        float(law.compute_optimal(prior.params).D_opt_for_params(N_t))
         if optimal
         else parse_quantity(target_tokens, "`target_tokens`")
     )

@@ -26,10 +26,9 @@ import pandas as pd
 
 from scaling import hardware
 from scaling.errors import ScalingWarning, UsageError
-from scaling.fitting.intervals import loss_intervals
-from scaling.fitting.laws import Law, get_law
-from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult
+from scaling.fitting.intervals import loss_intervals, percentile_interval
+from scaling.fitting.laws import get_law
+from scaling.fitting.result import FitResult
 from scaling.io import check_format
 from scaling.reference import tokens_for_compute, training_flops
 from scaling.shapes import GPT3_CONTEXT_AND_VOCAB, PRESETS, Shape, n_params, n_params_total, shape_for_params
@@ -239,7 +238,7 @@ def predict(
     C = None if C is None else parse_quantity(C, "C (FLOPs)")
     U = None if U is None else parse_quantity(U, "U (unique tokens)")
 
-    co = ComputeOptimal.of_fit(fit_result)
+    co = fit_result.compute_optimal
     if optimal and co is None:
         raise UsageError(
             f"a {fit_result.law} fit has no compute-optimal allocation; fit a law in N and D "
@@ -274,7 +273,7 @@ def predict(
     loss = law_loss(fit_result, N_law, D, U)
     if not math.isfinite(loss):
         raise UsageError(f"the {fit_result.law} fit gives a non-finite loss at N={N_law:.3g}, D={D:.3g}")
-    d_ci = _optimal_d_interval(fit_result, law, mode, N_law, C)
+    d_ci = _optimal_d_interval(fit_result, mode, N_law, C)
     bands = loss_intervals(fit_result, N=N_law, D=D, U=U if "U" in law.inputs else None)
     loss_ci = _pair(bands.mean_lo, bands.mean_hi)
     loss_pi = _pair(bands.run_lo, bands.run_hi)
@@ -351,16 +350,13 @@ def _check_sensible(N: float, D: float) -> None:
         raise UsageError(f"N = {N:.3g} and D = {D:.3g} must each be at least 1")
 
 
-def _optimal_d_interval(
-    fit_result: FitResult, law: Law, mode: str, N: float, C: float
-) -> tuple[float, float] | None:
+def _optimal_d_interval(fit_result: FitResult, mode: str, N: float, C: float) -> tuple[float, float] | None:
     """95 % percentile interval of D_opt across the bootstrap fits, in the optimal modes."""
-    samples = fit_result.bootstrap_params
-    if samples is None or len(samples) < 2 or mode not in ("optimal_for_params", "optimal_for_compute"):
+    samples = fit_result.bootstrap_optimal
+    if samples is None or len(samples.a) < 2 or mode not in ("optimal_for_params", "optimal_for_compute"):
         return None
     d_opts = []
-    for row in samples:
-        co = ComputeOptimal.of_law(law, dict(zip(law.param_names, row, strict=True)))
+    for co in samples.resamples():
         d_opts.append(float(co.D_opt_for_params(N) if mode == "optimal_for_params" else co.D_opt(C)))
     return _interval(d_opts) if d_opts else None
 
@@ -375,7 +371,7 @@ def _interval(values: Sequence[float]) -> tuple[float, float] | None:
     finite = finite[np.isfinite(finite)]
     if len(finite) < 2:
         return None
-    lo, hi = np.percentile(finite, [2.5, 97.5])
+    lo, hi = percentile_interval(finite)
     return float(lo), float(hi)
 
 

@@ -40,8 +40,8 @@ import pandas as pd
 
 from scaling.errors import Constraint, ScalingWarning, UsageError, check_arguments
 from scaling.fitting.laws import get_law
-from scaling.fitting.optimal import ComputeOptimal
-from scaling.fitting.procedure import FitResult, fit
+from scaling.fitting.procedure import fit
+from scaling.fitting.result import FitResult
 from scaling.io import check_format
 from scaling.reference import training_flops
 from scaling.runs.table import curve_of
@@ -307,7 +307,7 @@ def law_regime(
                              "repeats": repeats}
     verdicts: list[tuple[str, str]] = []
 
-    optimal = ComputeOptimal.of_fit(fit_result)
+    optimal = fit_result.compute_optimal
     if optimal is not None:
         n_opt, d_opt = float(optimal.N_opt(C)), float(optimal.D_opt(C))
         ratio = d_eff / d_opt
@@ -412,8 +412,9 @@ class Regimes:
         ]
         doc: dict[str, Any] = {"format": FORMAT, "runs": runs, "thresholds": asdict(self.thresholds)}
         if self.fit is not None:
+            optimal = self.fit.compute_optimal
             doc["law"] = {"law": self.fit.law, "params": dict(self.fit.params),
-                          "compute_optimal": self.fit.compute_optimal}
+                          "compute_optimal": None if optimal is None else optimal.to_json()}
         return doc
 
     @classmethod

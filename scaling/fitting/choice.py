@@ -1,0 +1,188 @@
+"""The result of a law choice by rolling backtest (`scaling.fitting.select`): every candidate's score
+(`CandidateScore`) and the choice (`LawChoice`, recorded in `FitResult.selection`).
+
+Units: errors are fractions of the loss (nats/token); cut-offs in C FLOPs or N params.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass
+from typing import Any
+
+import pandas as pd
+
+from scaling.errors import UsageError
+from scaling.fitting.data import AXIS_UNITS, AXIS_WORDS, drop_smallest_sizes
+
+FORMAT = "scaling.law_choice/1"
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One candidate's rolling backtest. rolling_error: mean over folds of the mean |relative error| of
+    the predicted loss of the held-out runs; fold_errors: that per fold (lowest cut-off first);
+    coverage_run / coverage_mean: fraction of all held-out predictions inside the 95 % prediction interval
+    of one run / the interval of the mean law. `failed` says why a candidate has no score."""
+
+    law: str
+    drop_smallest: int
+    rolling_error: float
+    fold_errors: tuple[float, ...]
+    coverage_run: float | None
+    coverage_mean: float | None
+    n_predictions: int
+    _: KW_ONLY
+    failed: str | None = None
+
+    @property
+    def subset(self) -> str:
+        return subset_name(self.drop_smallest)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "fold_errors": list(self.fold_errors), "subset": self.subset}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> CandidateScore:
+        return cls(
+            law=str(obj["law"]),
+            drop_smallest=int(obj["drop_smallest"]),
+            rolling_error=float(obj["rolling_error"]),
+            fold_errors=tuple(float(e) for e in obj["fold_errors"]),
+            coverage_run=None if obj.get("coverage_run") is None else float(obj["coverage_run"]),
+            coverage_mean=None if obj.get("coverage_mean") is None else float(obj["coverage_mean"]),
+            n_predictions=int(obj["n_predictions"]),
+            failed=None if obj.get("failed") is None else str(obj["failed"]),
+        )
+
+    def describe(self) -> str:
+        if self.failed:
+            return f"{self.law} ({self.subset}): not scored: {self.failed}"
+        return (
+            f"{self.law} ({self.subset}): rolling error {self.rolling_error:.2%} over "
+            f"{len(self.fold_errors)} folds, {self.n_predictions} predictions; "
+            f"95 % PI coverage {_pct(self.coverage_run)}, mean-law coverage {_pct(self.coverage_mean)}"
+        )
+
+
+def subset_name(drop_smallest: int) -> str:
+    if drop_smallest == 0:
+        return "all runs"
+    return f"without the {drop_smallest} smallest model size" + ("s" if drop_smallest > 1 else "")
+
+
+@dataclass(frozen=True)
+class LawChoice:
+    """The chosen law and fit subset, with every candidate's score (the chosen first, then by rolling
+    error, failed ones last), the cut-offs of the folds and whether the default was kept."""
+
+    law: str
+    drop_smallest: int
+    scores: tuple[CandidateScore, ...]
+    cutoffs: tuple[float, ...]
+    _: KW_ONLY
+    axis: str = "C"
+    kept_default: bool = False
+
+    @property
+    def subset(self) -> str:
+        return subset_name(self.drop_smallest)
+
+    @property
+    def best(self) -> CandidateScore:
+        """The chosen candidate's score."""
+        return self.scores[0]
+
+    @property
+    def runner_up(self) -> CandidateScore | None:
+        """The best candidate of another law (a different subset of the same law is no alternative)."""
+        others = [s for s in self.scores if s.failed is None and s.law != self.law]
+        return others[0] if others else None
+
+    def fit_table(self, table: pd.DataFrame) -> pd.DataFrame:
+        """The runs the chosen law is fitted on."""
+        return drop_smallest_sizes(table, self.drop_smallest)
+
+    @property
+    def reason(self) -> str:
+        best, other = self.best, self.runner_up
+        folds = f"over {len(self.cutoffs)} {AXIS_WORDS[self.axis]} cut-offs"
+        if self.kept_default:
+            text = (
+                f"law {best.law} fitted on {best.subset}, the default, kept: rolling-backtest error "
+                f"{best.rolling_error:.2%} of the loss {folds}, and no other candidate was lower by more "
+                "than the standard error of its fold-by-fold difference"
+            )
+        else:
+            text = (
+                f"law {best.law} fitted on {best.subset}: rolling-backtest error {best.rolling_error:.2%} of "
+                f"the loss {folds}, clearly below the default's (by more than the standard error of the "
+                "fold-by-fold difference)"
+            )
+        if other is not None:
+            text += f"; runner-up {other.law} ({other.subset}) {other.rolling_error:.2%}"
+        return text
+
+    def describe(self) -> str:
+        """The table law x fit subset x rolling error x interval coverage, and the choice (what
+        `scaling fit --law auto` prints)."""
+        cuts, axis = self.cutoffs, self.axis
+        lines = [
+            f"law choice by rolling backtest: fit on the runs with {axis} <= each of {len(cuts)} cut-offs "
+            f"({', '.join(f'{c:.3g}' for c in cuts)} {AXIS_UNITS[axis]}), predict the runs above",
+            f"  {'law':<18s} {'fit subset':<36s} {'rolling error':>13s} {'95 % PI cover':>13s} "
+            f"{'mean-law cover':>14s}",
+        ]
+        for s in self.scores:
+            if s.failed:
+                lines.append(f"  {s.law:<18s} {s.subset:<36s} not scored: {s.failed}")
+                continue
+            lines.append(
+                f"  {s.law:<18s} {s.subset:<36s} {s.rolling_error:13.2%} {_pct(s.coverage_run):>13s} "
+                f"{_pct(s.coverage_mean):>14s}"
+            )
+        lines.append(f"chosen: {self.reason}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"LawChoice(law={self.law!r}, subset={self.subset!r}, "
+            f"rolling_error={self.best.rolling_error:.4g}, candidates={len(self.scores)}, "
+            f"kept_default={self.kept_default})"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        runner = self.runner_up
+        return {
+            "format": FORMAT,
+            "law": self.law,
+            "subset": self.subset,
+            "drop_smallest": self.drop_smallest,
+            "rolling_error": self.best.rolling_error,
+            "runner_up": None if runner is None else {"law": runner.law, "subset": runner.subset,
+                                                      "rolling_error": runner.rolling_error},
+            "reason": self.reason,
+            "kept_default": self.kept_default,
+            "axis": self.axis,
+            "cutoffs": list(self.cutoffs),
+            "scores": [s.to_json() for s in self.scores],
+        }
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> LawChoice:
+        """Inverse of to_json (the derived entries, reason and runner-up, are derived again)."""
+        try:
+            return cls(
+                law=str(obj["law"]),
+                drop_smallest=int(obj["drop_smallest"]),
+                scores=tuple(CandidateScore.from_json(s) for s in obj["scores"]),
+                cutoffs=tuple(float(c) for c in obj["cutoffs"]),
+                axis=str(obj.get("axis", "C")),
+                kept_default=bool(obj.get("kept_default", False)),
+            )
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise UsageError(f"malformed law choice: {exc}") from None
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
