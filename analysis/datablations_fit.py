@@ -39,7 +39,7 @@ from scaling.fitting.objective import Problem
 from scaling.fitting.procedure import fit
 from scaling.fitting.solvers import global_fit, newton
 from scaling.io import atomic_write_json
-from scaling.report.figures import (
+from scaling.report.style import (
     LABEL,
     SIZE_CMAP,
     add_size_colorbar,

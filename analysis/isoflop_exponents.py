@@ -124,7 +124,8 @@ def main() -> int:
         )
 
     if args.out:
-        from scaling.report import figures as plots
+        from scaling.report.study_figures import plot_isoflop_profiles
+        from scaling.report.style import save_figure
 
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -134,8 +135,8 @@ def main() -> int:
         ):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ScalingWarning)
-                figure = plots.plot_isoflop_profiles(allocate(table, approach=2))
-            plots.save_figure(figure, str(out / f"isoflop_profiles_{name}"))
+                figure = plot_isoflop_profiles(allocate(table, approach=2))
+            save_figure(figure, str(out / f"isoflop_profiles_{name}"))
             print(f"wrote {out / f'isoflop_profiles_{name}.png'}")
 
     print()

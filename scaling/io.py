@@ -3,14 +3,20 @@ the checks of the paths a command will write.
 
 Every file a reader may look at while it is written goes through `atomic_write_*` (temp file in the same
 folder, fsync, rename, fsync of the folder), so a reader sees the old file or the new one, never half.
-`metrics.jsonl` is append-only; its reader tolerates a torn last line from a killed writer.
+`metrics.jsonl` is append-only; its reader tolerates a torn last line from a killed writer. A folder
+written as a whole (a report) is built beside its target and swapped in (`new_staging`, `swap_in`), so a
+reader sees the old folder or the new one; what a killed writer left, the next one cleans up
+(`clean_leftovers`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -98,6 +104,95 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             why = exc.msg if isinstance(exc, json.JSONDecodeError) else exc
             raise ValueError(f"{path}: line {number} is not valid JSON ({why})") from exc
+
+
+# ---- folders replaced as a whole -------------------------------------------------------------------
+def swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace `out_dir` by the finished `staging` folder (two renames on one file system). The previous
+    folder waits as the `.old` twin of `staging` between the renames, where `clean_leftovers` finds it."""
+    os.chmod(staging, FOLDER_MODE)  # mkdtemp makes it private; a report is for reading
+    if out_dir.exists():
+        old = staging.with_suffix(".old")
+        out_dir.rename(old)
+        try:
+            staging.rename(out_dir)
+        except BaseException:
+            old.rename(out_dir)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out_dir)
+
+
+# A folder NAME is built in `.NAME.XXXXXXXX.tmp` beside it (XXXXXXXX from mkdtemp), locked by its writer.
+_LEFTOVER = r"\.{name}\.([a-z0-9_]{{8}})\.(tmp|old)"
+
+
+def new_staging(parent: Path, name: str) -> tuple[Path, int]:
+    """A fresh staging folder for the folder NAME (a report) and a descriptor holding its lock (close it
+    when done)."""
+    while True:
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
+        fd = os.open(staging, os.O_RDONLY)
+        with contextlib.suppress(OSError):  # a file system without locks: no leftover there looks stale
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(staging)):
+                return staging, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # another run's cleaning took it for a leftover before it was locked: take another
+
+
+def _try_lock(folder: Path) -> int | None:
+    """A descriptor holding `folder`'s lock, or None when a live writer holds it (or it cannot be told)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def clean_leftovers(parent: Path, name: str) -> None:
+    """Remove what killed writers of the folder NAME (a report) left in `parent`: staging folders (`.tmp`)
+    and previous versions moved aside (`.old`). A writer killed between its two renames left NAME missing:
+    its `.old` goes back to NAME, so nothing is ever lost. Folders a live writer holds are left alone."""
+    pattern = re.compile(_LEFTOVER.format(name=re.escape(name)))
+    try:
+        tags = sorted({m.group(1) for e in os.scandir(parent) if (m := pattern.fullmatch(e.name))})
+    except OSError:
+        return
+    for tag in tags:
+        staging, old, out = parent / f".{name}.{tag}.tmp", parent / f".{name}.{tag}.old", parent / name
+        lock = _try_lock(staging)
+        if lock is None and staging.exists():
+            continue  # its writer is alive
+        try:
+            if old.is_dir() and not out.exists():
+                old.rename(out)  # its writer died between the two renames: the old report goes back
+            else:
+                shutil.rmtree(old, ignore_errors=True)  # the new report is in place: this is the previous
+            shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+
+def read_only_folder(out_dir: Path) -> Path | None:
+    """The first folder of `out_dir` (itself or a folder in it, e.g. a report's figures/) this user cannot
+    write, or None. Replacing the folder removes its folders; one that cannot be emptied would stay behind,
+    hidden."""
+    if not out_dir.is_dir():
+        return None
+    for folder in (out_dir, *(p for p in out_dir.iterdir() if p.is_dir() and not p.is_symlink())):
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    return None
 
 
 # ---- paths a command will write: checked before anything is computed -----------------------------------

@@ -1,6 +1,6 @@
-"""Every figure of scaling.report.figures on small run tables from a known Chinchilla law: it draws, its axes
-are logarithmic with units in the labels, it shows what it claims (curves, bands, markers), no two texts
-overlap, and the PNG has the resolution asked for."""
+"""Every figure of scaling.report (figures, study_figures) on small run tables from a known Chinchilla law:
+it draws, its axes are logarithmic with units in the labels, it shows what it claims (curves, bands,
+markers), no two texts overlap, and the PNG has the resolution asked for."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult
 from scaling.reference import GPT3_175B
 from scaling.report import figures as plots
+from scaling.report import study_figures, style
 from scaling.study.allocation import allocate
 from scaling.study.regimes import classify
 
@@ -92,13 +93,13 @@ def test_loss_vs_compute_draws_frontier_law_band_and_prediction(table, result):
     assert any("frontier" in s for s in labels) and any("95 % bootstrap band" in s for s in labels)
     # the fitted L(C) reaches the GPT-3 175B budget and the prediction is drawn there
     assert ax.get_xlim()[1] > GPT3_175B.C
-    assert fig.axes[1].get_ylabel() == plots.LABEL["N"]  # colour bar of model size
+    assert fig.axes[1].get_ylabel() == style.LABEL["N"]  # colour bar of model size
     assert_no_overlapping_text(fig)
 
 
 def test_optimal_loss_is_the_minimum_over_allocations_of_the_same_compute():
     C = np.array([1e18, 1e21, 3.15e23])
-    best = plots.optimal_loss("chinchilla", TRUE, C)
+    best = style.optimal_loss("chinchilla", TRUE, C)
     for c, value in zip(C, best, strict=True):
         N = np.geomspace(1e5, 1e14, 200_001)
         brute = get_law("chinchilla").predict(TRUE, N=N, D=c / (6 * N)).min()
@@ -107,8 +108,8 @@ def test_optimal_loss_is_the_minimum_over_allocations_of_the_same_compute():
 
 def test_isoflop_profiles_one_parabola_and_minimum_per_budget(allocations):
     alloc = allocations[1]
-    fig = plots.plot_isoflop_profiles(alloc)
-    check_axes(fig, plots.LABEL["N"])
+    fig = study_figures.plot_isoflop_profiles(alloc)
+    check_axes(fig, style.LABEL["N"])
     ax = fig.axes[0]
     minima = [line for line in ax.get_lines() if line.get_marker() == "D"]
     assert len(alloc.profiles) >= 3 and len(minima) == len(alloc.profiles)
@@ -123,7 +124,7 @@ def test_isoflop_profiles_mark_the_points_each_local_fit_used():
     table = table[~small | (table["N"] > table.loc[small, "N"].min() * 1.5)]  # 1e18: minimum at an edge
     with pytest.warns(ScalingWarning, match="left out"):
         alloc = allocate(table, 2)
-    fig = plots.plot_isoflop_profiles(alloc)
+    fig = study_figures.plot_isoflop_profiles(alloc)
     ax = fig.axes[0]
     filled = sum(len(c.get_offsets()) for c in ax.collections if c.get_facecolors()[:, :3].min() < 1)
     hollow = sum(len(c.get_offsets()) for c in ax.collections if c.get_facecolors()[:, :3].min() == 1)
@@ -146,7 +147,7 @@ def test_isoflop_profiles_mark_the_points_each_local_fit_used():
 @pytest.mark.parametrize("func,x,per", [("plot_loss_vs_params", "N", "D"), ("plot_loss_vs_tokens", "D", "N")])
 def test_loss_per_series_one_law_curve_per_group(table, result, func, x, per):
     fig = getattr(plots, func)(table, result)
-    check_axes(fig, plots.LABEL[x])
+    check_axes(fig, style.LABEL[x])
     curves = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) > 10]
     assert len(curves) == table[per].nunique()
     # each curve is the fitted law at its group's value
@@ -170,9 +171,9 @@ def test_every_figure_the_data_cannot_support_raises_figure_not_supported(table)
     with pytest.raises(FigureNotSupported, match="no learning curves"):
         plots.plot_training_curves({}, table)
     with pytest.raises(FigureNotSupported, match="no allocations"):
-        plots.plot_allocation([])
+        study_figures.plot_allocation([])
     with pytest.raises(FigureNotSupported, match="no IsoFLOP profiles"):
-        plots.plot_isoflop_profiles(allocate(table, approach=3))
+        study_figures.plot_isoflop_profiles(allocate(table, approach=3))
 
 
 def test_nd_plane_regions_lines_runs_and_landmarks(table, result):
@@ -180,7 +181,7 @@ def test_nd_plane_regions_lines_runs_and_landmarks(table, result):
     fig = plots.plot_nd_plane(result, table, labels)
     ax = fig.axes[0]
     assert ax.get_xscale() == ax.get_yscale() == "log"
-    assert plots.LABEL["N"] == ax.get_xlabel() and plots.LABEL["D"] == ax.get_ylabel()
+    assert style.LABEL["N"] == ax.get_xlabel() and style.LABEL["D"] == ax.get_ylabel()
     texts = [t.get_text() for t in ax.texts]
     assert any("GPT-3 175B" in t for t in texts) and any("Chinchilla 70B" in t for t in texts)
     legend = " ".join(t.get_text() for t in fig.legends[0].get_texts())
@@ -197,7 +198,7 @@ def test_nd_plane_regions_lines_runs_and_landmarks(table, result):
 
 
 def test_allocation_one_line_per_approach_in_both_panels(allocations):
-    fig = plots.plot_allocation(allocations)
+    fig = study_figures.plot_allocation(allocations)
     n_ax, d_ax = fig.axes[:2]
     for ax in (n_ax, d_ax):
         assert ax.get_xscale() == ax.get_yscale() == "log"
@@ -221,7 +222,7 @@ def test_residuals_are_log_observed_over_fitted(table, result):
 
 def test_backtest_shows_heldout_runs_and_their_error(table):
     bt = backtest(table, holdout_top=0.25)
-    fig = plots.plot_backtest(bt, table)
+    fig = study_figures.plot_backtest(bt, table)
     assert f"{bt.mean_abs_rel_error:.2%}" in fig.get_suptitle()
     held = fig.axes[0].collections[-1].get_offsets()
     np.testing.assert_allclose(np.asarray(held), bt.runs[["loss", "predicted"]].to_numpy())
@@ -251,7 +252,7 @@ def test_saved_png_has_the_resolution_asked_for_and_a_pdf(tmp_path, table, resul
     from matplotlib.image import imread
 
     fig = plots.plot_residuals(table, result)
-    png, pdf = plots.save_figure(fig, str(tmp_path / "residuals"), dpi=160)
+    png, pdf = style.save_figure(fig, str(tmp_path / "residuals"), dpi=160)
     height, width = imread(png).shape[:2]
     assert (width, height) == pytest.approx(tuple(fig.get_size_inches() * 160), abs=2)
     with open(pdf, "rb") as f:

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     )
     figure = None
     if args.figure:  # drawn before anything is written: a failure leaves no partial output
-        from scaling.report.figures import plot_plan
+        from scaling.report.study_figures import plot_plan
 
         figure = plot_plan(result)
     print(result.describe())
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     wrote(args.out)
     write_json(args.json, result.to_json())
     if figure is not None:
-        from scaling.report.figures import save_figure
+        from scaling.report.style import save_figure
 
         save_figure(figure, args.figure.removesuffix(".png"))
         wrote(args.figure, " and its PDF")

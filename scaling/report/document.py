@@ -1,8 +1,7 @@
-"""The one-command report: fit, allocate, label regimes, backtest, predict GPT-3 175B, draw, write.
+"""The one-command report: the markdown of every section, the figures, and `write_report`, which writes them.
 
-`write_report(INPUT, OUT)` composes the public API (`scaling.runs.table`, `scaling.fitting.procedure`,
-`scaling.study.allocation`, `scaling.study.regimes`, `scaling.study.prediction`) and the figures of
-`scaling.report.figures` into OUT:
+`write_report(INPUT, OUT)` runs the pipeline (`scaling.report.pipeline.analyse`), draws the figures of
+`scaling.report.figures` and `scaling.report.study_figures` and writes OUT:
 
     OUT/report.md        data summary, fitted parameters with 95 % intervals, compute-optimal exponents by
                          approach, regimes, the GPT-3 175B prediction with its budget, the backtest error,
@@ -11,25 +10,21 @@
     OUT/fit.json         the fit (`scaling.fitting.result.load_fit` reads it back)
     OUT/runs.csv         the run table the report is about; OUT/regimes.csv the label of every run
 
-The whole folder is built beside OUT and swapped in at the end, so a re-run replaces the previous report
-as a whole (no stale figure survives) and a failed run leaves the previous report untouched. What a killed
-run leaves beside OUT (its hidden staging folder, the previous report moved aside) is cleaned up by the
-next run; a report folder this user cannot write is refused rather than replaced.
+The whole folder is built beside OUT and swapped in at the end (`scaling.io.swap_in`), so a re-run
+replaces the previous report as a whole (no stale figure survives) and a failed run leaves the previous
+report untouched. What a killed run leaves beside OUT (its hidden staging folder, the previous report
+moved aside) is cleaned up by the next run; a report folder this user cannot write is refused rather
+than replaced.
 Units: N non-embedding parameters, D tokens, C = 6 N D FLOPs, loss nats/token.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import math
 import os
-import re
 import shutil
-import tempfile
-import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,51 +32,25 @@ import numpy as np
 import pandas as pd
 
 from scaling import __version__
-from scaling.defaults import HOLDOUT_TOP
-from scaling.errors import FigureNotSupported, ScalingWarning, UsageError
-from scaling.fitting.backtest import BACKTEST_BOOTSTRAP, TRAIN_FRACTIONS, Backtest, backtest
+from scaling.errors import FigureNotSupported, UsageError
+from scaling.fitting.backtest import Backtest
 from scaling.fitting.choice import CandidateScore
-from scaling.fitting.data import use_params_column
 from scaling.fitting.laws import get_law
-from scaling.fitting.procedure import AUTO, fit
 from scaling.fitting.result import FitResult, save_fit
-from scaling.fitting.select import fit_auto, score_of
-from scaling.io import FOLDER_MODE, atomic_write_text, error_at
+from scaling.io import atomic_write_text, clean_leftovers, error_at, new_staging, read_only_folder, swap_in
 from scaling.reference import GPT3_175B
-from scaling.report import figures as plots
-from scaling.runs.table import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs, series_groups
-from scaling.runs.trackers import detect
+from scaling.report import figures as run_figures
+from scaling.report import study_figures
+from scaling.report.pipeline import AS_TRAINED, Analysis, analyse, attempt
+from scaling.report.style import law_loss_at, save_figure
+from scaling.runs.table import series_groups
 from scaling.shapes import PRESETS
-from scaling.study.allocation import DEFAULT_WINDOW, Allocation, allocate, check_profile_options
-from scaling.study.prediction import Prediction, fitted_range, predict
-from scaling.study.regimes import Thresholds, classify
+from scaling.study.allocation import Allocation
+from scaling.study.prediction import Prediction
+from scaling.study.regimes import Thresholds
 from scaling.units import format_quantity, sci
 
-# the two predictions of a model of GPT-3 175B's size and shape
-AS_TRAINED = f"as trained ({format_quantity(GPT3_175B.D)} tokens)"
-OPTIMAL = f"compute-optimal for {format_quantity(GPT3_175B.N)}"
 MAX_TABLE_ROWS = 60  # longer per-run tables go to CSV files, linked from the report
-DEFAULT_BOOTSTRAP = 1000
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Every result a report shows: the run table (N params, D tokens, C FLOPs, loss nats/token), the fit,
-    the allocations by approach, the backtest, the regime labels, the GPT-3 175B predictions, the learning
-    curves; `skipped` says why a part the data do not support is missing; `warnings` what was noted."""
-
-    source: str
-    table: pd.DataFrame
-    fit: FitResult
-    allocations: dict[int, Allocation]
-    backtest: Backtest | None
-    calibration: CandidateScore | None  # the fitted law's rolling backtest (errors, interval coverage)
-    regimes: pd.DataFrame | None
-    predictions: dict[str, Prediction]
-    curves: dict[str, pd.DataFrame]
-    statuses: dict[str, int] | None  # runs per status in a sweep folder; None for a table
-    skipped: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -107,54 +76,6 @@ def _ci(ci: tuple[float, float] | None, digits: int = 4) -> str:
 
 def _decades(hi: float, lo: float) -> float:
     return math.log10(hi / lo)
-
-
-def _attempt(
-    what: str, skipped: dict[str, str], func: Callable[[], Any], cannot: type[UsageError] = UsageError
-) -> Any:
-    """func(), or None with the reason in `skipped` when the data does not support it: `cannot` is the
-    documented 'cannot' (UsageError of the API, FigureNotSupported of a figure); anything else is a bug
-    and propagates."""
-    try:
-        return func()
-    except cannot as exc:
-        skipped[what] = str(exc)
-        return None
-
-
-# ---- analysis --------------------------------------------------------------------------------------
-def _curves(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Learning curves of the runs that have one (their folder's metrics.jsonl or a tracker's history)."""
-    if "run" not in table:
-        return {}
-    curves = {}
-    for run in table["run"].astype(str):
-        metrics = curve_of(table, run)
-        if metrics is not None and {"tokens", "val_loss"} <= set(metrics.columns) and len(metrics):
-            curves[run] = metrics
-    return curves
-
-
-def _is_folder(source: Any, tracker: str | None) -> bool:
-    """A folder of our own run folders (not a tracker store)."""
-    if isinstance(source, pd.DataFrame) or tracker not in (None, "folder"):
-        return False
-    return Path(source).is_dir() and (tracker == "folder" or detect(source) is None)
-
-
-def _predictions(result: FitResult, table: pd.DataFrame, skipped: dict[str, str]) -> dict[str, Prediction]:
-    data_range = fitted_range(table)
-    wanted = {AS_TRAINED: {"D": GPT3_175B.D}, OPTIMAL: {"optimal": True}}
-    out = {}
-    for label, how in wanted.items():
-        value = _attempt(
-            f"prediction {label}",
-            skipped,
-            lambda how=how: predict(result, N=GPT3_175B.preset, data_range=data_range, **how),
-        )
-        if value is not None:
-            out[label] = value
-    return out
 
 
 # ---- markdown --------------------------------------------------------------------------------------
@@ -235,7 +156,7 @@ def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
         for name in law.param_names
     ]
     unique = table["U"].to_numpy(float) if "U" in table else None
-    fitted = plots.law_loss_at(result, table["N"].to_numpy(float), table["D"].to_numpy(float), unique)
+    fitted = law_loss_at(result, table["N"].to_numpy(float), table["D"].to_numpy(float), unique)
     rms = float(np.sqrt(np.mean((np.log(table["loss"].to_numpy(float)) - np.log(fitted)) ** 2)))
     objective = f"summed Huber (delta {result.delta:g})" if result.loss == "huber" else "summed squares"
     text = [
@@ -274,7 +195,7 @@ def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
 
 
 def _allocation_section(allocations: Mapping[int, Allocation], skipped: Mapping[str, str]) -> str:
-    names = plots.APPROACH_NAME
+    names = study_figures.APPROACH_NAME
     budget = GPT3_175B.C
     rows = []
     for approach, alloc in sorted(allocations.items()):
@@ -506,8 +427,16 @@ def _choice_section(result: FitResult, calibration: CandidateScore | None, skipp
         for s in scores
     ]
     text.append(
-        _md_table(["law", "fit subset", "rolling error", "95 % prediction-interval coverage",
-                   "mean-law interval coverage"], rows)
+        _md_table(
+            [
+                "law",
+                "fit subset",
+                "rolling error",
+                "95 % prediction-interval coverage",
+                "mean-law interval coverage",
+            ],
+            rows,
+        )
     )
     return "\n".join(text) + "\n"
 
@@ -578,130 +507,33 @@ def _figures_section(figures: Mapping[str, Path], skipped: Mapping[str, str]) ->
     return "\n".join(text)
 
 
-# ---- the driver ------------------------------------------------------------------------------------
-def analyse(
-    source: str | Path | pd.DataFrame,
-    *,
-    column_map: Mapping[str, str] | None = None,
-    drop_top_loss: int = 0,
-    tracker: str | None = None,
-    experiments: Sequence[str] | None = None,
-    law: str = "chinchilla",
-    params_column: str = "N",
-    bootstrap: int = DEFAULT_BOOTSTRAP,
-    seed: int = 0,
-    holdout_top: float = HOLDOUT_TOP,
-    isoflop_tolerance: float = ISOFLOP_TOLERANCE,
-    profile_fit: str = "window",
-    window: int = DEFAULT_WINDOW,
-) -> Analysis:
-    """Everything a report shows, for the runs of `source` (a sweep folder, a run-table CSV or a
-    DataFrame). law: a law name or "auto" (rolling-backtest choice); params_column: "N" or "N_total",
-    the parameter count the law reads. bootstrap: resamples for every 95 % interval (fit, allocations,
-    predictions);
-    holdout_top: fraction of the runs (by compute) the backtest holds out; isoflop_tolerance: relative
-    compute difference of the runs of one IsoFLOP profile; profile_fit, window: how Approach 2 fits each
-    profile (`scaling.study.allocation.allocate`). UsageError when the runs cannot
-    be fitted at all; parts the data do not support are left out with the reason in `skipped`."""
-    # A bad option is the user's to fix: fail now rather than skip the part it belongs to.
-    if not 0 < holdout_top < 1:
-        raise UsageError(f"`holdout_top` must be a fraction between 0 and 1, got {holdout_top}")
-    check_profile_options(isoflop_tolerance, profile_fit, window)
-    if seed < 0:  # else every resampled interval would be skipped
-        raise UsageError(f"`seed` must be >= 0, got {seed}")
-    skipped: dict[str, str] = {}
-    with warnings.catch_warnings(record=True) as noted:
-        warnings.simplefilter("always", ScalingWarning)
-        # every run, to count statuses
-        folders = collect_runs(source) if _is_folder(source, tracker) else None
-        table = load_runs(
-            source if folders is None else folders,
-            column_map,
-            drop_top_loss=drop_top_loss,
-            tracker=tracker,
-            experiments=experiments,
-        )
-        final = {"bootstrap": bootstrap, "seed": seed, "params_column": params_column}
-        result = fit_auto(table, **final) if law == AUTO else fit(table, law=law, **final)
-        law = result.law
-        table = use_params_column(table, params_column)  # from here on N is the count the law reads
-        options = {
-            1: {"bootstrap": bootstrap, "seed": seed},
-            2: {
-                "bootstrap": bootstrap,
-                "seed": seed,
-                "isoflop_tolerance": isoflop_tolerance,
-                "profile_fit": profile_fit,
-                "window": window,
-            },
-            3: {"fit_result": result},
-        }
-        allocations = {}
-        for approach, extra in options.items():
-            value = _attempt(
-                f"approach {approach}", skipped, lambda a=approach, e=extra: allocate(table, approach=a, **e)
-            )
-            if value is not None:
-                allocations[approach] = value
-        bt = _attempt("backtest", skipped, lambda: backtest(table, law=law, holdout_top=holdout_top))
-        calibration = None
-        if result.selection is None:  # with --law auto the choice's table holds every law's calibration
-            calibration = _attempt("calibration", skipped, lambda: _calibration(table, law))
-        labels = _attempt("regimes", skipped, lambda: classify(table, result).labels)
-        predictions = _predictions(result, table, skipped)
-    notes = list(dict.fromkeys(str(w.message) for w in noted if issubclass(w.category, ScalingWarning)))
-    for text in notes:  # each once, though the fit, the allocations and the backtest may each have said it
-        warnings.warn(text, ScalingWarning, stacklevel=2)
-    for w in noted:  # anything else (numpy's overflow notes, ...) passes on as it was, not in the report
-        if not issubclass(w.category, ScalingWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return Analysis(
-        source=str(source) if not isinstance(source, pd.DataFrame) else "a DataFrame",
-        table=table,
-        fit=result,
-        allocations=allocations,
-        backtest=bt,
-        calibration=calibration,
-        regimes=labels,
-        predictions=predictions,
-        curves=_curves(table),
-        statuses=None if folders is None else folders["status"].astype(str).value_counts().to_dict(),
-        skipped=skipped,
-        warnings=notes,
-    )
-
-
-def _calibration(table: pd.DataFrame, law: str) -> CandidateScore:
-    """The rolling backtest of `law` on all runs: its errors and the coverage of its intervals."""
-    return score_of(backtest(table, law, rolling=TRAIN_FRACTIONS, bootstrap=BACKTEST_BOOTSTRAP))
-
-
+# ---- the report ------------------------------------------------------------------------------------
 def _figure_makers(an: Analysis) -> dict[str, tuple[str | None, Callable[[], Any]]]:
     """Figure name -> (why the data cannot support it, or None; how to draw it)."""
     as_trained = an.predictions.get(AS_TRAINED)
     return {
         "loss_vs_compute": (
             None,
-            lambda: plots.plot_loss_vs_compute(
+            lambda: run_figures.plot_loss_vs_compute(
                 an.table, an.fit, predictions=[as_trained] if as_trained else ()
             ),
         ),
         "isoflop_profiles": (
             an.skipped.get("approach 2"),
-            lambda: plots.plot_isoflop_profiles(an.allocations[2]),
+            lambda: study_figures.plot_isoflop_profiles(an.allocations[2]),
         ),
-        "loss_vs_params": (None, lambda: plots.plot_loss_vs_params(an.table, an.fit)),
-        "loss_vs_tokens": (None, lambda: plots.plot_loss_vs_tokens(an.table, an.fit)),
-        "nd_plane": (None, lambda: plots.plot_nd_plane(an.fit, an.table, an.regimes)),
+        "loss_vs_params": (None, lambda: run_figures.plot_loss_vs_params(an.table, an.fit)),
+        "loss_vs_tokens": (None, lambda: run_figures.plot_loss_vs_tokens(an.table, an.fit)),
+        "nd_plane": (None, lambda: run_figures.plot_nd_plane(an.fit, an.table, an.regimes)),
         "allocation": (
             None if an.allocations else "no approach applies",
-            lambda: plots.plot_allocation(list(an.allocations.values())),
+            lambda: study_figures.plot_allocation(list(an.allocations.values())),
         ),
-        "residuals": (None, lambda: plots.plot_residuals(an.table, an.fit)),
-        "backtest": (an.skipped.get("backtest"), lambda: plots.plot_backtest(an.backtest, an.table)),
+        "residuals": (None, lambda: run_figures.plot_residuals(an.table, an.fit)),
+        "backtest": (an.skipped.get("backtest"), lambda: study_figures.plot_backtest(an.backtest, an.table)),
         "training_curves": (
             None if an.curves else "no run folder with a metrics.jsonl",
-            lambda: plots.plot_training_curves(an.curves, an.table, an.regimes),
+            lambda: run_figures.plot_training_curves(an.curves, an.table, an.regimes),
         ),
     }
 
@@ -726,7 +558,7 @@ def write_report(
         )
     if dpi < 150:
         raise UsageError(f"`dpi` must be at least 150 for readable figures, got {dpi}")
-    locked = _read_only_folder(out_dir)
+    locked = read_only_folder(out_dir)
     if locked is not None:
         raise UsageError(
             f"{out_dir}: the report folder cannot be written ({locked} is read-only) and would be replaced "
@@ -734,12 +566,12 @@ def write_report(
         )
     parent = out_dir.resolve().parent
     if parent.is_dir():
-        _clean_leftovers(parent, out_dir.name)
+        clean_leftovers(parent, out_dir.name)
     an = analyse(source, **options)
     skipped = dict(an.skipped)
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        staging, lock = _new_staging(parent, out_dir.name)
+        staging, lock = new_staging(parent, out_dir.name)
     except OSError as exc:
         raise error_at(exc, out_dir) from None
     try:
@@ -749,16 +581,16 @@ def write_report(
             if unsupported:
                 skipped[f"figure {name}"] = unsupported
                 continue
-            fig = _attempt(f"figure {name}", skipped, make, cannot=FigureNotSupported)
+            fig = attempt(f"figure {name}", skipped, make, cannot=FigureNotSupported)
             if fig is not None:
-                plots.save_figure(fig, str(staging / "figures" / name), dpi=dpi)
+                save_figure(fig, str(staging / "figures" / name), dpi=dpi)
                 figures[name] = out_dir / "figures" / f"{name}.png"
         save_fit(an.fit, staging / "fit.json")
         an.table.to_csv(staging / "runs.csv", index=False)
         if an.regimes is not None:
             an.regimes.to_csv(staging / "regimes.csv", index=False)
         atomic_write_text(staging / "report.md", _markdown(an, figures, skipped, title))
-        _swap_in(staging, out_dir)
+        swap_in(staging, out_dir)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, OSError):  # a full disk: name the report, not a file in its staging folder
@@ -792,89 +624,3 @@ def _markdown(
     if an.warnings:
         sections.append("## Warnings\n\n" + "\n".join(f"- {n}" for n in an.warnings) + "\n")
     return "\n".join(sections)
-
-
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    """Replace `out_dir` by the finished `staging` folder (two renames on one file system). The previous
-    report waits as the `.old` twin of `staging` between the renames, where `_clean_leftovers` finds it."""
-    os.chmod(staging, FOLDER_MODE)  # mkdtemp makes it private; a report is for reading
-    if out_dir.exists():
-        old = staging.with_suffix(".old")
-        out_dir.rename(old)
-        try:
-            staging.rename(out_dir)
-        except BaseException:
-            old.rename(out_dir)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out_dir)
-
-
-# A report is built in `.NAME.XXXXXXXX.tmp` beside NAME (XXXXXXXX from mkdtemp), locked by its writer.
-_LEFTOVER = r"\.{name}\.([a-z0-9_]{{8}})\.(tmp|old)"
-
-
-def _new_staging(parent: Path, name: str) -> tuple[Path, int]:
-    """A fresh staging folder for report NAME and a descriptor holding its lock (close it when done)."""
-    while True:
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=parent))
-        fd = os.open(staging, os.O_RDONLY)
-        with contextlib.suppress(OSError):  # a file system without locks: no leftover there looks stale
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if os.path.samestat(os.fstat(fd), os.stat(staging)):
-                return staging, fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # another run's cleaning took it for a leftover before it was locked: take another
-
-
-def _try_lock(folder: Path) -> int | None:
-    """A descriptor holding `folder`'s lock, or None when a live writer holds it (or it cannot be told)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def _clean_leftovers(parent: Path, name: str) -> None:
-    """Remove what killed writers of report NAME left in `parent`: staging folders (`.tmp`) and previous
-    reports moved aside (`.old`). A writer killed between its two renames left NAME missing: its `.old`
-    goes back to NAME, so no report is ever lost. Folders a live writer holds are left alone."""
-    pattern = re.compile(_LEFTOVER.format(name=re.escape(name)))
-    try:
-        tags = sorted({m.group(1) for e in os.scandir(parent) if (m := pattern.fullmatch(e.name))})
-    except OSError:
-        return
-    for tag in tags:
-        staging, old, out = parent / f".{name}.{tag}.tmp", parent / f".{name}.{tag}.old", parent / name
-        lock = _try_lock(staging)
-        if lock is None and staging.exists():
-            continue  # its writer is alive
-        try:
-            if old.is_dir() and not out.exists():
-                old.rename(out)  # its writer died between the two renames: the old report goes back
-            else:
-                shutil.rmtree(old, ignore_errors=True)  # the new report is in place: this is the previous
-            shutil.rmtree(staging, ignore_errors=True)
-        finally:
-            if lock is not None:
-                os.close(lock)
-
-
-def _read_only_folder(out_dir: Path) -> Path | None:
-    """The first folder of the report `out_dir` (itself or figures/) this user cannot write, or None.
-    Replacing a report removes its folders; one that cannot be emptied would stay behind, hidden."""
-    if not out_dir.is_dir():
-        return None
-    for folder in (out_dir, *(p for p in out_dir.iterdir() if p.is_dir() and not p.is_symlink())):
-        if not os.access(folder, os.W_OK | os.X_OK):
-            return folder
-    return None
