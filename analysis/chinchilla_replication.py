@@ -7,7 +7,8 @@ highest losses dropped as Epoch did. The same as
     scaling report data/chinchilla_epoch_fig4.csv --map "N=Model Size,C=Training FLOP" \\
         --drop-top-loss 5 --out reports/chinchilla
 
-The numeric replication of Epoch's fit (objective, parameters, intervals, likelihood-ratio tests) with its
+The report itself is `scaling.cli.demo.chinchilla_report` (`make demo` writes it too). The numeric
+replication of Epoch's fit (objective, parameters, intervals, likelihood-ratio tests) with its
 checks is analysis/chinchilla_fit.py; this script draws and writes everything around it: the IsoFLOP
 profiles, the three approaches, the regimes over the (N, D) plane, the backtest and GPT-3 175B.
 The extracted compute values scatter by a few percent around Chinchilla's budgets, so runs of one IsoFLOP
@@ -22,23 +23,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from scaling.cli import main as scaling_cli
+from scaling.cli.demo import chinchilla_report
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "chinchilla_epoch_fig4.csv"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=str(ROOT / "reports" / "chinchilla"), help="report folder")
-    parser.add_argument("--bootstrap", default="1000", help="resamples for the 95 %% intervals")
-    parser.add_argument("--isoflop-tolerance", default="0.01", help="IsoFLOP grouping, relative compute")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "chinchilla", help="report folder")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the 95 %% intervals")
+    parser.add_argument(
+        "--isoflop-tolerance", type=float, default=0.01, help="IsoFLOP grouping, relative compute"
+    )
     args = parser.parse_args(argv)
-    return scaling_cli([
-        "report", str(DATA), "--map", "N=Model Size,C=Training FLOP", "--drop-top-loss", "5",
-        "--out", args.out, "--bootstrap", args.bootstrap, "--isoflop-tolerance", args.isoflop_tolerance,
-        "--title", "Chinchilla (Hoffmann et al. 2022, runs extracted by Epoch AI)",
-    ])  # fmt: skip
+    return chinchilla_report(args.out, bootstrap=args.bootstrap, isoflop_tolerance=args.isoflop_tolerance)
 
 
 if __name__ == "__main__":

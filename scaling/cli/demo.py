@@ -7,8 +7,9 @@
 2. `scaling report runs/demo --out reports/demo` fits, allocates by the three approaches, labels regimes,
    backtests, extrapolates to a 175B-parameter model on this data, and writes `reports/demo/` (report.md,
    figures as PNG and PDF).
-3. `analysis/chinchilla_replication.py` writes the same report for Chinchilla's published runs
-   (`reports/chinchilla/`), where the GPT-3 175B prediction is about language models at that scale.
+3. `chinchilla_report` writes the same report for Chinchilla's published runs, the data file that ships
+   with scaling (`reports/chinchilla/`), where the GPT-3 175B prediction is about language models at that
+   scale. Everything the demo runs is in the package, so it works from a wheel install as from a clone.
 
 The last lines printed say where both reports are. Training runs in a subprocess: this module imports no
 torch. Paths are relative to the current folder (the repository root under `make demo`).
@@ -23,11 +24,27 @@ import time
 from pathlib import Path
 
 from scaling.cli import main as scaling_cli
+from scaling.resources import data_file
 
 RUNS = Path("runs/demo")
 REPORT = Path("reports/demo")
 CHINCHILLA_REPORT = Path("reports/chinchilla")
-CHINCHILLA_SCRIPT = Path(__file__).resolve().parents[1] / "analysis" / "chinchilla_replication.py"
+# Hoffmann et al.'s Figure 4 runs as Epoch AI extracted them, with the 5 highest losses dropped as Epoch did
+CHINCHILLA_DATA = "chinchilla_epoch_fig4.csv"
+CHINCHILLA_COLUMNS = "N=Model Size,C=Training FLOP"
+CHINCHILLA_DROP_TOP_LOSS = 5
+CHINCHILLA_TITLE = "Chinchilla (Hoffmann et al. 2022, runs extracted by Epoch AI)"
+
+
+def chinchilla_report(out: Path, *, bootstrap: int = 1000, isoflop_tolerance: float = 0.01) -> int:
+    """`scaling report` on Chinchilla's published runs (`Model Size` = N params, `Training FLOP` = C FLOPs,
+    loss nats/token) into `out`; `bootstrap` resamples for the 95 % intervals, `isoflop_tolerance` the
+    relative compute within which runs form one IsoFLOP profile. Returns the command's exit status."""
+    return scaling_cli([
+        "report", str(data_file(CHINCHILLA_DATA)), "--map", CHINCHILLA_COLUMNS,
+        "--drop-top-loss", str(CHINCHILLA_DROP_TOP_LOSS), "--out", str(out), "--bootstrap", str(bootstrap),
+        "--isoflop-tolerance", str(isoflop_tolerance), "--title", CHINCHILLA_TITLE,
+    ])  # fmt: skip
 
 
 def train_command(runs: Path, extra: list[str]) -> list[str]:
@@ -66,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return written
     reported = time.perf_counter() - start
     print("demo: the same report on Chinchilla's published runs", flush=True)
-    # One home for that command: the replication script (a subprocess, as it is not part of the package).
-    written = subprocess.call([sys.executable, str(CHINCHILLA_SCRIPT), "--out", str(args.chinchilla_out)])
+    written = chinchilla_report(args.chinchilla_out)
     if written != 0:
         return written
     total = time.perf_counter() - start
