@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.training.data import prepare_text
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -20,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scaling.training.data import prepare_text  # numpy and the data module: only for this command
+
     data = prepare_text(args.texts, args.out)
     meta = data.meta
     print(
