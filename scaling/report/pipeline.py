@@ -30,7 +30,7 @@ from scaling.fitting.result import FitResult
 from scaling.fitting.select import fit_auto, score_of
 from scaling.reference import GPT3_175B
 from scaling.runs.table import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs
-from scaling.runs.trackers import detect
+from scaling.runs.trackers import CURVES, Curves, detect
 from scaling.study.allocation import DEFAULT_WINDOW, Allocation, allocate, check_profile_options
 from scaling.study.prediction import Prediction, fitted_range, predict
 from scaling.study.regimes import classify
@@ -85,6 +85,14 @@ def _curves(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
         if metrics is not None and {"tokens", "val_loss"} <= set(metrics.columns) and len(metrics):
             curves[run] = metrics
     return curves
+
+
+def _with_curves(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """`table` (its columns not copied) holding `curves` where `scaling.runs.table.curve_of` looks first,
+    so no reader of learning curves reads them again; runs without a usable curve are read as before."""
+    held = table.copy(deep=False)
+    held.attrs[CURVES] = Curves({**table.attrs.get(CURVES, {}), **curves})
+    return held
 
 
 def _is_folder(source: Any, tracker: str | None) -> bool:
@@ -155,6 +163,14 @@ def analyse(
         result = fit_auto(table, **final) if law == AUTO else fit(table, law=law, **final)
         law = result.law
         table = use_params_column(table, params_column)  # from here on N is the count the law reads
+        # Each run's learning curve is read once, here, and kept where every reader of curves looks first
+        # (Approach 1's envelope, the regime labels); the figures draw them. An unreadable one fails the
+        # analysis at its end, as it always has (after the parts that do not need it, warnings passed on).
+        try:
+            curves, unreadable = _curves(table), None
+        except UsageError as exc:
+            curves, unreadable = {}, exc
+        table = _with_curves(table, curves)
         options = {
             1: {"bootstrap": bootstrap, "seed": seed},
             2: {
@@ -185,6 +201,8 @@ def analyse(
     for w in noted:  # anything else (numpy's overflow notes, ...) passes on as it was, not in the report
         if not issubclass(w.category, ScalingWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if unreadable is not None:
+        raise unreadable
     return Analysis(
         source=str(source) if not isinstance(source, pd.DataFrame) else "a DataFrame",
         table=table,
@@ -194,7 +212,7 @@ def analyse(
         calibration=calibration,
         regimes=labels,
         predictions=predictions,
-        curves=_curves(table),
+        curves=curves,
         statuses=None if folders is None else folders["status"].astype(str).value_counts().to_dict(),
         skipped=skipped,
         warnings=notes,
