@@ -135,6 +135,7 @@ def bootstrap_band(samples: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] 
     return lo, hi
 
 
+# ---- the law's curves, as every figure draws them ------------------------------------------------
 def _param_sets(fit_result: Any) -> list[dict[str, float]]:
     law = get_law(fit_result.law)
     if fit_result.bootstrap_params is None:
@@ -176,6 +177,7 @@ def law_loss_at(fit_result: Any, N, D, U=None) -> np.ndarray:
     return fit_result.predict(N=N, D=D, U=D if U is None else U)
 
 
+# ---- colours and labels --------------------------------------------------------------------------
 def dark_cmap(name: str, top: float = 0.88) -> mpl.colors.Colormap:
     """A sequential colour map without its palest end, so every colour shows on white."""
     base = mpl.colormaps[name]
