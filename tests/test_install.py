@@ -125,6 +125,20 @@ def test_wheel_trains_a_run_and_plans_a_users_own_sweep_outside_the_clone(instal
     assert not (project / "runs" / "mine").exists()  # a dry run writes nothing
 
 
+def test_wheel_writes_the_demos_chinchilla_report_outside_the_clone(installed, project):
+    """`make demo`'s second report runs from the package alone: the wheel's data file, no analysis/ script."""
+    bin_dir, env = installed
+    script = (
+        "from scaling.cli.demo import chinchilla_report; "
+        "raise SystemExit(chinchilla_report('report', bootstrap=20))"
+    )
+    written = _run([bin_dir / "python", "-c", script], project, env)
+    assert written.returncode == 0, written.stderr[-3000:]
+    text = (project / "report" / "report.md").read_text()
+    assert text.startswith("# Scaling report: Chinchilla (Hoffmann et al. 2022")
+    assert f"from `{bin_dir.parent.resolve()}" in text and "_shipped/data/chinchilla_epoch_fig4.csv`" in text
+
+
 def test_a_missing_config_dir_is_one_error_line(installed, project):
     bin_dir, env = installed
     result = run_process([bin_dir / "scaling-train", "--config-dir", "nowhere", "-m", "+sweep=mine"],

@@ -36,7 +36,7 @@ CHINCHILLA_DROP_TOP_LOSS = 5
 CHINCHILLA_TITLE = "Chinchilla (Hoffmann et al. 2022, runs extracted by Epoch AI)"
 
 
-def chinchilla_report(out: Path, *, bootstrap: int = 1000, isoflop_tolerance: float = 0.01) -> int:
+def chinchilla_report(out: str | Path, *, bootstrap: int = 1000, isoflop_tolerance: float = 0.01) -> int:
     """`scaling report` on Chinchilla's published runs (`Model Size` = N params, `Training FLOP` = C FLOPs,
     loss nats/token) into `out`; `bootstrap` resamples for the 95 % intervals, `isoflop_tolerance` the
     relative compute within which runs form one IsoFLOP profile. Returns the command's exit status."""
