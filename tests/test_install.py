@@ -24,8 +24,8 @@ from scaling.resources import config_dir, data_dir
 pytestmark = pytest.mark.slow
 
 # What `make setup` leaves in a clone and a wheel must not be built from (build/ keeps stale files).
-NOT_SOURCE = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", ".slurm",
-              "runs", "outputs", "multirun", "reports")  # fmt: skip
+NOT_SOURCE = (".git", ".venv", "build", "*.egg-info", "__pycache__", ".*_cache", ".hypothesis", ".slurm")
+OUTPUTS = ("runs", "outputs", "multirun", "reports")  # at the top of the clone only: scaling/runs is source
 RUN = ["model=tiny_10k", "train.tokens=20k", "train.batch_size=4", "train.evals=1", "train.eval_tokens=1024",
        "train.threads=1"]  # fmt: skip
 MY_SWEEP = """\
@@ -41,12 +41,17 @@ hydra:
 MY_MODEL = "n_layer: 1\nd_model: 32\nn_head: 2\nn_ctx: 64\nvocab_size: null\n"
 
 
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    ignored = shutil.ignore_patterns(*NOT_SOURCE)(folder, names)
+    return ignored | (set(OUTPUTS) & set(names)) if Path(folder) == REPO else ignored
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory, scaling_cache) -> tuple[Path, dict]:
     """(the bin folder of a fresh venv holding only the wheel of this tree, the environment to run it in)."""
     root = tmp_path_factory.mktemp("install")
     source = root / "source"  # a clean copy: building in the clone would reuse whatever its build/ holds
-    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+    shutil.copytree(REPO, source, ignore=_not_source)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     wheel = subprocess.run(
         [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", root / "dist", source],
@@ -132,8 +137,8 @@ def test_wheel_writes_the_demos_chinchilla_report_outside_the_clone(installed, p
         "from scaling.cli.demo import chinchilla_report; "
         "raise SystemExit(chinchilla_report('report', bootstrap=20))"
     )
-    written = _run([bin_dir / "python", "-c", script], project, env)
-    assert written.returncode == 0, written.stderr[-3000:]
+    written = run_process([bin_dir / "python", "-c", script], cwd=project, env=env)
+    assert written.status == 0, written.err[-3000:]
     text = (project / "report" / "report.md").read_text()
     assert text.startswith("# Scaling report: Chinchilla (Hoffmann et al. 2022")
     assert f"from `{bin_dir.parent.resolve()}" in text and "_shipped/data/chinchilla_epoch_fig4.csv`" in text
