@@ -4,10 +4,10 @@
 returns a raw run table, one row per tracker run: `run` (a readable label), `status`, every
 logged parameter (MLflow params, TensorBoard hparams or a `hparams.yaml`/`config.yaml` beside the events,
 W&B config) and the last logged value of every metric, under their names as logged (dotted and slash
-names kept). `scaling.runs.table.load_runs` then renames them with `--map N=KEY,D=KEY,loss=METRIC` and validates
-the table as it does a CSV. The whole logged curve of the loss metric goes into `table.attrs["curves"]`
-(`Curves`, read through `scaling.runs.table.curve_of`), so Approach 1 and the curve view use it as they use
-our own metrics.jsonl.
+names kept). `scaling.runs.table.load_runs` then renames them with `--map N=KEY,D=KEY,loss=METRIC` and
+validates the table as it does a CSV. The whole logged curve of the loss metric goes into
+`table.attrs["curves"]` (`Curves`, read through `scaling.runs.table.curve_of`), so Approach 1 and the curve
+view use it as they use our own metrics.jsonl.
 
 Runs logged by `scaling-train train.loggers=[...]` need no map: their keys are those of summary.json
 (`n_params`, `tokens`, `unique_tokens`, `val_loss`), which `DEFAULT_KEYS` maps.
