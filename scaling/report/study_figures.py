@@ -1,7 +1,8 @@
 """Figures of what the runs tell: IsoFLOP profiles, allocations by approach, the backtest, a planned sweep.
 
 One function per figure, each returning a matplotlib `Figure`, from the public results
-(`scaling.study.allocation.Allocation`, `scaling.fitting.procedure.Backtest`, `scaling.study.planning.Plan`),
+(`scaling.study.allocation.Allocation`, `scaling.fitting.backtest.Backtest`,
+`scaling.study.planning.SweepPlan`),
 drawn with `scaling.report.style`. Units: N params, D tokens, C FLOPs, loss nats/token.
 A figure the data cannot support raises `scaling.errors.FigureNotSupported` (the report leaves it out).
 """
