@@ -216,10 +216,19 @@ def check_writable(path: str | Path, what: str) -> None:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{what} {path} is a folder; give a file name")
+    check_creatable(path, what)
+
+
+def check_creatable(path: str | Path, what: str) -> None:
+    """UsageError unless `path` (a file or a folder) can be created in its nearest existing parent: a
+    writable folder, not a file in the way (`--out afile/sub`)."""
+    path = Path(path)
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"{what} {path}: cannot create it, {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {path}: cannot create it in {parent} (not a writable folder)")
 
 

@@ -37,7 +37,15 @@ from scaling.fitting.backtest import Backtest
 from scaling.fitting.choice import CandidateScore
 from scaling.fitting.laws import get_law
 from scaling.fitting.result import FitResult, save_fit
-from scaling.io import atomic_write_text, clean_leftovers, error_at, new_staging, read_only_folder, swap_in
+from scaling.io import (
+    atomic_write_text,
+    check_creatable,
+    clean_leftovers,
+    error_at,
+    new_staging,
+    read_only_folder,
+    swap_in,
+)
 from scaling.reference import GPT3_175B
 from scaling.report import figures as run_figures
 from scaling.report import study_figures
@@ -558,6 +566,7 @@ def write_report(
         )
     if dpi < 150:
         raise UsageError(f"`dpi` must be at least 150 for readable figures, got {dpi}")
+    check_creatable(out_dir, "`out_dir`")  # before the analysis, which can take minutes
     locked = read_only_folder(out_dir)
     if locked is not None:
         raise UsageError(
