@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.errors import UsageError
+from scaling.resources import config_dir
 
 # mkstemp creates files readable by their owner only; written files get the usual umask-derived mode.
 _UMASK = os.umask(0)
@@ -206,6 +207,13 @@ def sweep_name_of(out: str | Path) -> str:
         raise UsageError(
             f"`out` {str(out)[:200]!r} must be DIR/sweep/NAME.yaml (NAME of letters, digits, - and _), so "
             "that `scaling-train --config-dir DIR -m +sweep=NAME` runs it"
+        )
+    shipped = sorted(p.stem for p in (config_dir() / "sweep").glob("*.yaml"))
+    if out.stem in shipped:  # Hydra finds the shipped sweep first: +sweep=NAME would never run this one
+        raise UsageError(
+            f"`out` {str(out)[:200]!r}: {out.stem!r} is a sweep that ships with scaling, which "
+            f"`scaling-train -m +sweep={out.stem}` runs instead; choose another NAME (shipped: "
+            f"{', '.join(shipped)})"
         )
     return out.stem
 

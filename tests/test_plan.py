@@ -140,6 +140,7 @@ BAD_OUT = {
     "name_with_dots": "{tmp}/sweep/a.b.yaml",
     "under_a_file": "{csv}/sweep/next.yaml",
     "a_folder": "{tmp}/sweep/folder.yaml",
+    "a_shipped_sweep_name": "{tmp}/sweep/demo.yaml",  # Hydra would run the shipped demo instead
 }
 
 
