@@ -264,7 +264,7 @@ def predict(
             f"or `C` with `optimal` (got `N` {'yes' if N is not None else 'no'}, "
             f"{', '.join(given) or 'nothing else'})"
         )
-    _check_sensible(N, D)
+    check_sensible(N, D)
     C = training_flops(N, D)
     U = D if U is None else U
     if mode == "optimal_for_compute":
@@ -339,7 +339,8 @@ def _pair(lo: np.ndarray | None, hi: np.ndarray | None) -> tuple[float, float] |
     return float(lo[0]), float(hi[0])
 
 
-def _check_sensible(N: float, D: float) -> None:
+def check_sensible(N: float, D: float) -> None:
+    """UsageError for N params or D tokens past any sensible run (MAX_PARAMS, MAX_TOKENS) or below 1."""
     if N > MAX_PARAMS:
         raise UsageError(f"N = {N:.3g} parameters is past any sensible model (> {MAX_PARAMS:.0e})")
     if D > MAX_TOKENS:
