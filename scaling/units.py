@@ -31,6 +31,11 @@ def parse_quantity(text: str | float | int, what: str = "value") -> float:
     return value
 
 
+def count(n: int, noun: str) -> str:
+    """3, 'run' -> '3 runs'; 1, 'run' -> '1 run' (nouns with a plain plural s)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def format_quantity(value: float, digits: int = 3) -> str:
     """175e9 -> '175B', 1.4e12 -> '1.4T', 3.2e5 -> '320k'."""
     for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:  # a memory limit (ulimit -v, a batch job's cap) below what the input needs
-        print("error: out of memory; raise the memory limit or give fewer rows", file=sys.stderr)
+        resamples = getattr(args, "bootstrap", None)  # the commands that resample hold K fits at once
+        fewer = f", fewer resamples (--bootstrap {resamples} asked)" if resamples else ""
+        print(f"error: out of memory; raise the memory limit, or give fewer rows{fewer}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

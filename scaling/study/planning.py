@@ -46,7 +46,7 @@ from scaling.runs.table import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
 from scaling.study.prediction import check_sensible, resolve_params
 from scaling.study.prior import Z95, Prior, planning_law
-from scaling.units import format_quantity, parse_quantity
+from scaling.units import count, format_quantity, parse_quantity
 
 FORMAT = "scaling.plan/1"  # the "format" key of `SweepPlan.to_json`
 
@@ -160,8 +160,8 @@ def candidate_runs(budget: float, min_params: float, max_params: float, n_ctx: i
         hi = min(TOKENS_PER_PARAM[1] * N, budget / flops_per_token(shape))
         if hi < lo:
             continue
-        count = min(CANDIDATE_TOKENS, 1 + math.floor(math.log(hi / lo) / math.log(CANDIDATE_SPACING)))
-        for tokens in np.geomspace(lo, hi, count):
+        budgets = min(CANDIDATE_TOKENS, 1 + math.floor(math.log(hi / lo) / math.log(CANDIDATE_SPACING)))
+        for tokens in np.geomspace(lo, hi, budgets):
             run = realise(shape, tokens)
             if run is not None and budget >= run.flops:
                 runs[(shape, run.D)] = run
@@ -514,15 +514,15 @@ class SweepPlan:
     def describe(self) -> str:
         t = self.target
         lines = [
-            f"plan: {len(self.runs)} runs, {self.spent:.3g} of {self.budget:.3g} FLOPs with attention "
-            f"(6 N D: {sum(r.C for r in self.runs):.3g}; {self.gpu_hours:.3g} {self.accelerator} GPU-hours "
-            f"at MFU {self.mfu:g})",
+            f"plan: {count(len(self.runs), 'run')}, {self.spent:.3g} of {self.budget:.3g} FLOPs with "
+            f"attention (6 N D: {sum(r.C for r in self.runs):.3g}; {self.gpu_hours:.3g} {self.accelerator} "
+            f"GPU-hours at MFU {self.mfu:g})",
             f"target: N = {format_quantity(t['N'])} params, D = {format_quantity(t['D'])} tokens, "
             f"prior loss {t['loss']:.4g} nats/token",
             f"expected 95 % interval width of the target loss: {self.interval_width:.3g} nats/token "
             f"(IsoFLOP design of equal compute: {self.isoflop_interval_width:.3g}; gain {self.gain:.2f}x)",
             f"prior: {self.law}, {self.prior_source}"
-            + (f"; {self.n_runs_so_far} runs already trained" if self.n_runs_so_far else ""),
+            + (f"; {count(self.n_runs_so_far, 'run')} already trained" if self.n_runs_so_far else ""),
             f"  {'run':<22s} {'N':>8s} {'D':>8s} {'C':>9s} {'shape (L x d, heads)':>21s} {'steps':>7s} "
             f"{'GPU-h':>8s}",
         ]
@@ -562,9 +562,9 @@ class SweepPlan:
         t = self.target
         head = [
             "# @package _global_",
-            f"# Planned by `scaling plan`: {len(self.runs)} runs, {self.spent:.3g} of {self.budget:.3g} "
-            f"FLOPs, to predict the loss at N = {format_quantity(t['N'])} params, "
-            f"D = {format_quantity(t['D'])} tokens",
+            f"# Planned by `scaling plan`: {count(len(self.runs), 'run')}, {self.spent:.3g} of "
+            f"{self.budget:.3g} FLOPs with attention, to predict the loss at N = {format_quantity(t['N'])} "
+            f"params, D = {format_quantity(t['D'])} tokens",
             f"# (expected 95 % interval {self.interval_width:.3g} nats/token; an IsoFLOP design of the same "
             f"compute: {self.isoflop_interval_width:.3g}).",
             f"#   scaling-train --config-dir DIR -m +sweep={name}      (DIR: the folder that holds sweep/)",

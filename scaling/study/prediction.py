@@ -154,7 +154,11 @@ class Prediction:
     def describe(self) -> str:
         """The lines `scaling predict` prints: every figure with its unit."""
         q = format_quantity
-        preset = f" (preset {self.shape['preset']})" if self.shape and self.shape["preset"] else ""
+        preset = ""
+        if self.shape and self.shape["preset"]:  # a number near a preset takes its shape, not its N
+            name, exact = self.shape["preset"], n_params(PRESETS[self.shape["preset"]])
+            same = exact == self.N
+            preset = f" (preset {name})" if same else f" (shape of preset {name}, whose N is {q(exact)})"
         ratio = f"{self.tokens_per_param:.3g} tokens/param"
         if self.optimal_tokens_per_param:
             ratio += f"; compute-optimal at this C: {self.optimal_tokens_per_param:.3g}"
