@@ -566,13 +566,13 @@ def write_report(
         )
     if dpi < 150:
         raise UsageError(f"`dpi` must be at least 150 for readable figures, got {dpi}")
-    check_creatable(out_dir, "`out_dir`")  # before the analysis, which can take minutes
     locked = read_only_folder(out_dir)
     if locked is not None:
         raise UsageError(
             f"{out_dir}: the report folder cannot be written ({locked} is read-only) and would be replaced "
             "as a whole; make it writable (chmod -R u+w) or choose another `out_dir`"
         )
+    check_creatable(out_dir, "`out_dir`")  # before the analysis, which can take minutes
     parent = out_dir.resolve().parent
     if parent.is_dir():
         clean_leftovers(parent, out_dir.name)
