@@ -31,6 +31,10 @@ def test_a_closed_pipe_loses_no_file_and_ends_quietly(tmp_path):
     )
     assert (status, err) == (141, ""), err
     assert (tmp_path / "sweep/p.yaml").is_file() and (tmp_path / "p.json").is_file()
+    write_run(tmp_path / "runs" / "only")
+    status, err = closed_pipe(["runs", tmp_path / "runs", "--csv", tmp_path / "table.csv"])
+    assert (status, err) == (141, ""), err
+    assert (tmp_path / "table.csv").is_file()
 
 
 def test_report_checks_its_output_folder_before_the_analysis(tmp_path, cli):
