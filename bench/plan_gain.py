@@ -1,8 +1,9 @@
 """Benchmark: how much better `scaling plan`'s sweep predicts the target than an IsoFLOP sweep of its compute.
 
 Both sweeps are planned from the same prior (Epoch AI's Chinchilla refit, as `scaling plan` uses with no
---prior). The baseline is the standard design: IsoFLOP profiles at 4 budgets 4x apart, 5 model sizes each,
-log-spaced within +-0.6 decade of the prior's N_opt(C), with the plan's total compute.
+--prior; or `--prior FIT_JSON`, e.g. a fit without --bootstrap, which the planner widens). The baseline is
+the standard design: IsoFLOP profiles at 4 budgets 4x apart, 5 model sizes each, log-spaced within +-0.6
+decade of the prior's N_opt(C), with the plan's total compute (`SweepPlan.isoflop_runs`).
 
 For each simulated ("true") law, both sweeps' losses are drawn with 1 % run-to-run noise (log-normal),
 fitted with `scaling.fit` (the Chinchilla law, its default objective), and the fitted law's loss at the
@@ -16,7 +17,7 @@ on the prior being right:
 
 Prints the RMS error of log(predicted / true loss) for each design and group, and `ratio=` (RMS IsoFLOP /
 RMS plan over all simulations; target >= 1.5), about 2-3 minutes on 2 cores.
-Run: .venv/bin/python bench/plan_gain.py [--truth E=1.9,A=300,B=900,alpha=0.3,beta=0.33 ...]
+Run: .venv/bin/python bench/plan_gain.py [--prior FIT_JSON] [--truth E=1.9,A=300,B=900,alpha=0.3,beta=0.33]
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ import pandas as pd
 from scaling.cli.fit import parse_params
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import fit
+from scaling.fitting.result import load_fit
 from scaling.reference import EPOCH_INTERVALS, EPOCH_PRIOR, HOFFMANN_2022, training_flops
-from scaling.study.planning import isoflop_design, plan
+from scaling.study.planning import plan
 from scaling.units import parse_quantity
 
 NOISE = 0.01  # 1 % run-to-run
@@ -77,6 +79,8 @@ def main() -> None:
         metavar="E=..,A=..,B=..,alpha=..,beta=..",
         help="simulate this Chinchilla law instead of the built-in groups (repeatable)",
     )
+    parser.add_argument("--max-runs", type=int, default=40, help="runs in the plan (default %(default)s)")
+    parser.add_argument("--prior", metavar="FIT_JSON", help="plan from this fit (default: Epoch's refit)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     warnings.simplefilter("ignore")  # fits of 20 noisy runs warn about their extrapolation; not our concern
@@ -84,15 +88,17 @@ def main() -> None:
     target = (parse_quantity(args.target_params), parse_quantity(args.target_tokens))
 
     t0 = time.perf_counter()
-    planned = plan(args.budget, args.target_params, args.target_tokens)
+    prior = load_fit(args.prior) if args.prior else None
+    planned = plan(args.budget, args.target_params, args.target_tokens, prior=prior, max_runs=args.max_runs)
     plan_N = np.array([r.N for r in planned.runs], float)
     plan_D = np.array([r.D for r in planned.runs], float)
-    iso_N, iso_D = isoflop_design(get_law("chinchilla"), EPOCH_PRIOR, planned.spent)
+    iso_N, iso_D = (np.array(x, float) for x in zip(*planned.isoflop_runs, strict=True))
     distinct = len({(r.N, r.D) for r in planned.runs})
     print(
-        f"plan: {len(planned.runs)} runs at {distinct} (N, D) points, {planned.spent:.3g} FLOPs, planned in "
-        f"{time.perf_counter() - t0:.1f} s; IsoFLOP: {iso_N.size} runs, "
-        f"{training_flops(iso_N, iso_D).sum():.3g} FLOPs"
+        f"prior: {planned.prior_source}\nplan: {len(planned.runs)} runs at {distinct} (N, D) points, "
+        f"{len({r.N for r in planned.runs})} sizes, {training_flops(plan_N, plan_D).sum():.3g} FLOPs (6ND), "
+        f"planned in {time.perf_counter() - t0:.1f} s; IsoFLOP: {iso_N.size} runs, "
+        f"{training_flops(iso_N, iso_D).sum():.3g} FLOPs (6ND)"
     )
     print(
         f"expected (first-order) 95 % interval at the target: plan {planned.interval_width:.3g}, "

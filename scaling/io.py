@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.errors import UsageError
+from scaling.resources import config_dir
 
 # mkstemp creates files readable by their owner only; written files get the usual umask-derived mode.
 _UMASK = os.umask(0)
@@ -207,6 +208,13 @@ def sweep_name_of(out: str | Path) -> str:
             f"`out` {str(out)[:200]!r} must be DIR/sweep/NAME.yaml (NAME of letters, digits, - and _), so "
             "that `scaling-train --config-dir DIR -m +sweep=NAME` runs it"
         )
+    shipped = sorted(p.stem for p in (config_dir() / "sweep").glob("*.yaml"))
+    if out.stem in shipped:  # Hydra finds the shipped sweep first: +sweep=NAME would never run this one
+        raise UsageError(
+            f"`out` {str(out)[:200]!r}: {out.stem!r} is a sweep that ships with scaling, which "
+            f"`scaling-train -m +sweep={out.stem}` runs instead; choose another NAME (shipped: "
+            f"{', '.join(shipped)})"
+        )
     return out.stem
 
 
@@ -216,10 +224,19 @@ def check_writable(path: str | Path, what: str) -> None:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{what} {path} is a folder; give a file name")
+    check_creatable(path, what)
+
+
+def check_creatable(path: str | Path, what: str) -> None:
+    """UsageError unless `path` (a file or a folder) can be created in its nearest existing parent: a
+    writable folder, not a file in the way (`--out afile/sub`)."""
+    path = Path(path)
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"{what} {path}: cannot create it, {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {path}: cannot create it in {parent} (not a writable folder)")
 
 

@@ -8,7 +8,7 @@ import re
 from scaling.errors import UsageError
 
 _SUFFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15}
-_QUANTITY = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKMBGTP]?)\s*$")
+_QUANTITY = re.compile(r"^\s*([+-]?[0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKMBGTP]?)\s*$")
 
 
 def parse_quantity(text: str | float | int, what: str = "value") -> float:
@@ -29,6 +29,11 @@ def parse_quantity(text: str | float | int, what: str = "value") -> float:
     if not math.isfinite(value) or value <= 0:
         raise UsageError(f"{what} must be a positive finite number, got {shown!r}")
     return value
+
+
+def count(n: int, noun: str) -> str:
+    """3, 'run' -> '3 runs'; 1, 'run' -> '1 run' (nouns with a plain plural s)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def format_quantity(value: float, digits: int = 3) -> str:

@@ -381,6 +381,7 @@ TRAIN_CASES = {
     "beta out of range": (["train.beta1=1.5"], "train.beta1 must be a number in [0, 1)"),
     "zero threads": (["train.threads=0"], "train.threads must be a positive finite number"),
     "budget too small": (["train.tokens=500"], "smaller than one batch"),
+    "misspelt key": (["+train.tokns=1M"], "train.tokns (did you mean train.tokens?)"),
     "over-long argument": ([f"train.tokens={LONG}"], "too long (at most 4096)"),
     "undecodable argument": ([b"train.lr=\xff\xfe"], "LexerNoViableAltException"),
     "data not prepared": (["data.name={not_prepared}"], "is not a prepared data folder"),

@@ -7,12 +7,18 @@ new folder or refuses to resume it. Every key of `train` is tried.
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from helpers import BIN, assert_usage_error, run_process
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf, open_dict
 
+from scaling.errors import UsageError
 from scaling.training.config import (
     CONFIG_DIR,
+    check_keys,
+    config_schema,
     execution_keys,
     identity,
     plan_run,
@@ -88,3 +94,31 @@ def test_a_config_without_a_train_key_takes_its_default_from_config_yaml(hydra_c
     assert sparse == composed
     assert (composed.evals, composed.eval_tokens, composed.checkpoint_every_s) == (
         train_default("evals"), train_default("eval_tokens"), train_default("checkpoint_every_s"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (["+train.tokns=1M"], "unknown config key train.tokns (did you mean train.tokens?)"),
+        (["+model.nlayer=7"], "model.nlayer (did you mean model.n_layer?)"),
+        (["+data.uniq_tokens=1M"], "data.uniq_tokens (did you mean data.unique_tokens?)"),
+        (["+trian={tokens: 1}"], "unknown config key trian (did you mean train?)"),
+    ],
+)
+def test_a_key_no_run_reads_is_refused_with_the_nearest_one(hydra_configs, overrides, says):
+    with pytest.raises(UsageError, match=re.escape(says)):
+        plan_run(compose("config", overrides=[*BASE, *overrides]))
+
+
+def test_every_shipped_model_and_sweep_holds_only_known_keys(hydra_configs):
+    schema = config_schema()
+    assert {"n_layer", "target_params", "vocab_size"} <= schema["model"] and "unique_tokens" in schema["data"]
+    for group, option in (("model", "model={}"), ("sweep", "+sweep={}")):
+        for name in sorted(p.stem for p in (CONFIG_DIR / group).glob("*.yaml")):
+            check_keys(compose("config", overrides=[*BASE, option.format(name)]))
+
+
+def test_scaling_train_refuses_a_misspelt_key_and_leaves_no_folder(tmp_path):
+    done = run_process([BIN / "scaling-train", *BASE, "+train.tokns=1M", "+model.nlayer=7"], cwd=tmp_path)
+    assert_usage_error(done, "train.tokns (did you mean train.tokens?)", "model.n_layer?")
+    assert list(tmp_path.iterdir()) == []  # not even Hydra's runs/train/<name>/.hydra and train.log

@@ -12,15 +12,17 @@ import pandas as pd
 import pytest
 from helpers import BIN, assert_usage_error
 
-from scaling.errors import ScalingWarning, UsageError
+from scaling.errors import UsageError
 from scaling.fitting.laws import Inputs, get_law
 from scaling.fitting.result import FitResult, save_fit
 from scaling.recipe import MIN_STEPS
 from scaling.reference import EPOCH_PRIOR
-from scaling.study.planning import Prior, SweepPlan, TargetVariance, isoflop_design, plan
+from scaling.shapes import shape_for_params
+from scaling.study.planning import SweepPlan, TargetVariance, flops_per_token, isoflop_design, plan
+from scaling.study.prior import Prior
 
 # A plan small enough to train on a CPU in seconds: 10k-100k parameters, 128-token context, 5 runs.
-TINY = ["--budget", "5e9", "--target-params", "1M", "--optimal", "--min-params", "1e4", "--max-params",
+TINY = ["--budget", "8e9", "--target-params", "1M", "--optimal", "--min-params", "1e4", "--max-params",
         "1e5", "--n-ctx", "128", "--max-runs", "5"]  # fmt: skip
 
 
@@ -31,11 +33,12 @@ def gpt3_plan():
 
 def check_realisable(result, budget: float, max_runs: int, min_runs: int = 5) -> None:
     assert min_runs <= len(result.runs) <= max_runs
-    assert result.spent == pytest.approx(sum(r.C for r in result.runs), rel=1e-12)
+    assert result.spent == pytest.approx(sum(r.flops for r in result.runs), rel=1e-12)
     assert result.spent <= budget
     points = {}
     for r in result.runs:
         assert r.C == 6 * r.N * r.D
+        assert r.flops == pytest.approx(r.C + 6 * r.n_layer * r.n_ctx * r.d_model * r.D)  # with attention
         assert r.steps * r.batch_size * r.n_ctx == r.D and r.steps >= MIN_STEPS  # whole batches, as trained
         assert r.d_model % r.n_head == 0
         points.setdefault((r.N, r.D), set()).add(r.seed)
@@ -64,12 +67,35 @@ def test_gpt3_plan_keeps_the_budget_and_beats_isoflop(gpt3_plan):
     assert hours == pytest.approx(gpt3_plan.spent / (0.4 * 989e12) / 3600)
 
 
-def test_small_budgets_are_kept_and_too_few_points_warn():
+def test_small_budgets_are_kept_and_a_design_that_cannot_identify_the_law_is_refused():
     options = {"optimal": True, "min_params": 1e4, "max_params": 1e5, "n_ctx": 128, "max_runs": 12}
     check_realisable(plan(1e12, "1M", **options), 1e12, 12)
-    with pytest.warns(ScalingWarning, match="distinct .* fewer than the 5 parameters"):
-        few = plan(2e9, "1M", **options)  # 3 runs at most: all the budget buys
-    check_realisable(few, 2e9, 12, min_runs=1)
+    with pytest.raises(UsageError, match="no design that identifies the law"):
+        plan(4e9, "1M", **options)  # 3 runs at most: all the budget buys
+
+
+def identifies(result, p: int = 5) -> bool:
+    points = {(r.N, r.D) for r in result.runs}
+    return len({n for n, _ in points}) >= 3 and len({d for _, d in points}) >= 3 and len(points) >= p
+
+
+def test_both_designs_keep_the_size_limits_and_the_plan_identifies_the_law():
+    tiny = plan(8e9, "1M", optimal=True, min_params=1e4, max_params=1e5, n_ctx=128, max_runs=5)
+    check_realisable(tiny, 8e9, 5)
+    assert identifies(tiny)  # the c-optimal design alone put 5 runs on 2 sizes
+    sizes = np.array([n for n, _ in tiny.isoflop_runs])
+    assert sizes.min() >= 1e4 * 0.999 and sizes.max() <= 1e5 * 1.001  # was 50 to 6,676 params
+    per_token = [flops_per_token(shape_for_params(n, n_ctx=128)) for n, _ in tiny.isoflop_runs]
+    iso_flops = sum(d * f for (_, d), f in zip(tiny.isoflop_runs, per_token, strict=True))
+    assert iso_flops == pytest.approx(tiny.spent, rel=1e-9)  # equal compute, attention counted in both
+
+
+def test_attention_is_counted_in_the_budget_and_the_hours():
+    long = plan(1e21, "175B", "3.7T", n_ctx=100_000, max_runs=10)
+    check_realisable(long, 1e21, 10)
+    assert long.spent <= 1e21 and sum(r.C for r in long.runs) < 0.5 * long.spent  # attention dominates
+    hours = sum(r.gpu_hours for r in long.runs)
+    assert hours == pytest.approx(long.spent / (0.4 * 989e12) / 3600)
 
 
 def test_runs_so_far_sharpen_the_next_batch_and_cost_nothing(gpt3_plan):
@@ -133,13 +159,37 @@ BAD = {
     "unknown_gpu": ([*TINY, "--gpu", "TPU"], "unknown accelerator"),
     "both_targets": (["--budget", "1e21", "--target-params", "175B", "--optimal", "--target-tokens", "3T"],
                      "not allowed with"),
+    "target_past_any_model": (["--budget", "1e21", "--target-params", "1e20", "--target-tokens", "3T"],
+                              "past any sensible model"),
+    "negative_budget": (["--budget", "-5", "--target-params", "175B", "--optimal"],
+                        "--budget (FLOPs) must be a positive finite number, got '-5'"),
+    "prior_at_its_bounds": (["--budget", "1e21", "--target-params", "175B", "--optimal", "--prior",
+                             "{degenerate}"], "E = 2.1e-09, alpha = 5 at the bound of the fit's search"),
+    "prior_not_converged": (["--budget", "1e21", "--target-params", "175B", "--optimal", "--prior",
+                             "{unconverged}"], "the prior fit did not converge"),
 }  # fmt: skip
+def test_a_prior_without_intervals_is_widened_by_epochs_widths_or_refused():
+    law = get_law("chinchilla")
+    params = {"E": 1.9, "A": 300.0, "B": 900.0, "alpha": 0.3, "beta": 0.33}
+    point = FitResult("chinchilla", params, 0.0, 50, True)
+    prior = Prior.from_fit(point, samples=4000)
+    assert "widened" in prior.source
+    epoch = Prior.epoch(samples=4000)  # the same sd in theta as Epoch's intervals, around the fit's point
+    assert prior.thetas.mean(0) == pytest.approx(law.to_theta(point.params), abs=0.03)
+    assert prior.thetas.std(0) == pytest.approx(epoch.thetas.std(0), rel=0.05)
+    params = {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}
+    kaplan = FitResult("kaplan_nd", params, 0.0, 9, True)
+    with pytest.raises(UsageError, match="refit it with --bootstrap"):
+        Prior.from_fit(kaplan)
+
+
 BAD_OUT = {
     "not_in_a_sweep_folder": "{tmp}/next.yaml",
     "not_yaml": "{tmp}/sweep/next.yml",
     "name_with_dots": "{tmp}/sweep/a.b.yaml",
     "under_a_file": "{csv}/sweep/next.yaml",
     "a_folder": "{tmp}/sweep/folder.yaml",
+    "a_shipped_sweep_name": "{tmp}/sweep/demo.yaml",  # Hydra would run the shipped demo instead
 }
 
 
@@ -147,10 +197,15 @@ BAD_OUT = {
 def files(tmp_path):
     kaplan = tmp_path / "kaplan.json"
     save_fit(FitResult("kaplan_n", {"N_c": 8.8e13, "alpha_N": 0.076}, 0.0, 10, True), kaplan)
+    degenerate = tmp_path / "degenerate.json"  # E -> 0 and alpha at 5: planned 1.3e48 T tokens before
+    save_fit(FitResult("chinchilla", {**EPOCH_PRIOR, "E": 2.1e-9, "alpha": 4.999}, 0.0, 10, True), degenerate)
+    unconverged = tmp_path / "unconverged.json"
+    save_fit(FitResult("chinchilla", dict(EPOCH_PRIOR), 0.0, 10, False), unconverged)
     csv = tmp_path / "runs.csv"
     csv.write_text("N,D,loss\n1e7,1e9,3.0\n")
     (tmp_path / "sweep" / "folder.yaml").mkdir(parents=True)
-    return {"kaplan": kaplan, "csv": csv, "tmp": tmp_path}
+    return {"kaplan": kaplan, "csv": csv, "tmp": tmp_path, "degenerate": degenerate,
+            "unconverged": unconverged}  # fmt: skip
 
 
 def outputs(tmp_path: Path) -> dict[str, bytes]:
@@ -183,7 +238,7 @@ def test_planned_sweep_dry_runs_and_trains_as_planned_on_the_cpu(tmp_path, cli, 
     )
     assert status == 0, err
     doc = json.loads((tmp_path / "plan.json").read_text())
-    assert doc["spent"] <= 5e9 and len(doc["runs"]) == 5
+    assert doc["spent"] <= 8e9 and len(doc["runs"]) == 5
     assert (tmp_path / "plan.png").stat().st_size > 10_000 and (tmp_path / "plan.pdf").exists()
     planned = sorted((r["N"], r["D"]) for r in doc["runs"])
 
@@ -211,7 +266,8 @@ def test_planned_sweep_dry_runs_and_trains_as_planned_on_the_cpu(tmp_path, cli, 
     assert f"{len(planned)} completed" in trained.stdout
     summaries = [json.loads(p.read_text()) for p in (tmp_path / "runs" / "next").glob("*/summary.json")]
     assert sorted((s["n_params"], s["tokens"]) for s in summaries) == planned
-    assert sum(s["flops"] for s in summaries) == pytest.approx(doc["spent"]) and doc["spent"] <= 5e9
+    assert sum(s["flops"] for s in summaries) == pytest.approx(sum(r["C"] for r in doc["runs"]))  # 6 N D
+    assert doc["spent"] == pytest.approx(sum(r["flops"] for r in doc["runs"])) and doc["spent"] <= 8e9
 
 
 def test_plan_json_round_trip_format_and_compact_repr(gpt3_plan):

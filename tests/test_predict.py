@@ -162,7 +162,7 @@ def test_long_extrapolation_warns_on_cli(tmp_path, cli):
     [
         (["--params", "175X", "--tokens", "300B"], "not a number"),
         (["--params", "0", "--tokens", "300B"], "positive"),
-        (["--params", "175B", "--tokens", "-3"], "not a number"),
+        (["--params", "175B", "--tokens", "-3"], "must be a positive finite number, got '-3'"),
         (["--params", "175B", "--tokens", "nan"], "not a number"),
         (["--params", "1e17", "--tokens", "300B"], "sensible"),
         (["--params", "175B", "--tokens", "1e20"], "sensible"),

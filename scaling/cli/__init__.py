@@ -4,17 +4,24 @@ Each subcommand lives in its own module of this package and exposes `register(su
 its parser and sets `handler` (a function of the parsed arguments returning the exit status).
 Errors a user can fix (`UsageError`, unreadable files) print one `error:` line and exit with status 2;
 the library's messages name Python arguments, shown here as the flags that set them (`scaling.cli.common`).
+What a command prints reaches stdout after it has written its files, so a reader that closes the pipe
+early (`scaling fit ... --json f.json | head -1`) loses no file; the closed pipe then ends the command
+quietly with status 141, as a Unix tool killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 import warnings
 from importlib import import_module
 
 from scaling.cli.common import flag_names, in_flags
 from scaling.errors import UsageError
+
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ended
 
 # Order is the order of `scaling --help`.
 COMMANDS = ["prepare", "runs", "fit", "allocate", "predict", "regimes", "report", "plan"]
@@ -42,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: {in_flags(str(message), args.flags)}", file=sys.stderr)
 
     warnings.showwarning = show_warning
+    stdout, sys.stdout = sys.stdout, io.StringIO()  # held until the command's files are written
     try:
         return int(args.handler(args) or 0)
     except UsageError as exc:
@@ -56,11 +64,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MemoryError:  # a memory limit (ulimit -v, a batch job's cap) below what the input needs
-        print("error: out of memory; raise the memory limit or give fewer rows", file=sys.stderr)
+        resamples = getattr(args, "bootstrap", None)  # the commands that resample hold K fits at once
+        fewer = f", fewer resamples (--bootstrap {resamples} asked)" if resamples else ""
+        print(f"error: out of memory; raise the memory limit, or give fewer rows{fewer}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        held, sys.stdout = sys.stdout.getvalue(), stdout
+        if not _emit(held):
+            return EXIT_BROKEN_PIPE  # noqa: B012 (a closed pipe overrides the status, as SIGPIPE would)
+
+
+def _emit(text: str) -> bool:
+    """Write `text` to stdout; False when the reader has closed the pipe (then stdout goes to /dev/null,
+    so that Python's own flush at exit does not complain)."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return True
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return False
 
 
 if __name__ == "__main__":

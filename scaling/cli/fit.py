@@ -10,8 +10,12 @@ from scaling.defaults import HUBER_DELTA, METHODS
 from scaling.errors import UsageError
 from scaling.fitting.laws import LAW_NAMES
 
-# auto: the law with the lowest rolling-backtest error (scaling.fitting.select)
 LAW_CHOICES = (*LAW_NAMES, "auto")
+# The rule of scaling.fitting.select, as --help says it (fit and report)
+AUTO_HELP = (
+    "auto: chinchilla on all runs unless another law or fit subset clearly beats it in a rolling backtest "
+    "(lower fold errors by more than one standard error), then the best of those"
+)
 
 
 def parse_params(text: str) -> dict[str, float]:
@@ -52,8 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--law",
         default="chinchilla",
         choices=LAW_CHOICES,
-        help="law to fit (default %(default)s); auto: the law and fit subset with the lowest error in a "
-        "rolling backtest (needs enough runs for 2 compute cut-offs)",
+        help=f"law to fit (default %(default)s); {AUTO_HELP} (needs enough runs for 2 compute cut-offs)",
     )
     p.add_argument(
         "--backtest-axis",

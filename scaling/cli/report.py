@@ -10,7 +10,7 @@ from scaling.cli.common import (
     add_params_column_option,
     source_options,
 )
-from scaling.cli.fit import LAW_CHOICES
+from scaling.cli.fit import AUTO_HELP, LAW_CHOICES
 from scaling.defaults import HOLDOUT_TOP
 
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--law",
         default="chinchilla",
         choices=LAW_CHOICES,
-        help="law to fit (default %(default)s); auto: the lowest rolling-backtest error",
+        help=f"law to fit (default %(default)s); {AUTO_HELP}",
     )
     p.add_argument(
         "--bootstrap",

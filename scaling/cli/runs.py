@@ -34,11 +34,11 @@ def _cell(value, fmt) -> str:
 def run(args: argparse.Namespace) -> int:
     from scaling.io import atomic_write_text
     from scaling.runs.table import collect
-    from scaling.units import format_quantity
+    from scaling.units import count, format_quantity
 
     table = collect(args.input, **source_options(args))
     counts = table["status"].value_counts()
-    print(f"{len(table)} runs in {args.input}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    print(f"{count(len(table), 'run')} in {args.input}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     print(
         f"  {'status':<10s} {'N (params)':>11s} {'D (tokens)':>11s} {'C (FLOPs)':>10s} "
         f"{'loss (nats/token)':>18s}  run"

@@ -37,7 +37,15 @@ from scaling.fitting.backtest import Backtest
 from scaling.fitting.choice import CandidateScore
 from scaling.fitting.laws import get_law
 from scaling.fitting.result import FitResult, save_fit
-from scaling.io import atomic_write_text, clean_leftovers, error_at, new_staging, read_only_folder, swap_in
+from scaling.io import (
+    atomic_write_text,
+    check_creatable,
+    clean_leftovers,
+    error_at,
+    new_staging,
+    read_only_folder,
+    swap_in,
+)
 from scaling.reference import GPT3_175B
 from scaling.report import figures as run_figures
 from scaling.report import study_figures
@@ -48,7 +56,7 @@ from scaling.shapes import PRESETS
 from scaling.study.allocation import Allocation
 from scaling.study.prediction import Prediction
 from scaling.study.regimes import Thresholds
-from scaling.units import format_quantity, sci
+from scaling.units import count, format_quantity, sci
 
 MAX_TABLE_ROWS = 60  # longer per-run tables go to CSV files, linked from the report
 
@@ -115,7 +123,7 @@ def _data_section(
         ],
         ["final held-out loss", f"{loss.min():.4g} to {loss.max():.4g} nats/token"],
         ["IsoFLOP profiles", _profile_count(allocations[2]) if 2 in allocations else "none"],
-        ["learning curves", f"{n_curves} runs" if n_curves else "none (a run table without run folders)"],
+        ["learning curves", count(n_curves, "run") if n_curves else "none (a run table without run folders)"],
     ]
     return "## Data\n\n" + _md_table(["", ""], rows) + "\n\nThe run table is in [runs.csv](runs.csv).\n"
 
@@ -447,8 +455,8 @@ def _backtest_section(bt: Backtest | None, skipped: Mapping[str, str]) -> str:
         return "\n".join(text + [f"Not available: {skipped.get('backtest', '')}\n"])
     text.append(
         f"The {bt.law} law fitted on the {bt.fit.n_points} runs with C ≤ {sci(bt.cutoff_C)} FLOPs predicts "
-        f"the {len(bt.runs)} runs of the top {bt.holdout_top:.0%} by compute with a **mean absolute relative "
-        f"error of {bt.mean_abs_rel_error:.2%}** (mean signed {bt.mean_rel_error:+.2%}, max "
+        f"the {count(len(bt.runs), 'run')} of the top {bt.holdout_top:.0%} by compute with a **mean absolute "
+        f"relative error of {bt.mean_abs_rel_error:.2%}** (mean signed {bt.mean_rel_error:+.2%}, max "
         f"{bt.max_abs_rel_error:.2%}) of the loss.\n"
     )
     if len(bt.runs) <= MAX_TABLE_ROWS:
@@ -564,6 +572,7 @@ def write_report(
             f"{out_dir}: the report folder cannot be written ({locked} is read-only) and would be replaced "
             "as a whole; make it writable (chmod -R u+w) or choose another `out_dir`"
         )
+    check_creatable(out_dir, "`out_dir`")  # before the analysis, which can take minutes
     parent = out_dir.resolve().parent
     if parent.is_dir():
         clean_leftovers(parent, out_dir.name)

@@ -51,7 +51,7 @@ from scaling.report.style import (
 from scaling.runs.table import compute_frontier, series_groups
 from scaling.study.allocation import isoflop_groups
 from scaling.study.regimes import OVERFITTING, UNDERFITTING, Thresholds
-from scaling.units import format_quantity, sci
+from scaling.units import count, format_quantity, sci
 
 
 @styled
@@ -476,7 +476,7 @@ def plot_training_curves(
         ax.set_xlabel("tokens seen (tokens)")
         if len(facets) > 1:
             budget = float(np.median(table.loc[table["run"].astype(str).isin(facet), "C"]))
-            ax.set_title(f"C = {sci(budget)} FLOPs ({len(facet)} runs)")
+            ax.set_title(f"C = {sci(budget)} FLOPs ({count(len(facet), 'run')})")
     axes[0].set_ylabel("held-out " + LABEL["loss"])
     # From the second evaluation down: the first, far above, would flatten where the runs differ.
     low, top = min(lows), max(tops)
@@ -492,7 +492,7 @@ def plot_training_curves(
         axes[-1].legend(handles=handles, loc="upper right")
         add_size_colorbar(fig, axes, norm)
     fig.suptitle(
-        f"Learning curves of {len(runs)} runs"
+        f"Learning curves of {count(len(runs), 'run')}"
         + (", one panel per IsoFLOP budget" if len(facets) > 1 else ""),
         fontsize=10,
     )

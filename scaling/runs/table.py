@@ -250,6 +250,25 @@ def collect(
     return _tidy(_rename(table, column_map, f"{source}: "))
 
 
+# What a column is called in tables found in the wild (lower case, letters only) -> the quantity it holds.
+_COLUMN_WORDS = {"N": ("param", "modelsize"), "D": ("token",), "C": ("flop", "compute"), "loss": ("loss",)}
+
+
+def _guess_map(columns: Sequence) -> str:
+    """A `--map` for the columns a table lacks, from the names it has ('params,tokens' -> N=params,D=tokens);
+    '' when none looks like one."""
+    guesses = {}
+    for new, words in _COLUMN_WORDS.items():
+        if new in columns:
+            continue
+        for column in map(str, columns):
+            letters = "".join(c for c in column.lower() if c.isalpha())
+            if column not in guesses.values() and any(w in letters for w in words):
+                guesses[new] = column
+                break
+    return ",".join(f"{new}={old}" for new, old in guesses.items())
+
+
 def _rename(table: pd.DataFrame, column_map: Mapping[str, str], where: str) -> pd.DataFrame:
     for new, old in column_map.items():
         if old not in table.columns:
@@ -381,7 +400,8 @@ def load_runs(
         raise UsageError(
             f"{where}needs columns loss and two of N, D, C "
             f"(found {', '.join(map(str, table.columns)) or 'none'}); "
-            "rename them with `column_map`, e.g. N=Model Size,C=Training FLOP"
+            "rename them with `column_map`, e.g. "
+            + (_guess_map(table.columns) or "N=Model Size,C=Training FLOP")
         )
     if table.empty:
         raise UsageError(f"{where}no runs (the table has a header but no rows)")

@@ -59,7 +59,7 @@ from scaling.reference import (
     tokens_for_compute,
 )
 from scaling.runs.table import ISOFLOP_TOLERANCE, compute_frontier, curve_of, load_runs, value_groups
-from scaling.units import format_quantity
+from scaling.units import count, format_quantity
 
 FORMAT = "scaling.allocation/1"  # the "format" key of `Allocation.to_json`
 MIN_PROFILE_SIZES = 3  # distinct model sizes needed for a parabola
@@ -318,7 +318,7 @@ def _envelope_points(table: pd.DataFrame, use_curves: bool) -> tuple[pd.DataFram
             )
     points = pd.concat(parts, ignore_index=True)
     source = (
-        f"loss curves of {with_curves} runs + final points of {len(table)}"
+        f"loss curves of {count(with_curves, 'run')} + final points of {len(table)}"
         if with_curves
         else (f"final points of {len(table)} runs (no loss curves found)")
     )

@@ -10,7 +10,8 @@ at the target has the variance
 
 The planner chooses runs (and how many of each) among candidates that can be trained as they are (GPT
 shapes from `scaling.shapes`, token budgets of whole batches of at least `recipe.MIN_STEPS` optimizer
-steps, as `scaling-train` would run them) to make Var smallest with sum 6 N D <= the budget. J and g
+steps, as `scaling-train` would run them) to make Var smallest with their training FLOPs (6 N D and
+attention) within the budget, and enough distinct sizes and token counts to identify the law. J and g
 depend on the law's parameters, which are what we do not know yet: Var is averaged over the prior's
 uncertainty (its bootstrap samples, or Epoch AI's refit of Chinchilla when no prior is given), so the plan
 does not bet on one guess. Runs already trained add their information to M (sequential design).
@@ -23,9 +24,8 @@ single runs until no exchange helps.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +36,17 @@ from scipy import optimize
 
 from scaling import hardware
 from scaling.defaults import PLAN_DEFAULTS
-from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError, checked, whole_number
+from scaling.errors import NON_NEGATIVE, Constraint, UsageError, checked, whole_number
 from scaling.fitting.laws import Inputs, Law, get_law
 from scaling.fitting.result import FitResult
 from scaling.io import check_format
 from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
-from scaling.reference import EPOCH_INTERVALS, EPOCH_PRIOR, tokens_for_compute, training_flops
+from scaling.reference import tokens_for_compute, training_flops
 from scaling.runs.table import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
-from scaling.study.prediction import resolve_params
-from scaling.units import format_quantity, parse_quantity
+from scaling.study.prediction import check_sensible, resolve_params
+from scaling.study.prior import Z95, Prior, planning_law
+from scaling.units import count, format_quantity, parse_quantity
 
 FORMAT = "scaling.plan/1"  # the "format" key of `SweepPlan.to_json`
 
@@ -57,12 +58,15 @@ TOKENS_PER_PARAM = (1.0, 1000.0)
 CANDIDATE_SIZES = 16  # model sizes, log-spaced over [min_params, max_params]
 CANDIDATE_TOKENS = 16  # token budgets per size, log-spaced over what the budget and the range allow ...
 CANDIDATE_SPACING = 1.1  # ... at least 10 % apart (closer runs add nothing and would share a name)
-PRIOR_SAMPLES = 64  # prior parameter sets the criterion averages over
 MIN_RUNS = 3
+# A fit of the runs must identify the law: each of its power laws (a scale, an exponent, the shared offset)
+# needs 3 distinct values of its input, and the design p distinct (N, D) points for p parameters.
+IDENTIFY_VALUES = 3
 # A weak Gaussian prior, sd 10 on every theta (log-scales and exponents), only keeps M invertible while a
 # design is still too small to identify the law; any design that identifies it is unaffected.
 RIDGE = 1e-2
-Z95 = 1.959963984540054
+# A fit at the edge of its search box (within this fraction of the box) stopped there, not at a minimum.
+AT_BOUND = 1e-3
 
 # The standard design a plan is compared with: IsoFLOP profiles (Hoffmann et al. 2022, Approach 2).
 ISOFLOP_BUDGETS = 4  # compute budgets ...
@@ -71,87 +75,37 @@ ISOFLOP_SIZES = 5  # model sizes per budget ...
 ISOFLOP_HALF_WIDTH = 0.6  # ... log-spaced within +-0.6 decade of N_opt(C)
 
 
-# ---- the prior ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Prior:
-    """What we believe about the law before the sweep: a central parameter set and samples of theta
-    (the law's internal parameters, logs of its scales) that express the uncertainty."""
-
-    law: str
-    params: dict[str, float]  # natural units
-    thetas: np.ndarray = field(repr=False)  # (K, p)
-    source: str = ""
-
-    @classmethod
-    def epoch(cls, *, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
-        """Epoch AI's Chinchilla refit, its 95 % intervals read as independent normals in theta."""
-        law = get_law("chinchilla")
-        return cls(
-            "chinchilla",
-            dict(EPOCH_PRIOR),
-            _sample_intervals(law, EPOCH_PRIOR, EPOCH_INTERVALS, samples, seed),
-            "Epoch AI's Chinchilla refit (Besiroglu et al. 2024) and its 95 % bootstrap intervals",
-        )
-
-    @classmethod
-    def from_fit(cls, fit_result: FitResult, *, samples: int = PRIOR_SAMPLES, seed: int = 0) -> Prior:
-        """A fit (`scaling fit --json`): its bootstrap parameter sets, else its intervals, else the point.
-
-        Raises UsageError when the fit's law cannot answer a question about N and D."""
-        law = planning_law(fit_result.law)
-        params = {k: float(fit_result.params[k]) for k in law.param_names}
-        boot = fit_result.bootstrap_params
-        if boot is not None and len(boot) >= 2:
-            rng = np.random.default_rng(seed)
-            rows = boot if len(boot) <= samples else boot[rng.choice(len(boot), samples, replace=False)]
-            thetas = np.stack([law.to_theta(dict(zip(law.param_names, row, strict=True))) for row in rows])
-            source = f"the fit's {len(boot)} bootstrap parameter sets ({len(rows)} used)"
-        elif all(k in fit_result.ci for k in law.param_names):
-            thetas = _sample_intervals(law, params, fit_result.ci, samples, seed)
-            source = "the fit's 95 % intervals"
-        else:
-            warnings.warn(
-                "the prior fit has no bootstrap: the plan is optimal for its point estimate only; "
-                "fit with --bootstrap 200 for a plan robust to the prior's uncertainty",
-                ScalingWarning,
-                stacklevel=2,
-            )
-            thetas = law.to_theta(params)[None]
-            source = "the fit's point estimate (no bootstrap)"
-        if not np.all(np.isfinite(thetas)):
-            raise UsageError("the prior fit has non-finite parameters; refit it")
-        return cls(law.name, params, thetas, source)
-
-
-def planning_law(name: str) -> Law:
-    """The law `name` if it predicts loss from N and D alone, as planning needs; UsageError otherwise."""
-    law = get_law(name)
-    if tuple(law.inputs) != ("N", "D"):
+# ---- the prior fit ---------------------------------------------------------------------------------
+def check_prior_fit(fit_result: FitResult) -> None:
+    """UsageError unless `fit_result` is an estimate to plan from: converged, and no parameter at the edge
+    of the fit's search box (E -> 0, an exponent at 5: a degenerate law whose plans are absurd, e.g. 1e48
+    tokens for a compute-optimal target)."""
+    if not fit_result.converged:
         raise UsageError(
-            f"a {law.name} prior cannot answer: planning needs a law of N and D alone (chinchilla or "
-            f"kaplan_nd), and {law.name} reads {', '.join(law.inputs)}; refit with --law chinchilla"
+            f"the prior fit did not converge ({fit_result.message or 'no message'}); refit it "
+            "(more runs, or --law chinchilla) before planning from it"
         )
-    return law
-
-
-def _sample_intervals(
-    law: Law, params: Mapping[str, float], intervals: Mapping[str, Sequence[float]], k: int, seed: int
-) -> np.ndarray:
-    """k thetas, each parameter normal in theta (log for scales) with the interval as its 95 % range."""
-    rng = np.random.default_rng(seed)
-    centre = law.to_theta(params)
-    lo = law.to_theta({n: intervals[n][0] for n in law.param_names})
-    hi = law.to_theta({n: intervals[n][1] for n in law.param_names})
-    sd = np.abs(hi - lo) / (2 * Z95)
-    draws = centre + sd * rng.standard_normal((k, centre.size))
+    law = planning_law(fit_result.law)
+    theta = law.to_theta(fit_result.params)
     low, high = law.theta_bounds()
-    return np.clip(draws, low, high)
+    margin = AT_BOUND * (high - low)
+    edge = [n for n, t, lo, hi, m in zip(law.param_names, theta, low, high, margin, strict=True)
+            if t <= lo + m or t >= hi - m]  # fmt: skip
+    if edge:
+        shown = ", ".join(f"{n} = {fit_result.params[n]:.3g}" for n in edge)
+        raise UsageError(
+            f"the prior fit has {shown} at the bound of the fit's search: the law is degenerate there, not "
+            "estimated; refit it on more runs (or plan without `prior`, from Epoch AI's Chinchilla refit)"
+        )
 
 
 # ---- candidate runs ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Candidate:
-    """A run `scaling-train` can train as it is: its shape, D tokens in `steps` whole batches."""
+    """A run `scaling-train` can train as it is: its shape, D tokens in `steps` whole batches.
+
+    Its cost is `flops`, what training it computes: 6 N D and the attention scores, 6 n_layer n_ctx d_model
+    per token (`hardware.training_flops_with_attention`; 4.7x 6 N D for a small model at n_ctx 100k)."""
 
     shape: Shape
     N: int  # non-embedding parameters
@@ -162,6 +116,17 @@ class Candidate:
     @property
     def C(self) -> float:
         return training_flops(self.N, self.D)
+
+    @property
+    def flops(self) -> float:
+        return self.D * flops_per_token(self.shape)
+
+
+def flops_per_token(shape: Shape) -> float:
+    """Training FLOPs per token of a model of `shape`, attention scores included."""
+    return hardware.training_flops_with_attention(
+        n_params(shape), 1.0, shape.n_layer, shape.n_ctx, shape.d_model
+    )
 
 
 def realise(shape: Shape, tokens: float) -> Candidate | None:
@@ -192,13 +157,13 @@ def candidate_runs(budget: float, min_params: float, max_params: float, n_ctx: i
     for shape in sorted(shapes, key=n_params):
         N = n_params(shape)
         lo = max(TOKENS_PER_PARAM[0] * N, smallest)
-        hi = min(TOKENS_PER_PARAM[1] * N, tokens_for_compute(budget, N))
+        hi = min(TOKENS_PER_PARAM[1] * N, budget / flops_per_token(shape))
         if hi < lo:
             continue
-        count = min(CANDIDATE_TOKENS, 1 + math.floor(math.log(hi / lo) / math.log(CANDIDATE_SPACING)))
-        for tokens in np.geomspace(lo, hi, count):
+        budgets = min(CANDIDATE_TOKENS, 1 + math.floor(math.log(hi / lo) / math.log(CANDIDATE_SPACING)))
+        for tokens in np.geomspace(lo, hi, budgets):
             run = realise(shape, tokens)
-            if run is not None and budget >= run.C:
+            if run is not None and budget >= run.flops:
                 runs[(shape, run.D)] = run
     return list(runs.values())
 
@@ -258,7 +223,7 @@ class TargetVariance:
 
 @dataclass(frozen=True)
 class Limits:
-    """What a design may use: `budget` FLOPs (sum 6 N D), `max_runs` runs, `max_repeats` runs of one
+    """What a design may use: `budget` FLOPs (attention included), `max_runs` runs, `max_repeats` runs of one
     (N, D) (replicates with other seeds)."""
 
     budget: float
@@ -305,9 +270,15 @@ def _rounded(x: np.ndarray, cost: np.ndarray, limits: Limits) -> np.ndarray:
 
 
 def _exchanged(
-    crit: TargetVariance, counts: np.ndarray, cost: np.ndarray, limits: Limits, max_moves: int = 400
+    crit: TargetVariance,
+    counts: np.ndarray,
+    cost: np.ndarray,
+    limits: Limits,
+    keep: Callable[[np.ndarray], bool] | None = None,
+    max_moves: int = 400,
 ) -> np.ndarray:
-    """Improve whole-run counts by single moves (add a run, or move one run elsewhere) while one helps.
+    """Improve whole-run counts by single moves (add a run, or move one run elsewhere) while one helps;
+    with `keep`, only moves whose design without the moved run keeps `keep` true.
 
     Each move is evaluated exactly for every candidate at once with Sherman-Morrison updates of M^-1."""
     counts = counts.copy()
@@ -322,6 +293,8 @@ def _exchanged(
                 inv = Minv
                 room, runs_left = limits.budget - spent, limits.max_runs - n_runs
             else:  # remove one run r: M - J_r J_r^T / s2
+                if keep is not None and not keep(counts - np.eye(counts.size, dtype=int)[r]):
+                    continue
                 v = np.einsum("kpq,kq->kp", Minv, J[:, r])
                 denom = s2 - np.einsum("kp,kp->k", J[:, r], v)
                 if np.any(denom <= 0):
@@ -350,22 +323,79 @@ def _exchanged(
     return counts
 
 
+def identifying(
+    crit: TargetVariance,
+    counts: np.ndarray,
+    cost: np.ndarray,
+    limits: Limits,
+    points: tuple[np.ndarray, np.ndarray],
+    known: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
+    """`counts` if the design and the runs `known` identify the law (IDENTIFY_VALUES distinct N and D, as
+    many distinct (N, D) points as it has parameters); else the best design that does. A c-optimal design
+    may put every run on two sizes (for a point prior most of all), which no fit can untangle.
+
+    The repair: cheap runs that complete the support (each the cheapest of those that fill most gaps), then
+    the runs of `counts` while they fit,
+    then exchanges that keep the law identified. Raises UsageError when the limits cannot buy it."""
+    N, D = points
+    base = [] if known is None else list(zip(*known, strict=True))
+    p = crit.g.shape[-1]
+
+    def lacking(c: np.ndarray) -> int:
+        support = base + [(N[i], D[i]) for i in np.flatnonzero(c)]
+        sizes, tokens = {n for n, _ in support}, {d for _, d in support}
+        return (max(0, IDENTIFY_VALUES - len(sizes)) + max(0, IDENTIFY_VALUES - len(tokens))
+                + max(0, p - len(set(support))))  # fmt: skip
+
+    if lacking(counts) == 0:
+        return counts
+    design, steps = np.zeros_like(counts), np.eye(counts.size, dtype=int)
+    while (short := lacking(design)) > 0:  # the run that fills most gaps, the cheapest of those
+        gain, j = max((short - lacking(design + steps[j]), -cost[j], j) for j in range(counts.size))[::2]
+        if gain == 0:
+            break
+        design[j] += 1
+    if lacking(design) or design @ cost > limits.budget or design.sum() > limits.max_runs:
+        raise UsageError(
+            f"the limits buy no design that identifies the law ({IDENTIFY_VALUES} distinct sizes and token "
+            f"counts, {p} distinct (N, D) points, runs so far included); raise `budget` or `max_runs`, or "
+            "lower `min_params`"
+        )
+    for j in np.flatnonzero(counts):
+        while design[j] < counts[j] and design.sum() < limits.max_runs:
+            if design @ cost + cost[j] > limits.budget:
+                break
+            design[j] += 1
+    return _exchanged(crit, design, cost, limits, keep=lambda c: lacking(c) == 0)
+
+
 def optimal_design(crit: TargetVariance, cost: np.ndarray, limits: Limits) -> np.ndarray:
     """Whole run counts (n,) of the candidates minimising `crit` within the limits."""
     return _exchanged(crit, _rounded(_relaxed(crit, cost, limits), cost, limits), cost, limits)
 
 
 # ---- the standard design -------------------------------------------------------------------------------
-def isoflop_design(law: Law, params: Mapping[str, float], total: float) -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) of the standard IsoFLOP design of `total` FLOPs: ISOFLOP_BUDGETS budgets ISOFLOP_SPACING x
-    apart, ISOFLOP_SIZES sizes each, log-spaced within +-ISOFLOP_HALF_WIDTH decade of N_opt(C)."""
+def isoflop_design(
+    law: Law, params: Mapping[str, float], total: float, min_params: float = 0.0, max_params: float = math.inf
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) of the standard IsoFLOP design of `total` FLOPs (6 N D): ISOFLOP_BUDGETS budgets
+    ISOFLOP_SPACING x apart, ISOFLOP_SIZES sizes each, log-spaced within +-ISOFLOP_HALF_WIDTH decade of
+    N_opt(C), that window moved into [min_params, max_params] (the whole range when it is narrower)."""
     optimal = law.compute_optimal(params)  # planning laws are laws of N and D
     shares = ISOFLOP_SPACING ** -np.arange(ISOFLOP_BUDGETS)[::-1]  # ..., 1/16, 1/4, 1
     budgets = total * shares / (ISOFLOP_SIZES * shares.sum())
-    offsets = 10.0 ** np.linspace(-ISOFLOP_HALF_WIDTH, ISOFLOP_HALF_WIDTH, ISOFLOP_SIZES)
-    N = np.concatenate([optimal.N_opt(C) * offsets for C in budgets])
-    C = np.repeat(budgets, ISOFLOP_SIZES)
-    return N, tokens_for_compute(C, N)
+    span = min(10.0 ** (2 * ISOFLOP_HALF_WIDTH), max_params / min_params) if min_params > 0 else None
+    sizes = []
+    for C in budgets:
+        low = optimal.N_opt(C) * 10.0**-ISOFLOP_HALF_WIDTH
+        if span is None:
+            sizes.append(low * 10.0 ** np.linspace(0, 2 * ISOFLOP_HALF_WIDTH, ISOFLOP_SIZES))
+        else:
+            low = min(max(low, min_params), max_params / span)
+            sizes.append(low * np.geomspace(1.0, span, ISOFLOP_SIZES))
+    N = np.concatenate(sizes)
+    return N, tokens_for_compute(np.repeat(budgets, ISOFLOP_SIZES), N)
 
 
 # ---- the plan ------------------------------------------------------------------------------------------
@@ -378,7 +408,8 @@ class ProposedRun:
     name: str  # its key in the sweep file, e.g. N12.6M_D2.52B_s0
     N: int
     D: int
-    C: float
+    C: float  # 6 N D, the law's compute
+    flops: float  # what training computes, attention scores included: what the budget and hours count
     n_layer: int
     d_model: int
     n_head: int
@@ -393,7 +424,7 @@ class ProposedRun:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> ProposedRun:
-        return cls(**obj)
+        return cls(**{"flops": obj["C"], **obj})  # a plan written before `flops` counted 6 N D alone
 
 
 @dataclass(frozen=True)
@@ -407,12 +438,12 @@ class SweepPlan:
     """
 
     runs: tuple[ProposedRun, ...]
-    budget: float  # FLOPs allowed
-    spent: float  # FLOPs of the runs, sum 6 N D
+    budget: float  # FLOPs allowed, attention included
+    spent: float  # FLOPs of the runs, attention included (the sum of their `flops`)
     target: dict[str, float]  # N, D, C and the prior's loss there
     interval_width: float
     isoflop_interval_width: float  # of the standard IsoFLOP design of the same compute
-    isoflop_runs: tuple[tuple[float, float], ...]  # its (N, D)
+    isoflop_runs: tuple[tuple[float, float], ...]  # its (N, D), of the same FLOPs (attention included)
     law: str
     prior_params: dict[str, float]
     prior_source: str
@@ -483,14 +514,15 @@ class SweepPlan:
     def describe(self) -> str:
         t = self.target
         lines = [
-            f"plan: {len(self.runs)} runs, {self.spent:.3g} of {self.budget:.3g} FLOPs "
-            f"({self.gpu_hours:.3g} {self.accelerator} GPU-hours at MFU {self.mfu:g})",
+            f"plan: {count(len(self.runs), 'run')}, {self.spent:.3g} of {self.budget:.3g} FLOPs with "
+            f"attention (6 N D: {sum(r.C for r in self.runs):.3g}; {self.gpu_hours:.3g} {self.accelerator} "
+            f"GPU-hours at MFU {self.mfu:g})",
             f"target: N = {format_quantity(t['N'])} params, D = {format_quantity(t['D'])} tokens, "
             f"prior loss {t['loss']:.4g} nats/token",
             f"expected 95 % interval width of the target loss: {self.interval_width:.3g} nats/token "
             f"(IsoFLOP design of equal compute: {self.isoflop_interval_width:.3g}; gain {self.gain:.2f}x)",
             f"prior: {self.law}, {self.prior_source}"
-            + (f"; {self.n_runs_so_far} runs already trained" if self.n_runs_so_far else ""),
+            + (f"; {count(self.n_runs_so_far, 'run')} already trained" if self.n_runs_so_far else ""),
             f"  {'run':<22s} {'N':>8s} {'D':>8s} {'C':>9s} {'shape (L x d, heads)':>21s} {'steps':>7s} "
             f"{'GPU-h':>8s}",
         ]
@@ -530,9 +562,9 @@ class SweepPlan:
         t = self.target
         head = [
             "# @package _global_",
-            f"# Planned by `scaling plan`: {len(self.runs)} runs, {self.spent:.3g} of {self.budget:.3g} "
-            f"FLOPs, to predict the loss at N = {format_quantity(t['N'])} params, "
-            f"D = {format_quantity(t['D'])} tokens",
+            f"# Planned by `scaling plan`: {count(len(self.runs), 'run')}, {self.spent:.3g} of "
+            f"{self.budget:.3g} FLOPs with attention, to predict the loss at N = {format_quantity(t['N'])} "
+            f"params, D = {format_quantity(t['D'])} tokens",
             f"# (expected 95 % interval {self.interval_width:.3g} nats/token; an IsoFLOP design of the same "
             f"compute: {self.isoflop_interval_width:.3g}).",
             f"#   scaling-train --config-dir DIR -m +sweep={name}      (DIR: the folder that holds sweep/)",
@@ -574,7 +606,7 @@ def plan(
 
     Parameters
     ----------
-    budget : total training compute of the sweep, sum 6 N D FLOPs ('1e21' accepted).
+    budget : total training compute of the sweep, FLOPs ('1e21' accepted): 6 N D and attention scores.
     target_params : N_t, non-embedding parameters of the model to predict ('175B', or a preset name).
     target_tokens : D_t tokens it will be trained on; or `optimal=True` for the prior's D_opt(N_t).
     prior : a FitResult (its bootstrap samples express the uncertainty); None: Epoch AI's Chinchilla refit.
@@ -588,8 +620,8 @@ def plan(
     noise : relative run-to-run noise of a final loss (only the interval widths depend on it).
     seed : seeds the sampling of the prior.
 
-    Raises UsageError for a budget too small for MIN_RUNS runs, a target below the runs, a prior of a law
-    that cannot answer, or bad values.
+    Raises UsageError for a budget too small for MIN_RUNS runs or for runs that identify the law, a target
+    below the runs or past any sensible run, a prior that cannot answer or is no estimate, or bad values.
     """
     budget = parse_quantity(budget, "`budget` (FLOPs)")
     N_t = resolve_params(target_params)[0]
@@ -597,6 +629,8 @@ def plan(
     max_params = min(parse_quantity(max_params, "`max_params`"), N_t)
     chip = hardware.get_accelerator(accelerator)
     hardware.gpu_days(1.0, chip, mfu)  # checks mfu
+    if prior is not None:
+        check_prior_fit(prior)
     prior = Prior.epoch(seed=seed) if prior is None else Prior.from_fit(prior, seed=seed)
     law = get_law(prior.law)
     if (target_tokens is None) == (not optimal):
@@ -606,6 +640,7 @@ def plan(
         if optimal
         else parse_quantity(target_tokens, "`target_tokens`")
     )
+    check_sensible(N_t, D_t)  # predict's bounds: 1e48 tokens is a degenerate prior or a typo, not a plan
     if N_t < min_params:
         raise UsageError(
             f"the target N = {format_quantity(N_t)} params lies below the runs (`min_params` "
@@ -619,12 +654,12 @@ def plan(
             f"the target D = {format_quantity(D_t)} tokens lies below the runs (the smallest trains "
             f"{format_quantity(cheapest.D)} tokens); a plan extrapolates from smaller runs"
         )
-    if budget < MIN_RUNS * cheapest.C:
+    if budget < MIN_RUNS * cheapest.flops:
         raise UsageError(
             f"budget {budget:.3g} FLOPs is too small for {MIN_RUNS} runs: the cheapest run (N = "
             f"{format_quantity(cheapest.N)}, {cheapest.steps} steps of {cheapest.batch_size} x {n_ctx} "
-            "tokens) "
-            f"costs {cheapest.C:.3g}; raise `budget` to >= {MIN_RUNS * cheapest.C:.3g} or lower `min_params`"
+            f"tokens) costs {cheapest.flops:.3g}; raise `budget` to >= {MIN_RUNS * cheapest.flops:.3g} or "
+            "lower `min_params`"
         )
     target_loss = float(law.predict(prior.params, N=N_t, D=D_t)[0])
     if not math.isfinite(target_loss):
@@ -637,20 +672,14 @@ def plan(
     candidates = candidate_runs(budget, min_params, max_params, n_ctx)
     N = np.array([c.N for c in candidates], float)
     D = np.array([c.D for c in candidates], float)
-    cost = np.array([c.C for c in candidates])
+    cost = np.array([c.flops for c in candidates])
     crit = TargetVariance(law, prior.thetas, N, D, (N_t, D_t), noise, known)
-    counts = optimal_design(crit, cost, Limits(budget, max_runs, max_repeats))
+    limits = Limits(budget, max_runs, max_repeats)
+    counts = identifying(crit, optimal_design(crit, cost, limits), cost, limits, (N, D), known)
     spent = float(counts @ cost)
-    distinct = np.count_nonzero(counts) + (0 if known is None else len(set(zip(*known, strict=True))))
-    if distinct < len(law.param_names):
-        warnings.warn(
-            f"the plan has {distinct} distinct (N, D) points, runs so far included, fewer than the "
-            f"{len(law.param_names)} parameters of the {law.name} law: a fit of them is not determined and "
-            "the interval widths are meaningless; raise `budget` or `max_runs`, or lower `min_params`",
-            ScalingWarning,
-            stacklevel=2,
-        )
-    iso_N, iso_D = isoflop_design(law, prior.params, spent)
+    iso_N, iso_D = isoflop_design(law, prior.params, spent, min_params, max_params)
+    per_token = np.array([flops_per_token(shape_for_params(n, n_ctx=n_ctx)) for n in iso_N])
+    iso_D = iso_D * spent / (iso_D @ per_token)  # the same FLOPs as the plan, attention included
     iso = TargetVariance(law, prior.thetas, iso_N, iso_D, (N_t, D_t), noise, known)
 
     def width(variance: float) -> float:  # 95 % interval of the loss from the variance of its log
@@ -666,6 +695,7 @@ def plan(
                     c.N,
                     c.D,
                     c.C,
+                    c.flops,
                     c.shape.n_layer,
                     c.shape.d_model,
                     c.shape.n_head,
@@ -673,10 +703,10 @@ def plan(
                     c.batch_size,
                     c.steps,
                     s,
-                    24.0 * hardware.gpu_days(c.C, chip, mfu),
+                    24.0 * hardware.gpu_days(c.flops, chip, mfu),
                 )
             )
-    runs.sort(key=lambda r: -r.C)  # largest first, so that parallel workers finish together
+    runs.sort(key=lambda r: -r.flops)  # largest first, so that parallel workers finish together
     return SweepPlan(
         runs=tuple(runs),
         budget=budget,

@@ -154,7 +154,11 @@ class Prediction:
     def describe(self) -> str:
         """The lines `scaling predict` prints: every figure with its unit."""
         q = format_quantity
-        preset = f" (preset {self.shape['preset']})" if self.shape and self.shape["preset"] else ""
+        preset = ""
+        if self.shape and self.shape["preset"]:  # a number near a preset takes its shape, not its N
+            name, exact = self.shape["preset"], n_params(PRESETS[self.shape["preset"]])
+            same = exact == self.N
+            preset = f" (preset {name})" if same else f" (shape of preset {name}, whose N is {q(exact)})"
         ratio = f"{self.tokens_per_param:.3g} tokens/param"
         if self.optimal_tokens_per_param:
             ratio += f"; compute-optimal at this C: {self.optimal_tokens_per_param:.3g}"
@@ -264,7 +268,7 @@ def predict(
             f"or `C` with `optimal` (got `N` {'yes' if N is not None else 'no'}, "
             f"{', '.join(given) or 'nothing else'})"
         )
-    _check_sensible(N, D)
+    check_sensible(N, D)
     C = training_flops(N, D)
     U = D if U is None else U
     if mode == "optimal_for_compute":
@@ -339,7 +343,8 @@ def _pair(lo: np.ndarray | None, hi: np.ndarray | None) -> tuple[float, float] |
     return float(lo[0]), float(hi[0])
 
 
-def _check_sensible(N: float, D: float) -> None:
+def check_sensible(N: float, D: float) -> None:
+    """UsageError for N params or D tokens past any sensible run (MAX_PARAMS, MAX_TOKENS) or below 1."""
     if N > MAX_PARAMS:
         raise UsageError(f"N = {N:.3g} parameters is past any sensible model (> {MAX_PARAMS:.0e})")
     if D > MAX_TOKENS:

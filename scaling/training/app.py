@@ -11,6 +11,7 @@ run has finished. Bad input prints one `error:` line and exits with status 2.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -60,7 +61,22 @@ def _hydra_main(cfg: DictConfig) -> dict:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweep records this run as failed and goes on with the others
         print(f"error: {exc}", file=sys.stderr)  # here, not after Hydra's own "Error executing job" line
+        _remove_unstarted(Path(HydraConfig.get().runtime.output_dir))
         raise SystemExit(2) from None
+
+
+def _remove_unstarted(run_dir: Path) -> None:
+    """Remove what Hydra wrote for a run refused before it started (the folder, holding only .hydra/ and
+    train.log), and the folders above it that this leaves empty, so that bad input leaves nothing behind.
+    A folder holding anything else (a run to resume, the working directory itself) is kept."""
+    run_dir, cwd = run_dir.resolve(), Path.cwd().resolve()
+    if cwd.is_relative_to(run_dir) or {p.name for p in run_dir.iterdir()} - {".hydra", "train.log"}:
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for parent in run_dir.parents:  # runs/train, runs: made by Hydra for this run
+        if parent == cwd or not parent.is_relative_to(cwd) or any(parent.iterdir()):
+            break
+        parent.rmdir()
 
 
 def main() -> None:

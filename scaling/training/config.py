@@ -11,6 +11,7 @@ folder) and `data.unique_tokens` (cap on the training split, for repeated-data s
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import json
@@ -181,6 +182,45 @@ def _in_range(value: Any, key: str, low: float, high: float, top_open: bool = Fa
     return number
 
 
+# Top-level keys besides the groups of `config_schema`: a sweep file's own `sweep:` node, and Hydra's.
+FREE_KEYS = ("sweep", "hydra")
+
+
+@functools.cache
+def config_schema() -> dict[str, frozenset[str]]:
+    """The keys each group of a run's config may hold: `train`'s as `config.yaml` gives them, `model`'s and
+    `data`'s those of the shipped files of the group (sweeps/model/*.yaml, sweeps/data/*.yaml)."""
+    schema = {"train": frozenset(_config_file().train)}
+    for group in ("model", "data"):
+        keys: set[str] = set()
+        for path in sorted((CONFIG_DIR / group).glob("*.yaml")):
+            keys.update(OmegaConf.load(path))
+        schema[group] = frozenset(keys)
+    return schema
+
+
+def check_keys(cfg: DictConfig) -> None:
+    """UsageError naming every key of `cfg` that no config reads (`+train.tokns=1M`, which Hydra's `+`
+    adds without a word and the run would ignore), each with the nearest valid key."""
+    schema = config_schema()
+    unknown = [key for key in cfg if key not in schema and key not in FREE_KEYS]
+    for group, keys in schema.items():
+        node = cfg.get(group)
+        if isinstance(node, DictConfig):
+            unknown += [f"{group}.{key}" for key in node if key not in keys]
+    if unknown:
+        valid = [*schema, *FREE_KEYS, *(f"{group}.{key}" for group, keys in schema.items() for key in keys)]
+        named = []
+        for key in unknown:
+            near = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            named.append(f"{key}" + (f" (did you mean {near[0]}?)" if near else ""))
+        raise UsageError(
+            f"unknown config key{'s' if len(unknown) > 1 else ''} {', '.join(named)}: no run reads "
+            f"{'them' if len(unknown) > 1 else 'it'}; the keys are those of sweeps/config.yaml, "
+            "sweeps/model/ and sweeps/data/"
+        )
+
+
 def train_setting(train: DictConfig, key: str) -> Any:
     """`train.<key>` of a run's config, or its default from `config.yaml` when the config leaves it out."""
     return train.get(key, train_default(key))
@@ -210,6 +250,7 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     Loads (or prepares, once) the data, so a missing or corrupt corpus fails here, before training.
     """
     register_resolvers()
+    check_keys(cfg)
     try:
         model, train, data = cfg.model, cfg.train, cfg.data
         setting = functools.partial(train_setting, train)
