@@ -90,7 +90,7 @@ def branch_plan(plan: RunPlan, resolved: dict[str, Any], needs_checkpoint: bool)
         raise UsageError(f"{where}: the parent has no {SCHEDULE_FILE} (trained before LR schedules existed)")
     schedule = Schedule.from_json(saved)
     step = plan.branch_step
-    if step >= schedule.steps or schedule.schedule not in ("constant", "wsd") or schedule.decay_start < step:
+    if step > schedule.steps or schedule.schedule not in ("constant", "wsd") or schedule.decay_start < step:
         raise UsageError(
             f"{where}: the parent ({schedule.schedule}, {schedule.steps} steps) does not hold its peak LR up "
             f"to the branch point, step {step}; branch from a train.schedule=constant run (or a wsd run "

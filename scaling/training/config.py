@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -77,6 +78,36 @@ def _shape_for_params(target: Any, aspect: Any, head_size: Any, field: str) -> i
     return int(getattr(shape, str(field)))
 
 
+def _cooldown(field: str, point: Any, ends: Sequence[Any], cooldown_frac: Any, n_params: Any) -> Any:
+    """A `train` key of one point of a cooldowns sweep (`sweeps/sweep/cooldowns.yaml`).
+
+    `point` is `parent` (the constant-LR run of a size, which ends at the last branch point and keeps a
+    checkpoint at every one) or the tokens per parameter D/N of one branch, one of `ends`; each branch
+    decays over its last `cooldown_frac` of D, from its parent's checkpoint at (1 - cooldown_frac) D.
+    """
+    frac, n = float(cooldown_frac), int(n_params)
+    ends = [float(e) for e in ends]
+    parent = str(point) == "parent"
+    if not parent and float(point) not in ends:
+        raise UsageError(f"sweep.point={point} is not one of sweep.ends {ends} (or parent)")
+    values = {
+        "tokens_per_param": (1 - frac) * max(ends) if parent else float(point),
+        "schedule": "constant" if parent else "wsd",
+        "save_at": [round((1 - frac) * e * n) for e in ends] if parent else [],
+        "branch_tokens": None if parent else round((1 - frac) * float(point) * n),
+    }
+    return values[field]
+
+
+def _cooldown_parent(point: Any, sweep_dir: Any, override_dirname: Any) -> str | None:
+    """The run folder of a cooldowns sweep point's parent: the point's own overrides with
+    `sweep.point=parent` (None for the parent itself)."""
+    if str(point) == "parent":
+        return None
+    name = re.sub(r"(^|,)sweep\.point=[^,]*", r"\1sweep.point=parent", str(override_dirname))
+    return str(Path(str(sweep_dir)) / run_dirname(name))
+
+
 def run_dirname(override_dirname: str) -> str:
     """A run's folder name from Hydra's `override_dirname` (`model=tiny_1m,train.tokens=2M`).
 
@@ -96,13 +127,16 @@ def register_resolvers() -> None:
     In YAML: `${n_params:${model.n_layer},${model.d_model}}` -> N;
     `${tokens_for_compute:1e15,${model.n_layer},${model.d_model}}` -> D = C / (6 N);
     `${shape_for_params:${.target_params},${.aspect},${.head_size},n_layer}` -> a field of the shape;
-    `${run_dirname:${hydra.job.override_dirname}}` -> a run's folder name (the `hydra:` block).
+    `${run_dirname:${hydra.job.override_dirname}}` -> a run's folder name (the `hydra:` block);
+    `${cooldown:KEY,...}` and `${cooldown_parent:...}` -> the train keys of a cooldowns sweep's point.
     """
     for name, func in (
         ("n_params", _n_params_resolver),
         ("tokens_for_compute", _tokens_for_compute),
         ("shape_for_params", _shape_for_params),
         ("run_dirname", run_dirname),
+        ("cooldown", _cooldown),
+        ("cooldown_parent", _cooldown_parent),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, func)
@@ -353,10 +387,10 @@ def _plan_schedule(
     save_steps = []
     for value in save_at:
         step = round(_number(value, "train.save_at") / per_step)
-        if not 1 <= step < steps:
+        if not 1 <= step <= steps:
             raise UsageError(
                 f"train.save_at={value} is step {step} of {steps} ({per_step} tokens per step): give token "
-                "counts inside the run, past its first step and before its end"
+                "counts inside the run, from its first step to its end"
             )
         save_steps.append(step)
     parent, branch_step = setting("branch_from"), 0
