@@ -32,7 +32,7 @@ from scaling.reference import params_for_compute, tokens_for_compute, training_f
 from scaling.runs.trackers import CURVES, apply_default_keys, detect, read_tracker
 from scaling.tracking import flatten
 
-NUMERIC = ("N", "D", "C", "loss", "U", "N_total")  # N_total: all parameters, embeddings included
+NUMERIC = ("N", "D", "C", "loss", "U", "N_total", "C_own")  # N_total: all parameters, embeddings included
 STATUSES = ("completed", "diverged", "failed", "interrupted", "running")
 METRIC_COLUMNS = ("step", "tokens", "flops", "lr", "train_loss", "val_loss", "elapsed_s", "tokens_per_s")
 # summary.json key -> run-table column
@@ -52,6 +52,9 @@ SUMMARY_COLUMNS = {
     "seed": "seed",
     "wall_s": "wall_s",
     "entropy_rate": "entropy_rate",  # a synthetic source's true irreducible loss, nats/token
+    "flops_own": "C_own",  # FLOPs the run trained itself (a cooldown branch shares its parent's prefix)
+    "schedule": "schedule",  # the LR schedule: cosine, wsd, constant, linear
+    "parent": "parent",  # a cooldown branch's parent run folder
 }
 CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml as e.g. `train.lr`
 # Tokens per parameter outside this range almost always mean a unit slip (D in billions, N in millions).

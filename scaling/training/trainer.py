@@ -617,7 +617,8 @@ class Trainer:
         """Write the running summary, open the progress bar, start the clocks; the state to loop over."""
         self.state.session_start = time.perf_counter()
         if self.rt.is_main:
-            atomic_write_json(self.schedule_path, self.plan.schedule.to_json())
+            record = {**self.plan.schedule.to_json(), "tokens_per_step": self.plan.tokens_per_step}
+            atomic_write_json(self.schedule_path, record)
         self.write_summary("running", **self.last_losses())
         show = self.progress
         show = sys.stderr.isatty() if show in (None, "auto") else bool(show)  # auto: on a terminal
