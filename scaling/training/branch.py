@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from scaling.errors import UsageError
+from scaling.tracking import flatten
 from scaling.training.config import RunPlan
 from scaling.training.schedule import Schedule
 
@@ -28,8 +29,8 @@ BRANCH_POINTS = "branches"  # the parent's folder of kept checkpoints
 SCHEDULE_FILE = "schedule.json"
 # What a branch must share with its parent to continue its training: the model, the data stream and the
 # optimizer. The schedule, token budget and evaluations may differ.
-SHARED = ("model", "data", "train.batch_size", "train.lr", "train.seed", "train.weight_decay", "train.beta1",
-          "train.beta2", "train.grad_clip")  # fmt: skip
+SHARED_SECTIONS = ("model", "data")  # every key of these
+SHARED_TRAIN = ("batch_size", "lr", "seed", "weight_decay", "beta1", "beta2", "grad_clip")
 
 
 def branch_checkpoint(run_dir: Path, step: int) -> Path:
@@ -47,11 +48,13 @@ def _read(path: Path, what: str, where: str) -> Any:
         raise UsageError(f"{where}: the parent's {what} cannot be read ({exc})") from None
 
 
-def _select(config: dict, dotted: str) -> Any:
-    node: Any = config
-    for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
+def _shared(config: dict) -> dict[str, Any]:
+    """The settings of a resolved config that a branch shares with its parent, by dotted key."""
+    train = config.get("train") or {}
+    return {
+        **flatten({k: config.get(k) for k in SHARED_SECTIONS}),
+        **{f"train.{k}": train.get(k) for k in SHARED_TRAIN},
+    }
 
 
 def branch_plan(plan: RunPlan, resolved: dict[str, Any], needs_checkpoint: bool) -> RunPlan:
@@ -75,10 +78,11 @@ def branch_plan(plan: RunPlan, resolved: dict[str, Any], needs_checkpoint: bool)
     config = _read(parent / "config.yaml", "config.yaml", where)
     if not isinstance(config, dict):
         raise UsageError(f"{where}: the parent has no readable config.yaml")
+    old, new = _shared(config), _shared(resolved)
     changes = [
-        f"{key}: {_select(config, key)} -> {_select(resolved, key)}"
-        for key in SHARED
-        if _select(config, key) != _select(resolved, key)
+        f"{key}: {old.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
+        for key in sorted(set(old) | set(new))
+        if old.get(key, "(unset)") != new.get(key, "(unset)")
     ]
     if changes:
         raise UsageError(
