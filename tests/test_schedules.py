@@ -192,7 +192,7 @@ def test_a_branch_is_refused_before_training(family, tmp_path):
         ([f"train.branch_from={tmp_path / 'unfinished'}", "train.branch_tokens=32k"],
          "the parent run is interrupted, not completed"),
         ([f"train.branch_from={root / 'parent'}", "train.branch_tokens=32k", "model=tiny_30k"],
-         "the parent is of another shape or setup (model.d_model: 20 -> 36; model.preset: tiny_10k -> tiny_30k)"),
+         "another shape or setup (model.d_model: 20 -> 36; model.preset: tiny_10k -> tiny_30k)"),
         ([f"train.branch_from={root / 'parent'}", "train.branch_tokens=32k", "train.seed=1"],
          "train.seed: 0 -> 1"),
         ([f"train.branch_from={root / 'parent'}", "train.branch_tokens=20k"],
@@ -242,7 +242,8 @@ def test_the_cooldowns_sweep_trains_parents_first_then_branches(cooldowns):
         assert s["tokens"] == pytest.approx(int(point) * n, rel=0.01)
         assert s["branch_tokens"] == pytest.approx(0.8 * int(point) * n, rel=0.01)
     assert summaries["parent"]["schedule"] == "constant"
-    assert summaries["parent"]["tokens"] == summaries["8"]["branch_tokens"]  # the parent ends at the last branch point
+    # the parent ends at the last branch point
+    assert summaries["parent"]["tokens"] == summaries["8"]["branch_tokens"]
     # a relaunch trains nothing
     again = run_process([BIN / "scaling-train", *SWEEP], cwd=root)
     assert again.status == 0 and "all 3 runs already finished; nothing to train" in again.out
@@ -279,7 +280,8 @@ def test_curve_table_from_the_sweep(cooldowns, cli):
         schedule = Schedule.from_json(json.loads((folder / "schedule.json").read_text()))
         every = np.arange(1, rows["step"].max() + 1)
         exact = schedule.lrs()[: len(every)]
-        assert np.max(np.abs(np.interp(every, rows["step"], rows["lr"]) - exact)) <= KNOT_TOLERANCE * exact.max()
+        interpolated = np.interp(every, rows["step"], rows["lr"])
+        assert np.max(np.abs(interpolated - exact)) <= KNOT_TOLERANCE * exact.max()
 
 
 def test_curve_table_from_a_tracker(tmp_path, cli):
