@@ -257,6 +257,15 @@ def test_runs_counts_a_shared_prefix_once(cooldowns, cli):
     assert f"compute: {table['C_own'].sum():.3g} FLOPs trained" in result.out
 
 
+def test_final_point_fits_leave_the_unannealed_parent_out(cooldowns):
+    root, _ = cooldowns
+    from scaling.runs.table import load_runs
+
+    with pytest.warns(UserWarning, match=r"excluded 1 run\(s\) trained at a constant LR.*point=parent"):
+        table = load_runs(root / "runs" / "cooldowns")
+    assert len(table) == 2 and set(table["schedule"]) == {"wsd"}
+
+
 def test_curve_table_from_the_sweep(cooldowns, cli):
     root, _ = cooldowns
     out = root / "curves.csv"

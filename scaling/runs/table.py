@@ -362,7 +362,8 @@ def load_runs(
     experiments : MLflow experiment names to read (default: all).
 
     Returns a DataFrame with N, D, C, loss first (then U, run, status, ...), only rows with status
-    `completed` (when a status is given) and finite positive numbers; every other row is named in a
+    `completed` (when a status is given), not trained at a constant LR (when a schedule is given: a
+    cooldown branch's parent), and finite positive numbers; every other row is named in a
     ScalingWarning. UsageError when the input is unreadable or no run is usable.
     """
     where = ""
@@ -410,6 +411,15 @@ def load_runs(
             rows = bad & (statuses == status)
             warn(f"excluded {int(rows.sum())} run(s) with status {status}: {_name_rows(labels[rows])}")
         keep &= ~bad
+    if "schedule" in table:  # a constant-LR run (a cooldown parent) never annealed: its last loss is no final
+        constant = keep & (table["schedule"].map(str) == "constant")
+        if constant.any():
+            warn(
+                f"excluded {int(constant.sum())} run(s) trained at a constant LR (not annealed, so their "
+                f"last loss is no final loss; their curves serve curve-table fits): "
+                f"{_name_rows(labels[constant])}"
+            )
+            keep &= ~constant
     values = table[["N", "D", "C", "loss"]].to_numpy(float)
     invalid = keep & ~pd.Series(np.all(np.isfinite(values) & (values > 0), axis=1), index=table.index)
     if invalid.any():
