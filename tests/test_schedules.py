@@ -177,6 +177,18 @@ def test_a_finished_branch_relaunches_as_a_no_op(family):
     assert (root / "branch" / "summary.json").read_text() == before
 
 
+def test_an_interrupted_branch_resumes_from_its_own_checkpoint(family, tmp_path):
+    root, _, branch, _, branch_cfg = family
+    stop = threading.Event()
+    stop.set()  # checkpoints at its first step boundary, step 32, then ends
+    first = train(config(*branch_cfg), tmp_path / "branch", stop=stop)
+    assert (first["status"], first["steps_done"]) == ("interrupted", 32)
+    resumed = train(config(*branch_cfg), tmp_path / "branch")
+    assert resumed["status"] == "completed" and resumed["resumes"] == 1
+    assert resumed["val_loss"] == branch["val_loss"]  # bitwise the uninterrupted branch
+    assert [r["step"] for r in metrics(tmp_path / "branch")] == [35, 39, 43, 47]
+
+
 def test_a_branch_is_refused_before_training(family, tmp_path):
     root, *_ = family
     branch = [*TINY, "train.tokens=48k", "train.schedule=wsd"]
