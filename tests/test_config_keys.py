@@ -53,6 +53,12 @@ CHANGES = {
     "progress": ["train.progress=false"],
     "peak_flops": ["train.peak_flops=1e12"],
     "loggers": ["train.loggers=[tensorboard]"],
+    "schedule": ["train.schedule=wsd"],
+    "decay_frac": ["train.decay_frac=0.3"],
+    "decay_shape": ["train.decay_shape=linear"],
+    "save_at": ["train.save_at=[10k]"],
+    "branch_from": ["train.schedule=wsd", "train.branch_from=/nowhere/parent"],
+    "branch_tokens": ["train.schedule=wsd", "train.branch_from=/nowhere/parent", "train.branch_tokens=10k"],
 }
 
 

@@ -15,6 +15,7 @@ import pytest
 from helpers import BIN, CliResult, assert_usage_error, run_process
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from scaling.errors import UsageError
@@ -222,7 +223,9 @@ def test_every_sweep_of_the_menu_expands_into_runs_that_pass_the_trainer_checks(
             (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(axes), None)
             assert len(jobs) >= 4, name
             for job in jobs:
-                plan = plan_run(compose("config", overrides=[f"+sweep={name}", *job]))
+                cfg = compose("config", overrides=[f"+sweep={name}", *job], return_hydra_config=True)
+                HydraConfig.instance().set_config(cfg)  # as in the job: cooldowns reads ${hydra:job...}
+                plan = plan_run(cfg)
                 assert plan.steps >= 10, (name, job)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
@@ -50,7 +51,10 @@ class ScalingSweeper(BasicSweeper):
         overrides = parser.parse_overrides(self._parse_config() + list(arguments))
         jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
         # Bad input raises UsageError: `scaling-train` prints it as one `error:` line, exit status 2.
-        planned = sw.plan_sweep(jobs, self._load, _check_run)
+        try:
+            planned = sw.plan_sweep(jobs, self._load, _check_run)
+        finally:
+            HydraConfig.instance().set_config(self.config)  # `_load` sets each job's, as Hydra's run_job does
         launcher = self.config.hydra.launcher
         slurm = str(launcher.get("_target_", "")).endswith("SlurmLauncher")
         if slurm:
@@ -80,15 +84,18 @@ class ScalingSweeper(BasicSweeper):
 
         errors: dict[Path, BaseException | None] = {}
         size = self.max_batch_size or len(todo) or 1
+        # Cooldown branches wait for their parents: launched in a later wave (each wave in batches).
+        batches = [wave[i : i + size] for wave in sw.waves(todo) for i in range(0, len(wave), size)]
         since = time.time()
         if not slurm:  # SLURM jobs run on without this process: there Ctrl-C stops only the waiting
             sw.catch_ctrl_c()
         try:
-            for start in range(0, len(todo), size):
+            start = 0
+            for batch in batches:
                 if sw.sweep_stopped():
                     break
-                batch = todo[start : start + size]
                 results = self.launcher.launch([list(p.overrides) for p in batch], initial_job_idx=start)
+                start += len(batch)
                 for p, ret in zip(batch, results, strict=True):
                     errors[p.run_dir] = error = _error_of(ret)
                     if error is not None and not isinstance(error, UsageError | sw.Interrupted):
@@ -122,8 +129,12 @@ class ScalingSweeper(BasicSweeper):
         return summary
 
     def _load(self, overrides: list[str]) -> DictConfig:
+        """The job's config, and HydraConfig set to it, so that `${hydra:job...}` in it resolves as in the
+        job (a cooldown branch names its parent's folder by its own overrides)."""
         assert self.hydra_context is not None and self.config is not None
-        return self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        HydraConfig.instance().set_config(cfg)
+        return cfg
 
 
 def _check_run(cfg: DictConfig) -> str:

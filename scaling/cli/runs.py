@@ -1,4 +1,5 @@
-"""`scaling runs INPUT [--csv OUT]`: collect a sweep's run folders, or a tracker's runs, into a run table."""
+"""`scaling runs INPUT [--curves] [--csv OUT]`: collect a sweep's run folders, or a tracker's runs, into a
+run table (one row per run), or with --curves a curve table (one row per evaluation and LR knot)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tokens, N_total (all parameters), run, status and config or logged columns.",
     )
     add_source_options(p)
-    p.add_argument("--csv", metavar="OUT", help="write the run table here (atomically)")
+    p.add_argument(
+        "--curves",
+        action="store_true",
+        help="write a curve table instead: run, N, step, tokens, lr, loss, one row per evaluation of every "
+        "run and one per knot of its LR schedule (loss empty), for `scaling fit --curves`",
+    )
+    p.add_argument("--csv", metavar="OUT", help="write the table here (atomically)")
     p.set_defaults(handler=run)
 
 
@@ -36,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from scaling.runs.table import collect
     from scaling.units import count, format_quantity
 
+    if args.curves:
+        return _curves(args)
     table = collect(args.input, **source_options(args))
+    own = table["C_own"].fillna(table["C"]) if "C_own" in table else table["C"]
     counts = table["status"].value_counts()
     print(f"{count(len(table), 'run')} in {args.input}: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     print(
@@ -49,7 +59,32 @@ def run(args: argparse.Namespace) -> int:
             f"{_cell(row.get('D'), format_quantity):>11s} {_cell(row.get('C'), '{:.3g}'.format):>10s} "
             f"{_cell(row.get('loss'), '{:.4f}'.format):>18s}  {row['run']}"
         )
+    if "C_own" in table and (own < table["C"]).any():  # cooldown branches: their shared prefixes once
+        print(f"compute: {own.sum():.3g} FLOPs trained ({table['C'].sum():.3g} summed over runs, counting "
+              "each branch's shared prefix with its parent again)")  # fmt: skip
     if args.csv:
         atomic_write_text(args.csv, table.to_csv(index=False))
+        wrote(args.csv)
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from scaling.io import atomic_write_text
+    from scaling.runs.curve_sources import collect_curves
+    from scaling.units import format_quantity
+
+    curves = collect_curves(args.input, **source_options(args))
+    evals = curves["loss"].notna()
+    print(f"{curves['run'].nunique()} runs in {args.input}: {int(evals.sum())} evaluations, "
+          f"{int((~evals).sum())} LR-only rows")  # fmt: skip
+    print(f"  {'N (params)':>11s} {'evals':>6s} {'last step':>10s} {'LR first..last':>21s}  run")
+    for run, rows in curves.groupby("run", sort=False):
+        lr = rows["lr"].dropna()
+        shown = f"{lr.iloc[0]:.3g}..{lr.iloc[-1]:.3g}" if len(lr) else "-"
+        n_evals, last = int(rows["loss"].notna().sum()), int(rows["step"].max())
+        print(f"  {_cell(rows['N'].iloc[0], format_quantity):>11s} {n_evals:>6d} {last:>10d} {shown:>21s}  "
+              f"{run}")  # fmt: skip
+    if args.csv:
+        atomic_write_text(args.csv, curves.to_csv(index=False))
         wrote(args.csv)
     return 0

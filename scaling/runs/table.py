@@ -32,7 +32,7 @@ from scaling.reference import params_for_compute, tokens_for_compute, training_f
 from scaling.runs.trackers import CURVES, apply_default_keys, detect, read_tracker
 from scaling.tracking import flatten
 
-NUMERIC = ("N", "D", "C", "loss", "U", "N_total")  # N_total: all parameters, embeddings included
+NUMERIC = ("N", "D", "C", "loss", "U", "N_total", "C_own")  # N_total: all parameters, embeddings included
 STATUSES = ("completed", "diverged", "failed", "interrupted", "running")
 METRIC_COLUMNS = ("step", "tokens", "flops", "lr", "train_loss", "val_loss", "elapsed_s", "tokens_per_s")
 # summary.json key -> run-table column
@@ -52,6 +52,9 @@ SUMMARY_COLUMNS = {
     "seed": "seed",
     "wall_s": "wall_s",
     "entropy_rate": "entropy_rate",  # a synthetic source's true irreducible loss, nats/token
+    "flops_own": "C_own",  # FLOPs the run trained itself (a cooldown branch shares its parent's prefix)
+    "schedule": "schedule",  # the LR schedule: cosine, wsd, constant, linear
+    "parent": "parent",  # a cooldown branch's parent run folder
 }
 CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml as e.g. `train.lr`
 # Tokens per parameter outside this range almost always mean a unit slip (D in billions, N in millions).
@@ -378,7 +381,8 @@ def load_runs(
     experiments : MLflow experiment names to read (default: all).
 
     Returns a DataFrame with N, D, C, loss first (then U, run, status, ...), only rows with status
-    `completed` (when a status is given) and finite positive numbers; every other row is named in a
+    `completed` (when a status is given), not trained at a constant LR (when a schedule is given: a
+    cooldown branch's parent), and finite positive numbers; every other row is named in a
     ScalingWarning. UsageError when the input is unreadable or no run is usable.
     """
     where = ""
@@ -427,6 +431,15 @@ def load_runs(
             rows = bad & (statuses == status)
             warn(f"excluded {int(rows.sum())} run(s) with status {status}: {_name_rows(labels[rows])}")
         keep &= ~bad
+    if "schedule" in table:  # a constant-LR run (a cooldown parent) never annealed: its last loss is no final
+        constant = keep & (table["schedule"].map(str) == "constant")
+        if constant.any():
+            warn(
+                f"excluded {int(constant.sum())} run(s) trained at a constant LR (not annealed, so their "
+                f"last loss is no final loss; their curves serve curve-table fits): "
+                f"{_name_rows(labels[constant])}"
+            )
+            keep &= ~constant
     values = table[["N", "D", "C", "loss"]].to_numpy(float)
     invalid = keep & ~pd.Series(np.all(np.isfinite(values) & (values > 0), axis=1), index=table.index)
     if invalid.any():

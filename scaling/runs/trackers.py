@@ -7,7 +7,9 @@ W&B config) and the last logged value of every metric, under their names as logg
 names kept). `scaling.runs.table.load_runs` then renames them with `--map N=KEY,D=KEY,loss=METRIC` and
 validates the table as it does a CSV. The whole logged curve of the loss metric goes into
 `table.attrs["curves"]` (`Curves`, read through `scaling.runs.table.curve_of`), so Approach 1 and the curve
-view use it as they use our own metrics.jsonl.
+view use it as they use our own metrics.jsonl; the logged learning rate (`lr`, or `--map lr=KEY`) at
+every step it was logged goes into `table.attrs["lr_series"]`, for curve tables
+(`scaling.runs.curve_sources`).
 
 Runs logged by `scaling-train train.loggers=[...]` need no map: their keys are those of summary.json
 (`n_params`, `tokens`, `unique_tokens`, `val_loss`), which `DEFAULT_KEYS` maps.
@@ -36,10 +38,12 @@ from scaling.reference import training_flops
 from scaling.tracking import INSTALL_HINT, STATUS_KEY, TRACKERS, flatten
 
 CURVES = "curves"  # DataFrame.attrs key: learning curves of runs that have no run folder
+LR_SERIES = "lr_series"  # DataFrame.attrs key: the logged LR of those runs, at every logged step
 # run-table column -> the key scaling-train logs it under (summary.json's names)
 DEFAULT_KEYS = {"N": "n_params", "D": "tokens", "U": "unique_tokens", "loss": "val_loss"}
 TRAIN_LOSS_KEY = "train_loss"
 TOKENS_KEY = "tokens"  # a metric of tokens seen, when logged, places curve points exactly
+LR_KEY = "lr"  # the learning rate as scaling-train logs it (`--map lr=KEY` names another)
 HTTP_TIMEOUT_S = 10.0
 
 
@@ -114,6 +118,7 @@ def read_tracker(
         raise UsageError(f"{source}: no runs found in this {tracker} store")
     table = pd.DataFrame([{"run": r.label, "status": r.status, **r.params, **r.finals} for r in runs])
     table.attrs[CURVES] = Curves({r.label: curve for r in runs if (curve := r.curve(keys)) is not None})
+    table.attrs[LR_SERIES] = Curves({r.label: lr for r in runs if (lr := r.lr_series(keys)) is not None})
     return table
 
 
@@ -148,8 +153,9 @@ class _Run:
             return math.nan
 
     def curve(self, keys: Mapping[str, str]) -> pd.DataFrame | None:
-        """The loss metric's history as metrics.jsonl columns (step, tokens, flops, val_loss and
-        train_loss when logged); tokens from a logged tokens metric or D x step / last step."""
+        """The loss metric's history as metrics.jsonl columns (step, tokens, flops, val_loss, and lr and
+        train_loss when logged at the loss's steps); tokens from a logged tokens metric or
+        D x step / last step."""
         loss_key = keys.get("loss")
         if loss_key is None or loss_key not in self.finals:
             return None
@@ -163,11 +169,23 @@ class _Run:
         else:
             D, last = self._value(keys.get("D")), float(curve["step"].max())
             curve["tokens"] = D * curve["step"] / last if last > 0 else math.nan
+        lr = self.lr_series(keys)
+        if lr is not None:
+            curve = curve.merge(lr, on="step", how="left")
         curve["flops"] = training_flops(self._value(keys.get("N")), curve["tokens"])
         if TRAIN_LOSS_KEY in self.finals and loss_key != TRAIN_LOSS_KEY:
             train = self.history(TRAIN_LOSS_KEY).rename(columns={"value": "train_loss"})
             curve = curve.merge(train, on="step", how="left")
         return curve.sort_values("step", kind="stable").reset_index(drop=True)
+
+
+    def lr_series(self, keys: Mapping[str, str]) -> pd.DataFrame | None:
+        """The logged learning rate, DataFrame(step, lr) (key `lr`, or `keys["lr"]`); None if not logged."""
+        key = keys.get("lr", LR_KEY)
+        if key not in self.finals:
+            return None
+        series = self.history(key)
+        return None if series.empty else series.rename(columns={"value": "lr"})
 
 
 def _history_frame(steps: Sequence[float], values: Sequence[float]) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,9 +32,13 @@ from scaling.recipe import MIN_STEPS, auto_batch_size, auto_lr
 from scaling.reference import tokens_for_compute, training_flops
 from scaling.resources import config_dir
 from scaling.shapes import Shape, n_params, shape_for_params, validate_shape
+from scaling.training.schedule import DECAY_SHAPES, SCHEDULES, Schedule, decay_start_for
 from scaling.units import parse_quantity
 
 CONFIG_DIR = config_dir()
+# Keys added with LR schedules: left out of a run's identity at their defaults, so that run folders from
+# before them (whose config.yaml lacks them) are still recognised, resumed and skipped.
+SCHEDULE_KEYS = ("schedule", "decay_frac", "decay_shape", "save_at", "branch_from", "branch_tokens")
 # Folder names longer than this (many overrides) are shortened and made unique with a hash.
 MAX_DIRNAME = 160
 
@@ -74,6 +79,36 @@ def _shape_for_params(target: Any, aspect: Any, head_size: Any, field: str) -> i
     return int(getattr(shape, str(field)))
 
 
+def _cooldown(field: str, point: Any, ends: Sequence[Any], cooldown_frac: Any, n_params: Any) -> Any:
+    """A `train` key of one point of a cooldowns sweep (`sweeps/sweep/cooldowns.yaml`).
+
+    `point` is `parent` (the constant-LR run of a size, which ends at the last branch point and keeps a
+    checkpoint at every one) or the tokens per parameter D/N of one branch, one of `ends`; each branch
+    decays over its last `cooldown_frac` of D, from its parent's checkpoint at (1 - cooldown_frac) D.
+    """
+    frac, n = float(cooldown_frac), int(n_params)
+    ends = [float(e) for e in ends]
+    parent = str(point) == "parent"
+    if not parent and float(point) not in ends:
+        raise UsageError(f"sweep.point={point} is not one of sweep.ends {ends} (or parent)")
+    values = {
+        "tokens_per_param": (1 - frac) * max(ends) if parent else float(point),
+        "schedule": "constant" if parent else "wsd",
+        "save_at": [round((1 - frac) * e * n) for e in ends] if parent else [],
+        "branch_tokens": None if parent else round((1 - frac) * float(point) * n),
+    }
+    return values[field]
+
+
+def _cooldown_parent(point: Any, sweep_dir: Any, override_dirname: Any) -> str | None:
+    """The run folder of a cooldowns sweep point's parent: the point's own overrides with
+    `sweep.point=parent` (None for the parent itself)."""
+    if str(point) == "parent":
+        return None
+    name = re.sub(r"(^|,)sweep\.point=[^,]*", r"\1sweep.point=parent", str(override_dirname))
+    return str(Path(str(sweep_dir)) / run_dirname(name))
+
+
 def run_dirname(override_dirname: str) -> str:
     """A run's folder name from Hydra's `override_dirname` (`model=tiny_1m,train.tokens=2M`).
 
@@ -93,13 +128,16 @@ def register_resolvers() -> None:
     In YAML: `${n_params:${model.n_layer},${model.d_model}}` -> N;
     `${tokens_for_compute:1e15,${model.n_layer},${model.d_model}}` -> D = C / (6 N);
     `${shape_for_params:${.target_params},${.aspect},${.head_size},n_layer}` -> a field of the shape;
-    `${run_dirname:${hydra.job.override_dirname}}` -> a run's folder name (the `hydra:` block).
+    `${run_dirname:${hydra.job.override_dirname}}` -> a run's folder name (the `hydra:` block);
+    `${cooldown:KEY,...}` and `${cooldown_parent:...}` -> the train keys of a cooldowns sweep's point.
     """
     for name, func in (
         ("n_params", _n_params_resolver),
         ("tokens_for_compute", _tokens_for_compute),
         ("shape_for_params", _shape_for_params),
         ("run_dirname", run_dirname),
+        ("cooldown", _cooldown),
+        ("cooldown_parent", _cooldown_parent),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, func)
@@ -118,6 +156,7 @@ class RunPlan:
     lr: float  # peak learning rate
     min_lr_ratio: float
     warmup_steps: int
+    schedule: Schedule  # the LR of every step (a branch's warmup is its parent's: see the trainer)
     weight_decay: float
     beta1: float
     beta2: float
@@ -129,19 +168,22 @@ class RunPlan:
     data_name: str
     unique_tokens: int  # size of the training split used (U)
     data_meta: dict[str, Any] = field(repr=False)
+    save_at_steps: tuple[int, ...] = ()  # keep a checkpoint after each of these steps (branch points)
+    branch_from: Path | None = None  # a cooldown branch: its parent's run folder
+    branch_step: int = 0  # a branch: the parent's step it starts from (0 for other runs)
 
     @property
     def tokens_per_step(self) -> int:
         return self.batch_size * self.shape.n_ctx
 
     def lr_at(self, step: int) -> float:
-        """Linear warmup, then cosine decay to min_lr_ratio x peak at exactly the last step."""
-        if step < self.warmup_steps:
-            return self.lr * (step + 1) / self.warmup_steps
-        span = max(1, self.steps - 1 - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / span)
-        floor = self.min_lr_ratio * self.lr
-        return floor + 0.5 * (self.lr - floor) * (1 + math.cos(math.pi * progress))
+        """The LR of 0-based optimizer step `step` (`scaling.training.schedule`)."""
+        return self.schedule.lr_at(step)
+
+    @property
+    def branch_tokens(self) -> int:
+        """Tokens the run's parent trained before a branch left it (0 for a run that is no branch)."""
+        return self.branch_step * self.tokens_per_step
 
     def summary_fields(self) -> dict[str, Any]:
         s = self.shape
@@ -155,6 +197,9 @@ class RunPlan:
             "tokens": self.tokens,
             "unique_tokens": self.unique_tokens,
             "flops": training_flops(self.n_params, self.tokens),
+            # what this run trained itself: a branch shares its parent's prefix, counted there once
+            "flops_own": training_flops(self.n_params, self.tokens - self.branch_tokens),
+            "schedule": self.schedule.schedule,
             "seed": self.seed,
         }
 
@@ -330,6 +375,9 @@ def plan_run(cfg: DictConfig) -> RunPlan:
     threads = setting("threads")
     if threads is not None:
         _number(threads, "train.threads", integer=True)
+    warmup_steps = max(1, round(warmup * steps))
+    schedule, branch_from, branch_step, save_at = _plan_schedule(setting, steps, per_step, lr, warmup_steps,
+                                                                 min_lr_ratio)  # fmt: skip
     return RunPlan(
         shape=shape,
         n_params=n,
@@ -339,7 +387,8 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         micro_batch_size=micro,
         lr=lr,
         min_lr_ratio=min_lr_ratio,
-        warmup_steps=max(1, round(warmup * steps)),
+        warmup_steps=warmup_steps,
+        schedule=schedule,
         weight_decay=_in_range(setting("weight_decay"), "train.weight_decay", 0, math.inf, True),
         beta1=_in_range(setting("beta1"), "train.beta1", 0, 1, top_open=True),
         beta2=_in_range(setting("beta2"), "train.beta2", 0, 1, top_open=True),
@@ -353,7 +402,60 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         data_name=data_name,
         unique_tokens=unique,
         data_meta=meta,
+        save_at_steps=save_at,
+        branch_from=branch_from,
+        branch_step=branch_step,
     )
+
+
+def _plan_schedule(
+    setting, steps: int, per_step: int, lr: float, warmup_steps: int, min_lr_ratio: float
+) -> tuple[Schedule, Path | None, int, tuple[int, ...]]:
+    """The run's LR schedule, its parent and branch step (a cooldown branch), and the steps after which
+    it keeps checkpoints (`train.save_at`), from the schedule keys; UsageError naming a bad one."""
+    kind, shape = setting("schedule"), setting("decay_shape")
+    if kind not in SCHEDULES:
+        raise UsageError(f"train.schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
+    if shape not in DECAY_SHAPES:
+        raise UsageError(f"train.decay_shape must be one of {', '.join(DECAY_SHAPES)}, got {shape!r}")
+    decay_frac = _in_range(setting("decay_frac"), "train.decay_frac", 0, 1)
+    if kind == "wsd" and decay_frac == 0:
+        raise UsageError("train.decay_frac=0 never decays; use train.schedule=constant for that")
+    decay_start = decay_start_for(kind, steps, decay_frac)
+    save_at = setting("save_at") or []
+    if isinstance(save_at, str | int | float):
+        save_at = [save_at]
+    save_steps = []
+    for value in save_at:
+        step = round(_number(value, "train.save_at") / per_step)
+        if not 1 <= step <= steps:
+            raise UsageError(
+                f"train.save_at={value} is step {step} of {steps} ({per_step} tokens per step): give token "
+                "counts inside the run, from its first step to its end"
+            )
+        save_steps.append(step)
+    parent, branch_step = setting("branch_from"), 0
+    if parent is None:
+        if setting("branch_tokens") is not None:
+            raise UsageError("train.branch_tokens needs train.branch_from=RUN_DIR (the parent run folder)")
+    else:
+        if kind != "wsd":
+            raise UsageError(
+                f"a cooldown branch (train.branch_from) decays like a wsd run: set train.schedule=wsd, "
+                f"not {kind}"
+            )
+        tokens = setting("branch_tokens")
+        if tokens is not None:
+            decay_start = round(_number(tokens, "train.branch_tokens") / per_step)
+        branch_step = decay_start
+        if not warmup_steps <= branch_step < steps:
+            raise UsageError(
+                f"train.branch_tokens={tokens} is step {branch_step} of the branch's {steps} steps: it must "
+                f"lie after the {warmup_steps} warmup steps and before train.tokens"
+            )
+        parent = Path(str(parent))
+    schedule = Schedule(kind, lr, steps, warmup_steps, min_lr_ratio, decay_start, shape)
+    return schedule, parent, branch_step, tuple(sorted(set(save_steps)))
 
 
 def resolved_config(cfg: DictConfig, plan: RunPlan) -> dict[str, Any]:
@@ -371,7 +473,11 @@ def resolved_config(cfg: DictConfig, plan: RunPlan) -> dict[str, Any]:
 def identity(config: dict[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that determines the run's result (execution keys removed)."""
     execution = execution_keys()
-    train = {k: v for k, v in config.get("train", {}).items() if k not in execution}
+    train = {
+        k: v
+        for k, v in config.get("train", {}).items()
+        if k not in execution and not (k in SCHEDULE_KEYS and v == train_default(k))
+    }
     return {"model": config.get("model"), "data": config.get("data"), "train": train}
 
 

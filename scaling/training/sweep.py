@@ -80,6 +80,7 @@ class PlannedRun:
     status: str | None  # summary.json status before launch; None for a new run
     description: str = ""  # what the run trains, e.g. "N=991,616 params, D=167,936 tokens, ..."
     changes: tuple[str, ...] = ()  # how the config saved in its folder differs ("train.lr: 0.001 -> 0.002")
+    parent: Path | None = None  # a cooldown branch's parent run folder (train.branch_from)
 
     def finished(self, retry_diverged: bool) -> bool:
         return self.status == "completed" or (self.status == "diverged" and not retry_diverged)
@@ -160,14 +161,16 @@ def plan_sweep(
             run_dir = contained_run_dir(cfg)
             # the trainer's own check of the folder's config, for every run before any is launched
             job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # as the job gets it
-            changes = tuple(run_folder_changes(run_dir, resolved_config(job_cfg, plan_run(job_cfg))))
+            plan = plan_run(job_cfg)
+            changes = tuple(run_folder_changes(run_dir, resolved_config(job_cfg, plan)))
         except UsageError as exc:
             problems.append(f"[{label}] {exc}")
             continue
         except Exception as exc:  # composition and interpolation errors name the bad key themselves
             problems.append(f"[{label}] {one_line(exc)}")
             continue
-        planned.append(PlannedRun(tuple(overrides), run_dir, read_status(run_dir), description, changes))
+        status = read_status(run_dir)
+        planned.append(PlannedRun(tuple(overrides), run_dir, status, description, changes, plan.branch_from))
     if problems:
         raise UsageError(
             f"{len(problems)} of {len(jobs)} sweep points cannot run, nothing launched: "
@@ -181,6 +184,18 @@ def plan_sweep(
             "run is excluded from hydra.job.config.override_dirname"
         )
     return planned
+
+
+def waves(todo: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
+    """The runs to launch, in waves: a cooldown branch goes in a wave after its parent's when its parent
+    is launched too (a parent that has finished already, or lies outside the sweep, does not wait)."""
+    pending, out = list(todo), []
+    while pending:
+        launching = {p.run_dir.resolve() for p in pending}
+        wave = [p for p in pending if p.parent is None or p.parent.resolve() not in launching] or pending
+        out.append(wave)
+        pending = [p for p in pending if p not in wave]
+    return out
 
 
 def one_line(exc: BaseException) -> str:

@@ -6,9 +6,11 @@ returned as is; one with a checkpoint resumes from it and ends exactly as an uni
 model, optimizer and RNG states come back from the checkpoint. One process writes a run folder at a time:
 the run holds its lock (`scaling.training.lock`) from before it reads the summary to its end.
 
-AdamW (decay on matrices only), linear warmup, cosine decay to 10 % of the peak over exactly the run's
-token budget, gradient clipping, evaluation on held-out data at even intervals and at the end, NaN/inf
-loss ending the run as `diverged`. On CUDA: bf16 autocast, TF32, fused AdamW, flash attention (SDPA),
+AdamW (decay on matrices only), linear warmup then the LR schedule of `scaling.training.schedule` (by
+default cosine decay to 10 % of the peak over exactly the run's token budget), gradient clipping,
+evaluation on held-out data at even intervals and at the end, NaN/inf loss ending the run as `diverged`.
+A cooldown branch (`scaling.training.branch`) starts from its parent's kept checkpoint instead of a
+fresh model. On CUDA: bf16 autocast, TF32, fused AdamW, flash attention (SDPA),
 torch.compile, pinned asynchronous batch copies, gradient accumulation, and DDP across the processes of
 torchrun or of a SLURM job step; MFU goes into the metrics.
 """
@@ -41,6 +43,7 @@ from scaling.io import append_jsonl, atomic_write_bytes, atomic_write_json, atom
 from scaling.reference import training_flops
 from scaling.shapes import Shape, model_flops_per_token, n_params_total
 from scaling.tracking import flatten
+from scaling.training.branch import SCHEDULE_FILE, branch_checkpoint, branch_plan
 from scaling.training.config import (
     RunPlan,
     identity_hash,
@@ -291,9 +294,11 @@ def _truncate_metrics(path: Path, last_step: int) -> None:
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _eval_steps(steps: int, evals: int) -> set[int]:
-    evals = max(1, min(int(evals), steps))
-    return {round(k * steps / evals) for k in range(1, evals + 1)}
+def _eval_steps(steps: int, evals: int, first: int = 0) -> set[int]:
+    """`evals` steps evenly spread over (first, steps], the last at `steps` (a branch evaluates only its
+    own steps, past its branch point `first`)."""
+    evals = max(1, min(int(evals), steps - first))
+    return {first + round(k * (steps - first) / evals) for k in range(1, evals + 1)}
 
 
 def train(cfg: DictConfig, run_dir: str | os.PathLike, stop: threading.Event | None = None) -> dict[str, Any]:
@@ -326,6 +331,8 @@ def _train_run(cfg: DictConfig, run_dir: Path, stop: threading.Event | None) -> 
     previous = _read_json(run_dir / "summary.json")
     if previous and previous.get("status") in FINISHED:  # final: no trainer rewrites it, so no lock needed
         return previous
+    if plan.branch_from is not None:  # its parent is checked before anything is written
+        plan = branch_plan(plan, resolved, needs_checkpoint=not (run_dir / CHECKPOINT).exists())
     data = load_data(plan.data_name, synthetic_params(cfg.data))
     sampler = WindowSampler(data.train[: plan.unique_tokens], plan.shape.n_ctx, plan.seed)
     val_starts = eval_starts(data.val, plan.shape.n_ctx, plan.eval_tokens)
@@ -441,6 +448,8 @@ def _train(
     state = run.start()
     while state.step < plan.steps:
         lr = run.train_step()
+        if state.step in plan.save_at_steps:
+            run.keep_branch_point()
         at_eval = state.step in run.eval_at
         if not (at_eval or state.step % run.sync_every == 0):
             continue
@@ -490,14 +499,24 @@ class RunState:
     checkpointed_at: float = field(default_factory=time.monotonic)
 
     @classmethod
-    def restore(cls, path: Path, model: GPT, optimizer: torch.optim.Optimizer, device: torch.device) -> Self:
-        """The state saved at `path` (model and optimizer loaded in place, CPU RNG set), else a fresh one."""
+    def restore(
+        cls,
+        path: Path,
+        model: GPT,
+        optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        branch: bool = False,
+    ) -> Self:
+        """The state saved at `path` (model and optimizer loaded in place, CPU RNG set), else a fresh one;
+        `branch`: `path` is a parent's kept checkpoint, whose counters and clocks are not this run's."""
         ckpt = _load_checkpoint(path)
         if ckpt is None:
             return cls(model, optimizer, torch.zeros((), device=device))
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["rng_cpu"])
+        if branch:  # a branch's first session: the parent's weights and step; its own losses and clocks
+            return cls(model, optimizer, torch.zeros((), device=device), step=ckpt["step"])
         return cls(
             model,
             optimizer,
@@ -572,14 +591,18 @@ class Trainer:
         self.ckpt_path = run_dir / CHECKPOINT
         torch.manual_seed(plan.seed)
         raw_model, optimizer = build(plan.shape, rt, plan.lr, plan.weight_decay, (plan.beta1, plan.beta2))
-        self.state = RunState.restore(self.ckpt_path, raw_model, optimizer, rt.device)
+        branch_start = plan.branch_from is not None and not self.ckpt_path.exists()
+        start_from = branch_checkpoint(plan.branch_from, plan.branch_step) if branch_start else self.ckpt_path
+        self.state = RunState.restore(start_from, raw_model, optimizer, rt.device, branch=branch_start)
+        self.schedule_path, self.run_dir = run_dir / SCHEDULE_FILE, run_dir
         resumed = self.state.resumes > 0
         if rt.is_main and resumed:
             _truncate_metrics(self.metrics_path, self.state.step)
         elif rt.is_main:
             self.metrics_path.unlink(missing_ok=True)  # rows of an attempt that never reached a checkpoint
         self.model = wrap(raw_model, rt)  # what steps call (compiled, DDP); the state keeps the raw model
-        self.eval_at = _eval_steps(plan.steps, plan.evals)
+        self.eval_at = _eval_steps(plan.steps, plan.evals, plan.branch_step)
+        self.lr_sums = plan.schedule.lr_sums()  # the LR area after each step, for the metrics rows
         self.sync_every = 1 if rt.device.type == "cpu" else 10  # host-device syncs stall a GPU's queue
         self.flops_per_token = model_flops_per_token(plan.shape)
         self.base = _summary_base(plan, data, rt, self.state.resumes)
@@ -593,6 +616,9 @@ class Trainer:
     def start(self) -> RunState:
         """Write the running summary, open the progress bar, start the clocks; the state to loop over."""
         self.state.session_start = time.perf_counter()
+        if self.rt.is_main:
+            record = {**self.plan.schedule.to_json(), "tokens_per_step": self.plan.tokens_per_step}
+            atomic_write_json(self.schedule_path, record)
         self.write_summary("running", **self.last_losses())
         show = self.progress
         show = sys.stderr.isatty() if show in (None, "auto") else bool(show)  # auto: on a terminal
@@ -656,6 +682,7 @@ class Trainer:
             "tokens": s.step * plan.tokens_per_step,
             "flops": training_flops(plan.n_params, s.step * plan.tokens_per_step),
             "lr": lr,
+            "lr_sum": float(self.lr_sums[s.step - 1]),
             "train_loss": _finite(train_loss),
             "val_loss": _finite(val_loss),
             "elapsed_s": s.wall_now(),
@@ -668,6 +695,13 @@ class Trainer:
             self.trackers.log(self.last)
         s.open_interval()  # evaluation time is not training time
         return val_loss
+
+    def keep_branch_point(self) -> None:
+        """Keep this step's state for cooldown branches (`train.save_at`): branches/step_<S>.pt."""
+        if self.rt.is_main:
+            path = branch_checkpoint(self.run_dir, self.state.step)
+            path.parent.mkdir(exist_ok=True)
+            self.state.save(path)
 
     def checkpoint(self) -> None:
         """Save the state to ckpt.pt (main process); every rank restarts the checkpoint_every_s clock."""
@@ -702,13 +736,14 @@ class Trainer:
         self.bar.close()
         plan = self.plan
         train_s = self.state.train_s_now()
-        flops_per_s = plan.tokens * self.flops_per_token / train_s
+        own_tokens = plan.tokens - plan.branch_tokens  # what this run trained itself
+        flops_per_s = own_tokens * self.flops_per_token / train_s
         summary = self.write_summary(
             "completed",
             **self.last_losses(),
             epochs=plan.tokens / plan.unique_tokens,
             train_s=train_s,
-            tokens_per_s=plan.tokens / train_s,
+            tokens_per_s=own_tokens / train_s,
             flops_per_s=flops_per_s,
             mfu=self.mfu(flops_per_s),
         )
@@ -722,9 +757,14 @@ class Trainer:
 
 def _summary_base(plan: RunPlan, data: TokenData, rt: Runtime, resumes: int) -> dict[str, Any]:
     """The summary fields fixed for the session: the run's shape, budget, data and hardware."""
+    branch = {}
+    if plan.branch_from is not None:
+        branch = {"parent": str(plan.branch_from), "branch_tokens": plan.branch_tokens,
+                  "branch_step": plan.branch_step}  # fmt: skip
     return {
         "status": "running",
         **plan.summary_fields(),
+        **branch,
         "n_params_total": n_params_total(plan.shape),
         "steps": plan.steps,
         "batch_size": plan.batch_size,
