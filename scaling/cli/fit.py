@@ -1,4 +1,5 @@
-"""`scaling fit INPUT [--law LAW] [--bootstrap K] [--seed S] [--json OUT]`: fit a scaling law."""
+"""`scaling fit INPUT [--law LAW] [--bootstrap K] [--seed S] [--json OUT]`: fit a scaling law; with `--curves`
+a learning-curve law (`scaling.fitting.curves`) to every point of every curve of a curve table."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from scaling.defaults import HUBER_DELTA, METHODS
 from scaling.errors import UsageError
 from scaling.fitting.laws import LAW_NAMES
 
-# auto: the law with the lowest rolling-backtest error (scaling.fitting.select)
-LAW_CHOICES = (*LAW_NAMES, "auto")
+# auto: the law with the lowest rolling-backtest error (scaling.fitting.select).
+# mpl, mpl_n: --curves only; the names of scaling.fitting.curves.CURVE_LAWS (a module --help does not load)
+CURVE_LAW_NAMES = ("mpl", "mpl_n")
+LAW_CHOICES = (*LAW_NAMES, "auto", *CURVE_LAW_NAMES)
+DEFAULT_LAW = "chinchilla"
 
 
 def parse_params(text: str) -> dict[str, float]:
@@ -50,10 +54,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_params_column_option(p)
     p.add_argument(
         "--law",
-        default="chinchilla",
         choices=LAW_CHOICES,
-        help="law to fit (default %(default)s); auto: the law and fit subset with the lowest error in a "
-        "rolling backtest (needs enough runs for 2 compute cut-offs)",
+        help=f"law to fit (default {DEFAULT_LAW}); auto: the law and fit subset with the lowest error in a "
+        "rolling backtest (needs enough runs for 2 compute cut-offs); with --curves: mpl (the Multi-Power "
+        "Law, one model size; default for one) or mpl_n (several sizes jointly; default for several)",
+    )
+    p.add_argument(
+        "--curves",
+        action="store_true",
+        help="INPUT is a curve table (run, N, step, tokens, lr, loss per logged step): fit a "
+        "learning-curve law of N and the LR schedule on every point of every curve",
     )
     p.add_argument(
         "--backtest-axis",
@@ -113,7 +123,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def run_curves(args: argparse.Namespace) -> int:
+    from scaling.fitting.curves import fit_curves
+    from scaling.runs.curves import load_curves
+
+    if args.law is not None and args.law not in CURVE_LAW_NAMES:
+        raise UsageError(f"--law {args.law} fits final points; with --curves give "
+                         f"{' or '.join(CURVE_LAW_NAMES)}")
+    result = fit_curves(load_curves(args.input), law=args.law, bootstrap=args.bootstrap, seed=args.seed,
+                        delta=args.delta)
+    print(result.describe())
+    write_json(args.json, result.to_json())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.curves:
+        return run_curves(args)
+    if args.law in CURVE_LAW_NAMES:
+        raise UsageError(f"--law {args.law} is a learning-curve law: give --curves and a curve table")
+    args.law = args.law or DEFAULT_LAW
     from scaling.fitting.backtest import backtest
     from scaling.fitting.data import use_params_column
     from scaling.fitting.likelihood import likelihood_ratio_test

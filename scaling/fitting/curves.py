@@ -23,9 +23,11 @@ Units: N params, steps optimizer updates, lr as logged, loss nats/token.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,7 @@ from scipy.special import huber
 from scaling.defaults import HUBER_DELTA
 from scaling.errors import UsageError
 from scaling.fitting.intervals import interval_dict
+from scaling.io import check_format
 from scaling.runs.curves import Curve, Schedule
 
 FORMAT = "scaling.curve_fit/1"
@@ -236,8 +239,7 @@ class CurveFit:
 
     @classmethod
     def from_json(cls, obj: Mapping[str, Any]) -> CurveFit:
-        if obj.get("format", FORMAT) != FORMAT:
-            raise UsageError(f"not a curve fit (format {obj.get('format')!r}; expected {FORMAT!r})")
+        obj = check_format(obj, FORMAT, "a curve fit (`scaling fit --curves --json`)")
         boot = obj.get("bootstrap_params")
         return cls(
             law=str(obj["law"]), params={k: float(v) for k, v in obj["params"].items()},
@@ -317,3 +319,28 @@ def fit_curves(curves: Sequence[Curve], *, law: str | None = None, bootstrap: in
     return CurveFit(law=law, params=dict(zip(names, map(float, theta), strict=True)), objective=objective,
                     n_points=sum(len(c.steps) for c in curves), n_curves=len(curves), converged=ok,
                     sizes=sizes, ci=ci, bootstrap_params=boot, delta=delta, resolution=resolution)
+
+
+def is_curve_fit(path: str | Path) -> bool:
+    """Whether `path` holds a curve fit (False for anything else, readable or not)."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(obj, dict) and obj.get("format") == FORMAT
+
+
+def load_curve_fit(path: str | Path) -> CurveFit:
+    """Read a curve fit written by `scaling fit --curves --json`; UsageError on anything else (a
+    final-point fit included)."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not a fit result JSON ({exc})") from None
+    try:
+        return CurveFit.from_json(obj)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise UsageError(f"{path}: malformed curve fit ({exc})") from None
