@@ -78,6 +78,23 @@ class Repo:
         frame = pd.read_csv(io.StringIO(text))
         return frame[frame["step"] < 24000] if frame["step"].max() == 24000 else frame  # as their loader
 
+    def published(self, size: str) -> dict[str, float]:
+        """Per-curve PredE of their own fit, from their logs/{size}.log (empty if it is missing)."""
+        rel = f"logs/{size}.log"
+        if self.bare:
+            done = subprocess.run(["git", "--git-dir", str(self.path), "show", f"HEAD:{rel}"],
+                                  capture_output=True, text=True)
+            text = done.stdout if done.returncode == 0 else ""
+        else:
+            text = (self.path / rel).read_text() if (self.path / rel).is_file() else ""
+        out, name = {}, None
+        for line in text.splitlines():
+            if line.endswith(".csv"):
+                name = line.rsplit(":", 1)[-1][:-4]
+            elif ":prede: " in line and name:
+                out[name] = float(line.rsplit(" ", 1)[-1])
+        return out
+
 
 def curve_table(repo: Repo, size: str, names: tuple[str, ...]) -> pd.DataFrame:
     """A curve table (run, N, step, tokens, lr, loss) of the named runs; tokens = step (batch unknown)."""
@@ -111,6 +128,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", required=True, help="MultiPowerLaw checkout or bare git directory")
     parser.add_argument("--sizes", default="25,100,400")
+    parser.add_argument("--law", default="mpl", help="the law to check (annealing_area: the alternative)")
     args = parser.parse_args()
     repo = Repo(args.repo)
     failures = []
@@ -119,14 +137,15 @@ def main() -> int:
         for size in args.sizes.split(","):
             fit_curves_ = load(curve_table(repo, size, FIT_SET), folder, f"fit{size}")
             test_curves = load(curve_table(repo, size, TEST_SET), folder, f"test{size}")
-            fit = fit_curves(fit_curves_, law="mpl")
+            fit = fit_curves(fit_curves_, law=args.law)
             print(f"== {size}M: fit on {', '.join(FIT_SET)}")
             print(fit.describe())
             test = errors(fit, test_curves)
-            for run, (mean, final) in errors(fit, fit_curves_).items():
-                print(f"  fit  {run:<20} PredE {mean:.5f}  final {final:.5f}")
-            for run, (mean, final) in test.items():
-                print(f"  test {run:<20} PredE {mean:.5f}  final {final:.5f}")
+            theirs = repo.published(size)
+            for kind, check in (("fit ", errors(fit, fit_curves_)), ("test", test)):
+                for run, (mean, final) in check.items():
+                    shown = f"{theirs[run]:.5f}" if run in theirs else "   -   "
+                    print(f"  {kind} {run:<20} PredE {mean:.5f} (theirs {shown})  final point {final:.5f}")
             mean_test = float(np.mean([m for m, _ in test.values()]))
             worst = max(m for m, _ in test.values())
             published = PUBLISHED_PREDE[size]
@@ -145,7 +164,7 @@ def main() -> int:
             short = [c for c in pair if c.run == "cosine_24000"]
             for label, train, held in (("2 cosines (24k, 72k)", pair, others),
                                        ("1 cosine (72k)", longest, [*short, *others])):
-                check = errors(fit_curves(train, law="mpl"), held)
+                check = errors(fit_curves(train, law=args.law), held)
                 finals = [f for _, f in check.values()]
                 curve_mean = np.mean([m for m, _ in check.values()])
                 print(f"  from {label}: held-out curves mean PredE {curve_mean:.5f}; final losses mean "

@@ -91,7 +91,8 @@ def test_quadrature_matches_the_papers_per_step_sum():
         assert relative.max() < 1e-3 and relative.mean() < 1e-4, (kind, relative.max(), relative.mean())
 
 
-@pytest.mark.parametrize("law, theta, N", [("mpl", PLANTED, 1e8), ("mpl_n", PLANTED_N, 3e7)])
+@pytest.mark.parametrize("law, theta, N", [("mpl", PLANTED, 1e8), ("mpl_n", PLANTED_N, 3e7),
+                                          ("annealing_area", np.array([3.0, 0.55, 0.5, 300.0, 200.0]), 1e8)])
 def test_analytic_jacobian_matches_finite_differences(law, theta, N):
     rows = schedule_rows("step", 1500)
     design = CurveDesign.of(Schedule.from_rows(rows["step"].to_numpy(), rows["lr"].to_numpy()),

@@ -13,7 +13,7 @@ from scaling.fitting.laws import LAW_NAMES
 
 # auto: the law with the lowest rolling-backtest error (scaling.fitting.select).
 # mpl, mpl_n: --curves only; the names of scaling.fitting.curves.CURVE_LAWS (a module --help does not load)
-CURVE_LAW_NAMES = ("mpl", "mpl_n")
+CURVE_LAW_NAMES = ("mpl", "mpl_n", "annealing_area")
 LAW_CHOICES = (*LAW_NAMES, "auto", *CURVE_LAW_NAMES)
 DEFAULT_LAW = "chinchilla"
 
@@ -57,7 +57,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=LAW_CHOICES,
         help=f"law to fit (default {DEFAULT_LAW}); auto: the law and fit subset with the lowest error in a "
         "rolling backtest (needs enough runs for 2 compute cut-offs); with --curves: mpl (the Multi-Power "
-        "Law, one model size; default for one) or mpl_n (several sizes jointly; default for several)",
+        "Law, one model size; default for one), mpl_n (several sizes jointly; default for several) or "
+        "annealing_area (Tissue et al. 2024, one size)",
     )
     p.add_argument(
         "--curves",

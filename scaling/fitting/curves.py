@@ -7,10 +7,14 @@
 
 with S(t) the LR summed over steps 0..t (warmup included: the paper's S_1 + S_W) and S_k(t) the LR summed
 over steps k..t. The sum runs over every step, warmup included, as in the paper's code.
-`mpl_n`: the same for several sizes jointly, with L0 = E + P x^-p, A = A1 x^a, B = B1 x^b (x = N / 1e8) and
-alpha, C, beta, gamma shared. For fully annealed runs of one schedule shape the loss drop at the end is the
-same for every length, so the final loss is E + P x^-p + A1 x^a S_T^-alpha - const: a final-point law in
-N and D (S_T is proportional to D at fixed batch and peak LR), Chinchilla's form when a = 0.
+`annealing_area`: Tissue et al. 2024's (arXiv:2408.11029) L = L0 + A S^-alpha - C S2, S2 the annealing
+area with momentum, sum_k (eta_{k-1} - eta_k) (1 - lambda^(t - k)) / (1 - lambda), written with
+tau = -1 / ln lambda steps and 1 / (1 - lambda) folded into C; one size; the measured alternative
+(docs/fitting.md).
+`mpl_n`: the Multi-Power Law for several sizes jointly, with L0 = E + P x^-p, A = A1 x^a, B = B1 x^b
+(x = N / 1e8) and alpha, C, beta, gamma shared. For fully annealed runs of one schedule shape the loss
+drop at the end is the same for every length, so the final loss is E + P x^-p + A1 x^a S_T^-alpha - const:
+a final-point law in N and D (S_T is proportional to D at fixed batch and peak LR), Chinchilla's form when a = 0.
 
 The loss drop is a Stieltjes integral of G over the LR's decrease; it is evaluated on a grid of
 `RESOLUTION` intervals per curve (plus every knot and every evaluated step): each interval's drop times G at
@@ -47,6 +51,7 @@ BASE = ("L0", "A", "alpha", "B", "C", "beta", "gamma")
 CURVE_LAWS = {
     "mpl": BASE,
     "mpl_n": ("E", "P", "p", "A", "a", "alpha", "B", "b", "C", "beta", "gamma"),
+    "annealing_area": ("L0", "A", "alpha", "C", "tau"),
 }
 
 
@@ -62,6 +67,7 @@ class CurveDesign:
     drop: np.ndarray  # (m,)
     log_lr: np.ndarray  # (m,)
     gap: np.ndarray  # (n, m)
+    steps_since: np.ndarray  # (n, m) steps from the interval's midpoint to t_i, 0 after t_i (annealing_area)
 
     @classmethod
     def of(cls, schedule: Schedule, steps: np.ndarray, N: float, resolution: int = RESOLUTION) -> CurveDesign:
@@ -76,8 +82,10 @@ class CurveDesign:
         floor = 1e-12 * max(float(schedule.lrs.max()), 1e-30)  # an LR of exactly 0: eta^-gamma finite, G ~ 1
         area = schedule.area(steps)
         gap = np.clip(area[:, None] - schedule.area(mid)[None, :], 0.0, None)
+        steps_since = np.clip(steps[:, None] - mid[None, :], 0.0, None)
         after = lr[1:][keep]  # the LR the step changed to: the paper's eta_k, exact for a jump
-        return cls(N=float(N), area=area, drop=drop[keep], log_lr=np.log(np.maximum(after, floor)), gap=gap)
+        return cls(N=float(N), area=area, drop=drop[keep], log_lr=np.log(np.maximum(after, floor)), gap=gap,
+                   steps_since=steps_since)
 
 
 def _base_prediction(
@@ -122,8 +130,23 @@ def _to_base(law: str, theta: np.ndarray, N: float) -> tuple[np.ndarray, np.ndar
     return base, jac
 
 
+def _annealing_prediction(theta: np.ndarray, d: CurveDesign, jacobian: bool):
+    L0, A, alpha, C, tau = theta
+    power = d.area ** -alpha
+    decay = np.exp(-d.steps_since / tau)
+    area2 = (1.0 - decay) @ d.drop  # 0 for intervals after t_i (steps_since 0)
+    loss = L0 + A * power - C * area2
+    if not jacobian:
+        return loss, None
+    jac = np.column_stack([np.ones_like(loss), power, -A * power * np.log(d.area), -area2,
+                           C * ((decay * d.steps_since) @ d.drop) / tau**2])
+    return loss, jac
+
+
 def law_prediction(law: str, theta: np.ndarray, d: CurveDesign, jacobian: bool = False):
     """Loss of one curve (nats/token) under `law` at `theta`, and its derivative by theta when asked."""
+    if law == "annealing_area":
+        return _annealing_prediction(np.asarray(theta, float), d, jacobian)
     base, dbase = _to_base(law, np.asarray(theta, float), d.N)
     loss, jac = _base_prediction(base, d, jacobian)
     return loss, (None if jac is None else jac @ dbase)
@@ -131,8 +154,8 @@ def law_prediction(law: str, theta: np.ndarray, d: CurveDesign, jacobian: bool =
 
 def _bounds(law: str) -> tuple[np.ndarray, np.ndarray]:
     lower = {"L0": 0, "A": 0, "alpha": 1e-3, "B": 0, "C": 1e-6, "beta": 1e-3, "gamma": 0,
-             "E": 0, "P": 0, "p": 0, "a": -2, "b": -2}
-    upper = {"alpha": 3, "beta": 5, "gamma": 2, "p": 3, "a": 2, "b": 2}
+             "E": 0, "P": 0, "p": 0, "a": -2, "b": -2, "tau": 1}
+    upper = {"alpha": 3, "beta": 5, "gamma": 2, "p": 3, "a": 2, "b": 2, "tau": 1e8}
     names = CURVE_LAWS[law]
     return (np.array([lower.get(n, 0) for n in names], float),
             np.array([upper.get(n, np.inf) for n in names], float))
@@ -152,6 +175,8 @@ def _starts(law: str, curves: Sequence[Curve], designs: Sequence[CurveDesign]) -
         base = [max(floor - 0.1, 0.0), math.exp(intercept), min(max(-slope, 0.05), 2.0), B, 2.0, 0.5, 0.5]
         if law == "mpl":
             starts.append(np.array(base))
+        elif law == "annealing_area":  # C: the same drop per unit of LR as B; tau: a tenth of the run
+            starts.append(np.array([*base[:4], 0.1 * max(float(c.steps[-1]) for c in curves)]))
         else:
             starts.append(np.array([0.5 * base[0], 0.5 * base[0], 0.3, base[1], 0.0, base[2], B, 0.0,
                                     2.0, 0.5, 0.5]))
@@ -212,9 +237,9 @@ class CurveFit:
         return np.array([self.params[n] for n in CURVE_LAWS[self.law]])
 
     def check_size(self, N: float) -> None:
-        if self.law == "mpl" and self.sizes and not any(abs(N / s - 1) < 0.05 for s in self.sizes):
-            raise UsageError(f"this mpl fit is of one model size (N={self.sizes[0]:.4g}); it cannot predict "
-                             f"N={N:.4g}: fit several sizes with --law mpl_n")
+        if self.law != "mpl_n" and self.sizes and not any(abs(N / s - 1) < 0.05 for s in self.sizes):
+            raise UsageError(f"this {self.law} fit is of one model size (N={self.sizes[0]:.4g}); it cannot "
+                             f"predict N={N:.4g}: fit several sizes with --law mpl_n")
 
     def predict(self, schedule: Schedule, steps: np.ndarray, N: float) -> np.ndarray:
         """Predicted loss (nats/token) at `steps` of a run of N params under `schedule`; NaN at step 0."""
@@ -296,8 +321,8 @@ def fit_curves(curves: Sequence[Curve], *, law: str | None = None, bootstrap: in
     if law not in CURVE_LAWS:
         raise UsageError(f"law must be one of {', '.join(CURVE_LAWS)} for curves (got {law!r})")
     sizes = tuple(sorted({c.N for c in curves}))
-    if law == "mpl" and len(sizes) > 1:
-        raise UsageError(f"law mpl fits one model size; these curves have {len(sizes)} (use mpl_n)")
+    if law in ("mpl", "annealing_area") and len(sizes) > 1:
+        raise UsageError(f"law {law} fits one model size; these curves have {len(sizes)} (use mpl_n)")
     if law == "mpl_n" and len(sizes) < 3:
         raise UsageError(f"law mpl_n needs curves of at least 3 model sizes (L0 = E + P x^-p); "
                          f"got {len(sizes)}")
