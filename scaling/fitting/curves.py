@@ -14,7 +14,8 @@ tau = -1 / ln lambda steps and 1 / (1 - lambda) folded into C; one size; the mea
 `mpl_n`: the Multi-Power Law for several sizes jointly, with L0 = E + P x^-p, A = A1 x^a, B = B1 x^b
 (x = N / 1e8) and alpha, C, beta, gamma shared. For fully annealed runs of one schedule shape the loss
 drop at the end is the same for every length, so the final loss is E + P x^-p + A1 x^a S_T^-alpha - const:
-a final-point law in N and D (S_T is proportional to D at fixed batch and peak LR), Chinchilla's form when a = 0.
+a final-point law in N and D (S_T is proportional to D at fixed batch and peak LR), Chinchilla's form when
+a = 0.
 
 The loss drop is a Stieltjes integral of G over the LR's decrease; it is evaluated on a grid of
 `RESOLUTION` intervals per curve (plus every knot and every evaluated step): each interval's drop times G at
