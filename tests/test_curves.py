@@ -213,3 +213,26 @@ def test_fit_curves_then_predict_a_schedule(cli, tmp_path):
     assert_usage_error(cli("fit", table, "--law", "mpl"), "give --curves")
     assert_usage_error(cli("predict", fit_json, "--params", "1e8", "--tokens", "1e9"), "--schedule")
     assert_usage_error(cli("predict", fit_json, "--schedule", schedule), "needs --params")
+
+
+# ---- the report --------------------------------------------------------------------------------------------
+def test_report_draws_the_fitted_law_over_logged_curves_with_their_lr():
+    from scaling.report.figures import plot_training_curves
+    from scaling.report.pipeline import _fitted_curves
+    from scaling.runs.curves import curves_from_metrics
+
+    table = curve_table(FIT_SPECS, noise=0.001)
+    metrics = {run: rows.rename(columns={"loss": "val_loss"}).drop(columns=["run", "N"])
+               for run, rows in table.groupby("run")}
+    runs = pd.DataFrame({"run": list(metrics), "N": 1e8, "C": 1e18})
+    assert [c.run for c in curves_from_metrics(metrics, {"cos2k": 1e8})] == ["cos2k"]  # the table's runs
+    assert curves_from_metrics({"x": metrics["cos2k"].drop(columns="lr")}, {"x": 1e8}) == []  # no LR logged
+    fitted = _fitted_curves(metrics, runs)
+    assert set(fitted) == set(metrics)
+    logged = metrics["cos2k"].set_index("tokens")["val_loss"]
+    drawn = fitted["cos2k"].set_index("tokens")["loss"]
+    assert np.max(np.abs(drawn / logged.loc[drawn.index] - 1)) < 0.01
+    figure = plot_training_curves(metrics, runs, fitted=fitted)
+    assert sum(line.get_linestyle() == "--" for line in figure.axes[0].lines) == len(metrics)
+    with pytest.raises(UsageError, match="with its LR"):
+        _fitted_curves({r: m.drop(columns="lr") for r, m in metrics.items()}, runs)

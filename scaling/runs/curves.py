@@ -12,6 +12,7 @@ learning rate of that step, loss is the held-out loss in nats/token, N non-embed
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,4 +180,26 @@ def load_curves(path: str | Path) -> list[Curve]:
                             tokens=columns["tokens"][rows][points], loss=loss[points]))
     if not curves:
         raise UsageError(f"{path}: no rows (expected one row per logged step: {', '.join(CURVE_COLUMNS)})")
+    return curves
+
+
+def curves_from_metrics(metrics: Mapping[str, pd.DataFrame], sizes: Mapping[str, float]) -> list[Curve]:
+    """The curves of run folders' evaluations (metrics.jsonl: step, tokens, lr, val_loss) for the runs
+    named in `sizes` (run -> N): the LR linear between evaluations, warmup from LR 0 at step 0, losses after
+    the LR's peak. Runs without an `lr` series, with steps out of order, or with fewer than 3 such losses
+    are left out (a report draws what it can)."""
+    curves = []
+    for run, frame in metrics.items():
+        if run not in sizes or not {"step", "tokens", "lr", "val_loss"} <= set(frame.columns):
+            continue
+        frame = frame[np.isfinite(frame["lr"].astype(float)) & (frame["step"].astype(float) > 0)]
+        steps = frame["step"].to_numpy(float)
+        if len(steps) < 3 or (np.diff(steps) <= 0).any() or (frame["lr"] < 0).any():
+            continue
+        schedule = Schedule.from_rows(steps, frame["lr"].to_numpy(float))
+        loss = frame["val_loss"].to_numpy(float)
+        points = np.isfinite(loss) & (loss > 0) & (steps >= schedule.peak_step)
+        if points.sum() >= 3:
+            curves.append(Curve(run=str(run), N=float(sizes[run]), schedule=schedule, steps=steps[points],
+                                tokens=frame["tokens"].to_numpy(float)[points], loss=loss[points]))
     return curves
