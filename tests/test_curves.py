@@ -236,3 +236,15 @@ def test_report_draws_the_fitted_law_over_logged_curves_with_their_lr():
     assert sum(line.get_linestyle() == "--" for line in figure.axes[0].lines) == len(metrics)
     with pytest.raises(UsageError, match="with its LR"):
         _fitted_curves({r: m.drop(columns="lr") for r, m in metrics.items()}, runs)
+
+
+def test_a_dataframe_reads_as_its_csv(tmp_path):
+    table = curve_table(FIT_SPECS)
+    table.loc[table.index[:3], "loss"] = np.nan  # LR-only rows
+    from_csv = load_curves(write(table, tmp_path / "t.csv"))
+    from_frame = load_curves(table)
+    for a, b in zip(from_csv, from_frame, strict=True):
+        assert a.run == b.run and np.array_equal(a.loss, b.loss)
+        assert np.array_equal(a.schedule.lrs, b.schedule.lrs)
+    with pytest.raises(UsageError, match="no `lr` column"):
+        load_curves(table.drop(columns="lr"))

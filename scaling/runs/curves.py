@@ -141,11 +141,15 @@ def read_schedule(path: str | Path) -> tuple[Schedule, np.ndarray, np.ndarray]:
     return Schedule.from_rows(steps, lrs), steps, tokens
 
 
-def load_curves(path: str | Path) -> list[Curve]:
-    """The curves of a curve-table CSV, validated: each run's rows in strictly increasing step order,
-    LRs finite and >= 0, losses finite where given, one N per run, and losses after the warmup (rows
-    before the LR's peak are schedule only: the laws describe the loss after the warmup)."""
-    table = _read(path, "curve table")
+def load_curves(path: str | Path | pd.DataFrame) -> list[Curve]:
+    """The curves of a curve-table CSV (or a DataFrame of one), validated: each run's rows in strictly
+    increasing step order, LRs finite and >= 0, losses finite where given, one N per run, and losses
+    after the warmup (rows before the LR's peak are schedule only: the laws describe the loss after it)."""
+    if isinstance(path, pd.DataFrame):  # as text, as a CSV is read: an empty loss is NaN, "nan" is text
+        table = path.astype(str).where(path.notna(), np.nan)
+        path = "the curve table"
+    else:
+        table = _read(path, "curve table")
     missing = [c for c in CURVE_COLUMNS if c not in table.columns]
     if "lr" in missing:
         raise UsageError(f"{path}: no `lr` column; a curve table needs the LR at its steps (columns "
