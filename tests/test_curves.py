@@ -248,3 +248,21 @@ def test_a_dataframe_reads_as_its_csv(tmp_path):
         assert np.array_equal(a.schedule.lrs, b.schedule.lrs)
     with pytest.raises(UsageError, match="no `lr` column"):
         load_curves(table.drop(columns="lr"))
+
+
+def test_backtest_holds_out_the_largest_runs_and_predicts_their_curves(cli, tmp_path):
+    from scaling.fitting.curves import CurveBacktest
+
+    specs = [*FIT_SPECS, ("cos4k", 1e8, "cosine", 4000)]
+    out_json = tmp_path / "fit.json"
+    table = write(curve_table(specs, noise=0.001), tmp_path / "c.csv")
+    status, out, err = cli("fit", table, "--curves", "--holdout-top", "0.25", "--json", out_json)
+    assert status == 0, err
+    assert "predicting 1 held-out runs" in out
+    document = json.loads(out_json.read_text())["backtest"]
+    assert document["format"] == "scaling.curve_backtest/1"
+    assert [r["run"] for r in document["runs"]] == ["cos4k"]
+    assert document["trained_on"] == ["cos2k", "const2k", "step1k"]
+    assert document["mean_curve_error"] < 3e-3 and document["mean_final_error"] < 5e-3
+    assert CurveBacktest.from_json(document).runs == ("cos4k",)
+    assert_usage_error(cli("fit", table, "--curves", "--holdout-top", "1.5"), "between 0 and 1")

@@ -125,16 +125,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_curves(args: argparse.Namespace) -> int:
-    from scaling.fitting.curves import fit_curves
+    from scaling.fitting.curves import backtest_curves, fit_curves, top_compute_runs
     from scaling.runs.curves import load_curves
 
     if args.law is not None and args.law not in CURVE_LAW_NAMES:
         raise UsageError(f"--law {args.law} fits final points; with --curves give "
                          f"{' or '.join(CURVE_LAW_NAMES)}")
-    result = fit_curves(load_curves(args.input), law=args.law, bootstrap=args.bootstrap, seed=args.seed,
-                        delta=args.delta)
+    curves = load_curves(args.input)
+    result = fit_curves(curves, law=args.law, bootstrap=args.bootstrap, seed=args.seed, delta=args.delta)
     print(result.describe())
-    write_json(args.json, result.to_json())
+    document = result.to_json()
+    if args.holdout_top is not None:
+        check = backtest_curves(curves, top_compute_runs(curves, args.holdout_top), law=result.law,
+                                delta=args.delta)
+        print(check.describe())
+        document["backtest"] = check.to_json()
+    write_json(args.json, document)
     return 0
 
 

@@ -370,3 +370,69 @@ def load_curve_fit(path: str | Path) -> CurveFit:
         return CurveFit.from_json(obj)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise UsageError(f"{path}: malformed curve fit ({exc})") from None
+
+
+BACKTEST_FORMAT = "scaling.curve_backtest/1"
+
+
+@dataclass(frozen=True)
+class CurveBacktest:
+    """A law fitted on some runs' curves predicting the others' whole curves: per held-out run, the mean
+    relative error over its points (Luo et al.'s PredE) and the relative error of its final point."""
+
+    law: str
+    trained_on: tuple[str, ...]
+    runs: tuple[str, ...]
+    curve_error: tuple[float, ...]
+    final_error: tuple[float, ...]
+
+    def __repr__(self) -> str:
+        return (f"CurveBacktest(law={self.law!r}, {len(self.trained_on)} fitted, {len(self.runs)} held out, "
+                f"mean curve error {np.mean(self.curve_error):.4%})")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": BACKTEST_FORMAT, "law": self.law, "trained_on": list(self.trained_on),
+                "runs": [{"run": r, "curve_error": c, "final_error": f}
+                         for r, c, f in zip(self.runs, self.curve_error, self.final_error, strict=True)],
+                "mean_curve_error": float(np.mean(self.curve_error)),
+                "mean_final_error": float(np.mean(self.final_error))}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> CurveBacktest:
+        obj = check_format(obj, BACKTEST_FORMAT, "a curve backtest")
+        rows = obj["runs"]
+        return cls(law=str(obj["law"]), trained_on=tuple(obj["trained_on"]),
+                   runs=tuple(r["run"] for r in rows),
+                   curve_error=tuple(float(r["curve_error"]) for r in rows),
+                   final_error=tuple(float(r["final_error"]) for r in rows))
+
+    def describe(self) -> str:
+        lines = [f"backtest: {self.law} fitted on {len(self.trained_on)} curves, predicting {len(self.runs)} "
+                 f"held-out runs: mean error along the curve {np.mean(self.curve_error):.3%}, of the final "
+                 f"loss {np.mean(self.final_error):.3%} (worst {max(self.final_error):.3%})"]
+        lines += [f"  {r:<24} curve {c:.3%}  final {f:.3%}"
+                  for r, c, f in zip(self.runs, self.curve_error, self.final_error, strict=True)]
+        return "\n".join(lines)
+
+
+def backtest_curves(curves: Sequence[Curve], held_out: Sequence[str], *, law: str | None = None,
+                    delta: float = HUBER_DELTA) -> CurveBacktest:
+    """Fit `law` on the curves not named in `held_out` and predict the held-out runs' whole curves."""
+    held = [c for c in curves if c.run in set(held_out)]
+    train = [c for c in curves if c.run not in set(held_out)]
+    if not held or not train:
+        raise UsageError(f"a backtest needs runs on both sides: {len(train)} to fit, {len(held)} held out")
+    fit = fit_curves(train, law=law, delta=delta)
+    errors = [np.abs(fit.predict(c.schedule, c.steps, c.N) / c.loss - 1) for c in held]
+    return CurveBacktest(law=fit.law, trained_on=tuple(c.run for c in train), runs=tuple(c.run for c in held),
+                         curve_error=tuple(float(e.mean()) for e in errors),
+                         final_error=tuple(float(e[-1]) for e in errors))
+
+
+def top_compute_runs(curves: Sequence[Curve], fraction: float) -> list[str]:
+    """The runs in the top `fraction` (0-1) by final compute 6 N D (at least one), the backtest's held-out
+    runs as for the final-point laws' `--holdout-top`."""
+    if not 0 < fraction < 1:
+        raise UsageError(f"holdout_top must be between 0 and 1 (got {fraction})")
+    order = sorted(curves, key=lambda c: c.N * c.tokens[-1], reverse=True)
+    return [c.run for c in order[: max(1, round(fraction * len(curves)))]]
