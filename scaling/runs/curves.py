@@ -1,6 +1,6 @@
 """Curve tables: whole learning curves with their LR schedules, read and validated (many rows per run).
 
-A curve table has the columns `run, N, step, tokens, lr, loss` (plus any others, kept): one row per
+A curve table has the columns `run, N, step, tokens, lr, loss` (any others are ignored): one row per
 logged step of a run, in increasing step order. A row with `loss` left empty only gives the LR at that step.
 Between rows the LR is interpolated linearly. A run whose first row is not at step 0 starts with a linear
 warmup from LR 0 at step 0 to its first row (the trainer's warmup rule, scaling.training.config, when the
