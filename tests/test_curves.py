@@ -167,6 +167,10 @@ def test_bad_curve_tables_get_one_error_line(cli, tmp_path, edit, fragment):
     assert_usage_error(cli("fit", path, "--curves"), fragment)
 
 
+def test_a_folder_is_refused_with_the_command_that_makes_a_curve_table(cli, tmp_path):
+    assert_usage_error(cli("fit", tmp_path, "--curves"), "--curves --csv FILE")
+
+
 def test_loss_left_empty_gives_the_lr_only(tmp_path):
     table = curve_table(FIT_SPECS[:1]).reset_index(drop=True)
     table.loc[3:6, "loss"] = np.nan

@@ -81,6 +81,9 @@ class Curve:
 
 def _read(path: str | Path, what: str) -> pd.DataFrame:
     path = Path(path)
+    if path.is_dir():  # run folders and trackers become a curve table through `scaling runs --curves`
+        raise UsageError(f"{path}: a folder; give a {what} CSV (`scaling runs {path} --curves --csv FILE` "
+                         "writes one from run folders or a tracker)")
     if not path.is_file():
         raise UsageError(f"{path}: no such file (expected a {what} CSV)")
     try:
