@@ -167,6 +167,15 @@ def test_bad_curve_tables_get_one_error_line(cli, tmp_path, edit, fragment):
     assert_usage_error(cli("fit", path, "--curves"), fragment)
 
 
+def test_diverged_and_failed_runs_are_left_out_with_a_warning(tmp_path):
+    table = curve_table(FIT_SPECS)
+    table["status"] = np.where(table["run"] == "const2k", "diverged", "completed")
+    table["loss"] = table["loss"].astype(object).where(table["run"] != "const2k", "inf")  # a diverged run
+    with pytest.warns(UserWarning, match="1 run.*left out.*diverged or failed: const2k"):
+        curves = load_curves(write(table, tmp_path / "t.csv"))
+    assert [c.run for c in curves] == ["cos2k", "step1k"]
+
+
 def test_a_folder_is_refused_with_the_command_that_makes_a_curve_table(cli, tmp_path):
     assert_usage_error(cli("fit", tmp_path, "--curves"), "--curves --csv FILE")
 

@@ -12,6 +12,7 @@ learning rate of that step, loss is the held-out loss in nats/token, N non-embed
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scaling.errors import UsageError
+from scaling.errors import ScalingWarning, UsageError
 
 CURVE_COLUMNS = ("run", "N", "step", "tokens", "lr", "loss")
 SCHEDULE_COLUMNS = ("step", "tokens", "lr")
+# runs whose curves a law must not read (a running or interrupted run's evaluations so far are kept)
+BROKEN = ("diverged", "failed")
 
 
 @dataclass(frozen=True, repr=False)
@@ -163,6 +166,14 @@ def load_curves(path: str | Path | pd.DataFrame) -> list[Curve]:
     unnamed = np.flatnonzero(table["run"].isna())
     if len(unnamed):
         raise UsageError(f"{path}: column 'run' is empty at row {int(unnamed[0]) + 2}")
+    if "status" in table.columns:  # `scaling runs --curves` lists runs in every state
+        broken = table["status"].isin(BROKEN)
+        if broken.any():
+            names = list(dict.fromkeys(table.loc[broken, "run"]))
+            shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+            warnings.warn(f"{len(names)} run(s) left out, their status is {' or '.join(BROKEN)}: {shown}",
+                          ScalingWarning, stacklevel=2)
+            table = table[~broken].reset_index(drop=True)
     columns = {c: _numbers(table, c, str(path), optional=c == "loss") for c in ("N", "step", "tokens", "lr")}
     columns["loss"] = _numbers(table, "loss", str(path), optional=True)
     curves = []
