@@ -1,16 +1,29 @@
-"""`scaling fit INPUT [--law LAW] [--bootstrap K] [--seed S] [--json OUT]`: fit a scaling law."""
+"""`scaling fit INPUT [--law LAW] [--bootstrap K] [--seed S] [--json OUT]`: fit a scaling law; with `--curves`
+a learning-curve law (`scaling.fitting.curves`) to every point of every curve of a curve table."""
 
 from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
-from scaling.cli.common import add_input_options, add_params_column_option, load_input, write_json
+from scaling.cli.common import (
+    add_input_options,
+    add_params_column_option,
+    load_input,
+    source_options,
+    write_json,
+)
 from scaling.defaults import HUBER_DELTA, METHODS
 from scaling.errors import UsageError
 from scaling.fitting.laws import LAW_NAMES
 
-LAW_CHOICES = (*LAW_NAMES, "auto")
+# mpl, mpl_n, annealing_area: --curves only; the names of scaling.fitting.curves.CURVE_LAWS (a module --help
+# does not load)
+CURVE_LAW_NAMES = ("mpl", "mpl_n", "annealing_area")
+POINT_LAW_CHOICES = (*LAW_NAMES, "auto")  # the laws of final points (fit and report)
+LAW_CHOICES = (*POINT_LAW_CHOICES, *CURVE_LAW_NAMES)
+DEFAULT_LAW = "chinchilla"
 # The rule of scaling.fitting.select, as --help says it (fit and report)
 AUTO_HELP = (
     "auto: chinchilla on all runs unless another law or fit subset clearly beats it in a rolling backtest "
@@ -54,9 +67,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_params_column_option(p)
     p.add_argument(
         "--law",
-        default="chinchilla",
         choices=LAW_CHOICES,
-        help=f"law to fit (default %(default)s); {AUTO_HELP} (needs enough runs for 2 compute cut-offs)",
+        help=f"law to fit (default {DEFAULT_LAW}); {AUTO_HELP} (needs enough runs for 2 compute cut-offs); "
+        "with --curves: mpl (the Multi-Power Law, one model size; default for one), mpl_n (several sizes "
+        "jointly; default for several) or annealing_area (Tissue et al. 2024, one size)",
+    )
+    p.add_argument(
+        "--curves",
+        action="store_true",
+        help="INPUT is a curve table (run, N, step, tokens, lr, loss per logged step): fit a "
+        "learning-curve law of N and the LR schedule on every point of every curve",
     )
     p.add_argument(
         "--backtest-axis",
@@ -116,7 +136,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def run_curves(args: argparse.Namespace) -> int:
+    from scaling.fitting.curves import backtest_curves, fit_curves, top_compute_runs
+    from scaling.runs.curves import load_curves
+
+    if args.law is not None and args.law not in CURVE_LAW_NAMES:
+        raise UsageError(f"--law {args.law} fits final points; with --curves give "
+                         f"{' or '.join(CURVE_LAW_NAMES)}")
+    source = args.input
+    if not Path(source).is_file():  # a sweep folder or a tracker: its curve table, as `scaling runs --curves`
+        from scaling.runs.curve_sources import collect_curves
+
+        source = collect_curves(source, **source_options(args))
+    curves = load_curves(source)
+    result = fit_curves(curves, law=args.law, bootstrap=args.bootstrap, seed=args.seed, delta=args.delta)
+    print(result.describe())
+    document = result.to_json()
+    if args.holdout_top is not None:
+        check = backtest_curves(curves, top_compute_runs(curves, args.holdout_top), law=result.law,
+                                delta=args.delta)
+        print(check.describe())
+        document["backtest"] = check.to_json()
+    write_json(args.json, document)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.curves:
+        return run_curves(args)
+    if args.law in CURVE_LAW_NAMES:
+        raise UsageError(f"--law {args.law} is a learning-curve law: give --curves and a curve table")
+    args.law = args.law or DEFAULT_LAW
     from scaling.fitting.backtest import backtest
     from scaling.fitting.data import use_params_column
     from scaling.fitting.likelihood import likelihood_ratio_test

@@ -1,4 +1,5 @@
-"""`scaling predict FIT_JSON --params N [--tokens D | --compute C | --optimal]`: loss and budget of a run."""
+"""`scaling predict FIT_JSON --params N [--tokens D | --compute C | --optimal]`: loss and budget of a run;
+`--schedule SCHEDULE.csv` with a curve fit: the loss curve of a planned run under that LR schedule."""
 
 from __future__ import annotations
 
@@ -30,11 +31,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "report the extrapolation (default: the range the fit JSON records)")
     p.add_argument("--map", dest="column_map", metavar="NEW=OLD,...",
                    help='rename the columns of --data, e.g. "N=Model Size,C=Training FLOP"')
+    p.add_argument("--schedule", metavar="SCHEDULE_CSV",
+                   help="with a curve fit (`scaling fit --curves`): the planned run's LR schedule, rows "
+                   "`step, tokens, lr`; predicts the loss at every row and at the end")
     p.add_argument("--json", metavar="OUT", help="write the prediction as JSON")
     p.set_defaults(handler=run)
 
 
+def run_schedule(args: argparse.Namespace) -> int:
+    from scaling.errors import UsageError
+    from scaling.fitting.curves import load_curve_fit
+    from scaling.study.schedule import predict_schedule
+
+    if args.N is None:
+        raise UsageError("--schedule needs --params N (the planned run's parameters)")
+    if args.D or args.C or args.optimal:
+        raise UsageError("--schedule gives the run's length; drop --tokens, --compute and --optimal")
+    result = predict_schedule(load_curve_fit(args.fit_json), N=args.N, schedule=args.schedule)
+    print(result.describe())
+    write_json(args.json, result.to_json())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from scaling.errors import UsageError
+    from scaling.fitting.curves import is_curve_fit
+
+    if args.schedule:
+        return run_schedule(args)
+    if is_curve_fit(args.fit_json):
+        raise UsageError(f"{args.fit_json} is a learning-curve fit: give the run's --schedule SCHEDULE_CSV")
     from scaling.fitting.result import load_fit
     from scaling.study.prediction import fitted_range, predict
 

@@ -10,7 +10,7 @@ from scaling.cli.common import (
     add_params_column_option,
     source_options,
 )
-from scaling.cli.fit import AUTO_HELP, LAW_CHOICES
+from scaling.cli.fit import AUTO_HELP, POINT_LAW_CHOICES
 from scaling.defaults import HOLDOUT_TOP
 
 
@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--law",
         default="chinchilla",
-        choices=LAW_CHOICES,
+        choices=POINT_LAW_CHOICES,
         help=f"law to fit (default %(default)s); {AUTO_HELP}",
     )
     p.add_argument(

@@ -541,7 +541,7 @@ def _figure_makers(an: Analysis) -> dict[str, tuple[str | None, Callable[[], Any
         "backtest": (an.skipped.get("backtest"), lambda: study_figures.plot_backtest(an.backtest, an.table)),
         "training_curves": (
             None if an.curves else "no run folder with a metrics.jsonl",
-            lambda: run_figures.plot_training_curves(an.curves, an.table, an.regimes),
+            lambda: run_figures.plot_training_curves(an.curves, an.table, an.regimes, an.fitted_curves),
         ),
     }
 

@@ -429,10 +429,12 @@ def plot_training_curves(
     curves: Mapping[str, pd.DataFrame],
     table: pd.DataFrame,
     regimes: pd.DataFrame | None = None,
+    fitted: Mapping[str, pd.DataFrame] | None = None,
 ) -> Figure:
     """Held-out loss (nats/token) against tokens for every run, one colour per model size N (named in a
     legend), one panel per IsoFLOP budget when the runs form such budgets, with the overfitting onset
-    (where `regimes` gives `onset_tokens`) marked.
+    (where `regimes` gives `onset_tokens`) marked, and dashed the learning-curve law's fit of each run
+    where `fitted` (run -> columns tokens, loss; `scaling.fitting.curves`) has one.
 
     curves: run folder -> its metrics (columns tokens, val_loss), e.g. from `scaling.runs.table.read_metrics`.
     table: run table with columns run, N (and C for the panels). regimes: `scaling.study.regimes.classify`
@@ -464,6 +466,8 @@ def plot_training_curves(
             curve = curve[(curve["tokens"] > 0) & np.isfinite(curve["val_loss"])].sort_values("tokens")
             colour = cmap(norm(sizes[run]))
             ax.plot(curve["tokens"], curve["val_loss"], color=colour, lw=1.2, alpha=0.95)
+            if fitted and run in fitted:
+                ax.plot(fitted[run]["tokens"], fitted[run]["loss"], color=colour, lw=1.0, ls="--", alpha=0.9)
             if len(curve):
                 lows.append(float(curve["val_loss"].min()))
                 tops.append(float(curve["val_loss"].iloc[min(1, len(curve) - 1)]))
@@ -483,6 +487,8 @@ def plot_training_curves(
     axes[0].set_ylim(low - 0.05 * (top - low), top + 0.05 * (top - low))
     onset_label = f"overfitting onset ({marked} run{'s' * (marked != 1)})"
     handles = [Line2D([], [], ls="", marker="X", ms=7, color=REGIME_STYLE[OVERFITTING][1], label=onset_label)]
+    if fitted:
+        handles.append(Line2D([], [], color="0.3", lw=1.0, ls="--", label="learning-curve law (fit)"))
     if len(distinct) <= MAX_SIZE_LEGEND:
         handles = [
             Line2D([], [], color=cmap(norm(n)), lw=1.6, label=f"N = {format_quantity(n)}") for n in distinct

@@ -24,11 +24,13 @@ from scaling.defaults import HOLDOUT_TOP
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.backtest import BACKTEST_BOOTSTRAP, TRAIN_FRACTIONS, Backtest, backtest
 from scaling.fitting.choice import CandidateScore
+from scaling.fitting.curves import fit_curves
 from scaling.fitting.data import use_params_column
 from scaling.fitting.procedure import AUTO, fit
 from scaling.fitting.result import FitResult
 from scaling.fitting.select import fit_auto, score_of
 from scaling.reference import GPT3_175B
+from scaling.runs.curves import curves_from_metrics
 from scaling.runs.table import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs
 from scaling.runs.trackers import CURVES, Curves, detect
 from scaling.study.allocation import DEFAULT_WINDOW, Allocation, allocate, check_profile_options
@@ -60,6 +62,8 @@ class Analysis:
     statuses: dict[str, int] | None  # runs per status in a sweep folder; None for a table
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # run -> the learning-curve law's fit of its curve (tokens, loss), when the curves log their LR
+    fitted_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def attempt(
@@ -93,6 +97,21 @@ def _with_curves(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame]) -> pd.
     held = table.copy(deep=False)
     held.attrs[CURVES] = Curves({**table.attrs.get(CURVES, {}), **curves})
     return held
+
+
+def _fitted_curves(curves: Mapping[str, pd.DataFrame], table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The learning-curve law (`scaling.fitting.curves`, its default for the sizes present) fitted on every
+    logged curve with an LR, and its value along each: run -> (tokens, loss). UsageError when the curves do
+    not support a fit (no LR logged, two sizes)."""
+    if "run" not in table:
+        raise UsageError("no run names to match learning curves to")
+    sizes = dict(zip(table["run"].astype(str), table["N"].astype(float), strict=True))
+    logged = curves_from_metrics(curves, sizes)
+    if not logged:
+        raise UsageError("no learning curve with its LR (metrics.jsonl rows with lr)")
+    law = fit_curves(logged)
+    return {c.run: pd.DataFrame({"tokens": c.tokens, "loss": law.predict(c.schedule, c.steps, c.N)})
+            for c in logged}
 
 
 def _is_folder(source: Any, tracker: str | None) -> bool:
@@ -195,6 +214,7 @@ def analyse(
             calibration = attempt("calibration", skipped, lambda: _calibration(table, law))
         labels = attempt("regimes", skipped, lambda: classify(table, result).labels)
         predictions = _predictions(result, table, skipped)
+        fitted_curves = attempt("curve law", skipped, lambda: _fitted_curves(curves, table)) or {}
     notes = list(dict.fromkeys(str(w.message) for w in noted if issubclass(w.category, ScalingWarning)))
     for text in notes:  # each once, though the fit, the allocations and the backtest may each have said it
         warnings.warn(text, ScalingWarning, stacklevel=2)
@@ -216,6 +236,7 @@ def analyse(
         statuses=None if folders is None else folders["status"].astype(str).value_counts().to_dict(),
         skipped=skipped,
         warnings=notes,
+        fitted_curves=fitted_curves,
     )
 
 
