@@ -176,8 +176,8 @@ def test_diverged_and_failed_runs_are_left_out_with_a_warning(tmp_path):
     assert [c.run for c in curves] == ["cos2k", "step1k"]
 
 
-def test_a_folder_is_refused_with_the_command_that_makes_a_curve_table(cli, tmp_path):
-    assert_usage_error(cli("fit", tmp_path, "--curves"), "--curves --csv FILE")
+def test_a_folder_without_runs_is_refused(cli, tmp_path):
+    assert_usage_error(cli("fit", tmp_path, "--curves"), "no run folders")
 
 
 def test_loss_left_empty_gives_the_lr_only(tmp_path):

@@ -278,6 +278,14 @@ def test_final_point_fits_leave_the_unannealed_parent_out(cooldowns):
     assert len(table) == 2 and set(table["schedule"]) == {"wsd"}
 
 
+def test_fit_curves_reads_the_sweep_folder(cooldowns, cli):
+    root, _ = cooldowns
+    result = cli("fit", root / "runs" / "cooldowns", "--curves", "--json", root / "curve_fit.json")
+    assert result.status == 0, result.err
+    assert "law mpl (learning curves): 3 curves" in result.out
+    assert json.loads((root / "curve_fit.json").read_text())["format"] == "scaling.curve_fit/1"
+
+
 def test_curve_table_from_the_sweep(cooldowns, cli):
     root, _ = cooldowns
     out = root / "curves.csv"
