@@ -101,3 +101,11 @@ def test_auto_picks_a_saturating_law_on_one_d_where_the_power_laws_miss():
     old_fit = fit(old.fit_table(train), law=old.law)
     old_error = float(old_fit.predict(N=top["N"], D=top["D"])[0]) / top["loss"] - 1
     assert abs(old_error) > 2 * abs(error)
+
+
+def test_the_reports_compute_curve_is_the_law_itself_for_saturating_c_only():
+    from scaling.report.style import optimal_loss  # the report draws L(C) from this
+
+    params, C = {"E": 1.7, "A": 3.0e3, "alpha": 0.16}, np.array([1e20, 1e22])
+    np.testing.assert_allclose(optimal_loss("saturating_c", params, C), 1.7 + 3.0e3 / C**0.16, rtol=1e-12)
+    assert optimal_loss("saturating_n", {"E": 2.0, "A": 400.0, "alpha": 0.34}, C) is None
