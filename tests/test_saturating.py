@@ -109,3 +109,19 @@ def test_the_reports_compute_curve_is_the_law_itself_for_saturating_c_only():
     params, C = {"E": 1.7, "A": 3.0e3, "alpha": 0.16}, np.array([1e20, 1e22])
     np.testing.assert_allclose(optimal_loss("saturating_c", params, C), 1.7 + 3.0e3 / C**0.16, rtol=1e-12)
     assert optimal_loss("saturating_n", {"E": 2.0, "A": 400.0, "alpha": 0.34}, C) is None
+
+
+def test_every_rolling_fold_can_fit_a_three_parameter_law():
+    from scaling.fitting.backtest import MIN_FIT_VALUES, rolling_cutoffs
+
+    runs = family("one_ratio").iloc[:5]  # five runs: cut-offs after the 3rd and 4th, not the 2nd
+    cuts = rolling_cutoffs(runs)
+    assert len(cuts) == 2 and all((runs["C"] <= c).sum() >= MIN_FIT_VALUES for c in cuts)
+    choice = choose_law(runs, bootstrap=0)
+    scored = {s.law for s in choice.scores if s.failed is None}
+    assert {"saturating_n", "saturating_c"} <= scored  # before, their fold of two runs failed them
+    with pytest.raises(UsageError, match="3 distinct compute values at or below"):  # four runs: one cut-off
+        choose_law(runs.iloc[:4])
+    # a rerun of every size adds runs, not sizes: still one cut-off
+    with pytest.raises(UsageError, match="give 1"):
+        choose_law(pd.concat([runs.iloc[:4], runs.iloc[:4].assign(loss=runs["loss"].iloc[:4] * 1.001)]))
