@@ -5,8 +5,8 @@ are (one token budget for every size, a compute-optimal ladder at 20 tokens per 
 family can be fitted with predicts its largest model from the smaller ones, then `--law auto` does (its
 final fit bootstrapped, 200 resamples, for the one-run 95 % prediction interval). The baseline is today's
 auto: the same rolling backtest restricted to the laws before the saturating ones (OLD_LAWS), with main's
-cut-offs (any cut-off with a run above it; now each must leave 3 distinct values at or below it,
-`scaling.fitting.backtest.MIN_FIT_VALUES`), run in this process on the same runs. `ratio=` is the
+cut-offs (any cut-off with a run above it; now each must leave 3 distinct (N, D) points at or below it,
+`scaling.fitting.backtest.MIN_FIT_POINTS`), run in this process on the same runs. `ratio=` is the
 baseline's mean |error| over the families auto answers divided by auto's (above 1: auto predicts better).
 
 Families (provenance of the published tables in data/README.md):
@@ -51,6 +51,7 @@ OLD_LAWS = (  # the catalogue of main before the saturating laws: today's auto
 )  # fmt: skip
 BOOTSTRAP = 200  # the final fit's resamples, as `scaling fit --law auto --bootstrap 200`
 NOISE = 0.005  # synthetic run-to-run noise of log(loss)
+GUIDE = {"one D": "saturating_n", "one N": "saturating_d", "one ratio": "saturating_c"}  # docs/fitting.md
 
 
 @dataclass(frozen=True)
@@ -111,17 +112,17 @@ def _inputs(row: pd.Series) -> dict:
     return {k: float(row[k]) for k in ("N", "D", "U") if k in row and pd.notna(row[k])}
 
 
-def _auto(family: Family, laws, min_fit_values: int) -> dict:
+def _auto(family: Family, laws, min_fit_points: int) -> dict:
     """`--law auto` with the candidate `laws` (None: every law) and rolling cut-offs that leave
-    `min_fit_values` distinct values at or below them: its choice, error, one-run interval."""
-    kept = backtest.MIN_FIT_VALUES
-    backtest.MIN_FIT_VALUES = min_fit_values  # read by rolling_cutoffs at each call
+    `min_fit_points` distinct (N, D) points at or below them: its choice, error, one-run interval."""
+    kept = backtest.MIN_FIT_POINTS
+    backtest.MIN_FIT_POINTS = min_fit_points  # read by rolling_cutoffs at each call
     try:
         choice = choose_law(family.train, laws=laws)
     except UsageError as exc:
         return {"law": f"refused: {exc}", "error": np.nan, "inside": None}
     finally:
-        backtest.MIN_FIT_VALUES = kept
+        backtest.MIN_FIT_POINTS = kept
     result = fit(choice.fit_table(family.train), law=choice.law, bootstrap=BOOTSTRAP, seed=0)
     at = _inputs(family.target)
     truth = float(family.target["loss"])
@@ -146,7 +147,7 @@ def evaluate(family: Family) -> dict:
         predicted = float(np.atleast_1d(result.predict(**_inputs(family.target)))[0])
         rows.append((law, predicted / float(family.target["loss"]) - 1, None))
     old = tuple(law for law in candidate_laws(family.train) if law in OLD_LAWS)
-    return {"rows": rows, "auto": _auto(family, None, backtest.MIN_FIT_VALUES),
+    return {"rows": rows, "auto": _auto(family, None, backtest.MIN_FIT_POINTS),
             "baseline": _auto(family, old, 1),
             "cpu_s": time.process_time() - t0}
 
@@ -173,9 +174,10 @@ def main() -> None:
             band = "" if a.get("band") is None else f"[{a['band'][0]:.4f}, {a['band'][1]:.4f}]"
             inside = {None: "no interval", True: "contains the truth", False: "MISSES the truth"}[a["inside"]]
             print(f"  {label:<9s} {a['law']}: {a['error']:+.2%}; one-run 95 % PI {band} {inside}")
+        guide = next(abs(error) for law, error, _ in res["rows"] if law == GUIDE[family.kind])
         summary.append((family.kind, abs(res["auto"]["error"]), abs(res["baseline"]["error"]),
-                        res["auto"]["inside"]))  # fmt: skip
-    table = pd.DataFrame(summary, columns=["kind", "auto", "baseline", "inside"])
+                        res["auto"]["inside"], guide))  # fmt: skip
+    table = pd.DataFrame(summary, columns=["kind", "auto", "baseline", "inside", "guide"])
     refused = table["auto"].isna()
     answered = table[~refused]
     print(f"\nmean |error| at the largest model over the {len(answered)} families auto answers "
@@ -187,6 +189,10 @@ def main() -> None:
     base = answered["baseline"]
     print(f"baseline (today's auto) on the same families: mean {base.mean():.2%}, worst {base.max():.2%}; "
           f"on all {len(table)}: mean {table['baseline'].mean():.2%}")
+    guide, there = table.loc[refused, "guide"], table.loc[refused, "baseline"]
+    if len(guide):
+        print(f"where auto refuses, the law docs/fitting.md names for the kind of family: mean |error| "
+              f"{guide.mean():.2%}, worst {guide.max():.2%} (baseline there: {there.mean():.2%})")
     print(f"ratio={base.mean() / answered['auto'].mean():.3g} (baseline error / auto error)")
     print(f"wall {time.perf_counter() - start:.0f} s")
 

@@ -112,16 +112,16 @@ def test_the_reports_compute_curve_is_the_law_itself_for_saturating_c_only():
 
 
 def test_every_rolling_fold_can_fit_a_three_parameter_law():
-    from scaling.fitting.backtest import MIN_FIT_VALUES, rolling_cutoffs
+    from scaling.fitting.backtest import MIN_FIT_POINTS, rolling_cutoffs
 
     runs = family("one_ratio").iloc[:5]  # five runs: cut-offs after the 3rd and 4th, not the 2nd
     cuts = rolling_cutoffs(runs)
-    assert len(cuts) == 2 and all((runs["C"] <= c).sum() >= MIN_FIT_VALUES for c in cuts)
+    assert len(cuts) == 2 and all((runs["C"] <= c).sum() >= MIN_FIT_POINTS for c in cuts)
     choice = choose_law(runs, bootstrap=0)
     scored = {s.law for s in choice.scores if s.failed is None}
     assert {"saturating_n", "saturating_c"} <= scored  # before, their fold of two runs failed them
-    with pytest.raises(UsageError, match="3 distinct compute values at or below"):  # four runs: one cut-off
+    with pytest.raises(UsageError, match=r"3 distinct \(N, D\) points at or below"):  # 4 runs: 1 cut-off
         choose_law(runs.iloc[:4])
-    # a rerun of every size adds runs, not sizes: still one cut-off
+    # a rerun of every size adds runs, not points: still one cut-off
     with pytest.raises(UsageError, match="give 1"):
         choose_law(pd.concat([runs.iloc[:4], runs.iloc[:4].assign(loss=runs["loss"].iloc[:4] * 1.001)]))
