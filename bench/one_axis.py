@@ -22,7 +22,7 @@ Families (provenance of the published tables in data/README.md):
   inputs from 2e7 to 7e8 parameters (or, for one N, 1e9 to 3e10 tokens) and the target 10x beyond the
   largest: one_d (100B tokens), one_ratio (20 tokens per parameter), one_n (a 1B model).
 
-Run: .venv/bin/python bench/one_axis.py [--workers 2] [--only NAME]   (about 10 minutes on 2 cores)
+Run: .venv/bin/python bench/one_axis.py [--workers 2] [--only NAME]   (3-7 minutes on 2 shared cores)
 """
 
 from __future__ import annotations

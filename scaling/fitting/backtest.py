@@ -42,7 +42,7 @@ MIN_FOLDS = 2  # a rolling backtest of fewer cut-offs measures no spread
 # Distinct (N, D) points a rolling cut-off leaves at or below it: three, the fewest that fit the
 # three-parameter laws of one variable (saturating_n/d/c). A fold fitted on two points could score only the
 # two-parameter power laws, so on a small family the laws with a floor failed every backtest and auto
-# picked a pure power law (on Gadre et al.'s one-ratio families of five runs, 3-9 % off; bench/one_axis.py).
+# picked a pure power law (on Gadre et al.'s one-ratio families of five runs, 6-9 % off; bench/one_axis.py).
 # Points, not values of the axis: a grid cut by model size has many points on its two smallest sizes.
 MIN_FIT_POINTS = 3
 
