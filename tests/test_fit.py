@@ -37,6 +37,9 @@ TRUE = {
     "kaplan_n": {"N_c": 8.8e13, "alpha_N": 0.076},
     "kaplan_d": {"D_c": 5.4e13, "alpha_D": 0.095},
     "kaplan_c": {"C_c": 1.4e28, "alpha_C": 0.05},
+    "saturating_n": {"E": 2.0, "A": 400.0, "alpha": 0.34},
+    "saturating_d": {"E": 1.9, "A": 900.0, "alpha": 0.3},
+    "saturating_c": {"E": 1.7, "A": 3.0e3, "alpha": 0.16},
     "data_constrained": {"E": 1.8, "A": 480.0, "B": 2100.0, "alpha": 0.35, "beta": 0.37, "R_D_star": 15.4,
                          "R_N_star": 5.3},
 }  # fmt: skip

@@ -14,6 +14,9 @@ THETAS = {  # internal parameters to check derivatives at
     "kaplan_n": [30.0, 0.076],
     "kaplan_d": [30.0, 0.095],
     "kaplan_c": [60.0, 0.05],
+    "saturating_n": [0.5, 6.0, 0.34],
+    "saturating_d": [0.6, 7.0, 0.28],
+    "saturating_c": [0.4, 3.0, 0.05],
     "data_constrained": [0.5, 6.0, 7.0, 0.34, 0.37, 2.7, 1.6],
 }
 

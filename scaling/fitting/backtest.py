@@ -39,6 +39,12 @@ FORMAT = "scaling.backtest/1"
 TRAIN_FRACTIONS = (0.5, 0.6, 0.7, 0.8)  # rolling origins: fit on this fraction of the runs by compute
 BACKTEST_BOOTSTRAP = 100  # resamples behind each rolling fold's intervals (coverage)
 MIN_FOLDS = 2  # a rolling backtest of fewer cut-offs measures no spread
+# Distinct (N, D) points a rolling cut-off leaves at or below it: three, the fewest that fit the
+# three-parameter laws of one variable (saturating_n/d/c). A fold fitted on two points could score only the
+# two-parameter power laws, so on a small family the laws with a floor failed every backtest and auto
+# picked a pure power law (on Gadre et al.'s one-ratio families of five runs, 6-9 % off; bench/one_axis.py).
+# Points, not values of the axis: a grid cut by model size has many points on its two smallest sizes.
+MIN_FIT_POINTS = 3
 
 
 def holdout_cutoff(table: pd.DataFrame, holdout_top: float) -> float:
@@ -56,16 +62,20 @@ def rolling_cutoffs(
     table: pd.DataFrame, fractions: Sequence[float] = TRAIN_FRACTIONS, axis: str = "C"
 ) -> tuple[float, ...]:
     """Cut-offs of `axis` (C FLOPs or N params): its value at the run at each fraction of the runs sorted
-    by it, keeping those that leave at least one run above them."""
+    by it, keeping those that leave at least one run above them and MIN_FIT_POINTS distinct (N, D) points
+    at or below."""
     if axis not in AXES:
         raise UsageError(f"unknown backtest axis {axis!r}; choose one of {', '.join(AXES)}")
-    values = np.sort(table[axis].to_numpy(float))
+    unsorted = table[axis].to_numpy(float)
+    points = table[["N", "D"]].to_numpy(float)
+    values = np.sort(unsorted)
     cuts = []
     for fraction in fractions:
         if not 0 < fraction < 1:
             raise UsageError(f"backtest fractions must lie between 0 and 1, got {fraction}")
         cut = float(values[max(1, round(fraction * values.size)) - 1])
-        if values.max() > cut and cut not in cuts:
+        enough = len(np.unique(points[unsorted <= cut], axis=0)) >= MIN_FIT_POINTS
+        if values.max() > cut and cut not in cuts and enough:
             cuts.append(cut)
     return tuple(cuts)
 

@@ -1,4 +1,5 @@
-"""The scaling-law forms: Kaplan et al. 2020, Hoffmann et al. 2022 (Chinchilla), Muennighoff et al. 2023.
+"""The scaling-law forms: Kaplan et al. 2020, Hoffmann et al. 2022 (Chinchilla), Muennighoff et al. 2023, and
+one-variable laws with an irreducible loss (the GPT-4 report's L(C) = a C^b + c; Cerebras-GPT).
 
 A `Law` is a small object: its name, parameter names, the formula, `predict` (loss in nats/token from N
 parameters, D tokens, C FLOPs, U unique tokens) and what the fitter needs (an internal parameter vector
@@ -262,6 +263,16 @@ def _safe_log(x: np.ndarray | float, floor: float) -> np.ndarray:
     return np.log(np.maximum(x, floor))
 
 
+def _add_power_term(hess: np.ndarray, cw: np.ndarray, i: int, j: int, x: np.ndarray) -> None:
+    """Add to `hess` (..., p, p) the Hessian part sum_n cw_n g g^T of a power term u = theta_i - theta_j x
+    inside a log-sum-exp (g = du/dtheta, nonzero at i and j; cw: weights times the term's softmax weight)."""
+    s0, s1, s2 = cw.sum(-1), -(cw * x).sum(-1), (cw * x * x).sum(-1)
+    hess[..., i, i] += s0
+    hess[..., i, j] += s1
+    hess[..., j, i] += s1
+    hess[..., j, j] += s2
+
+
 class Chinchilla(Law):
     name = "chinchilla"
     param_names = ("E", "A", "B", "alpha", "beta")
@@ -313,13 +324,8 @@ class Chinchilla(Law):
         hess = -weighted_gram(c, jac)
         # u1 depends on (a, alpha) through (1, -logN); u2 on (b, beta) through (1, -logD)
         i_alpha, i_beta = self.exponent_index
-        for w, (i, j), x in ((w1, (1, i_alpha), logN), (w2, (2, i_beta), logD)):
-            cw = c * w
-            s0, s1, s2 = cw.sum(-1), -(cw * x).sum(-1), (cw * x * x).sum(-1)
-            hess[..., i, i] += s0
-            hess[..., i, j] += s1
-            hess[..., j, i] += s1
-            hess[..., j, j] += s2
+        _add_power_term(hess, c * w1, 1, i_alpha, logN)
+        _add_power_term(hess, c * w2, 2, i_beta, logD)
         hess[..., 0, 0] += (c * w0).sum(-1)
         return hess
 
@@ -438,6 +444,79 @@ class KaplanSingle(Law):
         # also try shallower/steeper slopes through the data's centre, in case of outliers
         centre_x, centre_l = logx.mean(), logl.mean()
         return np.array([[centre_x + centre_l / a, a] for a in (alpha, alpha / 2, alpha * 2)])
+
+
+# ---- one variable with an irreducible loss -------------------------------------------------------
+class Saturating(Law):
+    """L = E + A / X^alpha for one variable X in N, D or C: a power law that levels off at E.
+
+    Why: a family that varies one input only (every size on one token budget; one model on several
+    budgets; a compute-optimal or fixed-ratio family along its compute) cannot identify Chinchilla's two
+    terms, and a pure power law (kaplan_n, kaplan_d, kaplan_c) has no floor, so it bends the wrong way when
+    extrapolated. The form is Chinchilla's with one term: the GPT-4 technical report (OpenAI 2023, fig. 1)
+    predicted its final loss with L(C) = a C^b + c, Cerebras-GPT (Dey et al. 2023) published
+    L(C) = (C / C0)^-alpha + E for its 20-tokens-per-parameter family. The fit uses every run given (not the
+    compute-efficient frontier, as kaplan_c does): give it the one family it describes. Its parameters
+    hold for that family only: E is the loss the family levels off at (for X = N: at its one D), not the
+    irreducible loss of the data, and there is no compute-optimal allocation."""
+
+    alpha_grid = np.linspace(0.02, 1.5, 75)  # exponents of the start search (profile over E and A)
+    min_distinct = 3  # three parameters along one axis: two values of X leave a continuum of fits
+
+    def __init__(self, name: str, variable: str):
+        self.name = name
+        self.variable = variable
+        self.param_names = ("E", "A", "alpha")
+        self.inputs = (variable,)
+        self.formula = f"L = E + A / {variable}^alpha"
+        self.log_params = frozenset({"E", "A"})
+        # log A up to 400: C ~ 1e26 FLOPs at an exponent of 3 needs log A ~ 180
+        self.bounds = {"E": Chinchilla.bounds["E"], "A": (-30.0, 400.0), "alpha": (1e-4, 5.0)}
+        unit = {"N": "params", "D": "tokens", "C": "FLOPs"}[variable]
+        self.units = {
+            "E": "nats/token (the family's floor)",
+            "A": f"nats/token x {unit}^alpha",
+            "alpha": f"exponent of {variable}",
+        }
+
+    def _terms(self, theta, X):
+        logx = X.log(self.variable)
+        return _col(theta, 0), _col(theta, 1) - _col(theta, 2) * logx, logx
+
+    def log_predict(self, theta, X):
+        t0, t1, _ = self._terms(np.asarray(theta, dtype=float), X)
+        return _logsumexp(t0 + 0 * t1, t1)
+
+    def jacobian(self, theta, X):
+        t0, t1, logx = self._terms(np.asarray(theta, dtype=float), X)
+        value, (w0, w1) = _logsumexp_weights(t0 + 0 * t1, t1)
+        return value, np.stack([w0, w1, -w1 * logx], axis=-1)
+
+    def weighted_hessian(self, theta, X, c, jac=None):
+        # as Chinchilla's: log L = LSE(u) with u linear in theta
+        if jac is None:
+            jac = self.jacobian(theta, X)[1]
+        hess = -weighted_gram(c, jac)
+        _add_power_term(hess, c * jac[..., 1], 1, 2, X.log(self.variable))
+        hess[..., 0, 0] += (c * jac[..., 0]).sum(-1)
+        return hess
+
+    def starts(self, X, loss):
+        x = X.require(self.variable)
+        rows = []
+        for alpha in self.alpha_grid:
+            E, A = _profile_linear(np.stack([np.ones_like(x), x**-alpha], axis=1), loss)
+            rows.append([*_safe_log([E, A], 1e-3 * loss.min()), alpha])
+        return np.array(rows)
+
+    def check_data(self, X):
+        values = X.require(self.variable)
+        if np.unique(values).size < self.min_distinct:
+            raise UsageError(
+                f"law {self.name} needs at least {self.min_distinct} distinct values of {self.variable} "
+                f"({_COLUMN_MEANING[self.variable]}) to fix E, A and alpha; these runs have "
+                f"{np.unique(values).size}"
+            )
 
 
 class KaplanND(Law):
@@ -660,6 +739,9 @@ _LAWS: dict[str, Law] = {
         KaplanSingle("kaplan_n", "N", "N_c", "alpha_N"),
         KaplanSingle("kaplan_d", "D", "D_c", "alpha_D"),
         KaplanSingle("kaplan_c", "C", "C_c", "alpha_C"),
+        Saturating("saturating_n", "N"),
+        Saturating("saturating_d", "D"),
+        Saturating("saturating_c", "C"),
         DataConstrained(),
     )
 }

@@ -41,6 +41,7 @@ from scaling.defaults import HUBER_DELTA
 from scaling.errors import UsageError
 from scaling.fitting.backtest import (
     BACKTEST_BOOTSTRAP,
+    MIN_FIT_POINTS,
     MIN_FOLDS,
     TRAIN_FRACTIONS,
     Backtest,
@@ -130,7 +131,8 @@ def choose_law(
     if len(cutoffs) < MIN_FOLDS:
         raise UsageError(
             f"`law` auto needs enough runs to backtest: at least {MIN_FOLDS} {AXIS_WORDS[axis]} cut-offs "
-            f"with runs above them, and these {len(table)} runs give {len(cutoffs)}; add runs or name a law"
+            f"with runs above them and {MIN_FIT_POINTS} distinct (N, D) points at or below, and these "
+            f"{len(table)} runs give {len(cutoffs)}; add runs or name a law"
         )
     laws = candidate_laws(table) if laws is None else tuple(laws)
     scores = [

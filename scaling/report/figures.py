@@ -66,7 +66,7 @@ def plot_loss_vs_compute(
     compute-optimal L(C) with its 95 % bootstrap band, extended to `budget` (C FLOPs, label).
 
     table: run table (N params, D tokens, C FLOPs, loss nats/token). fit_result: a FitResult of a law in N
-    and D (L(C) at the Approach-3 allocation) or of kaplan_c. predictions:
+    and D (L(C) at the Approach-3 allocation) or in C alone (kaplan_c, saturating_c). predictions:
     `scaling.study.prediction.Prediction`s to mark, with their loss intervals (e.g. GPT-3 175B at 300B
     tokens).
     """

@@ -145,9 +145,10 @@ def _param_sets(fit_result: Any) -> list[dict[str, float]]:
 
 def optimal_loss(law_name: str, params: Mapping[str, float], C: np.ndarray) -> np.ndarray | None:
     """L(C) in nats/token: the law's loss at the compute-optimal allocation of C FLOPs (Approach 3),
-    or the law itself for kaplan_c; None for laws that cannot say (kaplan_n, kaplan_d)."""
+    or the law itself for a law in C alone (kaplan_c, saturating_c); None for laws that cannot say (kaplan_n,
+    saturating_d...)."""
     law = get_law(law_name)
-    if law.name == "kaplan_c":
+    if law.inputs == ("C",):
         return law.predict(params, C=C)
     optimal = law.compute_optimal(params)
     if optimal is None:
