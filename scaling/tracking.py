@@ -24,8 +24,8 @@ STATUS_KEY = "scaling.status"
 HEALTH_TIMEOUT_S = 5.0
 # mlflow retries a failed request 7 times with exponential backoff, about 4 minutes (meant to ride out a
 # rate limit). A training run must not stall that long on a tracker, nor a reader hang on a dead server:
-# 2 retries 0 and 2 s apart (about 3 s in all when the server is gone) and 10 s for a reply (30 s at
-# most for a server that accepts but never answers). Settings in the environment win.
+# 2 retries, after 0 s and 2-3 s (at most 3 s in all when the server is gone), and 10 s for a reply (33 s
+# at most for a server that accepts but never answers). Settings in the environment win.
 MLFLOW_HTTP_LIMITS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
