@@ -12,8 +12,10 @@ import importlib.util
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -40,13 +42,69 @@ CHINCHILLA = ROOT / "data" / "chinchilla_epoch_fig4.csv"
 NOBODY = 65534  # uid and gid of nobody / nogroup
 
 
-def as_other_user(command: list, **kwargs) -> subprocess.CompletedProcess:
-    """Run `command` (text output captured) as a user without root's file-access override."""
+def as_other_user(shared: Path, command: list, **env_vars: str) -> subprocess.CompletedProcess:
+    """Run `command` (text output captured) as a user without root's file-access override, in the
+    environment of `user_env(shared)` updated with `env_vars`."""
+    env = {**user_env(shared), **env_vars}
     if os.geteuid() == 0:
         if shutil.which("setpriv") is None:
             pytest.skip("needs setpriv to drop root for a permission test")
         command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
-    return subprocess.run([str(c) for c in command], capture_output=True, text=True, **kwargs)
+    return within_reach([ROOT, Path(sys.prefix), Path(sys.base_prefix), shared], command, env)
+
+
+def private_ancestor(path: Path) -> Path | None:
+    """The outermost folder on the way to `path` that other users cannot pass (no o+x), if any."""
+    for folder in (*reversed(path.parents), path):
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
+REACH_FAILED = 97  # the exit status of `within_reach`'s script when it cannot mount
+
+
+def within_reach(paths: list[Path], command: list, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run `command` (text output captured) where another user can reach `paths` (the clone, its venv,
+    the interpreter, the shared folder) though a folder above them is private to its owner (a clone in a
+    `mktemp -d` folder or in root's home, mode 0700). In a private mount namespace, each such folder is
+    covered by a tmpfs that holds only those paths, bind-mounted at their own places, so their absolute
+    paths (the venv's shebangs and editable install) still hold; nothing else of the private folder
+    shows, and nothing changes outside the command."""
+    paths = sorted({path.resolve() for path in paths})
+    paths = [p for p in paths if not any(q != p and q in p.parents for q in paths)]  # the outermost ones
+    covers: dict[Path, list[Path]] = {}
+    for path in paths:
+        folder = private_ancestor(path)
+        if folder == path:
+            pytest.skip(f"{path} itself is private to its owner: another user cannot run the tests' commands")
+        if folder is not None:
+            covers.setdefault(folder, []).append(path)
+    if not covers:
+        return subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env)
+    if shutil.which("unshare") is None:
+        pytest.skip(f"needs unshare to let another user through {', '.join(map(str, covers))}")
+    stages = [Path(tempfile.mkdtemp(prefix="scaling-reach-")) for _ in covers]
+    mounts = []
+    for stage, (folder, inside) in zip(stages, covers.items(), strict=True):
+        mounts.append(f"mount -t tmpfs -o mode=755 tmpfs {shlex.quote(str(stage))}")
+        for path in inside:
+            place = shlex.quote(str(stage / path.relative_to(folder)))
+            mounts += [f"mkdir -p {place}", f"mount --bind {shlex.quote(str(path))} {place}"]
+        mounts.append(f"mount --move {shlex.quote(str(stage))} {shlex.quote(str(folder))}")
+    script = f'umask 022; {{ {" && ".join(mounts)}; }} || exit {REACH_FAILED}; exec "$@"'
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *map(str, command)],
+            capture_output=True, text=True, env=env,
+        )  # fmt: skip
+    finally:
+        for stage in stages:
+            stage.rmdir()
+    if done.returncode == REACH_FAILED:
+        private = ", ".join(map(str, covers))
+        pytest.skip(f"no mount namespace to let another user through {private}: {done.stderr.strip()}")
+    return done
 
 
 @pytest.fixture
@@ -92,15 +150,13 @@ def _bench(name: str):
     return module
 
 
-
-
 # ---- item 4: nothing silently skipped ----------------------------------------------------------------
 def test_unreadable_run_folders_are_named_and_the_rest_is_fitted(shared):
     runs = write_sweep(shared / "sweep", 15)
     for folder in runs[:6]:
         folder.chmod(0o000)  # another user's run: cannot even be listed
     (runs[6] / "summary.json").chmod(0o000)  # a listable run whose summary cannot be read
-    done = as_other_user([BIN / "scaling", "fit", shared / "sweep"], env=user_env(shared))
+    done = as_other_user(shared, [BIN / "scaling", "fit", shared / "sweep"])
     assert done.returncode == 0, done.stderr
     assert "fitted on 8 runs" in done.stdout
     lines = [line for line in done.stderr.splitlines() if "unreadable" in line]
@@ -108,7 +164,7 @@ def test_unreadable_run_folders_are_named_and_the_rest_is_fitted(shared):
     named = [str(folder) for folder in runs[:7] if str(folder) in lines[0]]
     assert len(named) == 5 and lines[0].endswith("and 2 more")  # shortened: five names, then a count
     assert "Permission denied" in lines[0]
-    listing = as_other_user([BIN / "scaling", "runs", shared / "sweep"], env=user_env(shared))
+    listing = as_other_user(shared, [BIN / "scaling", "runs", shared / "sweep"])
     assert listing.returncode == 0 and "warning: 7 unreadable" in listing.stderr
     row = next(line for line in listing.stdout.splitlines() if line.endswith(str(runs[6])))
     assert row.split()[0] == "failed"  # listed, and marked as not usable
@@ -172,7 +228,8 @@ def test_cache_entry_of_another_source_is_refused_and_the_advice_is_to_delete_it
 
 
 def test_a_shared_cache_serves_a_second_user_as_the_umask_allows(shared):
-    env = {**user_env(shared), "SCALING_CACHE": str(shared / "cache")}
+    cache = str(shared / "cache")
+    env = {**user_env(shared), "SCALING_CACHE": cache}
     code = (
         "import sys; from scaling.training.data import synthetic; from scaling.errors import UsageError\n"
         "try: print(synthetic(**{params}).meta['train_sha256'])\n"
@@ -189,17 +246,21 @@ def test_a_shared_cache_serves_a_second_user_as_the_umask_allows(shared):
     (entry,) = (shared / "cache").iterdir()
     assert entry.stat().st_mode & 0o777 == 0o755 == (shared / "cache").stat().st_mode & 0o777
     assert {p.stat().st_mode & 0o777 for p in entry.iterdir()} == {0o644}
-    second = as_other_user([sys.executable, "-c", code.format(params=SMALL)], env=env)
+    second = as_other_user(shared, [sys.executable, "-c", code.format(params=SMALL)], SCALING_CACHE=cache)
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout  # the second user trains on the first user's entry
 
     private = build(0o077, seed=8)  # a user whose umask keeps files to itself
     assert private.returncode == 0, private.stderr
-    denied = as_other_user([sys.executable, "-c", code.format(params={**SMALL, "seed": 8})], env=env)
+    denied = as_other_user(
+        shared, [sys.executable, "-c", code.format(params={**SMALL, "seed": 8})], SCALING_CACHE=cache
+    )
     assert denied.returncode == 1 and denied.stderr.count("\n") == 1
     assert denied.stderr.startswith("error: cannot read data folder ")
     assert "(Permission denied)" in denied.stderr
-    new = as_other_user([sys.executable, "-c", code.format(params={**SMALL, "seed": 9})], env=env)
+    new = as_other_user(
+        shared, [sys.executable, "-c", code.format(params={**SMALL, "seed": 9})], SCALING_CACHE=cache
+    )
     assert new.returncode == 1 and new.stderr.count("\n") == 1  # an entry to build in a cache not its own
     assert new.stderr.startswith(f"error: cannot write the data cache {shared / 'cache'} (Permission denied)")
     assert "set SCALING_CACHE to a folder you can write" in new.stderr
@@ -329,7 +390,7 @@ def test_report_onto_a_read_only_report_folder_is_refused_and_the_old_report_sta
     before = previous_report(out)
     subprocess.run(["chown", "-R", f"{NOBODY}:{NOBODY}", parent], check=True)
     (out / "figures").chmod(0o555)  # the user's own report, write-protected (chmod a-w figures)
-    done = as_other_user([BIN / "scaling", "report", csv, "--out", out], env=user_env(shared))
+    done = as_other_user(shared, [BIN / "scaling", "report", csv, "--out", out])
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert done.stderr.startswith(f"error: {out}: the report folder cannot be written ({out / 'figures'} is ")
     assert tree(out) == before

@@ -4,6 +4,7 @@ run folders written by wandb itself), and a sweep logged by scaling-train and re
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,11 +12,12 @@ import sys
 import textwrap
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import BIN, assert_usage_error, run_process
+from helpers import BIN, CliResult, assert_usage_error, run_process
 
 from scaling.runs.table import collect, curve_of, load_runs
 from scaling.runs.trackers import detect
@@ -26,8 +28,6 @@ SIZES = [2e6, 5e6, 1.2e7]
 TOKEN_COUNTS = [4e7, 1e8, 2.5e8]
 MAP = "N=model/params,D=data.tokens,loss=eval/loss"
 KEYS = {"N": "model/params", "D": "data.tokens", "loss": "eval/loss"}  # MAP as load_runs takes it
-# Keep the mlflow client from retrying an unreachable server for minutes.
-QUICK_MLFLOW = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 pytestmark = pytest.mark.usefixtures("scaling_cache")
 
@@ -146,34 +146,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(mlflow_db, tmp_path_factory):
-    """A real `mlflow server` on 127.0.0.1 serving the module's SQLite store, stopped after the module."""
-    folder = tmp_path_factory.mktemp("server")
+def start_server(store: str, folder, log=subprocess.DEVNULL) -> tuple[subprocess.Popen, str]:
+    """A real `mlflow server` on 127.0.0.1 serving `store` (its process, its URI), once it answers."""
     port = free_port()
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-         "--backend-store-uri", mlflow_db, "--default-artifact-root", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+         "--backend-store-uri", store, "--default-artifact-root", str(folder)],
+        stdout=log, stderr=log, start_new_session=True,
+    )  # fmt: skip
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300  # ~15 s on an idle 2-core machine; minutes on a loaded one
     while True:
         try:
             with urllib.request.urlopen(f"{uri}/health", timeout=2):
-                break
+                return server, uri
         except OSError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
                 raise RuntimeError("mlflow server did not start") from None
             time.sleep(0.5)
-    yield uri
+
+
+def stop_server(server: subprocess.Popen) -> None:
     os.killpg(server.pid, signal.SIGTERM)
     try:
         server.wait(timeout=10)
     except subprocess.TimeoutExpired:  # a loaded machine: uvicorn's graceful shutdown can take long
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(mlflow_db, tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1 serving the module's SQLite store, stopped after the module."""
+    server, uri = start_server(mlflow_db, tmp_path_factory.mktemp("server"))
+    yield uri
+    stop_server(server)
 
 
 def test_mlflow_tracking_server(mlflow_server, tmp_path, cli):
@@ -186,6 +194,84 @@ def test_mlflow_tracking_server(mlflow_server, tmp_path, cli):
     table = pd.read_csv(tmp_path / "r.csv").sort_values("N")
     assert list(zip(table["N"], table["D"], strict=True)) == [(N, D) for _, N, D, _ in logged]
     np.testing.assert_allclose(table["loss"], law(table["N"], table["D"]), rtol=1e-6)
+
+
+def files_of(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+def test_an_mlruns_folder_is_read_with_the_file_store_allowed_for_the_read_only(tmp_path, cli, monkeypatch):
+    """mlflow 3 refuses its file store unless MLFLOW_ALLOW_FILE_STORE is set: reading sets it for the read
+    and changes nothing in the folder."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    mlruns = tmp_path / "mlruns"
+    log_with_mlflow(mlruns.as_uri(), "ladder", env={**os.environ, "MLFLOW_ALLOW_FILE_STORE": "true"})
+    before = files_of(mlruns)
+    code, out, err = cli("runs", mlruns, "--map", MAP, "--csv", tmp_path / "r.csv")
+    assert code == 0, err
+    check_table(pd.read_csv(tmp_path / "r.csv"))
+    code, out, err = cli("runs", tmp_path, "--source", "mlflow", "--map", MAP)  # the folder holding it
+    assert code == 0 and "9 runs" in out, err
+    code, out, err = cli("fit", mlruns.as_uri(), "--map", MAP)
+    assert code == 0 and "fitted on 9 runs" in out, err
+    assert "MLFLOW_ALLOW_FILE_STORE" not in os.environ
+    assert files_of(mlruns) == before
+
+
+def test_an_mlflow_store_that_does_not_exist_is_refused_and_nothing_is_created(tmp_path, cli, monkeypatch):
+    result = run_process([BIN / "scaling", "runs", "sqlite:///nonexist.db"], cwd=tmp_path)
+    assert_usage_error(result, "sqlite:///nonexist.db: no such MLflow store (nonexist.db does not exist)")
+    monkeypatch.chdir(tmp_path)
+    absent = tmp_path / "sub" / "x.db"
+    assert_usage_error(cli("runs", f"sqlite:///{absent}"), f"({absent} does not exist)")
+    assert_usage_error(cli("fit", (tmp_path / "mlruns").as_uri()), "no such MLflow store")
+    assert_usage_error(cli("runs", tmp_path / "other", "--source", "mlflow"), "no such MLflow store")
+    assert_usage_error(cli("runs", "sqlite://"), "in-memory")
+    (tmp_path / "notes.txt").write_text("not a database")
+    assert_usage_error(cli("runs", "sqlite:///notes.txt"), "notes.txt is not an SQLite database")
+    assert_usage_error(cli("runs", tmp_path, "--source", "mlflow"), "not an MLflow store")
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+MANY = 60  # runs: reading them over HTTP takes seconds, time to kill the server in the middle
+
+
+@pytest.mark.slow  # a server of its own to kill: half a minute to start on 2 busy cores
+def test_a_server_killed_while_its_runs_are_read_is_one_error_line_within_seconds(mlflow_db, tmp_path):
+    import mlflow
+    from mlflow.entities import Metric, Param
+
+    store = tmp_path / "many.db"
+    shutil.copy(mlflow_db.removeprefix("sqlite:///"), store)
+    client = mlflow.MlflowClient(f"sqlite:///{store}")
+    experiment = client.create_experiment("many")
+    for i, N in enumerate(np.geomspace(1e6, 1e8, MANY)):
+        run = client.create_run(experiment, run_name=f"r{i}").info.run_id
+        metrics = [Metric("eval/loss", float(law(N, 20 * N * s / 4)), 0, s) for s in (1, 2, 3, 4)]
+        params = [Param("model/params", str(N)), Param("data.tokens", str(20 * N))]
+        client.log_batch(run, metrics=metrics, params=params)
+        client.set_terminated(run)
+    log = tmp_path / "server.log"
+    with log.open("w") as out:
+        server, uri = start_server(f"sqlite:///{store}", tmp_path / "artifacts", out)
+    reader = subprocess.Popen(
+        [str(BIN / "scaling"), "fit", uri, "--experiment", "many", "--map", MAP],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        while log.read_text().count("get-history") < 10:  # the reader is in the middle of the runs
+            assert reader.poll() is None, reader.communicate()
+            time.sleep(0.05)
+        os.killpg(server.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = reader.communicate(timeout=120)  # mlflow alone: 4 minutes of retries, then a traceback
+    finally:
+        reader.kill()
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+    assert time.monotonic() - killed < 30
+    line = assert_usage_error(CliResult(reader.returncode, out, err))
+    assert line.startswith(f"error: {uri}: MLflow tracking server stopped answering (")
 
 
 def test_tensorboard_event_folders_from_summary_writer(tmp_path, cli):
@@ -215,22 +301,46 @@ def test_tensorboard_event_folders_from_summary_writer(tmp_path, cli):
     assert code == 0, err
 
 
-def test_wandb_export_as_the_ui_writes_it(tmp_path, cli):
-    """The runs table exported from the W&B UI (Name, State, ..., config and summary columns) and each
-    run's history as `run.history()` writes it to CSV."""
-    export = tmp_path / "wandb-export"
+def test_tensorboard_runs_with_add_hparams_defaults_are_one_run_each(tmp_path):
+    """`SummaryWriter.add_hparams` with its default run_name writes the hparams, and its metric_dict as
+    single points, into a timestamped subfolder of the run's: one run, not two."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    root = tmp_path / "tb"
+    for name, N, D, curve in planted_runs():
+        writer = SummaryWriter(log_dir=str(root / name))
+        for step, loss in curve:
+            writer.add_scalar("eval/loss", loss, step)
+        writer.add_hparams({"model.params": N, "data.tokens": D}, {"hparam/final": curve[-1][1]})
+        writer.close()
+    assert len({p.parent for p in root.rglob("events.out.tfevents.*")}) == 18
+    table = load_runs(root, {**KEYS, "N": "model.params"})
+    check_table(table)
+    assert set(table["run"]) == {name for name, *_ in planted_runs()}
+    np.testing.assert_allclose(table["hparam/final"], table["loss"], rtol=1e-6)  # the subfolder's metric
+    assert len(curve_of(table, table["run"].iloc[0])) == 4
+
+
+def write_wandb_export(export: Path) -> None:
+    """The runs table exported from the W&B UI (Name, State, ..., config and summary columns) for the
+    planted runs and one crashed run, and each planted run's history as `run.history()` writes it to CSV."""
     (export / "history").mkdir(parents=True)
     rows = []
     for name, N, D, curve in planted_runs():
         rows.append({"Name": name, "State": "finished", "Notes": "-", "User": "me", "Tags": "",
                      "Created": "2026-11-30T10:00:00.000Z", "Runtime": 100, "Sweep": "",
-                     "model/params": N, "data.tokens": D, "eval/loss": curve[-1][1]})
+                     "model/params": N, "data.tokens": D, "eval/loss": curve[-1][1]})  # fmt: skip
         steps, losses = zip(*curve, strict=True)
         history = pd.DataFrame({"_step": steps, "_runtime": 1.0, "eval/loss": losses})
         history.to_csv(export / "history" / f"{name}.csv", index=False)
     rows.append({"Name": "crashed-run", "State": "crashed", "model/params": 1e6, "data.tokens": 1e6,
-                 "eval/loss": 9.0})
+                 "eval/loss": 9.0})  # fmt: skip
     pd.DataFrame(rows).to_csv(export / "runs.csv", index=False)
+
+
+def test_wandb_export_as_the_ui_writes_it(tmp_path, cli):
+    export = tmp_path / "wandb-export"
+    write_wandb_export(export)
     with pytest.warns(UserWarning, match="status failed: crashed-run"):
         table = load_runs(export, KEYS)
     check_table(table)
@@ -238,6 +348,33 @@ def test_wandb_export_as_the_ui_writes_it(tmp_path, cli):
     # The runs table alone (no history) is a run table too.
     code, out, err = cli("runs", export / "runs.csv", "--map", MAP)
     assert code == 0 and "10 runs" in out, err
+
+
+def test_damaged_wandb_exports_are_read_or_named(tmp_path, cli):
+    """A runs.csv saved again by a spreadsheet (a UTF-8 byte-order mark), empty and malformed histories:
+    read, the runs without a curve named; a ragged row in runs.csv: one error line naming the file."""
+    export = tmp_path / "wandb-export"
+    write_wandb_export(export)
+    runs_csv = export / "runs.csv"
+    runs_csv.write_bytes(b"\xef\xbb\xbf" + runs_csv.read_bytes())
+    (empty, *_), (malformed, *_) = planted_runs()[:2]
+    (export / "history" / f"{empty}.csv").write_text("")
+    (export / "history" / f"{malformed}.csv").write_text("_step,eval/loss\n100,3.0\n200,2.9,7,8\n")
+    assert detect(export) == detect(runs_csv) == "wandb"
+    with pytest.warns(UserWarning) as caught:
+        table = load_runs(export, KEYS)
+    check_table(table)
+    notes = [str(w.message) for w in caught]
+    assert f"{export / 'history' / empty}.csv: empty file (expected a W&B run history" in " ".join(notes)
+    assert any(n.startswith(f"{export / 'history' / malformed}.csv: not a readable CSV") for n in notes)
+    assert sum(f"run {name} read without its curve" in " ".join(notes) for name in (empty, malformed)) == 2
+    assert curve_of(table, empty) is None and curve_of(table, malformed) is None
+    assert len(table.attrs["curves"]) == 7  # the other runs keep theirs
+
+    with runs_csv.open("a") as file:
+        file.write("ragged-run,finished,-,me,,2026,100,,1e6,1e6,3.0,extra\n")
+    result = cli("runs", export, "--map", MAP)
+    assert_usage_error(result, f"{runs_csv}: not a readable CSV", "Expected 11 fields")
 
 
 def test_a_run_without_a_mapped_key_is_excluded_by_name(mlflow_db):
@@ -307,6 +444,32 @@ def test_our_run_folders_stay_ours_when_trackers_logged_inside_them(logged_sweep
     assert {"wall_s", "N_total", "train_loss"} <= set(collect(folder / "runs").columns)  # summary.json's
 
 
+def test_a_cut_short_wandb_log_is_read_up_to_its_last_whole_record(logged_sweep, tmp_path):
+    """A .wandb log as a run killed while writing leaves it: the run up to its last whole record, named in
+    a warning; a log cut inside its header: skipped with a warning; one .wandb file: read as its run."""
+    folder, _ = logged_sweep
+    logs = sorted({log.name: log for log in (folder / "runs").rglob("run-*.wandb")}.values())
+    copies = []
+    for i, log in enumerate(logs):
+        copy = tmp_path / "wandb" / f"offline-run-{i}" / log.name
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(log.read_bytes())
+        copies.append(copy)
+    cut, header_only, whole = copies
+    cut.write_bytes(cut.read_bytes()[:-3])  # inside its last record (the exit record's neighbourhood)
+    header_only.write_bytes(header_only.read_bytes()[:5])
+    with pytest.warns(UserWarning) as caught:
+        table = collect(tmp_path, tracker="wandb")
+    notes = [str(w.message) for w in caught]
+    killed = f"{cut}: ends inside a record (as a run killed while writing leaves it); run "
+    assert any(n.startswith(killed) for n in notes)
+    assert f"{header_only}: no records (a run killed before it wrote any), skipped" in notes
+    assert len(table) == 2 and table["loss"].notna().all()
+    assert detect(whole) == "wandb"
+    single = collect(whole)
+    assert len(single) == 1 and single["status"].iloc[0] == "completed"
+
+
 def test_a_resumed_run_continues_its_tracker_run_and_a_failing_tracker_never_fails_training(
     logged_sweep, tmp_path
 ):
@@ -323,14 +486,19 @@ def test_a_resumed_run_continues_its_tracker_run_and_a_failing_tracker_never_fai
     assert again.returncode == 0 and "nothing to train" in again.stdout + again.stderr
     assert len(collect(env["MLFLOW_TRACKING_URI"], experiments=["tiny"])) == 3
 
-    down = {**os.environ, **QUICK_MLFLOW, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"}
+    # A tracking server that is down: one health check, one warning, and the run trains at once (mlflow's
+    # client alone retried for 4 min 41 s first, printing 7 urllib3 retry lines).
+    down = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     done = subprocess.run(
-        [str(BIN / "scaling-train"), *SWEEP[:-1], "train.loggers=[mlflow]", f"hydra.run.dir={tmp_path}/r"],
-        cwd=tmp_path, env=down, capture_output=True, text=True,
-    )
+        [str(BIN / "scaling-train"), *SWEEP[:-1], "train.loggers=[tensorboard,mlflow]",
+         f"hydra.run.dir={tmp_path}/r"],
+        cwd=tmp_path, env=down, capture_output=True, text=True, timeout=150,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["status"] == "completed"
-    assert done.stderr.count("mlflow logging stopped") == 1
+    assert done.stderr.count("mlflow logging stopped") == 1 and "Retrying" not in done.stderr
+    assert f"tracking server {down['MLFLOW_TRACKING_URI']} unreachable" in done.stderr
+    assert any((tmp_path / "r").glob("events.out.tfevents.*"))  # the other tracker logs on
 
 
 def test_resume_after_sigkill_logs_to_the_same_mlflow_run(logged_sweep, tmp_path):

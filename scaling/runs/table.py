@@ -29,6 +29,7 @@ from scaling.defaults import ISOFLOP_TOLERANCE
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import read_jsonl
 from scaling.reference import params_for_compute, tokens_for_compute, training_flops
+from scaling.runs.csvfile import read_csv
 from scaling.runs.trackers import CURVES, apply_default_keys, detect, read_tracker
 from scaling.tracking import flatten
 
@@ -295,17 +296,6 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
 
 
 # ---- CSV and validation ----------------------------------------------------------------------------
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, encoding="utf-8", skipinitialspace=True)
-    except pd.errors.EmptyDataError:
-        raise UsageError(f"{path}: empty file (expected a CSV with a header and one row per run)") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path}: not UTF-8 text (expected a CSV run table)") from None
-    except pd.errors.ParserError as exc:
-        raise UsageError(f"{path}: not a readable CSV ({str(exc).strip()})") from None
-
-
 def _labels(table: pd.DataFrame) -> pd.Series:
     rows = pd.Series([f"row {i + 1}" for i in range(len(table))], index=table.index)
     if "run" in table:  # a run without a name is named by its row (pandas keeps NaN through astype(str))
@@ -355,7 +345,7 @@ def read_source(
     if path.is_dir():
         return collect_runs(path), column_map
     if path.exists():
-        return _read_csv(path), column_map
+        return read_csv(path), column_map
     raise UsageError(f"{path}: no such file or folder")
 
 

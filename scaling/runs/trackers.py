@@ -22,10 +22,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,8 @@ import yaml
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.reference import training_flops
-from scaling.tracking import INSTALL_HINT, STATUS_KEY, TRACKERS, flatten
+from scaling.runs.csvfile import read_csv
+from scaling.tracking import INSTALL_HINT, STATUS_KEY, TRACKERS, flatten, mlflow_settings, mlflow_unreachable
 
 CURVES = "curves"  # DataFrame.attrs key: learning curves of runs that have no run folder
 LR_SERIES = "lr_series"  # DataFrame.attrs key: the logged LR of those runs, at every logged step
@@ -44,7 +46,6 @@ DEFAULT_KEYS = {"N": "n_params", "D": "tokens", "U": "unique_tokens", "loss": "v
 TRAIN_LOSS_KEY = "train_loss"
 TOKENS_KEY = "tokens"  # a metric of tokens seen, when logged, places curve points exactly
 LR_KEY = "lr"  # the learning rate as scaling-train logs it (`--map lr=KEY` names another)
-HTTP_TIMEOUT_S = 10.0
 
 
 class Curves(dict):
@@ -71,7 +72,7 @@ def detect(source: str | Path) -> str | None:
         return "mlflow"
     path = Path(text)
     if path.is_file():
-        return "wandb" if _is_wandb_table(path) else None
+        return "wandb" if path.suffix == ".wandb" or _is_wandb_table(path) else None
     if not path.is_dir():
         return None
     if path.name == "mlruns" or (path / "mlruns").is_dir() or (path / "0" / "meta.yaml").is_file():
@@ -113,12 +114,15 @@ def read_tracker(
         "tensorboard": _read_tensorboard,
         "wandb": _read_wandb,
     }[tracker]
-    runs = reader(source, experiments)
-    if not runs:
-        raise UsageError(f"{source}: no runs found in this {tracker} store")
+    with _mlflow_session(source) if tracker == "mlflow" else nullcontext():  # curves are read lazily
+        runs = reader(source, experiments)
+        if not runs:
+            raise UsageError(f"{source}: no runs found in this {tracker} store")
+        curves = Curves({r.label: curve for r in runs if (curve := r.curve(keys)) is not None})
+        lr_series = Curves({r.label: lr for r in runs if (lr := r.lr_series(keys)) is not None})
     table = pd.DataFrame([{"run": r.label, "status": r.status, **r.params, **r.finals} for r in runs])
-    table.attrs[CURVES] = Curves({r.label: curve for r in runs if (curve := r.curve(keys)) is not None})
-    table.attrs[LR_SERIES] = Curves({r.label: lr for r in runs if (lr := r.lr_series(keys)) is not None})
+    table.attrs[CURVES] = curves
+    table.attrs[LR_SERIES] = lr_series
     return table
 
 
@@ -198,57 +202,91 @@ MLFLOW_STATUS = {"FINISHED": "completed", "RUNNING": "running", "SCHEDULED": "ru
                  "KILLED": "interrupted"}
 
 
+SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+
+
 def _mlflow_uri(source: str | Path) -> str:
+    """The tracking URI of `source` (a URI, an mlruns folder or a folder holding one). A local store that
+    does not exist is refused: mlflow would create an empty one (a database file, an mlruns folder)."""
     text = str(source)
-    if "://" in text or text.startswith("sqlite:"):
+    if text.startswith("sqlite:"):
+        _check_sqlite(text)
         return text
-    path = Path(text).resolve()
-    if path.name != "mlruns" and (path / "mlruns").is_dir():
-        path = path / "mlruns"
+    if text.startswith("file:"):
+        path = Path(urllib.request.url2pathname(urllib.parse.urlparse(text).path))
+    elif "://" in text:
+        return text
+    else:
+        path = Path(text).resolve()
+        if path.name != "mlruns" and (path / "mlruns").is_dir():
+            path = path / "mlruns"
+    if not path.is_dir():
+        raise UsageError(f"{source}: no such MLflow store ({path} is not a folder)")
+    if not any(path.glob("*/meta.yaml")):
+        raise UsageError(f"{source}: not an MLflow store (no experiment folder with a meta.yaml in {path})")
     return path.as_uri()
 
 
-def _check_reachable(uri: str) -> None:
-    """An http(s) tracking server must answer its health check: the mlflow client would otherwise retry
-    for minutes before failing."""
-    if not uri.startswith(("http://", "https://")):
-        return
+def _check_sqlite(uri: str) -> None:
+    """An sqlite:///relative.db or sqlite:////absolute.db URI must name an existing SQLite database."""
+    rest = uri.removeprefix("sqlite:").removeprefix("//").split("?")[0]
+    if not rest.removeprefix("/"):
+        raise UsageError(f"{uri}: an in-memory SQLite store holds no runs; name the database file")
+    path = Path(rest.removeprefix("/"))  # sqlite:///a.db is a.db; sqlite:////a.db is /a.db
     try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=HTTP_TIMEOUT_S):
-            pass
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise UsageError(f"{uri}: MLflow tracking server unreachable ({reason})") from None
+        with path.open("rb") as file:
+            head = file.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        raise UsageError(f"{uri}: no such MLflow store ({path} does not exist)") from None
+    except OSError as exc:
+        raise UsageError(f"{uri}: cannot read {path} ({exc.strerror or exc})") from None
+    if head != SQLITE_MAGIC:
+        raise UsageError(f"{uri}: {path} is not an SQLite database")
+
+
+@contextmanager
+def _mlflow_session(source: str | Path) -> Iterator[None]:
+    """Around every mlflow call of a read: bounded HTTP retries, a file store allowed (mlflow 3 refuses to
+    open one otherwise; reading it changes nothing), and mlflow's errors as one UsageError line."""
+    uri = _mlflow_uri(source)
+    reason = mlflow_unreachable(uri)
+    if reason is not None:
+        raise UsageError(f"{uri}: MLflow tracking server unreachable ({reason})")
+    _import("mlflow", "mlflow")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with mlflow_settings(file_store=uri.startswith("file:")):
+            yield
+    except MlflowException as exc:
+        reason = mlflow_unreachable(uri)  # a server that died while its runs were read says so
+        if reason is not None:
+            raise UsageError(f"{uri}: MLflow tracking server stopped answering ({reason})") from None
+        raise UsageError(f"{source}: {str(exc).splitlines()[0][:300]}") from None
 
 
 def _read_mlflow(source: str | Path, experiments: Sequence[str] | None) -> list[_Run]:
-    uri = _mlflow_uri(source)
-    _check_reachable(uri)
-    mlflow = _import("mlflow", "mlflow")
-    from mlflow.exceptions import MlflowException
+    import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    try:
-        chosen = client.search_experiments()
-        if experiments:
-            by_name = {e.name: e for e in chosen}
-            missing = [name for name in experiments if name not in by_name]
-            if missing:
-                raise UsageError(
-                    f"{source}: no experiment {', '.join(map(repr, missing))}; "
-                    f"experiments are {', '.join(sorted(by_name)) or 'none'}"
-                )
-            chosen = [by_name[name] for name in experiments]
-        runs: list[_Run] = []
-        for experiment in chosen:
-            found = client.search_runs([experiment.experiment_id], max_results=50000)
-            if experiments and not found:
-                raise UsageError(f"{source}: experiment {experiment.name!r} has no runs")
-            for run in found:
-                runs.append(_mlflow_run(client, experiment.name, run, len(chosen) > 1))
-        return runs
-    except MlflowException as exc:
-        raise UsageError(f"{source}: {str(exc).splitlines()[0][:300]}") from None
+    client = mlflow.MlflowClient(tracking_uri=_mlflow_uri(source))
+    chosen = client.search_experiments()
+    if experiments:
+        by_name = {e.name: e for e in chosen}
+        missing = [name for name in experiments if name not in by_name]
+        if missing:
+            raise UsageError(
+                f"{source}: no experiment {', '.join(map(repr, missing))}; "
+                f"experiments are {', '.join(sorted(by_name)) or 'none'}"
+            )
+        chosen = [by_name[name] for name in experiments]
+    runs: list[_Run] = []
+    for experiment in chosen:
+        found = client.search_runs([experiment.experiment_id], max_results=50000)
+        if experiments and not found:
+            raise UsageError(f"{source}: experiment {experiment.name!r} has no runs")
+        for run in found:
+            runs.append(_mlflow_run(client, experiment.name, run, len(chosen) > 1))
+    return runs
 
 
 def _mlflow_run(client, experiment: str, run, prefix_experiment: bool) -> _Run:
@@ -264,6 +302,20 @@ def _mlflow_run(client, experiment: str, run, prefix_experiment: bool) -> _Run:
 
 
 # ---- TensorBoard ------------------------------------------------------------------------------------
+@dataclass
+class _EventFolder:
+    """What one folder of TensorBoard event files holds: scalar histories by tag, hparams, status."""
+
+    scalars: dict
+    hparams: dict
+    status: str
+
+    def is_hparams_run(self) -> bool:
+        """What `SummaryWriter.add_hparams` writes into a new subfolder by default (its run_name): the
+        hparams, and each value of its metric_dict as a single point."""
+        return bool(self.hparams) and all(len(points) <= 1 for points in self.scalars.values())
+
+
 def _read_tensorboard(source: str | Path, experiments: Sequence[str] | None) -> list[_Run]:
     if experiments:
         raise UsageError("`experiments` picks MLflow experiments; a TensorBoard folder has none")
@@ -271,9 +323,8 @@ def _read_tensorboard(source: str | Path, experiments: Sequence[str] | None) -> 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     root = Path(source)
-    folders = sorted({p.parent for p in root.rglob("events.out.tfevents.*")})
-    runs = []
-    for folder in folders:
+    read: dict[Path, _EventFolder] = {}
+    for folder in sorted({p.parent for p in root.rglob("events.out.tfevents.*")}):
         events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
         try:
             events.Reload()
@@ -281,17 +332,27 @@ def _read_tensorboard(source: str | Path, experiments: Sequence[str] | None) -> 
             warnings.warn(f"{folder}: unreadable event file, skipped ({exc})", ScalingWarning, stacklevel=3)
             continue
         scalars = {tag: events.Scalars(tag) for tag in events.Tags()["scalars"]}
-        if not scalars:
+        read[folder] = _EventFolder(scalars, _hparams(events), _tensorboard_status(events))
+    for folder in list(read):  # an add_hparams subfolder belongs to the run whose events lie above it
+        parent = read.get(folder.parent)
+        if parent is not None and read[folder].is_hparams_run():
+            child = read.pop(folder)
+            parent.hparams.update(child.hparams)
+            for tag, points in child.scalars.items():
+                parent.scalars.setdefault(tag, points)
+    runs = []
+    for folder, found in read.items():
+        if not found.scalars:
             continue
-        params = {**_config_beside(folder, root), **_hparams(events)}
-        finals = {tag: points[-1].value for tag, points in scalars.items() if points}
+        params = {**_config_beside(folder, root), **found.hparams}
+        finals = {tag: points[-1].value for tag, points in found.scalars.items() if points}
 
-        def history(key: str, scalars=scalars) -> pd.DataFrame:
+        def history(key: str, scalars=found.scalars) -> pd.DataFrame:
             points = scalars.get(key, [])
             return _history_frame([p.step for p in points], [p.value for p in points])
 
         label = str(folder.relative_to(root)) if folder != root else folder.name
-        runs.append(_Run(label, _tensorboard_status(events), params, finals, history))
+        runs.append(_Run(label, found.status, params, finals, history))
     return runs
 
 
@@ -352,7 +413,7 @@ def _is_wandb_table(path: Path) -> bool:
     if path.suffix.lower() != ".csv":
         return False
     try:
-        with path.open(encoding="utf-8") as file:
+        with path.open(encoding="utf-8-sig") as file:  # an export saved again by a spreadsheet has a BOM
             header = file.readline()
     except (OSError, UnicodeDecodeError):
         return False
@@ -364,17 +425,22 @@ def _read_wandb(source: str | Path, experiments: Sequence[str] | None) -> list[_
     path = Path(source)
     if experiments:
         raise UsageError("`experiments` picks MLflow experiments; give the W&B export or run folder itself")
+    if path.suffix == ".wandb":
+        return _read_wandb_offline([path], path)
     table = path if path.is_file() else path / "runs.csv"
     if table.is_file():
         return _read_wandb_export(table)
-    return _read_wandb_offline(path)
+    return _read_wandb_offline(sorted(path.rglob("*run-*.wandb")), path)
 
 
 def _read_wandb_export(path: Path) -> list[_Run]:
     """The runs table exported from the W&B UI (one row per run: Name, State, config and summary keys),
     with each run's history, when exported beside it, in history/<Name>.csv (`run.history()` or the
-    API's `scan_history` written as CSV: a `_step` column and one column per metric)."""
-    table = pd.read_csv(path, encoding="utf-8")
+    API's `scan_history` written as CSV: a `_step` column and one column per metric). A history that
+    cannot be read is named in a warning and its run read without a curve."""
+    table = read_csv(path, "a W&B runs table")
+    if "Name" not in table:
+        raise UsageError(f"{path}: no Name column (expected a W&B runs table exported from the UI)")
     history_dir = path.parent / "history"
     runs = []
     for _, row in table.iterrows():
@@ -383,19 +449,21 @@ def _read_wandb_export(path: Path) -> list[_Run]:
         frame = pd.DataFrame()
         history_path = history_dir / f"{name}.csv"
         if history_path.is_file():
-            frame = pd.read_csv(history_path, encoding="utf-8")
+            try:
+                frame = read_csv(history_path, "a W&B run history")
+            except UsageError as exc:
+                warnings.warn(f"{exc}; run {name} read without its curve", ScalingWarning, stacklevel=4)
         runs.append(_wandb_run(name, str(row.get("State", "finished")), values, {}, frame))
     return runs
 
 
-def _read_wandb_offline(path: Path) -> list[_Run]:
+def _read_wandb_offline(files: list[Path], source: Path) -> list[_Run]:
     """Run folders written by `wandb` itself (offline mode, or a synced run's local copy): each
     run-*.wandb transaction log, decoded with wandb's own protobuf records, no network needed."""
     _import("wandb", "wandb")
-    files = sorted(path.rglob("*run-*.wandb"))
     if not files:
-        raise UsageError(f"{path}: no W&B export (runs.csv) or run folders (run-*/run-*.wandb) found")
-    return [_wandb_offline_run(f) for f in files]
+        raise UsageError(f"{source}: no W&B export (runs.csv) or run folders (run-*/run-*.wandb) found")
+    return [run for path in files if (run := _wandb_offline_run(path)) is not None]
 
 
 WANDB_LOG_HEADER = 7  # ":W&B", a 2-byte magic and a version byte, then a LevelDB-format log
@@ -404,10 +472,15 @@ LEVELDB_RECORD_HEADER = 7  # CRC32C (4 bytes), length (2), type (1)
 LEVELDB_FULL, LEVELDB_FIRST, LEVELDB_MIDDLE, LEVELDB_LAST = 1, 2, 3, 4
 
 
-def _leveldb_records(data: bytes):
+class _CutShort(Exception):
+    """A LevelDB-format log that ends inside a record: the writer was killed, or is still writing."""
+
+
+def _leveldb_records(data: bytes) -> Iterator[bytes]:
     """The records of a LevelDB-format log (the layout of wandb's .wandb files): 32 KiB blocks of
     fragments, a record split across blocks as FIRST, MIDDLE..., LAST. wandb 0.2x dropped its Python
-    reader for these files (it lives in its Go core now), so the framing is read here."""
+    reader for these files (it lives in its Go core now), so the framing is read here. Raises _CutShort
+    after the last whole record when the data ends inside one."""
     pos, pending = WANDB_LOG_HEADER, b""
     while pos + LEVELDB_RECORD_HEADER <= len(data):
         left = LEVELDB_BLOCK - pos % LEVELDB_BLOCK
@@ -418,37 +491,63 @@ def _leveldb_records(data: bytes):
         kind = data[pos + 6]
         fragment = data[pos + LEVELDB_RECORD_HEADER : pos + LEVELDB_RECORD_HEADER + length]
         pos += LEVELDB_RECORD_HEADER + length
+        if kind not in (LEVELDB_FULL, LEVELDB_FIRST, LEVELDB_MIDDLE, LEVELDB_LAST):
+            return  # zeros past the last record: the end of what was written
+        if len(fragment) < length:
+            raise _CutShort
         if kind == LEVELDB_FULL:
             yield fragment
         elif kind == LEVELDB_FIRST:
             pending = fragment
         elif kind == LEVELDB_MIDDLE:
             pending += fragment
-        elif kind == LEVELDB_LAST:
+        else:
             yield pending + fragment
-        else:  # zeros past the last record: the end of what was written
-            return
+            pending = b""
+    if pending or any(data[pos:]):  # a record begun but never finished, or a header cut in two
+        raise _CutShort
 
 
-def _wandb_offline_run(path: Path) -> _Run:
+def _wandb_offline_run(path: Path) -> _Run | None:
+    """The run of one .wandb log, read up to its last whole record (a warning names a log cut short, as a
+    killed run leaves it); None, with a warning, for a log without a single record."""
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2
 
     name, state, config, summary, rows = path.stem.removeprefix("run-"), "running", {}, {}, []
-    for data in _leveldb_records(path.read_bytes()):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(data)
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            name = record.run.display_name or record.run.run_id
-            config.update(_wandb_items(record.run.config.update))
-        elif kind == "config":
-            config.update(_wandb_items(record.config.update))
-        elif kind == "history":
-            rows.append(_wandb_items(record.history.item))
-        elif kind == "summary":
-            summary.update(_wandb_items(record.summary.update))
-        elif kind == "exit":
-            state = "finished" if record.exit.exit_code == 0 else "failed"
+    count = 0
+    try:
+        for data in _leveldb_records(path.read_bytes()):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(data)
+            count += 1
+            kind = record.WhichOneof("record_type")
+            if kind == "run":
+                name = record.run.display_name or record.run.run_id
+                config.update(_wandb_items(record.run.config.update))
+            elif kind == "config":
+                config.update(_wandb_items(record.config.update))
+            elif kind == "history":
+                rows.append(_wandb_items(record.history.item))
+            elif kind == "summary":
+                summary.update(_wandb_items(record.summary.update))
+            elif kind == "exit":
+                state = "finished" if record.exit.exit_code == 0 else "failed"
+    except (_CutShort, DecodeError) as exc:
+        why = "ends inside a record" if isinstance(exc, _CutShort) else "has a damaged record"
+        if not count:
+            warnings.warn(f"{path}: {why} before its first, skipped", ScalingWarning, stacklevel=5)
+            return None
+        warnings.warn(
+            f"{path}: {why} (as a run killed while writing leaves it); run {name} read from the "
+            f"{count} whole records before it",
+            ScalingWarning,
+            stacklevel=5,
+        )
+    if not count:
+        warnings.warn(f"{path}: no records (a run killed before it wrote any), skipped", ScalingWarning,
+                      stacklevel=5)  # fmt: skip
+        return None
     config.pop("_wandb", None)
     return _wandb_run(name, state, flatten(config), summary, pd.DataFrame(rows))
 

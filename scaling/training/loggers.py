@@ -27,7 +27,7 @@ from typing import Any
 
 from scaling.errors import UsageError
 from scaling.io import atomic_write_json
-from scaling.tracking import INSTALL_HINT, STATUS_KEY, TRACKERS
+from scaling.tracking import INSTALL_HINT, STATUS_KEY, TRACKERS, mlflow_settings, mlflow_unreachable
 
 IDS_FILE = "trackers.json"
 DEFAULT_PROJECT = "scaling"  # MLflow experiment / W&B project when the environment names none
@@ -137,33 +137,43 @@ class _TensorBoard(_Tracker):
 
 
 class _MLflow(_Tracker):
+    """A run of the MLflow tracking store of MLFLOW_TRACKING_URI. A server gets one short health check
+    first (a dead one costs a warning, not minutes of retries), and every call bounded retries."""
+
     def __init__(self, run_dir: Path, params: Mapping[str, Any], saved_id: str | None):
         import mlflow
         from mlflow.entities import Param
 
+        uri = mlflow.get_tracking_uri()
+        reason = mlflow_unreachable(uri)
+        if reason is not None:
+            raise ConnectionError(f"tracking server {uri} unreachable: {reason}")
         self.client = mlflow.MlflowClient()
-        if saved_id is not None:
-            self.run_id = saved_id
-            self.client.update_run(saved_id, status="RUNNING")
-            return
-        experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_PROJECT)
-        found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
-        self.run_id = self.client.create_run(experiment_id, run_name=run_dir.name).info.run_id
-        items = [Param(k, str(v)) for k, v in params.items()]
-        for i in range(0, len(items), _MLFLOW_BATCH):
-            self.client.log_batch(self.run_id, params=items[i : i + _MLFLOW_BATCH])
+        with mlflow_settings():
+            if saved_id is not None:
+                self.run_id = saved_id
+                self.client.update_run(saved_id, status="RUNNING")
+                return
+            experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_PROJECT)
+            found = self.client.get_experiment_by_name(experiment)
+            experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+            self.run_id = self.client.create_run(experiment_id, run_name=run_dir.name).info.run_id
+            items = [Param(k, str(v)) for k, v in params.items()]
+            for i in range(0, len(items), _MLFLOW_BATCH):
+                self.client.log_batch(self.run_id, params=items[i : i + _MLFLOW_BATCH])
 
     def log(self, values: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+        with mlflow_settings():
+            self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
     def finish(self, status: str) -> None:
-        self.client.set_tag(self.run_id, STATUS_KEY, status)
         terminal = {"completed": "FINISHED", "interrupted": "KILLED"}.get(status, "FAILED")
-        self.client.set_terminated(self.run_id, status=terminal)
+        with mlflow_settings():
+            self.client.set_tag(self.run_id, STATUS_KEY, status)
+            self.client.set_terminated(self.run_id, status=terminal)
 
 
 class _WandB(_Tracker):
