@@ -92,8 +92,9 @@ def fit(
         raise UsageError(f"`method` {method} fits jointly; use it with `procedure` joint")
     if base is not None and procedure != "two_stage":
         raise UsageError("a given base law is for the two-stage fit of law data_constrained only")
-    table, X, y_loss = prepare_runs(table, law_obj, params_column)
-    problem = Problem(law_obj, X, np.log(y_loss), loss, delta)
+    runs = prepare_runs(table, law_obj, params_column)
+    table, X = runs.table, runs.X
+    problem = Problem(law_obj, X, np.log(runs.loss), loss, delta)
     staged = None
     if procedure == "two_stage":
         staged = _two_stage_fit(problem, base)
@@ -137,6 +138,7 @@ def fit(
         stages=() if staged is None else staged.stages,
         noise_sigma=noise_sigma(residuals, len(law_obj.param_names)),
         params_column=params_column,
+        design=runs.design,
     )
     if not converged:
         warnings.warn(f"fit of law {law_obj.name} did not converge", ScalingWarning, stacklevel=2)
