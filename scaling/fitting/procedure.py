@@ -25,6 +25,7 @@ from scaling.fitting.data import prepare_runs
 from scaling.fitting.intervals import noise_sigma
 from scaling.fitting.laws import Frozen, Inputs, get_law
 from scaling.fitting.objective import LOSSES, Problem
+from scaling.fitting.residuals import MIXTURE_RATIO, mixture_ratio
 from scaling.fitting.result import FitResult, FitStage
 from scaling.fitting.solvers import classic_fit, global_fit, newton, relative_decrement, single_threaded_blas
 
@@ -142,6 +143,15 @@ def fit(
     )
     if not converged:
         warnings.warn(f"fit of law {law_obj.name} did not converge", ScalingWarning, stacklevel=2)
+    mixed = mixture_ratio(residuals, table["N"].to_numpy(float), table["D"].to_numpy(float))
+    if mixed is not None and mixed > MIXTURE_RATIO:
+        warnings.warn(
+            f"law {law_obj.name}: the runs split into two groups, each fitted by its own smooth surface "
+            f"with {mixed:.3g}x less noise than one law's ({result.noise_sigma:.2%}): they look like two "
+            "families (corpora, tokenizers or setups) in one table, not one law; fit each on its own",
+            ScalingWarning,
+            stacklevel=2,
+        )
     if bootstrap:
         if staged is None:
             thetas, ok = bootstrap_thetas(problem, theta, bootstrap, seed)
