@@ -65,6 +65,7 @@ def prepare_runs(table: pd.DataFrame | str | Path, law: Law, params_column: str 
             f"law {law.name} needs column U (unique tokens in the training data) for every run; "
             "rename a column to U with `column_map`, or use law chinchilla"
         )
+    design.check_points()
     loss = table["loss"].to_numpy(float)
     if np.ptp(loss) <= 1e-12 * loss.max():
         raise UsageError(

@@ -156,14 +156,18 @@ class Design:
             "loss splits between N and D; add runs that vary N and D independently"
         )
 
-    def check(self, law: Law) -> None:
-        """UsageError when these runs cannot identify `law` (naming the design and the laws they identify);
-        a ScalingWarning when they identify its predictions along the design only."""
+    def check_points(self) -> None:
+        """UsageError when the runs are one point (one run, or one N and one D): no law can be fitted."""
         if self.rank == 0:
             raise UsageError(
                 f"these {self.n_runs} run(s) are one point (N = {self.center['N']:.3g} params, "
                 f"D = {self.center['D']:.3g} tokens): no law can be fitted; vary N, D or both"
             )
+
+    def check(self, law: Law) -> None:
+        """UsageError when these runs cannot identify `law` (naming the design and the laws they identify);
+        a ScalingWarning when they identify its predictions along the design only."""
+        self.check_points()
         state = self.status(law)
         fitting = ", ".join(self.laws()) or "none"
         if state == NOT_IDENTIFIED:
