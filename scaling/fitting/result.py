@@ -281,7 +281,8 @@ class FitResult:
                 params=values,
                 objective=float(obj.get("objective", math.nan)),
                 n_points=int(obj.get("n_points", 0)),
-                converged=bool(obj.get("converged", False)),
+                # no key: parameters given by hand (a published set), not fitted, so nothing failed to converge
+                converged=bool(obj.get("converged", True)),
                 ci=ci,
                 bootstrap_params=boot,
                 message=str(obj.get("message", "")),
