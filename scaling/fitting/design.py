@@ -74,6 +74,7 @@ class Design:
     slope: float | None
     center: dict[str, float]
     has_u: bool = False
+    spread: float = 0.0  # standard deviation of the runs along the design's main direction (log units)
 
     @classmethod
     def of(cls, table: pd.DataFrame) -> Design:
@@ -112,6 +113,7 @@ class Design:
             slope=slope,
             center={k: float(np.exp(logs[k].mean())) for k in AXES},
             has_u="U" in table and bool(table["U"].notna().all()),
+            spread=float(scale),
         )
 
     # ---- what it identifies --------------------------------------------------------------------------
@@ -137,6 +139,28 @@ class Design:
         """Whether the runs determine how a law splits the loss between N and D (compute-optimal
         allocation, regimes): only a design in which N and D vary independently does."""
         return self.rank == 2
+
+    def off_design(self, N: float, D: float) -> str | None:
+        """Why a law fitted to these runs cannot predict at N params, D tokens, or None when it can: on
+        a rank-1 design the target must lie on the runs' line, within the cone `RANK_TOLERANCE` of the
+        distance along it (the width within which the runs themselves count as one line)."""
+        if self.rank != 1:
+            return None
+        cn, cd = np.log(self.center["N"]), np.log(self.center["D"])
+        angle = np.arctan(self.slope) if np.isfinite(self.slope) else np.pi / 2
+        along_n, along_d = np.cos(angle), np.sin(angle)
+        x, y = np.log(N) - cn, np.log(D) - cd
+        along, across = x * along_n + y * along_d, abs(y * along_n - x * along_d)
+        if across <= RANK_TOLERANCE * (self.spread + abs(along)):
+            return None
+        if abs(along_n) > 1e-9:
+            on_line = f"D = {np.exp(cd + self.slope * x):.3g} tokens for this N"
+        else:
+            on_line = f"N = {self.center['N']:.3g} params"
+        return (
+            f"N = {N:.3g} params, D = {D:.3g} tokens lies off the runs' design ({self.words}): a law fitted "
+            f"to them does not determine the loss there; predict along it ({on_line})"
+        )
 
     @property
     def words(self) -> str:
@@ -225,6 +249,7 @@ class Design:
             "slope": self.slope,
             "center": dict(self.center),
             "has_u": self.has_u,
+            "spread": self.spread,
             "identifies_allocation": self.identifies_allocation,
             "laws": list(self.laws()),
         }
@@ -243,6 +268,7 @@ class Design:
                 slope=None if obj.get("slope") is None else float(obj["slope"]),
                 center={str(k): float(v) for k, v in obj["center"].items()},
                 has_u=bool(obj.get("has_u", False)),
+                spread=float(obj.get("spread", 0.0)),
             )
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise UsageError(f"malformed design: {exc}") from None

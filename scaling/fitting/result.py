@@ -281,7 +281,7 @@ class FitResult:
                 params=values,
                 objective=float(obj.get("objective", math.nan)),
                 n_points=int(obj.get("n_points", 0)),
-                # no key: parameters given by hand (a published set), not fitted, so nothing failed to converge
+                # no key: parameters given by hand (a published set), not fitted: nothing failed to converge
                 converged=bool(obj.get("converged", True)),
                 ci=ci,
                 bootstrap_params=boot,

@@ -59,9 +59,10 @@ SUMMARY_COLUMNS = {
 CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml as e.g. `train.lr`
 # Tokens per parameter outside this range almost always mean a unit slip (D in billions, N in millions).
 PLAUSIBLE_TOKENS_PER_PARAM = (1e-2, 1e6)
-# A loss in nats/token is at most the loss of a uniform guess over the vocabulary, ln(vocabulary): 10.8 for
-# GPT-2's 50k tokens, 12.5 for 256k. Above ln(1e6) = 13.8 no trained model's loss is nats/token: a table
-# whose losses reach it most likely holds perplexities (exp of the loss).
+# A trained model's loss in nats/token lies below that of a uniform guess over its vocabulary, ln(vocabulary):
+# 10.8 for GPT-2's 50k tokens, 12.5 for 256k. A table whose median loss is above ln(1e6) = 13.8 holds no
+# trained model's nats/token but most likely perplexities (exp of the loss); the median, since a few
+# diverged or barely trained runs may lie above ln(vocabulary) in nats.
 MAX_NATS_PER_TOKEN = float(np.log(1e6))
 # Loss columns named like these hold bits (per token or per byte) or perplexities, not nats/token.
 NOT_NATS_NAMES = ("bpb", "bit", "ppl", "perplexity")
@@ -503,11 +504,12 @@ def _check_units(table: pd.DataFrame, labels: pd.Series, warn) -> None:
 
 def _check_loss_units(table: pd.DataFrame, source_name: str, warn) -> None:
     """Warn when the losses look like perplexities or bits rather than nats/token (by value, by name)."""
-    top = float(table["loss"].max())
-    if top > MAX_NATS_PER_TOKEN:
+    middle = float(table["loss"].median())
+    if middle > MAX_NATS_PER_TOKEN:
         warn(
-            f"losses up to {top:.4g} cannot be nats/token (a uniform guess over a million-token vocabulary "
-            f"loses {MAX_NATS_PER_TOKEN:.3g}): are they perplexities? Give ln(perplexity)"
+            f"a median loss of {middle:.4g} cannot be nats/token of trained models (a uniform guess over a "
+            f"million-token vocabulary loses {MAX_NATS_PER_TOKEN:.3g}): are they perplexities? "
+            "Give ln(perplexity)"
         )
     elif any(word in source_name.lower() for word in NOT_NATS_NAMES):
         warn(

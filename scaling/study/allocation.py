@@ -495,13 +495,17 @@ def allocate(
     """
     table = load_runs(table)
     design = Design.of(table)
-    if approach != 3 and not design.identifies_allocation:
-        raise UsageError(f"Approach {approach}: the compute-optimal allocation is {design.not_identified}")
+    if approach == 2 and not design.identifies_allocation:
+        raise UsageError(f"Approach 2: the compute-optimal allocation is {design.not_identified}")
     rng = np.random.default_rng(seed)
     samples: list[tuple[float, float, float, float]] = []
     points, profiles, fitted, source = None, (), None, ""
     if approach == 1:
         envelope, source = _envelope_points(table, use_curves)
+        # loss curves add points of every D a run passed through; final points alone are the table's design
+        used = Design.of(envelope.assign(D=tokens_for_compute(envelope["C"], envelope["N"])))
+        if not used.identifies_allocation:
+            raise UsageError(f"Approach 1: the compute-optimal allocation is {used.not_identified}")
         laws, points = _approach1(envelope)
         if laws is None:
             raise UsageError(

@@ -290,6 +290,9 @@ def predict(
     U = D if U is None else U
     if mode == "optimal_for_compute":
         N_law = N
+    off = None if fit_result.design is None else fit_result.design.off_design(N_law, D)
+    if off:  # a one-dimensional design determines the law along its line only
+        raise UsageError(off)
 
     loss = law_loss(fit_result, N_law, D, U)
     if not math.isfinite(loss):
