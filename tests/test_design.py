@@ -190,3 +190,16 @@ def test_two_corpora_in_one_table_warn_and_one_law_does_not():
     for table in (family(N, D, seed=2), load_runs(*CHINCHILLA), load_runs("data/olmo_ladder_c4.csv"),
                   load_runs(gadre[gadre["dataset"] == "rpj"]), law_table()):
         assert not any("two families" in m for m in _warnings_of(lambda t=table: fit(t)))
+
+
+def test_a_one_dimensional_fit_predicts_along_its_line_only():
+    result = fit(one_ratio(), law="kaplan_c")
+    assert result.design.off_design(7e9, 140e9) is None  # 20 tokens/param, 2x past the largest run
+    on_line = predict(result, N="7B", D="140B")
+    assert 2.0 < on_line.loss < 3.0
+    for N, D in (("175B", "300B"), ("7B", "30B")):
+        with pytest.raises(UsageError, match=r"lies off the runs' design .*one tokens-per-parameter ratio.*"
+                                             r"predict along it \(D = "):
+            predict(result, N=N, D=D)
+    one_d = fit(family(SIZES, 3e11), law="kaplan_n")
+    assert one_d.design.off_design(7e10, 3e11) is None and one_d.design.off_design(7e10, 1.4e12) is not None
