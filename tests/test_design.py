@@ -203,3 +203,17 @@ def test_a_one_dimensional_fit_predicts_along_its_line_only():
             predict(result, N=N, D=D)
     one_d = fit(family(SIZES, 3e11), law="kaplan_n")
     assert one_d.design.off_design(7e10, 3e11) is None and one_d.design.off_design(7e10, 1.4e12) is not None
+
+
+def test_report_of_a_collinear_ladder_prints_no_allocation_regime_or_plane(tmp_path, cli):
+    path = tmp_path / "ratio.csv"
+    one_ratio().to_csv(path, index=False)
+    done = cli("report", path, "--out", tmp_path / "report", "--bootstrap", "0")
+    assert done.status == 0, done.err[-2000:]
+    report = (tmp_path / "report" / "report.md").read_text()
+    allocation = report.split("## Compute-optimal allocation", 1)[1].split("\n## ", 1)[0]
+    assert "is not identified by these runs" in allocation and "|" not in allocation  # no table of numbers
+    regimes = report.split("## Regimes", 1)[1].split("\n## ", 1)[0]
+    assert "law view (against the compute-optimal D_opt(C)) is not identified" in regimes
+    assert "| underfitting |" not in regimes and "| overfitting |" not in regimes
+    assert "- nd_plane: the runs lie on one line" in report

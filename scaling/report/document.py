@@ -288,10 +288,13 @@ def _agreement(allocations: Mapping[int, Allocation]) -> str:
     return f"\n{verdict}{span if spans else ''}\n"
 
 
-def _regime_section(labels: pd.DataFrame | None, skipped: Mapping[str, str]) -> str:
+def _regime_section(labels: pd.DataFrame | None, skipped: Mapping[str, str], result: FitResult) -> str:
     text = ["## Regimes\n"]
     if labels is None:
         return "\n".join(text + [f"Not available: {skipped.get('regimes', 'no labels')}\n"])
+    if not result.identifies_allocation:  # no law view: say why once, not only in regimes.csv
+        text.append(f"The law view (against the compute-optimal D_opt(C)) is {result.design.not_identified}."
+                    "\n")
     counts = labels["regime"].value_counts()
     band = Thresholds().band
     text.append(
@@ -341,7 +344,8 @@ def _prediction_section(
     title = "## Prediction: GPT-3 175B"
     if not predictions:
         text = [title + "\n"]
-        reasons = "; ".join(v for k, v in skipped.items() if k.startswith("prediction"))
+        # each reason once: both predictions often stop at the same check
+        reasons = "; ".join(dict.fromkeys(v for k, v in skipped.items() if k.startswith("prediction")))
         return "\n".join(text + [f"Not available: {reasons}\n"])
     cols = list(predictions)
     first = predictions[cols[0]]
@@ -638,7 +642,7 @@ def _markdown(
         _data_section(an.table, an.statuses, len(an.curves), an.allocations),
         _fit_section(an.fit, an.table),
         _allocation_section(an.allocations, skipped, an.fit),
-        _regime_section(an.regimes, skipped),
+        _regime_section(an.regimes, skipped, an.fit),
         _prediction_section(an.predictions, an.table, an.backtest, skipped),
         _backtest_section(an.backtest, skipped),
         _choice_section(an.fit, an.calibration, skipped),
