@@ -108,6 +108,12 @@ def test_bad_input_one_error_line_each(tmp_path, cli):
         table.to_csv(path, index=False)
         assert_usage_error(cli("fit", path), fragment)
         assert_usage_error(cli("fit", path, "--law", "kaplan_n"), fragment)
+    for name, table, axis in (("one_size", family(1e8, np.geomspace(1e9, 1e11, 8)), "N"),
+                              ("one_budget", family(SIZES, 3e11), "D")):
+        path = tmp_path / f"{name}.csv"
+        table.to_csv(path, index=False)
+        assert_usage_error(cli("fit", path), f"needs at least 2 distinct values of {axis}",
+                           "Laws these runs identify")
 
 
 def test_auto_considers_only_identified_laws_and_claims_no_comparison_it_did_not_make():

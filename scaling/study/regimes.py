@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import Constraint, ScalingWarning, UsageError, check_arguments
+from scaling.fitting.design import NOT_IDENTIFIED, Design
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult
@@ -430,7 +431,7 @@ class Regimes:
     def describe(self) -> str:
         """One block per run: the combined label, then each view's reason; then the counts."""
         if self.fit is None:
-            head = "law view: none (too few runs to fit); curve view only"
+            head = "law view: none (no law fitted: too few runs, or runs that do not identify it)"
         else:
             params = ", ".join(f"{k} {v:.4g}" for k, v in self.fit.params.items())
             head = f"law view: {self.fit.law} fit ({params})"
@@ -510,13 +511,18 @@ def classify(
 
 
 def fit_if_possible(table: pd.DataFrame, law: str = "chinchilla") -> FitResult | None:
-    """Fit `law` to the runs, or warn and return None when they are too few for it."""
+    """Fit `law` to the runs, or warn and return None when they are too few for it or do not identify it."""
     needed = len(get_law(law).param_names) + 1
     if len(table) < needed:
         warnings.warn(
             f"{len(table)} run(s) are too few to fit the {law} law (needs {needed}); curve view only",
             ScalingWarning, stacklevel=3,
         )
+        return None
+    design = Design.of(table)
+    if design.status(law) == NOT_IDENTIFIED:
+        warnings.warn(f"law {law} is not identified by these runs ({design.words}); curve view only",
+                      ScalingWarning, stacklevel=3)
         return None
     result = fit(table, law=law)
     if not result.converged:
