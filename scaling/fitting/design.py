@@ -38,6 +38,7 @@ import pandas as pd
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.laws import LAW_NAMES, Law, get_law
 from scaling.io import check_format
+from scaling.reference import training_flops
 
 FORMAT = "scaling.design/1"
 RANK_TOLERANCE = 0.05  # a direction of the design counts when its singular value exceeds this x the largest
@@ -78,8 +79,11 @@ class Design:
 
     @classmethod
     def of(cls, table: pd.DataFrame) -> Design:
-        """The design of a run table with columns N params, D tokens, C FLOPs (and optionally U)."""
-        logs = {k: np.log(table[k].to_numpy(float)) for k in AXES}
+        """The design of a run table with columns N params, D tokens (C FLOPs, 6 N D when missing; U)."""
+        columns = {k: table[k].to_numpy(float) for k in ("N", "D")}
+        given = table["C"].to_numpy(float) if "C" in table else None
+        columns["C"] = training_flops(columns["N"], columns["D"]) if given is None else given
+        logs = {k: np.log(columns[k]) for k in AXES}
         logs["ratio"] = logs["D"] - logs["N"]
         design = np.column_stack([logs["N"], logs["D"]])
         centred = design - design.mean(axis=0)
@@ -105,7 +109,7 @@ class Design:
             kind, varying = "one_point", ()
         return cls(
             n_runs=n,
-            distinct={k: int(np.unique(table[k].to_numpy(float)).size) for k in AXES},
+            distinct={k: int(np.unique(columns[k]).size) for k in AXES},
             rank=rank,
             kind=kind,
             varying=varying,
