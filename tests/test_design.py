@@ -158,7 +158,7 @@ def test_predict_and_plan_refuse_an_unconverged_fit_unless_allowed(tmp_path, cli
     assert "warning: predicting from a chinchilla fit that did NOT converge" in allowed.err
     assert_usage_error(cli("plan", "--budget", "1e19", "--target-params", "1B", "--target-tokens", "20B",
                            "--prior", path, "--out", tmp_path / "sweep" / "next.yaml"),
-                       "did NOT converge", "--allow-unconverged")
+                       "did not converge", "--allow-unconverged")
 
 
 def _warnings_of(call) -> list[str]:
