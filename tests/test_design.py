@@ -53,7 +53,8 @@ def test_design_kinds_and_what_they_identify():
     assert wobble.distinct["D"] == 12 and wobble.kind == "one_D"
     ratio = Design.of(load_runs(one_ratio()))
     assert ratio.kind == "one_ratio" and set(ratio.varying) == {"N", "D", "C"}
-    assert ratio.status("chinchilla") == ALONG_DESIGN and ratio.laws() == ("kaplan_n", "kaplan_d", "kaplan_c")
+    assert ratio.status("chinchilla") == ALONG_DESIGN and "chinchilla" not in ratio.laws()
+    assert {"kaplan_n", "kaplan_d", "kaplan_c"} <= set(ratio.laws())
     one_n = Design.of(load_runs(family(1e8, np.geomspace(1e9, 1e11, 8))))
     assert one_n.kind == "one_N" and one_n.status("kaplan_d") == IDENTIFIED
     assert Design.of(load_runs(family([1e8, 1e8], [1e9, 1e9]))).rank == 0
@@ -65,7 +66,7 @@ def test_design_kinds_and_what_they_identify():
 
 def test_a_law_the_runs_cannot_identify_is_refused_naming_the_design_and_the_laws_that_fit():
     with pytest.raises(UsageError, match=r"one D: .* needs at least 2 distinct values of D\. Laws these runs "
-                                         r"identify: kaplan_n, kaplan_c"):
+                                         r"identify: kaplan_n, kaplan_c, saturating_n, saturating_c"):
         fit(family(SIZES, 3e11), law="chinchilla")
     wobble = family(SIZES, 3e11 * np.exp(np.random.default_rng(1).normal(0, 0.01, 12)))
     with pytest.raises(UsageError, match="one D.*needs N and D to vary independently"):
@@ -118,7 +119,8 @@ def test_bad_input_one_error_line_each(tmp_path, cli):
 
 def test_auto_considers_only_identified_laws_and_claims_no_comparison_it_did_not_make():
     assert "chinchilla" not in candidate_laws(load_runs(one_ratio()))
-    assert candidate_laws(load_runs(family(SIZES, 3e11))) == ("kaplan_n", "kaplan_c")
+    one_d = candidate_laws(load_runs(family(SIZES, 3e11)))
+    assert {"kaplan_n", "kaplan_c"} <= set(one_d) and not {"chinchilla", "kaplan_d", "kaplan_nd"} & set(one_d)
     score = CandidateScore("kaplan_n", 0, 0.01, (0.01, 0.012), 0.9, 0.5, 6)
     alone = LawChoice("kaplan_n", 0, (score,), (1e19, 1e20))
     assert "clearly below" not in alone.reason and "was no candidate" in alone.reason

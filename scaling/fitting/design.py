@@ -201,13 +201,15 @@ class Design:
         if state == NOT_IDENTIFIED:
             fixed = [k for k in law.varies if k not in self.varying]
             single = [k for k in fixed if self.distinct[k] == 1]
+            # a law that needs more than two values of its input says how many (the saturating laws: 3)
             need = (
-                f"it needs at least 2 distinct values of {', '.join(single)}"
+                f"{law.name} needs at least {getattr(law, 'min_distinct', 2)} distinct values of "
+                f"{', '.join(single)}"
                 if single
-                else f"it needs {' and '.join(law.varies)} to vary independently"
+                else f"{law.name} needs {' and '.join(law.varies)} to vary independently"
             )
             raise UsageError(
-                f"law {law.name} is not identified by these runs ({self.words}); {need}. "
+                f"law {law.name} is not identified by these runs ({self.words}): {need}. "
                 f"Laws these runs identify: {fitting}"
             )
         if state == ALONG_DESIGN:
