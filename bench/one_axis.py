@@ -146,7 +146,9 @@ def evaluate(family: Family) -> dict:
             continue
         predicted = float(np.atleast_1d(result.predict(**_inputs(family.target)))[0])
         rows.append((law, predicted / float(family.target["loss"]) - 1, None))
-    old = tuple(law for law in candidate_laws(family.train) if law in OLD_LAWS)
+    # today's auto tried every old law whose columns the table has, identified by the runs or not
+    has_u = "U" in family.train and bool(family.train["U"].notna().all())
+    old = tuple(law for law in OLD_LAWS if has_u or "U" not in get_law(law).inputs)
     return {"rows": rows, "auto": _auto(family, None, backtest.MIN_FIT_POINTS),
             "baseline": _auto(family, old, 1),
             "cpu_s": time.process_time() - t0}

@@ -174,7 +174,7 @@ for name, (expect, says) in TABLE_CASES.items():
 CASES.update({
     "fit/one_model_size": (["fit", "{one_model_size}"], "error", "needs at least 2 distinct values of N"),
     "allocate/one_model_size": (["allocate", "{one_model_size}", "--approach", "1"], "error",
-                                "frontier with at least 2 model sizes"),
+                                "not identified by these runs (5 runs, one N"),
     "regimes/one_model_size": (["regimes", "{one_model_size}"], "warning", "too few to fit the chinchilla"),
     "report/one_model_size": (["report", "{one_model_size}"], "error", "needs at least 2 distinct values"),
     "allocate/metrics_damaged": (["allocate", "{metrics_damaged}", "--approach", "1"], "error",

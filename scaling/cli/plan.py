@@ -83,6 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the prior's sampling")
     p.add_argument("--out", metavar="DIR/sweep/NAME.yaml", required=True, help="the sweep file to write")
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help="plan from a --prior fit marked NOT CONVERGED (refused otherwise), with a warning")
     p.add_argument("--json", metavar="OUT", help="write the plan as JSON")
     p.add_argument("--figure", metavar="PNG", help="draw the plan in the (N, D) plane (PNG and PDF)")
     p.set_defaults(handler=run)
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         mfu=args.mfu,
         noise=args.noise,
         seed=args.seed,
+        allow_unconverged=args.allow_unconverged,
     )
     figure = None
     if args.figure:  # drawn before anything is written: a failure leaves no partial output

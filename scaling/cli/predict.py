@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", metavar="SCHEDULE_CSV",
                    help="with a curve fit (`scaling fit --curves`): the planned run's LR schedule, rows "
                    "`step, tokens, lr`; predicts the loss at every row and at the end")
+    p.add_argument("--allow-unconverged", action="store_true",
+                   help="predict from a fit marked NOT CONVERGED (refused otherwise), with a warning")
     p.add_argument("--json", metavar="OUT", help="write the prediction as JSON")
     p.set_defaults(handler=run)
 
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     result = predict(
         fit_result, N=args.N, D=args.D, C=args.C, optimal=args.optimal,
         U=args.U, params_total=args.params_total, accelerator=args.accelerator, mfu=args.mfu,
-        data_range=data_range,
+        data_range=data_range, allow_unconverged=args.allow_unconverged,
     )
     print(result.describe())
     write_json(args.json, result.to_json())

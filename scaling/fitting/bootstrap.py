@@ -50,8 +50,8 @@ def refit_resamples(
     """Refit `result`'s law (with its loss and delta) on `n` resamples of `table`, the runs it was fitted
     on, warm-started at its parameters: (thetas (n, p), converged (n,)) as `bootstrap_thetas` returns."""
     law = get_law(result.law)
-    _, X, loss = prepare_runs(table, law)
-    problem = Problem(law, X, np.log(loss), result.loss, result.delta)
+    runs = prepare_runs(table, law)
+    problem = Problem(law, runs.X, np.log(runs.loss), result.loss, result.delta)
     return bootstrap_thetas(problem, law.to_theta(result.params), n, seed, refine)
 
 
@@ -77,7 +77,7 @@ def with_bootstrap(result: FitResult, law: Law, thetas: np.ndarray, ok: np.ndarr
         )
     natural = law.natural(thetas[ok])
     ci = interval_dict(natural, law.param_names)
-    optimal = law.bootstrap_optimal(natural)
+    optimal = law.bootstrap_optimal(natural) if result.identifies_allocation else None
     if optimal is not None:
         ci.update(interval_dict(np.column_stack([optimal.a, optimal.b, optimal.G]), ("a", "b", "G")))
     return replace(

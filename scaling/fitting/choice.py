@@ -6,6 +6,7 @@ Units: errors are fractions of the loss (nats/token); cut-offs in C FLOPs or N p
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
@@ -16,6 +17,7 @@ from scaling.errors import UsageError
 from scaling.fitting.data import AXIS_UNITS, AXIS_WORDS, drop_smallest_sizes
 
 FORMAT = "scaling.law_choice/1"
+DEFAULT_CANDIDATE = ("chinchilla", 0)  # (law, smallest sizes dropped) kept unless clearly beaten
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ class LawChoice:
         others = [s for s in self.scores if s.failed is None and s.law != self.law]
         return others[0] if others else None
 
+    @property
+    def default(self) -> CandidateScore | None:
+        """The default candidate's score (`DEFAULT_CANDIDATE`), None when it was no candidate."""
+        return next((s for s in self.scores if (s.law, s.drop_smallest) == DEFAULT_CANDIDATE), None)
+
     def fit_table(self, table: pd.DataFrame) -> pd.DataFrame:
         """The runs the chosen law is fitted on."""
         return drop_smallest_sizes(table, self.drop_smallest)
@@ -114,10 +121,28 @@ class LawChoice:
                 "than the standard error of its fold-by-fold difference"
             )
         else:
+            default = self.default
+            if default is None:
+                compared = (
+                    f"the lowest of the candidates; the default {DEFAULT_CANDIDATE[0]} was no candidate "
+                    "(these runs do not identify it)"
+                )
+            elif default.failed is not None or not default.fold_errors:
+                compared = f"the lowest of the candidates; the default {default.law} was not scored"
+            elif not all(math.isfinite(e) for e in default.fold_errors):
+                failed = sum(not math.isfinite(e) for e in default.fold_errors)
+                compared = (
+                    f"the lowest of the candidates; the default {default.law} could not predict "
+                    f"{failed} of its {len(default.fold_errors)} folds"
+                )
+            else:
+                compared = (
+                    "clearly below the default's (by more than the standard error of the fold-by-fold "
+                    "difference)"
+                )
             text = (
                 f"law {best.law} fitted on {best.subset}: rolling-backtest error {best.rolling_error:.2%} of "
-                f"the loss {folds}, clearly below the default's (by more than the standard error of the "
-                "fold-by-fold difference)"
+                f"the loss {folds}, {compared}"
             )
         if other is not None:
             text += f"; runner-up {other.law} ({other.subset}) {other.rolling_error:.2%}"

@@ -6,12 +6,14 @@ Units: N params, D tokens, C FLOPs, loss nats/token, U unique tokens.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
+from scaling.fitting.design import Design
 from scaling.fitting.laws import Inputs, Law
 from scaling.runs.table import compute_frontier, load_runs
 
@@ -42,25 +44,40 @@ def use_params_column(table: pd.DataFrame, column: str) -> pd.DataFrame:
     return table.assign(N=values.astype(float))
 
 
-def prepare_runs(
-    table: pd.DataFrame | str | Path, law: Law, params_column: str = "N"
-) -> tuple[pd.DataFrame, Inputs, np.ndarray]:
-    """Check the table can identify `law`; the runs it is fitted on (the frontier for kaplan_c), with N
-    read from `params_column` (`use_params_column`)."""
+@dataclass(frozen=True)
+class FitData:
+    """The runs a law is fitted on (`table`, the frontier for kaplan_c), its inputs `X`, their `loss` in
+    nats/token, and the `design` of the whole table (`scaling.fitting.design`)."""
+
+    table: pd.DataFrame
+    X: Inputs
+    loss: np.ndarray
+    design: Design
+
+
+def prepare_runs(table: pd.DataFrame | str | Path, law: Law, params_column: str = "N") -> FitData:
+    """Check the table can identify `law` (its design first, `Design.check`); the runs it is fitted on
+    (the frontier for kaplan_c), with N read from `params_column` (`use_params_column`)."""
     table = use_params_column(load_runs(table), params_column)
+    design = Design.of(table)
     if "U" in law.inputs and ("U" not in table or table["U"].isna().any()):
         raise UsageError(
             f"law {law.name} needs column U (unique tokens in the training data) for every run; "
             "rename a column to U with `column_map`, or use law chinchilla"
         )
+    design.check_points()
+    loss = table["loss"].to_numpy(float)
+    if np.ptp(loss) <= 1e-12 * loss.max():
+        raise UsageError(
+            f"all {len(loss)} losses are equal ({loss[0]:.6g} nats/token): there is no trend to fit"
+        )
+    design.check(law)
     if law.name == "kaplan_c":
         table = compute_frontier(table)
+        loss = table["loss"].to_numpy(float)
     n, p = len(table), len(law.param_names)
     if n < p:
         raise UsageError(f"law {law.name} has {p} parameters but only {n} usable runs; give at least {p}")
-    loss = table["loss"].to_numpy(float)
-    if np.ptp(loss) <= 1e-12 * loss.max():
-        raise UsageError(f"all {n} losses are equal ({loss[0]:.6g} nats/token): there is no trend to fit")
     X = Inputs.make(**{k: table[k].to_numpy(float) for k in ("N", "D", "C", "U") if k in table})
     law.check_data(X)
     if n == p:
@@ -69,7 +86,7 @@ def prepare_runs(
             ScalingWarning,
             stacklevel=3,
         )
-    return table, X, loss
+    return FitData(table, X, loss, design)
 
 
 def drop_smallest_sizes(table: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -9,6 +9,10 @@ two 95 % intervals of a predicted loss, kept apart.
   drawn from Student's t so that a noise scale estimated from few runs widens the interval.
 
 An observed run is compared with the prediction interval; the true law with the interval of the mean.
+Neither is given when it would not mean what it says: when too many bootstrap refits failed
+(`FitResult.bootstrap_unreliable`), and at a point whose interval from the refits does not contain the
+fit's own prediction (the refits then describe another optimum than the fit's, as when the runs do not
+determine the law): there the interval is NaN and `note` says why.
 Units: loss in nats/token, N params, D tokens, C FLOPs, U unique tokens.
 """
 
@@ -62,12 +66,27 @@ def noise_sigma(log_residuals: np.ndarray, n_params: int) -> float | None:
 @dataclass(frozen=True)
 class LossIntervals:
     """95 % intervals of the loss (nats/token) at n points: `mean_lo/hi` the mean law (None without a
-    bootstrap), `run_lo/hi` one run's loss (None when the fit has no noise estimate)."""
+    bootstrap), `run_lo/hi` one run's loss (None when the fit has no noise estimate); NaN at a point
+    whose interval would exclude the point prediction. `note` says why an interval is missing, if one is."""
 
     mean_lo: np.ndarray | None
     mean_hi: np.ndarray | None
     run_lo: np.ndarray | None
     run_hi: np.ndarray | None
+    note: str | None = None
+
+
+EXCLUDES_POINT = (
+    "the bootstrap refits do not surround the fit's own prediction there (they settle elsewhere: "
+    "these runs do not determine the law at that point)"
+)
+
+
+def _containing(point: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(lo, hi) with NaN where [lo, hi] does not contain `point` (all logs), and whether any did not."""
+    slack = 1e-9 * np.maximum(1.0, np.abs(point))  # rounding, not a real miss
+    outside = (point < lo - slack) | (point > hi + slack)
+    return np.where(outside, np.nan, lo), np.where(outside, np.nan, hi), bool(outside.any())
 
 
 def loss_intervals(
@@ -84,6 +103,9 @@ def loss_intervals(
     point = np.log(np.atleast_1d(fit_result.predict(N=N, D=D, C=C, U=U)))
     sigma = fit_result.noise_sigma
     dof = fit_result.n_points - len(fit_result.param_names)
+    unreliable = fit_result.bootstrap_unreliable
+    if unreliable:
+        return LossIntervals(None, None, None, None, note=unreliable)
     boot = fit_result.bootstrap_predict(N=N, D=D, C=C, U=U)
     mean_lo = mean_hi = run_lo = run_hi = None
     if boot is not None and len(boot) >= 2:
@@ -91,15 +113,22 @@ def loss_intervals(
         finite = np.isfinite(log_boot).all(axis=1)
         log_boot = log_boot[finite]
         if len(log_boot) >= 2:
-            mean_lo, mean_hi = np.exp(percentile_interval(log_boot, level))
+            mean_lo, mean_hi = percentile_interval(log_boot, level)
             if sigma is not None and dof >= 1:
                 # each bootstrap law plus one run's noise (several draws each, so that the tails of a
                 # small bootstrap are still resolved): the spread of a new run's loss
                 reps = -(-NOISE_DRAWS // len(log_boot))
                 draws = np.random.default_rng(NOISE_SEED).standard_t(dof, size=(len(log_boot) * reps, 1))
                 samples = np.repeat(log_boot, reps, axis=0) + sigma * draws
-                run_lo, run_hi = np.exp(percentile_interval(samples, level))
+                run_lo, run_hi = percentile_interval(samples, level)
     if run_lo is None and sigma is not None and dof >= 1:
         half = stats.t.ppf(1 - tail / 100, dof) * sigma
-        run_lo, run_hi = np.exp(point - half), np.exp(point + half)
-    return LossIntervals(mean_lo, mean_hi, run_lo, run_hi)
+        run_lo, run_hi = point - half, point + half
+    missed = False
+    if mean_lo is not None:
+        mean_lo, mean_hi, missed = _containing(point, mean_lo, mean_hi)
+    if run_lo is not None:
+        run_lo, run_hi, missed_run = _containing(point, run_lo, run_hi)
+        missed |= missed_run
+    bands = [None if x is None else np.exp(x) for x in (mean_lo, mean_hi, run_lo, run_hi)]
+    return LossIntervals(*bands, note=EXCLUDES_POINT if missed else None)

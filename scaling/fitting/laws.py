@@ -128,6 +128,13 @@ class Law:
     # how `scaling.fitting.procedure.fit` may fit it, the default first: "joint" fits every parameter at once
     procedures: tuple[str, ...] = ("joint",)
 
+    @property
+    def varies(self) -> tuple[str, ...]:
+        """The inputs that must vary, independently of each other, for runs to identify the law
+        (`scaling.fitting.design`): its inputs less U (one dataset for every run is fine). A law whose
+        identification needs something else declares `varies` as a class attribute."""
+        return tuple(k for k in self.inputs if k != "U")
+
     # ---- public -----------------------------------------------------------------------------------
     def predict(self, params: Mapping[str, float], N=None, D=None, C=None, U=None) -> np.ndarray:
         """Loss (nats/token) at N parameters, D tokens, C FLOPs (any two of N, D, C), U unique tokens."""

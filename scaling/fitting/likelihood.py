@@ -126,8 +126,8 @@ def likelihood_ratio_test(
             f"`params` for law {law_obj.name} must give {', '.join(law_obj.param_names)}; "
             f"missing {', '.join(missing)}"
         )
-    _, X, y_loss = prepare_runs(table, law_obj)
-    problem = Problem(law_obj, X, np.log(y_loss))
+    runs = prepare_runs(table, law_obj)
+    problem = Problem(law_obj, runs.X, np.log(runs.loss))
     if fit_result is None or fit_result.law != law_obj.name:
         theta_hat, _, _ = global_fit(problem)
     else:

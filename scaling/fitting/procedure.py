@@ -25,6 +25,7 @@ from scaling.fitting.data import prepare_runs
 from scaling.fitting.intervals import noise_sigma
 from scaling.fitting.laws import Frozen, Inputs, get_law
 from scaling.fitting.objective import LOSSES, Problem
+from scaling.fitting.residuals import MIXTURE_RATIO, mixture_ratio
 from scaling.fitting.result import FitResult, FitStage
 from scaling.fitting.solvers import classic_fit, global_fit, newton, relative_decrement, single_threaded_blas
 
@@ -92,8 +93,9 @@ def fit(
         raise UsageError(f"`method` {method} fits jointly; use it with `procedure` joint")
     if base is not None and procedure != "two_stage":
         raise UsageError("a given base law is for the two-stage fit of law data_constrained only")
-    table, X, y_loss = prepare_runs(table, law_obj, params_column)
-    problem = Problem(law_obj, X, np.log(y_loss), loss, delta)
+    runs = prepare_runs(table, law_obj, params_column)
+    table, X = runs.table, runs.X
+    problem = Problem(law_obj, X, np.log(runs.loss), loss, delta)
     staged = None
     if procedure == "two_stage":
         staged = _two_stage_fit(problem, base)
@@ -137,9 +139,19 @@ def fit(
         stages=() if staged is None else staged.stages,
         noise_sigma=noise_sigma(residuals, len(law_obj.param_names)),
         params_column=params_column,
+        design=runs.design,
     )
     if not converged:
         warnings.warn(f"fit of law {law_obj.name} did not converge", ScalingWarning, stacklevel=2)
+    mixed = mixture_ratio(residuals, table["N"].to_numpy(float), table["D"].to_numpy(float))
+    if mixed is not None and mixed > MIXTURE_RATIO:
+        warnings.warn(
+            f"law {law_obj.name}: the runs split into two groups, each fitted by its own smooth surface "
+            f"with {mixed:.3g}x less noise than one law's ({result.noise_sigma:.2%}): they look like two "
+            "families (corpora, tokenizers or setups) in one table, not one law; fit each on its own",
+            ScalingWarning,
+            stacklevel=2,
+        )
     if bootstrap:
         if staged is None:
             thetas, ok = bootstrap_thetas(problem, theta, bootstrap, seed)

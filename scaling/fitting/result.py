@@ -20,11 +20,16 @@ from scaling.defaults import HUBER_DELTA
 from scaling.errors import UsageError
 from scaling.fitting.choice import LawChoice
 from scaling.fitting.data import check_params_column
+from scaling.fitting.design import Design
 from scaling.fitting.laws import Inputs, get_law
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.io import atomic_write_json
 
 FORMAT = "scaling.fit/1"
+# Most bootstrap refits that fail are the resamples farthest from the fit: past this share of failures
+# (the 5 % that the two tails of a 95 % interval hold) the missing ones could be a whole tail, so the
+# intervals are called unreliable instead of printed.
+MAX_FAILED_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -90,12 +95,17 @@ class FitResult:
     noise_sigma: float | None = None
     params_column: str = "N"  # the parameter count the law reads: "N" (non-embedding) or "N_total"
     selection: LawChoice | None = None  # from `select.fit_auto`: the rolling backtest behind the choice
+    design: Design | None = None  # what the runs identify (scaling.fitting.design); None in older files
     # derived from bootstrap_params unless given (`with_bootstrap` gives the one its intervals came from)
     bootstrap_optimal: ComputeOptimal | None = field(default=None, repr=False, compare=False)
     compute_optimal: ComputeOptimal | None = field(init=False)
 
     def __post_init__(self) -> None:
         law = get_law(self.law)
+        if not self.identifies_allocation:  # the law has one, but not from these runs
+            object.__setattr__(self, "compute_optimal", None)
+            object.__setattr__(self, "bootstrap_optimal", None)
+            return
         object.__setattr__(self, "compute_optimal", law.compute_optimal(self.params))
         if self.bootstrap_optimal is None and self.bootstrap_params is not None:
             object.__setattr__(self, "bootstrap_optimal", law.bootstrap_optimal(self.bootstrap_params))
@@ -112,6 +122,42 @@ class FitResult:
     @property
     def param_names(self) -> tuple[str, ...]:
         return get_law(self.law).param_names
+
+    @property
+    def identifies_allocation(self) -> bool:
+        """Whether the runs behind the fit determine its compute-optimal allocation (a design in which N
+        and D vary independently; a fit without a recorded design is trusted as before)."""
+        return self.design is None or self.design.identifies_allocation
+
+    def require_compute_optimal(self) -> ComputeOptimal:
+        """`compute_optimal`, or UsageError saying why there is none: a law not in N and D, or runs that
+        do not identify the allocation."""
+        if not self.identifies_allocation:
+            raise UsageError(
+                f"the compute-optimal allocation of this {self.law} fit is {self.design.not_identified}"
+            )
+        if self.compute_optimal is None:
+            raise UsageError(
+                f"a {self.law} fit has no compute-optimal allocation; fit a law in N and D "
+                "(chinchilla, kaplan_nd or data_constrained) to the runs"
+            )
+        return self.compute_optimal
+
+    @property
+    def n_bootstrap(self) -> int:
+        """Bootstrap resamples drawn: those refitted (`bootstrap_params`) and those that failed."""
+        return (0 if self.bootstrap_params is None else len(self.bootstrap_params)) + self.n_bootstrap_failed
+
+    @property
+    def bootstrap_unreliable(self) -> str | None:
+        """Why the bootstrap intervals are not to be trusted (more than `MAX_FAILED_SHARE` of the refits
+        failed), or None."""
+        if self.n_bootstrap and self.n_bootstrap_failed > MAX_FAILED_SHARE * self.n_bootstrap:
+            return (
+                f"{self.n_bootstrap_failed} of {self.n_bootstrap} bootstrap refits failed, more than "
+                f"{MAX_FAILED_SHARE:.0%}: the intervals are unreliable"
+            )
+        return None
 
     def predict(
         self, N: ArrayLike | None = None, D: ArrayLike | None = None, C: ArrayLike | None = None,
@@ -138,8 +184,11 @@ class FitResult:
         law = get_law(self.law)
         objective = f"summed Huber (delta {self.delta:g})" if self.loss == "huber" else "summed 0.5 r^2"
         n_boot = 0 if self.bootstrap_params is None else len(self.bootstrap_params)
+        unreliable = self.bootstrap_unreliable
+        show_ci = n_boot and unreliable is None
         lines = [
             f"law {law.name}: {law.formula}   (loss in nats/token, N params, D tokens, C FLOPs)",
+            *([] if self.design is None else [self.design.describe()]),
             f"fitted on {self.n_points} runs; objective ({objective} of log residuals) "
             f"= {self.objective:.9g}",
             f"{'converged' if self.converged else 'NOT CONVERGED'}: {self.message}",
@@ -150,14 +199,18 @@ class FitResult:
                 for i, st in enumerate(self.stages, 1)
             ),
             f"  {'parameter':<10s} {'value':>12s}   "
-            + (f"95 % CI (bootstrap, {n_boot} resamples)" if n_boot else ""),
+            + (f"95 % CI (bootstrap, {n_boot} resamples)" if show_ci else ""),
         ]
         for name in law.param_names:
-            ci = self.ci.get(name)
+            ci = self.ci.get(name) if show_ci else None
             shown = f"[{ci[0]:.4g}, {ci[1]:.4g}]" if ci else ""
             lines.append(f"  {name:<10s} {self.params[name]:12.6g}   {shown:<24s} {law.units.get(name, '')}")
-        if self.n_bootstrap_failed:
+        if unreliable:
+            lines.append(f"  no intervals: {unreliable}")
+        elif self.n_bootstrap_failed:
             lines.append(f"  ({self.n_bootstrap_failed} bootstrap refits did not converge and were left out)")
+        if not self.identifies_allocation:
+            lines.append(f"compute-optimal allocation: {self.design.not_identified}")
         if self.compute_optimal:
             o = self.compute_optimal
             lines.append(
@@ -165,7 +218,7 @@ class FitResult:
                 f"D_opt = {1 / o.G:.4g} (C/6)^{o.b:.4f} tokens"
             )
             for k, value in (("a", o.a), ("b", o.b)):
-                if k in self.ci:
+                if k in self.ci and show_ci:
                     lines.append(f"  {k} = {value:.4f}  95 % CI [{self.ci[k][0]:.4f}, {self.ci[k][1]:.4f}]")
         return "\n".join(lines)
 
@@ -193,6 +246,8 @@ class FitResult:
             "noise_sigma": self.noise_sigma,
             "params_column": self.params_column,
             "selection": None if self.selection is None else self.selection.to_json(),
+            "design": None if self.design is None else self.design.to_json(),
+            "intervals_unreliable": self.bootstrap_unreliable,
         }
 
     @classmethod
@@ -226,7 +281,8 @@ class FitResult:
                 params=values,
                 objective=float(obj.get("objective", math.nan)),
                 n_points=int(obj.get("n_points", 0)),
-                converged=bool(obj.get("converged", False)),
+                # no key: parameters given by hand (a published set), not fitted: nothing failed to converge
+                converged=bool(obj.get("converged", True)),
                 ci=ci,
                 bootstrap_params=boot,
                 message=str(obj.get("message", "")),
@@ -242,6 +298,7 @@ class FitResult:
                 noise_sigma=None if obj.get("noise_sigma") is None else float(obj["noise_sigma"]),
                 params_column=check_params_column(str(obj.get("params_column", "N"))),
                 selection=None if obj.get("selection") is None else LawChoice.from_json(obj["selection"]),
+                design=None if obj.get("design") is None else Design.from_json(obj["design"]),
             )
         except (TypeError, ValueError, IndexError, AttributeError, KeyError) as exc:
             raise UsageError(f"malformed fit result: {exc}") from None

@@ -48,15 +48,14 @@ from scaling.fitting.backtest import (
     backtest,
     rolling_cutoffs,
 )
-from scaling.fitting.choice import CandidateScore, LawChoice
+from scaling.fitting.choice import DEFAULT_CANDIDATE, CandidateScore, LawChoice
 from scaling.fitting.data import AXIS_WORDS, use_params_column
-from scaling.fitting.laws import LAW_NAMES, get_law
+from scaling.fitting.design import Design
 from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult
 from scaling.runs.table import load_runs
 
 DROP_SMALLEST = (0, 1)  # candidate fit subsets: drop this many of the smallest model sizes
-DEFAULT_CANDIDATE = ("chinchilla", 0)  # (law, smallest sizes dropped) kept unless clearly beaten
 
 
 def clearly_better(challenger: CandidateScore, default: CandidateScore) -> bool:
@@ -107,9 +106,10 @@ def score_of(check: Backtest) -> CandidateScore:
 
 
 def candidate_laws(table: pd.DataFrame) -> tuple[str, ...]:
-    """Every law whose inputs the table has (N, D and C always; U only when every run gives it)."""
-    has_u = "U" in table and bool(table["U"].notna().all())
-    return tuple(name for name in LAW_NAMES if has_u or "U" not in get_law(name).inputs)
+    """Every law the runs identify (`Design.laws`: its inputs vary in the design; data_constrained only
+    when every run gives U). A law identified only along a one-dimensional design is no candidate: its
+    backtest would score predictions along the line, not the law."""
+    return Design.of(table).laws()
 
 
 def choose_law(
@@ -135,6 +135,8 @@ def choose_law(
             f"{len(table)} runs give {len(cutoffs)}; add runs or name a law"
         )
     laws = candidate_laws(table) if laws is None else tuple(laws)
+    if not laws:
+        raise UsageError(f"`law` auto: these runs identify no law ({Design.of(table).words})")
     scores = [
         score_candidate(table, law, k, fractions, bootstrap=bootstrap, seed=seed, axis=axis, **fit_options)
         for law in laws

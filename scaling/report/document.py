@@ -154,11 +154,12 @@ def _data_name(table: pd.DataFrame) -> str:
 def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
     law = get_law(result.law)
     n_boot = 0 if result.bootstrap_params is None else len(result.bootstrap_params)
+    unreliable = result.bootstrap_unreliable
     rows = [
         [
             f"`{name}`",
             f"{result.params[name]:.4g}",
-            _ci(result.ci.get(name)),
+            "" if unreliable else _ci(result.ci.get(name)),
             law.units.get(name, ""),
         ]
         for name in law.param_names
@@ -172,13 +173,19 @@ def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
         f"`{law.formula}` fitted on {result.n_points} runs by minimising the {objective} of "
         f"log(observed) - log(predicted) loss: objective = {result.objective:.6g}, "
         f"{'converged' if result.converged else '**NOT converged**'} ({result.message}). "
-        f"Intervals: 95 % percentile bootstrap over {n_boot} resamples of the runs"
         + (
-            f" ({result.n_bootstrap_failed} refits did not converge and are left out)."
-            if result.n_bootstrap_failed
-            else "."
+            f"No intervals: {unreliable}."
+            if unreliable
+            else f"Intervals: 95 % percentile bootstrap over {n_boot} resamples of the runs"
+            + (
+                f" ({result.n_bootstrap_failed} refits did not converge and are left out)."
+                if result.n_bootstrap_failed
+                else "."
+            )
         )
         + "\n",
+        *([] if result.design is None else [f"Design: {result.design.words}; laws these runs identify: "
+                                            f"{', '.join(result.design.laws()) or 'none'}.\n"]),
         *(
             f"Stage {i} ({st.name}): {', '.join(f'`{k}`' for k in st.fitted)} fitted on {len(st.rows)} runs "
             f"({st.rule}).\n"
@@ -202,7 +209,14 @@ def _fit_section(result: FitResult, table: pd.DataFrame) -> str:
     return "\n".join(text)
 
 
-def _allocation_section(allocations: Mapping[int, Allocation], skipped: Mapping[str, str]) -> str:
+def _allocation_section(
+    allocations: Mapping[int, Allocation], skipped: Mapping[str, str], result: FitResult
+) -> str:
+    if not result.identifies_allocation:  # one sentence, not the same refusal once per approach
+        return (
+            "## Compute-optimal allocation\n\n"
+            f"The compute-optimal allocation is {result.design.not_identified}. No approach applies.\n"
+        )
     names = study_figures.APPROACH_NAME
     budget = GPT3_175B.C
     rows = []
@@ -274,10 +288,13 @@ def _agreement(allocations: Mapping[int, Allocation]) -> str:
     return f"\n{verdict}{span if spans else ''}\n"
 
 
-def _regime_section(labels: pd.DataFrame | None, skipped: Mapping[str, str]) -> str:
+def _regime_section(labels: pd.DataFrame | None, skipped: Mapping[str, str], result: FitResult) -> str:
     text = ["## Regimes\n"]
     if labels is None:
         return "\n".join(text + [f"Not available: {skipped.get('regimes', 'no labels')}\n"])
+    if not result.identifies_allocation:  # no law view: say why once, not only in regimes.csv
+        text.append(f"The law view (against the compute-optimal D_opt(C)) is {result.design.not_identified}."
+                    "\n")
     counts = labels["regime"].value_counts()
     band = Thresholds().band
     text.append(
@@ -327,7 +344,8 @@ def _prediction_section(
     title = "## Prediction: GPT-3 175B"
     if not predictions:
         text = [title + "\n"]
-        reasons = "; ".join(v for k, v in skipped.items() if k.startswith("prediction"))
+        # each reason once: both predictions often stop at the same check
+        reasons = "; ".join(dict.fromkeys(v for k, v in skipped.items() if k.startswith("prediction")))
         return "\n".join(text + [f"Not available: {reasons}\n"])
     cols = list(predictions)
     first = predictions[cols[0]]
@@ -623,8 +641,8 @@ def _markdown(
         "nats/token.\n",
         _data_section(an.table, an.statuses, len(an.curves), an.allocations),
         _fit_section(an.fit, an.table),
-        _allocation_section(an.allocations, skipped),
-        _regime_section(an.regimes, skipped),
+        _allocation_section(an.allocations, skipped, an.fit),
+        _regime_section(an.regimes, skipped, an.fit),
         _prediction_section(an.predictions, an.table, an.backtest, skipped),
         _backtest_section(an.backtest, skipped),
         _choice_section(an.fit, an.calibration, skipped),

@@ -222,6 +222,10 @@ def plot_nd_plane(
     law = get_law(fit_result.law)
     if law.inputs[:2] != ("N", "D"):
         raise FigureNotSupported(f"the {law.name} law is not a law in N and D")
+    if fit_result.design is not None and fit_result.design.rank < 2:
+        # contours across the plane would be the law where no run constrains it
+        raise FigureNotSupported(f"the runs lie on one line ({fit_result.design.words}): the law is not "
+                                 "determined across the (N, D) plane")
     points_n = [n for n, _, _ in landmarks] + ([] if table is None else list(table["N"]))
     points_d = [d for _, d, _ in landmarks] + ([] if table is None else list(table["D"]))
     n_lo, n_hi = min(points_n) / 4, max(points_n) * 6

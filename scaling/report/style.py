@@ -162,10 +162,13 @@ def compute_optimal_curve(
     fit_result: Any, C: np.ndarray
 ) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
     """(central L(C), 95 % band (lo, hi) or None) of the fitted compute-optimal loss, nats/token."""
+    if not fit_result.identifies_allocation:  # the runs do not determine the compute-optimal split
+        return None, None
     central = optimal_loss(fit_result.law, fit_result.params, C)
     if central is None:
         return None, None
-    samples = [optimal_loss(fit_result.law, p, C) for p in _param_sets(fit_result)]
+    sets = [] if fit_result.bootstrap_unreliable else _param_sets(fit_result)
+    samples = [optimal_loss(fit_result.law, p, C) for p in sets]
     band = bootstrap_band(np.array(samples)) if samples else None
     return central, band
 

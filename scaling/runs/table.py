@@ -60,6 +60,17 @@ SUMMARY_COLUMNS = {
 CONFIG_SECTIONS = ("train", "data")  # scalar settings copied from config.yaml as e.g. `train.lr`
 # Tokens per parameter outside this range almost always mean a unit slip (D in billions, N in millions).
 PLAUSIBLE_TOKENS_PER_PARAM = (1e-2, 1e6)
+# A trained model's loss in nats/token lies below that of a uniform guess over its vocabulary, ln(vocabulary):
+# 10.8 for GPT-2's 50k tokens, 12.5 for 256k. A table whose median loss is above ln(1e6) = 13.8 holds no
+# trained model's nats/token but most likely perplexities (exp of the loss); the median, since a few
+# diverged or barely trained runs may lie above ln(vocabulary) in nats.
+MAX_NATS_PER_TOKEN = float(np.log(1e6))
+# Loss columns named like these hold bits (per token or per byte) or perplexities, not nats/token.
+NOT_NATS_NAMES = ("bpb", "bit", "ppl", "perplexity")
+# C = 6 N D leaves out attention (2 n_layer n_ctx d_model per token and pass) and the like: a few
+# percent for most models, about 1.4 % for GPT-3 175B. A C column further than this from 6 N D counts
+# something else (attention of small models, forward passes only, a run's restarts) or another unit.
+C_TOLERANCE = 0.05
 VALIDATED = "scaling.runs.table.validated"  # DataFrame.attrs key set on the tables load_runs returns
 CANNOT_READ = "cannot read"  # the note of a run whose summary.json exists but cannot be read
 
@@ -403,6 +414,7 @@ def load_runs(
     for column in NUMERIC:
         if column in table:
             table[column] = _to_numbers(table, column, where)
+    given_c = all(c in table for c in ("N", "D", "C"))
     if "N" not in table:
         table["N"] = params_for_compute(table["C"], table["D"])
     elif "D" not in table:
@@ -451,6 +463,9 @@ def load_runs(
             raise UsageError(f"`drop_top_loss` must be between 0 and {len(table) - 1}, got {drop_top_loss}")
         table = table.drop(table["loss"].nlargest(drop_top_loss).index)
     _check_units(table, _labels(table), warn)
+    _check_loss_units(table, (column_map or {}).get("loss", "loss"), warn)
+    if given_c:
+        _check_compute(table, _labels(table), warn)
     repeated = table.duplicated(subset=[c for c in NUMERIC if c in table], keep="first")
     if repeated.any():  # the same run listed twice (a pasted row, a copied run folder) weighs twice in a fit
         warn(
@@ -475,6 +490,35 @@ def _check_units(table: pd.DataFrame, labels: pd.Series, warn) -> None:
                 f"implausible tokens per parameter D/N = {ratio[mask].iloc[0]:.3g} "
                 f"for {_name_rows(labels[mask])}; {hint} (N must be parameters, D tokens, C FLOPs)"
             )
+
+
+def _check_loss_units(table: pd.DataFrame, source_name: str, warn) -> None:
+    """Warn when the losses look like perplexities or bits rather than nats/token (by value, by name)."""
+    middle = float(table["loss"].median())
+    if middle > MAX_NATS_PER_TOKEN:
+        warn(
+            f"a median loss of {middle:.4g} cannot be nats/token of trained models (a uniform guess over a "
+            f"million-token vocabulary loses {MAX_NATS_PER_TOKEN:.3g}): are they perplexities? "
+            "Give ln(perplexity)"
+        )
+    elif any(word in source_name.lower() for word in NOT_NATS_NAMES):
+        warn(
+            f"the loss column {source_name!r} is named like bits or a perplexity; the laws read nats/token "
+            "(bits x ln 2 = nats; ln(perplexity) = nats)"
+        )
+
+
+def _check_compute(table: pd.DataFrame, labels: pd.Series, warn) -> None:
+    """Warn when a given C disagrees with 6 N D by more than C_TOLERANCE (laws in N and D read C = 6ND)."""
+    ratio = table["C"] / training_flops(table["N"], table["D"])
+    off = (ratio - 1).abs() > C_TOLERANCE
+    if off.any():
+        worst = float(ratio[off].iloc[int(np.argmax(np.abs(np.log(ratio[off]))))])
+        warn(
+            f"C differs from 6 N D by more than {C_TOLERANCE:.0%} for {int(off.sum())} run(s) (up to a "
+            f"factor {worst:.3g}): {_name_rows(labels[off])}; the laws in N and D read 6 N D, kaplan_c "
+            "reads C. Check that C counts training FLOPs of the same N and D"
+        )
 
 
 def compute_frontier(table: pd.DataFrame) -> pd.DataFrame:

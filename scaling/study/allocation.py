@@ -45,6 +45,7 @@ from scaling.errors import (
     one_of,
     whole_number,
 )
+from scaling.fitting.design import Design
 from scaling.fitting.intervals import interval_dict
 from scaling.fitting.optimal import ComputeOptimal
 from scaling.fitting.procedure import fit
@@ -493,11 +494,18 @@ def allocate(
     window : sizes per local parabola (>= 3) for `profile_fit="window"`.
     """
     table = load_runs(table)
+    design = Design.of(table)
+    if approach == 2 and not design.identifies_allocation:
+        raise UsageError(f"Approach 2: the compute-optimal allocation is {design.not_identified}")
     rng = np.random.default_rng(seed)
     samples: list[tuple[float, float, float, float]] = []
     points, profiles, fitted, source = None, (), None, ""
     if approach == 1:
         envelope, source = _envelope_points(table, use_curves)
+        # loss curves add points of every D a run passed through; final points alone are the table's design
+        used = Design.of(envelope.assign(D=tokens_for_compute(envelope["C"], envelope["N"])))
+        if not used.identifies_allocation:
+            raise UsageError(f"Approach 1: the compute-optimal allocation is {used.not_identified}")
         laws, points = _approach1(envelope)
         if laws is None:
             raise UsageError(
@@ -549,13 +557,15 @@ def allocate(
             + f"; {describe_profile_fit(profile_fit, window)}"
         )
     else:
+        if fit_result is None and not design.identifies_allocation:  # refused before a fit that would warn
+            raise UsageError(f"Approach 3: the compute-optimal allocation is {design.not_identified}")
         fitted = fit_result if fit_result is not None else fit(table, law=law, bootstrap=bootstrap, seed=seed)
-        optimal = fitted.compute_optimal
-        if optimal is None:
+        if fitted.compute_optimal is None and fitted.identifies_allocation:
             raise UsageError(
                 f"Approach 3 needs a law in N and D (chinchilla, kaplan_nd, data_constrained), "
                 f"not {fitted.law}"
             )
+        optimal = fitted.require_compute_optimal()
         laws = (optimal.a, optimal.b, optimal.G, 1.0 / optimal.G)
         for o in fitted.bootstrap_optimal.resamples() if fitted.bootstrap_optimal is not None else ():
             samples.append((o.a, o.b, o.G, 1.0 / o.G))

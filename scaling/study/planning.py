@@ -24,6 +24,7 @@ single runs until no exchange helps.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,7 @@ from scipy import optimize
 
 from scaling import hardware
 from scaling.defaults import PLAN_DEFAULTS
-from scaling.errors import NON_NEGATIVE, Constraint, UsageError, checked, whole_number
+from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError, checked, whole_number
 from scaling.fitting.laws import Inputs, Law, get_law
 from scaling.fitting.result import FitResult
 from scaling.io import check_format
@@ -76,15 +77,23 @@ ISOFLOP_HALF_WIDTH = 0.6  # ... log-spaced within +-0.6 decade of N_opt(C)
 
 
 # ---- the prior fit ---------------------------------------------------------------------------------
-def check_prior_fit(fit_result: FitResult) -> None:
-    """UsageError unless `fit_result` is an estimate to plan from: converged, and no parameter at the edge
-    of the fit's search box (E -> 0, an exponent at 5: a degenerate law whose plans are absurd, e.g. 1e48
-    tokens for a compute-optimal target)."""
+def check_prior_fit(fit_result: FitResult, *, allow_unconverged: bool = False, optimal: bool = False) -> None:
+    """UsageError unless `fit_result` is an estimate to plan from: converged (or `allow_unconverged`, then
+    a ScalingWarning), no parameter at the edge of the fit's search box (E -> 0, an exponent at 5: a
+    degenerate law whose plans are absurd, e.g. 1e48 tokens for a compute-optimal target), and, for an
+    `optimal` target, fitted to runs that identify the compute-optimal allocation."""
     if not fit_result.converged:
-        raise UsageError(
-            f"the prior fit did not converge ({fit_result.message or 'no message'}); refit it "
-            "(more runs, or --law chinchilla) before planning from it"
+        if not allow_unconverged:
+            raise UsageError(
+                f"the prior fit did not converge ({fit_result.message or 'no message'}); refit it "
+                "(more runs, or --law chinchilla) before planning from it, or give `allow_unconverged`"
+            )
+        warnings.warn(
+            f"planning from a {fit_result.law} fit that did NOT converge: treat the plan with care",
+            ScalingWarning, stacklevel=3,
         )
+    if optimal and not fit_result.identifies_allocation:
+        fit_result.require_compute_optimal()  # raises: the runs behind it do not identify D_opt
     law = planning_law(fit_result.law)
     theta = law.to_theta(fit_result.params)
     low, high = law.theta_bounds()
@@ -601,6 +610,7 @@ def plan(
     mfu: float = hardware.DEFAULT_MFU,
     noise: float = PLAN_DEFAULTS["noise"],
     seed: int = 0,
+    allow_unconverged: bool = False,
 ) -> SweepPlan:
     """Plan the sweep whose fit best predicts the loss at the target, within `budget` FLOPs.
 
@@ -619,9 +629,12 @@ def plan(
     accelerator, mfu : for GPU-hours (`scaling.hardware`).
     noise : relative run-to-run noise of a final loss (only the interval widths depend on it).
     seed : seeds the sampling of the prior.
+    allow_unconverged : plan from a prior fit that did not converge (with a ScalingWarning); refused
+        otherwise.
 
     Raises UsageError for a budget too small for MIN_RUNS runs or for runs that identify the law, a target
-    below the runs or past any sensible run, a prior that cannot answer or is no estimate, or bad values.
+    below the runs or past any sensible run, a prior that cannot answer or is no estimate (with `optimal`:
+    one whose runs did not identify its allocation), or bad values.
     """
     budget = parse_quantity(budget, "`budget` (FLOPs)")
     N_t = resolve_params(target_params)[0]
@@ -630,7 +643,7 @@ def plan(
     chip = hardware.get_accelerator(accelerator)
     hardware.gpu_days(1.0, chip, mfu)  # checks mfu
     if prior is not None:
-        check_prior_fit(prior)
+        check_prior_fit(prior, allow_unconverged=allow_unconverged, optimal=optimal)
     prior = Prior.epoch(seed=seed) if prior is None else Prior.from_fit(prior, seed=seed)
     law = get_law(prior.law)
     if (target_tokens is None) == (not optimal):

@@ -79,6 +79,7 @@ class Prediction:
     extrapolation: dict[str, float] | None
     params_column: str = "N"  # the count the law read: "N" or "N_total" (then at N_law = N_total)
     N_law: float | None = None
+    interval_note: str | None = None  # why loss_ci or loss_pi is missing, when the fit has a bootstrap
 
     def to_json(self) -> dict[str, Any]:
         """The format, DESIGN's keys (N, D, C, loss, loss_ci, regime, pf_days, memory_gb), then the rest."""
@@ -108,6 +109,7 @@ class Prediction:
             "loss_pi": list(self.loss_pi) if self.loss_pi else None,
             "params_column": self.params_column,
             "N_law": self.N_law,
+            "interval_note": self.interval_note,
         }
 
     @classmethod
@@ -127,6 +129,7 @@ class Prediction:
             loss=float(obj["loss"]),
             loss_ci=pair("loss_ci"),
             loss_pi=pair("loss_pi"),
+            interval_note=obj.get("interval_note"),
             D_ci=pair("D_ci"),
             regime=obj["regime"],
             regime_reason=obj["regime_reason"],
@@ -165,9 +168,14 @@ class Prediction:
         loss_ci = f"  [95 % mean law: {self.loss_ci[0]:.4g}, {self.loss_ci[1]:.4g}]" if self.loss_ci else ""
         if self.loss_pi:
             loss_ci += f"  [95 % one run: {self.loss_pi[0]:.4g}, {self.loss_pi[1]:.4g}]"
+        if self.interval_note and not (self.loss_ci and self.loss_pi):
+            loss_ci += f"  ({'no other interval' if loss_ci else 'no interval'}: {self.interval_note})"
         d_ci = f"  [95 %: {q(self.D_ci[0])}, {q(self.D_ci[1])}]" if self.D_ci else ""
         attention = f"; {self.flops_with_attention:.3g} with attention" if self.flops_with_attention else ""
-        regime = f"{self.regime}: {self.regime_reason}" if self.regime else "n/a (the law has no allocation)"
+        regime = (
+            f"{self.regime}: {self.regime_reason}" if self.regime
+            else f"n/a ({self.regime_reason or 'the law has no allocation'})"
+        )
         m = self.memory
         lines = [
             f"law       {self.law} ({self.mode.replace('_', ' ')})",
@@ -175,7 +183,8 @@ class Prediction:
             + (f"; the law reads N_total = {q(self.N_law)}" if self.params_column == "N_total" else ""),
             f"D         {q(self.D)} tokens{d_ci}  ({ratio})",
             f"C         {self.C:.3g} FLOPs (6 N D){attention}",
-            f"loss      {self.loss:.4g} nats/token{loss_ci or '  (no interval: the fit has no bootstrap)'}",
+            f"loss      {self.loss:.4g} nats/token"
+            + (loss_ci or "  (no interval: the fit has no bootstrap)"),
             f"regime    {regime}",
             f"compute   {self.pf_days:.4g} PF-days = {self.gpu_days:.4g} GPU-days on {self.accelerator} "
             f"at {self.mfu:.0%} MFU",
@@ -220,6 +229,7 @@ def predict(
     thresholds: Thresholds | None = None,
     data_range: Mapping[str, Sequence[float]] | None = None,
     params_total: float | str | None = None,
+    allow_unconverged: bool = False,
 ) -> Prediction:
     """Predict the loss and budget of one run from a FitResult.
 
@@ -230,8 +240,10 @@ def predict(
         report how far the prediction extrapolates; default: the range the fit records, if any.
     params_total: the target's N_total (all parameters), for a fit on N_total; default: counted from its
         shape (see the module docstring).
-    Raises UsageError for a law that cannot answer, non-positive or absurd inputs; warns (ScalingWarning)
-    when N or C lies more than 10x beyond the fitted range.
+    allow_unconverged: predict from a fit that did not converge (with a ScalingWarning); refused otherwise.
+    Raises UsageError for a law that cannot answer (`optimal` from a law without an allocation, or one
+    the runs did not identify), non-positive or absurd inputs; warns (ScalingWarning) when N or C lies
+    more than 10x beyond the fitted range.
     """
     law = get_law(fit_result.law)
     shape = preset = None
@@ -242,12 +254,17 @@ def predict(
     C = None if C is None else parse_quantity(C, "C (FLOPs)")
     U = None if U is None else parse_quantity(U, "U (unique tokens)")
 
-    co = fit_result.compute_optimal
-    if optimal and co is None:
-        raise UsageError(
-            f"a {fit_result.law} fit has no compute-optimal allocation; fit a law in N and D "
-            "(chinchilla, kaplan_nd or data_constrained) for `optimal`"
+    if not fit_result.converged:
+        if not allow_unconverged:
+            raise UsageError(
+                f"the {fit_result.law} fit did NOT converge (not a stationary point of its objective); "
+                "refit, or give `allow_unconverged` to predict from it anyway"
+            )
+        warnings.warn(
+            f"predicting from a {fit_result.law} fit that did NOT converge: treat the numbers with care",
+            ScalingWarning, stacklevel=2,
         )
+    co = fit_result.require_compute_optimal() if optimal else fit_result.compute_optimal
     given = [f"`{name}`" for name, value in (("D", D), ("C", C), ("optimal", optimal)) if value]
     if N is not None and len(given) == 1:
         N_law = _law_params(fit_result, N, shape, params_total)
@@ -273,6 +290,9 @@ def predict(
     U = D if U is None else U
     if mode == "optimal_for_compute":
         N_law = N
+    off = None if fit_result.design is None else fit_result.design.off_design(N_law, D)
+    if off:  # a one-dimensional design determines the law along its line only
+        raise UsageError(off)
 
     loss = law_loss(fit_result, N_law, D, U)
     if not math.isfinite(loss):
@@ -285,6 +305,7 @@ def predict(
     extrapolation = _extrapolation(data_range, N_law, C) if data_range else None
 
     by_law = None
+    no_regime = None if fit_result.identifies_allocation else "the runs behind the fit do not identify it"
     if co is not None:
         by_law = law_regime(fit_result, N_law, D, U if U < D else None, thresholds=thresholds)
     if shape is None and N >= 1000:
@@ -303,7 +324,7 @@ def predict(
         loss_pi=loss_pi,
         D_ci=d_ci,
         regime=by_law.regime if by_law else None,
-        regime_reason=by_law.reason if by_law else None,
+        regime_reason=by_law.reason if by_law else no_regime,
         tokens_per_param=D / N,
         optimal_tokens_per_param=by_law.optimal_tokens_per_param if by_law else None,
         pf_days=hardware.pf_days(C),
@@ -320,6 +341,7 @@ def predict(
         extrapolation=extrapolation,
         params_column=fit_result.params_column,
         N_law=N_law,
+        interval_note=bands.note,
     )
 
 

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import Constraint, ScalingWarning, UsageError, check_arguments
+from scaling.fitting.design import NOT_IDENTIFIED, Design
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult
@@ -430,10 +431,12 @@ class Regimes:
     def describe(self) -> str:
         """One block per run: the combined label, then each view's reason; then the counts."""
         if self.fit is None:
-            head = "law view: none (too few runs to fit); curve view only"
+            head = "law view: none (no law fitted: too few runs, or runs that do not identify it)"
         else:
             params = ", ".join(f"{k} {v:.4g}" for k, v in self.fit.params.items())
             head = f"law view: {self.fit.law} fit ({params})"
+            if not self.fit.identifies_allocation:
+                head = f"law view: none, {self.fit.design.not_identified}"
         lines = [head]
         for i, row in enumerate(self.labels.to_dict(orient="records"), start=1):
             name = row.get("run", f"row {i}")
@@ -474,6 +477,10 @@ def classify(
     if fit_result is None and law is not None:
         fit_result = fit_if_possible(table, law)
     r_d_star = _r_d_star(fit_result)
+    law_fit, no_law = fit_result, "no fitted law"
+    if fit_result is not None and not fit_result.identifies_allocation:
+        # the law's D_opt(C) is what the law view compares with, and these runs do not determine it
+        law_fit, no_law = None, f"law view {fit_result.design.not_identified}"
     metrics = {i: _metrics_of(table, row) for i, row in table.iterrows()} if curves else {}
     noise = pooled_noise([m for m in metrics.values() if m is not None])
 
@@ -488,7 +495,7 @@ def classify(
             out["run"] = str(row["run"])
         found = metrics.get(i)
         curve = _curve_for_row(row, found, t, r_d_star, noise) if found is not None else None
-        by_law = law_regime(fit_result, N, D, U, thresholds=t) if fit_result is not None else None
+        by_law = law_regime(law_fit, N, D, U, thresholds=t) if law_fit is not None else None
         if curve is not None:
             out.update(_prefixed(asdict(curve), "curve_"))
         if by_law is not None:
@@ -498,19 +505,24 @@ def classify(
         elif by_law is not None:
             out["regime"], out["reason"] = by_law.regime, f"law: {by_law.reason}"
         else:
-            out["regime"], out["reason"] = "unknown", "no fitted law and no learning curves for this run"
+            out["regime"], out["reason"] = "unknown", f"{no_law} and no learning curves for this run"
         rows.append(out)
     return Regimes(pd.DataFrame(rows, index=table.index), t, fit_result)
 
 
 def fit_if_possible(table: pd.DataFrame, law: str = "chinchilla") -> FitResult | None:
-    """Fit `law` to the runs, or warn and return None when they are too few for it."""
+    """Fit `law` to the runs, or warn and return None when they are too few for it or do not identify it."""
     needed = len(get_law(law).param_names) + 1
     if len(table) < needed:
         warnings.warn(
             f"{len(table)} run(s) are too few to fit the {law} law (needs {needed}); curve view only",
             ScalingWarning, stacklevel=3,
         )
+        return None
+    design = Design.of(table)
+    if design.status(law) == NOT_IDENTIFIED:
+        warnings.warn(f"law {law} is not identified by these runs ({design.words}); curve view only",
+                      ScalingWarning, stacklevel=3)
         return None
     result = fit(table, law=law)
     if not result.converged:
