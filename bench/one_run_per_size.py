@@ -16,10 +16,10 @@ for (a), so it is 0.2 + 0.8 max(D)/sum(D). At four doubling D (the sweep's defau
 0.63; five D spaced by about sqrt(2) (D/N = 5-20, the default here) give 0.486, and every further D lowers it.
 
 Sizes and data as the demo's (synthetic order-1 Markov source, one wide layer, context 32), smaller so that
-both designs and the held-out runs train on 2 CPU cores in about 10 minutes; the batch size is fixed at 16
-sequences in every run (a branch must share its parent's), the peak LR is the trainer's auto rule.
+both designs and the held-out runs train on 2 CPU cores in well under 10 minutes; the batch size is fixed at
+16 sequences in every run (a branch must share its parent's), the peak LR is the trainer's auto rule.
 
-Run: .venv/bin/python bench/one_run_per_size.py [--out DIR] [--jobs 2]   (about 10 minutes on 2 cores)
+Run: .venv/bin/python bench/one_run_per_size.py [--out DIR] [--jobs 2]   (3-6 minutes on 2 shared cores)
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from scaling.runs.table import collect_runs
 SIZES = (2e4, 4e4, 8e4)  # N targets of the fitted sizes (model=target)
 ENDS = (5, 7, 10, 14, 20)  # D/N of the fitted points, about sqrt(2) apart
 HELD_OUT_SIZE = 1.6e5  # N target of the held-out runs: twice the largest fitted size
-HELD_OUT_ENDS = (5, 10)  # their D/N
+HELD_OUT_ENDS = (5, 10, 20)  # their D/N: the fitted range's ends and middle
 COOLDOWN_FRAC = 0.2  # sweeps/sweep/cooldowns.yaml's
 GOAL_GAP = 0.5  # percentage points
 GOAL_RATIO = 0.5
@@ -93,7 +93,7 @@ def _runs(folder: Path) -> pd.DataFrame:
         raise SystemExit(
             f"error: {folder}: runs not completed: {list(table.loc[table.status != 'completed', 'run'])}"
         )
-    return table
+    return table.sort_values(["N", "D"], ignore_index=True)
 
 
 def _design(name: str, table: pd.DataFrame, held_out: pd.DataFrame) -> Design:
@@ -103,6 +103,14 @@ def _design(name: str, table: pd.DataFrame, held_out: pd.DataFrame) -> Design:
     predicted = result.predict(N=held_out["N"].to_numpy(), D=held_out["D"].to_numpy())
     errors = 100 * (predicted / held_out["loss"].to_numpy() - 1)
     return Design(name, float(table["C_own"].sum()), len(table), errors)
+
+
+def _branch_gaps(root: Path) -> pd.Series:
+    """Per fitted N, the mean relative difference (%) of each branch's final loss from the grid's cosine run
+    at its (N, D)."""
+    grid, branches = _runs(root / "grid"), _runs(root / "cooldowns")
+    pairs = branches[branches["schedule"] == "wsd"].merge(grid, on=["N", "D"], suffixes=("", "_cosine"))
+    return (100 * (pairs["loss"] / pairs["loss_cosine"] - 1)).groupby(pairs["N"]).mean()
 
 
 def main() -> None:
@@ -149,6 +157,8 @@ def main() -> None:
             f"{design.name:14s} runs={design.runs:2d} compute={design.compute:.3g} FLOPs  held-out errors "
             f"{', '.join(f'{e:+.2f}%' for e in design.errors)}  mean |error|={design.mean_error:.2f}%"
         )
+    gaps = ", ".join(f"N={n:.0f} {gap:+.2f}%" for n, gap in _branch_gaps(root).items())
+    print(f"branch final loss vs the cosine run at the same (N, D), mean per size: {gaps}")
     ratio = cooldowns.compute / grid.compute
     gap = cooldowns.mean_error - grid.mean_error
     print(f"compute_ratio={ratio:.3f} (cooldowns / grid FLOPs; goal <= {GOAL_RATIO})")
