@@ -115,7 +115,10 @@ def _branch_gaps(root: Path) -> pd.Series:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="keep the runs in this folder (default: a temporary one)")
+    parser.add_argument(
+        "--out", type=Path,
+        help="keep the runs in this folder (default: a temporary one); finished runs there are reused",
+    )  # fmt: skip
     parser.add_argument(
         "--jobs", type=int, default=2, help="sweeps trained at once (each on 1 thread if > 1)"
     )
@@ -123,6 +126,8 @@ def main() -> None:
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     root = args.out or Path(tempfile.mkdtemp(prefix="one_run_per_size-"))
+    if root.exists() and not root.is_dir():
+        parser.error(f"--out {root}: not a folder")
     root.mkdir(parents=True, exist_ok=True)
     threads = 1 if args.jobs > 1 else 0
     points = ["parent", *map(str, ENDS)]
