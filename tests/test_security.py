@@ -146,10 +146,10 @@ def test_sweep_runs_stay_inside_the_sweep_folder(tmp_path):
         line = assert_usage_error(sweep(*overrides), "nothing launched")
         assert "not inside the sweep folder" in line or "sweep.name must be a plain folder" in line, case
     # `..` and `/` in a value become part of one folder name inside the sweep folder
-    done = sweep("+tag=../../../escaped")
+    done = sweep("+sweep.tag=../../../escaped")  # a free key of the sweep node
     assert done.status == 0, done.err[-2000:]
     (summary,) = sweep_dir.glob("*/summary.json")
-    assert summary.parent.parent == sweep_dir and "+tag=..%2F..%2F..%2Fescaped" in summary.parent.name
+    assert summary.parent.parent == sweep_dir and "+sweep.tag=..%2F..%2F..%2Fescaped" in summary.parent.name
     assert json.loads(summary.read_text())["status"] == "completed"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # nothing escaped
     assert sorted(p.name for p in cwd.iterdir()) == ["sweep"]
