@@ -506,7 +506,8 @@ def _backtest_section(bt: Backtest | None, skipped: Mapping[str, str]) -> str:
 
 
 FIGURE_TITLES = {
-    "loss_vs_compute": "Loss against compute, frontier and fitted L(C) to the GPT-3 175B budget",
+    "loss_vs_compute": "Loss against compute: the frontier and the fitted compute-optimal L(C) (where the "
+    "runs identify it) to the GPT-3 175B budget",
     "isoflop_profiles": "IsoFLOP profiles, each fitted near its minimum (filled: the runs its fit used)",
     "loss_vs_params": "Loss against N, one curve per token budget D",
     "loss_vs_tokens": "Loss against D, one curve per model size N",

@@ -93,10 +93,12 @@ def plot_loss_vs_compute(
     )
     c_top = max([float(table["C"].max())] + [budget[0]] * bool(budget) + [p.C for p in predictions])
     low = [float(table["loss"].min())]
+    title = "Loss against compute"
     if fit_result is not None:
         grid = np.geomspace(float(table["C"].min()) / 2, c_top * 3, 400)
         central, band = compute_optimal_curve(fit_result, grid)
         if central is not None:
+            title += ", with the fitted compute-optimal frontier"
             fitted = grid <= float(table["C"].max())
             ax.plot(grid[fitted], central[fitted], color="C3", zorder=5)
             ax.plot(grid[~fitted], central[~fitted], color="C3", ls="--", zorder=5)
@@ -151,7 +153,7 @@ def plot_loss_vs_compute(
     ax.set_ylim(bottom - 0.06 * (top - bottom), top + 0.06 * (top - bottom))
     ax.set_xlabel(LABEL["C"])
     ax.set_ylabel(LABEL["loss"])
-    ax.set_title("Loss against compute, with the fitted compute-optimal frontier")
+    ax.set_title(title)
     add_size_colorbar(fig, ax, norm)
     ax.legend(handles=handles, loc="upper right")
     return fig
