@@ -30,8 +30,8 @@ import pandas as pd
 
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import check_format
+from scaling.recipe import HPARAMS_FORMAT as FORMAT  # one home: the trainer reads these files too
 
-FORMAT = "scaling.hparams/1"  # the "format" key of `HparamLaws.to_json`
 BAND = 0.01  # near-optimal set: runs within 1 % of the setting's best loss
 MIN_RUNS = 6  # a quadratic in two variables has 6 coefficients
 LEVEL = 0.95  # bootstrap interval

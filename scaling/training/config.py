@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from scaling.errors import UsageError
-from scaling.recipe import MIN_STEPS, auto_batch_size, auto_lr
+from scaling.recipe import MIN_STEPS, auto_batch_size, auto_lr, read_hparam_laws
 from scaling.reference import tokens_for_compute, training_flops
 from scaling.resources import config_dir
 from scaling.shapes import Shape, n_params, shape_for_params, validate_shape
@@ -327,12 +327,19 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         else _number(per_param, "train.tokens_per_param") * n
     )
 
-    batch = setting("batch_size")
-    batch = (
-        auto_batch_size(shape, n, budget)
-        if batch in (None, "auto")
-        else _number(batch, "train.batch_size", True)
-    )
+    batch, lr = setting("batch_size"), setting("lr")
+    laws = None
+    if "law" in (batch, lr):
+        if not setting("hparams"):
+            raise UsageError("train.lr=law and train.batch_size=law need train.hparams=FILE.json "
+                             "(written by `scaling hparams --json`)")
+        laws = read_hparam_laws(setting("hparams"))
+    if batch == "law":
+        batch = laws.law_batch_size(shape, n, budget)
+    elif batch in (None, "auto"):
+        batch = auto_batch_size(shape, n, budget)
+    else:
+        batch = _number(batch, "train.batch_size", True)
     micro = setting("micro_batch_size")
     micro = None if micro in (None, "auto") else _number(micro, "train.micro_batch_size", True)
     if micro is not None and batch % micro:
@@ -364,8 +371,10 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         if unique < 2 * (shape.n_ctx + 1):
             raise UsageError(f"data.unique_tokens={unique} is less than two windows of n_ctx={shape.n_ctx}")
 
-    lr = setting("lr")
-    lr = auto_lr(shape, n) if lr in (None, "auto") else _number(lr, "train.lr")
+    if lr == "law":
+        lr = laws.law_lr(n, budget)
+    else:
+        lr = auto_lr(shape, n) if lr in (None, "auto") else _number(lr, "train.lr")
     warmup = _in_range(setting("warmup_frac"), "train.warmup_frac", 0, 1, top_open=True)
     min_lr_ratio = _in_range(setting("min_lr_ratio"), "train.min_lr_ratio", 0, 1)
     seed = setting("seed")

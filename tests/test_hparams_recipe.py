@@ -1,0 +1,63 @@
+"""train.lr=law / train.batch_size=law: the trainer takes its hyperparameters from `scaling hparams`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from scaling.errors import UsageError
+from scaling.recipe import AUTO_MIN_STEPS, auto_lr, read_hparam_laws
+from scaling.shapes import n_params
+from scaling.training.config import CONFIG_DIR, plan_run, register_resolvers
+
+D = 5_000_000
+BASE = ["model=tiny_10k", f"train.tokens={D}"]
+
+
+@pytest.fixture(scope="module")
+def hydra_configs(scaling_cache):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+        yield
+
+
+@pytest.fixture
+def law_file(tmp_path):
+    """A document as `scaling hparams --json` writes it (lr 0.5 N^-0.3 D^0.05, batch 10 D^0.4 tokens)."""
+    from scaling.study.hparams import HparamLaws, PowerLaw
+
+    laws = HparamLaws(PowerLaw(0.5, -0.3, 0.05), PowerLaw(10.0, 0.0, 0.4), ())
+    path = tmp_path / "hparams.json"
+    path.write_text(json.dumps(laws.to_json()))
+    return path
+
+
+def test_law_sets_lr_and_batch_from_the_file(hydra_configs, law_file):
+    plan = plan_run(compose("config", overrides=[*BASE, "train.lr=law", "train.batch_size=law",
+                                                 f"train.hparams={law_file}"]))
+    n = n_params(plan.shape)
+    assert plan.lr == pytest.approx(0.5 * n**-0.3 * D**0.05)
+    assert plan.lr != pytest.approx(auto_lr(plan.shape, n))
+    want = 10.0 * D**0.4 / plan.shape.n_ctx  # 37 sequences, below the cap of D / AUTO_MIN_STEPS tokens
+    assert want * plan.shape.n_ctx < D / AUTO_MIN_STEPS
+    assert plan.batch_size == 32  # rounded to a power of two as the auto batch
+
+
+def test_law_for_one_and_a_number_for_the_other(hydra_configs, law_file):
+    plan = plan_run(compose("config", overrides=[*BASE, "train.lr=law", "train.batch_size=8",
+                                                 f"train.hparams={law_file}"]))
+    assert plan.batch_size == 8
+    assert plan.lr == pytest.approx(0.5 * n_params(plan.shape) ** -0.3 * D**0.05)
+
+
+def test_law_without_a_file_or_with_a_bad_one_is_refused(hydra_configs, tmp_path):
+    with pytest.raises(UsageError, match="need train.hparams"):
+        plan_run(compose("config", overrides=[*BASE, "train.lr=law"]))
+    bad = tmp_path / "fit.json"
+    bad.write_text(json.dumps({"format": "scaling.fit/1"}))
+    with pytest.raises(UsageError, match="format"):
+        plan_run(compose("config", overrides=[*BASE, "train.batch_size=law", f"train.hparams={bad}"]))
+    with pytest.raises(UsageError, match="cannot read"):
+        read_hparam_laws(tmp_path / "missing.json")
