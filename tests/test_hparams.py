@@ -123,3 +123,11 @@ def test_cli_writes_json_and_figure(tmp_path, cli):
     doc = json.loads(out.read_text())
     assert doc["lr"]["exp_N"] == pytest.approx(LR[1], abs=0.01) and len(doc["settings"]) == len(SETTINGS)
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_D_rounded_to_steps_is_one_setting():
+    table = grid()
+    table["D"] *= 1 + 0.003 * (np.log2(table["batch_tokens"]) % 3)  # each batch rounds D a little differently
+    laws = fit_hparams(table, bootstrap=0)
+    assert len(laws.settings) == len(SETTINGS)
+    assert laws.lr.exp_N == pytest.approx(LR[1], abs=0.01)

@@ -38,6 +38,7 @@ LEVEL = 0.95  # bootstrap interval
 _LR_COLUMNS = ("lr", "train.lr")
 _BATCH_COLUMNS = ("batch_size", "train.batch_size")
 _CTX_COLUMNS = ("n_ctx", "model.n_ctx", "data.n_ctx")
+SAME_D = 0.02  # runs of one N whose D differ by less than this fraction are one setting
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,8 @@ def _column(table: pd.DataFrame, names: Sequence[str]) -> str | None:
 def hparam_table(table: pd.DataFrame) -> pd.DataFrame:
     """N, D, loss, lr and batch (tokens per step) of each run; UsageError when lr or batch is missing.
 
-    batch comes from a `batch_tokens` column, else `batch_size` (sequences) x `n_ctx` (tokens each).
+    batch comes from a `batch_tokens` column, else `batch_size` (sequences) x `n_ctx` (tokens each). D
+    values of one N within SAME_D (2 %) of each other are made one (one setting's runs rounded to steps).
     """
     lr = _column(table, _LR_COLUMNS)
     if lr is None:
@@ -161,7 +163,23 @@ def hparam_table(table: pd.DataFrame) -> pd.DataFrame:
         raise UsageError(f"{int(over.sum())} run(s) have a batch larger than their tokens, e.g. batch "
                          f"{row['batch']:.4g} tokens with D = {row['D']:.4g}: is batch in sequences? "
                          "give batch_tokens, or batch_size with n_ctx")
+    out["D"] = _snap_tokens(out)
     return out.reset_index(drop=True)
+
+
+def _snap_tokens(runs: pd.DataFrame) -> pd.Series:
+    """D of each run, the D of runs of one N within SAME_D of each other replaced by their geometric mean.
+
+    A sweep that rounds D to whole optimizer steps gives each batch size of one setting a slightly
+    different D (6,086,656 and 6,094,848 tokens); they are one setting, not two.
+    """
+    snapped = runs["D"].copy()
+    for _, group in runs.groupby("N"):
+        order = group["D"].sort_values()
+        cluster = (np.log(order).diff() > math.log1p(SAME_D)).cumsum()
+        for _, members in order.groupby(cluster):
+            snapped[members.index] = float(np.exp(np.log(members).mean()))
+    return snapped
 
 
 def _quadratic_terms(x: np.ndarray, y: np.ndarray | None) -> np.ndarray:

@@ -79,6 +79,19 @@ def _shape_for_params(target: Any, aspect: Any, head_size: Any, field: str) -> i
     return int(getattr(shape, str(field)))
 
 
+def _recipe_lr(scale: Any, n_layer: Any, d_model: Any, n_head: Any) -> float:
+    """`scale` times the `auto` peak learning rate of a shape (an LR grid around the recipe)."""
+    shape = Shape(int(n_layer), int(d_model), int(n_head))
+    return float(scale) * auto_lr(shape, n_params(shape))
+
+
+def _recipe_batch(scale: Any, n_layer: Any, d_model: Any, n_head: Any, n_ctx: Any, per_param: Any) -> int:
+    """`scale` times the `auto` batch (sequences) of a shape trained on D = per_param x N, at least 1."""
+    shape = Shape(int(n_layer), int(d_model), int(n_head), int(n_ctx))
+    n = n_params(shape)
+    return max(1, round(float(scale) * auto_batch_size(shape, n, float(per_param) * n)))
+
+
 def _cooldown(field: str, point: Any, ends: Sequence[Any], cooldown_frac: Any, n_params: Any) -> Any:
     """A `train` key of one point of a cooldowns sweep (`sweeps/sweep/cooldowns.yaml`).
 
@@ -129,7 +142,9 @@ def register_resolvers() -> None:
     `${tokens_for_compute:1e15,${model.n_layer},${model.d_model}}` -> D = C / (6 N);
     `${shape_for_params:${.target_params},${.aspect},${.head_size},n_layer}` -> a field of the shape;
     `${run_dirname:${hydra.job.override_dirname}}` -> a run's folder name (the `hydra:` block);
-    `${cooldown:KEY,...}` and `${cooldown_parent:...}` -> the train keys of a cooldowns sweep's point.
+    `${cooldown:KEY,...}` and `${cooldown_parent:...}` -> the train keys of a cooldowns sweep's point;
+    `${recipe_lr:SCALE,n_layer,d_model,n_head}`, `${recipe_batch:SCALE,n_layer,d_model,n_head,n_ctx,D/N}` ->
+    SCALE times the `auto` LR or batch (the grid of `sweeps/sweep/lr_batch.yaml`).
     """
     for name, func in (
         ("n_params", _n_params_resolver),
@@ -138,6 +153,8 @@ def register_resolvers() -> None:
         ("run_dirname", run_dirname),
         ("cooldown", _cooldown),
         ("cooldown_parent", _cooldown_parent),
+        ("recipe_lr", _recipe_lr),
+        ("recipe_batch", _recipe_batch),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, func)
