@@ -61,3 +61,20 @@ def test_law_without_a_file_or_with_a_bad_one_is_refused(hydra_configs, tmp_path
         plan_run(compose("config", overrides=[*BASE, "train.batch_size=law", f"train.hparams={bad}"]))
     with pytest.raises(UsageError, match="cannot read"):
         read_hparam_laws(tmp_path / "missing.json")
+
+
+def test_a_run_trains_with_the_law_values(law_file, tmp_path):
+    from helpers import BIN, run_process
+    from omegaconf import OmegaConf
+
+    run_dir = tmp_path / "run"
+    done = run_process([BIN / "scaling-train", "model=tiny_10k", "train.tokens=2e5", "train.lr=law",
+                        "train.batch_size=law", f"train.hparams={law_file}", "train.evals=2",
+                        "train.eval_tokens=2048", "train.threads=1", f"hydra.run.dir={run_dir}"],
+                       cwd=tmp_path)
+    assert done.status == 0, done.err[-2000:]
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    n = json.loads((run_dir / "summary.json").read_text())["n_params"]
+    assert saved.train.lr == pytest.approx(0.5 * n**-0.3 * 2e5**0.05)  # the law's value, not `law`
+    assert saved.train.batch_size == 8  # 10 D^0.4 = 1.3k tokens, capped at D / 200 = 1000: 8 sequences
+    assert "completed: val_loss" in done.out
