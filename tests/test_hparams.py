@@ -131,3 +131,26 @@ def test_D_rounded_to_steps_is_one_setting():
     laws = fit_hparams(table, bootstrap=0)
     assert len(laws.settings) == len(SETTINGS)
     assert laws.lr.exp_N == pytest.approx(LR[1], abs=0.01)
+
+
+def test_two_batches_fit_lr_at_the_best_batch_and_two_settings_have_no_interval():
+    table = grid(settings=SETTINGS[::2][:2], batches=2)
+    with pytest.warns(ScalingWarning, match="no intervals"):
+        laws = fit_hparams(table, bootstrap=100)
+    assert laws.lr.ci == {}
+    for s in laws.settings:  # the other batch's losses do not bend the curve in log lr
+        runs = table[np.isclose(table["N"], s.N) & np.isclose(table["D"], s.D)]
+        b = runs.sort_values("loss")["batch_tokens"].iloc[0]
+        y = math.log(b / (BATCH[0] * s.N ** BATCH[1] * s.D ** BATCH[2]))
+        x_opt = -0.005 * y / (2 * 0.02)  # the planted bowl's minimum in log lr at that batch
+        assert s.lr == pytest.approx(LR[0] * s.N ** LR[1] * s.D ** LR[2] * math.exp(x_opt), rel=0.02)
+
+
+def test_best_run_at_the_grid_edge_warns():
+    # as a real tiny sweep gave: loss still falling at the highest LR, steeply on the low side, so that the
+    # curve's minimum lies just inside the grid
+    table = pd.DataFrame({"N": 4e4, "D": 4e5, "lr": [0.003, 0.006, 0.012], "batch_tokens": 1024,
+                          "loss": [2.18, 2.078, 2.052]})
+    with pytest.warns(ScalingWarning, match="edge in lr"):
+        s = setting_optimum(hparam_table(table))
+    assert s.method == "surface" and 0.006 < s.lr < 0.012

@@ -12,7 +12,7 @@ Why a surface over the near-optimal runs: a grid spaced by factors of 2 puts its
 sqrt(2) from the optimum, noise picks among near-equal runs, and the law inherits both. Loss is close to
 quadratic in (log lr, log batch) near the optimum but not far from it (a too-high LR diverges, a too-small
 batch plateaus), so the quadratic is fitted only to the runs within `band` of the setting's best loss (the
-"near-optimal set" Step Law averages over), widened to the `min_runs` lowest runs when the band holds fewer.
+"near-optimal set" Step Law averages over), widened in order of loss until it can hold a quadratic.
 Its minimum interpolates between grid points; when the surface has no minimum (flat or saddle) or its minimum
 lies outside the grid, the best run stands in and a warning says so.
 """
@@ -33,7 +33,6 @@ from scaling.io import check_format
 from scaling.recipe import HPARAMS_FORMAT as FORMAT  # one home: the trainer reads these files too
 
 BAND = 0.01  # near-optimal set: runs within 1 % of the setting's best loss
-MIN_RUNS = 6  # a quadratic in two variables has 6 coefficients
 LEVEL = 0.95  # bootstrap interval
 _LR_COLUMNS = ("lr", "train.lr")
 _BATCH_COLUMNS = ("batch_size", "train.batch_size")
@@ -188,27 +187,30 @@ def _quadratic_terms(x: np.ndarray, y: np.ndarray | None) -> np.ndarray:
     return np.column_stack([np.ones_like(x), x, y, x * x, x * y, y * y])
 
 
-def setting_optimum(runs: pd.DataFrame, band: float = BAND, min_runs: int = MIN_RUNS) -> Setting:
+def setting_optimum(runs: pd.DataFrame, band: float = BAND) -> Setting:
     """The optimum of one (N, D) setting's runs (columns lr, batch, loss) from a quadratic surface.
 
     The surface L(log lr, log batch) is fitted to the runs within `band` of the best loss, widened in
-    order of loss to at least `min_runs` runs spanning 3 learning rates and 3 batches (where the grid has
-    them); with fewer than 3 batches only log lr varies. Falls back to the best run, with a ScalingWarning,
-    when the surface has no minimum or its minimum lies outside the grid.
+    order of loss to at least as many runs as coefficients (6), spanning 3 learning rates and 3 batches; a
+    grid of fewer than 3 batches gets a curve in log lr (3 coefficients) at the best run's batch. Falls back
+    to the best run, with a ScalingWarning, when the surface has no minimum or its minimum lies outside the
+    grid (a loss still falling at the grid's edge: the asymmetric far side must not pull the minimum in).
     """
     N, D = float(runs["N"].iloc[0]), float(runs["D"].iloc[0])
     runs = runs.sort_values("loss")
     best = runs.iloc[0]
+    grid_x, grid_y = np.log(runs["lr"].to_numpy()), np.log(runs["batch"].to_numpy())
+    if runs["batch"].nunique() < 3:  # no curvature in batch: fit log lr alone, at the best run's batch
+        runs = runs[runs["batch"] == best["batch"]]
     # grow the near-optimal set by rank of loss until it spans 3 LRs (and 3 batches where the grid has them):
     # a quadratic needs 3 distinct values per variable to have a curvature
-    want_batches = min(3, runs["batch"].nunique())
-    size = max(int((runs["loss"] <= best["loss"] * (1 + band)).sum()), min_runs)
+    two_d = runs["batch"].nunique() >= 3
+    size = max(int((runs["loss"] <= best["loss"] * (1 + band)).sum()), 6 if two_d else 3)
     while size < len(runs) and (runs["lr"].iloc[:size].nunique() < 3
-                                or runs["batch"].iloc[:size].nunique() < want_batches):
+                                or runs["batch"].iloc[:size].nunique() < (3 if two_d else 1)):
         size += 1
     near = runs.iloc[:size]
     x, y = np.log(near["lr"].to_numpy()), np.log(near["batch"].to_numpy())
-    two_d = np.unique(y).size >= 3 and np.unique(x).size >= 3 and len(near) >= MIN_RUNS
     where = f"setting N = {N:.3g}, D = {D:.3g}"
 
     def fallback(why: str) -> Setting:
@@ -230,11 +232,15 @@ def setting_optimum(runs: pd.DataFrame, band: float = BAND, min_runs: int = MIN_
         if coef[2] <= 0:
             return fallback("the fitted curve in log lr has no minimum")
         opt = np.array([-coef[1] / (2 * coef[2]), math.log(best["batch"])])
-    grid_x, grid_y = np.log(runs["lr"].to_numpy()), np.log(runs["batch"].to_numpy())
     outside = [name for name, v, g in (("lr", opt[0], grid_x), ("batch", opt[1], grid_y))
                if not g.min() - 1e-9 <= v <= g.max() + 1e-9]
     if outside:
         return fallback(f"the optimum lies outside the grid in {' and '.join(outside)} (extend the grid)")
+    at_best = (("lr", math.log(best["lr"]), grid_x), ("batch", math.log(best["batch"]), grid_y))
+    edges = [name for name, v, g in at_best if np.unique(g).size >= 3 and v in (g.min(), g.max())]
+    if edges:
+        warnings.warn(f"{where}: the best run is at the grid's edge in {' and '.join(edges)}; the optimum "
+                      "may lie outside the grid (extend the grid)", ScalingWarning, stacklevel=3)
     loss = float((_quadratic_terms(opt[:1], opt[1:] if two_d else None) @ coef)[0])
     return Setting(N, D, float(math.exp(opt[0])), float(math.exp(opt[1])), loss, float(best["loss"]),
                    len(runs), "surface")
@@ -288,7 +294,10 @@ def fit_hparams(
             raise UsageError("the settings share one N; vary N across settings")
     fits = [_fit_power(N, D, v, use_D) for v in (lr, batch)]
     intervals: list[dict[str, tuple[float, float]]] = [{}, {}]
-    if bootstrap:
+    if bootstrap and len(settings) <= (3 if use_D else 2):
+        warnings.warn(f"no intervals: {len(settings)} settings fit the law exactly; run more settings",
+                      ScalingWarning, stacklevel=2)
+    elif bootstrap:
         rng = np.random.default_rng(seed)
         samples: list[list[np.ndarray]] = [[], []]
         for _ in range(bootstrap):
