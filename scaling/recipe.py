@@ -83,12 +83,12 @@ def read_hparam_laws(path: str | Path) -> HparamLawFile:
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
-        raise UsageError(f"train.hparams={path}: cannot read {what}: {exc}") from None
+        raise UsageError(f"{path}: cannot read {what}: {exc}") from None
     doc = check_format(doc, HPARAMS_FORMAT, what)
     try:
         laws = [tuple(float(doc[k][f]) for f in ("coef", "exp_N", "exp_D")) for k in ("lr", "batch")]
     except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"train.hparams={path}: not {what}: missing or bad {exc}") from None
+        raise UsageError(f"{path}: not {what}: missing or bad {exc}") from None
     if not all(math.isfinite(v) for law in laws for v in law) or laws[0][0] <= 0 or laws[1][0] <= 0:
-        raise UsageError(f"train.hparams={path}: the laws' coefficients must be positive finite numbers")
+        raise UsageError(f"{path}: the laws' coefficients must be positive finite numbers")
     return HparamLawFile(*laws)

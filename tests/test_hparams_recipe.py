@@ -78,3 +78,43 @@ def test_a_run_trains_with_the_law_values(law_file, tmp_path):
     assert saved.train.lr == pytest.approx(0.5 * n**-0.3 * 2e5**0.05)  # the law's value, not `law`
     assert saved.train.batch_size == 8  # 10 D^0.4 = 1.3k tokens, capped at D / 200 = 1000: 8 sequences
     assert "completed: val_loss" in done.out
+
+
+def test_plan_with_hparams_proposes_the_law_batches_and_the_trainer_agrees(tmp_path, cli):
+    import subprocess
+
+    import yaml
+    from helpers import BIN
+
+    from scaling.recipe import auto_batch_size
+    from scaling.shapes import Shape
+    from scaling.study.hparams import HparamLaws, PowerLaw
+    from scaling.study.planning import realise
+
+    law_file = tmp_path / "small_batches.json"  # B_opt = D^0.5 tokens: below the auto batch's D / 200 cap
+    laws = HparamLaws(PowerLaw(0.5, -0.3, 0.05), PowerLaw(1.0, 0.0, 0.5), ())
+    law_file.write_text(json.dumps(laws.to_json()))
+
+    out = tmp_path / "mysweeps" / "sweep" / "next.yaml"
+    result = cli("plan", "--budget", "8e9", "--target-params", "1M", "--optimal", "--min-params", "1e4",
+                 "--max-params", "1e5", "--n-ctx", "16", "--max-runs", "5", "--hparams", law_file,
+                 "--out", out, "--json", tmp_path / "plan.json")
+    assert result.status == 0, result.err
+    doc = json.loads((tmp_path / "plan.json").read_text())
+    assert doc["hparams"] == str(law_file.resolve())
+    laws = read_hparam_laws(law_file)
+    for r in doc["runs"]:  # the planner's batches are the laws' (here all at the minimum of 8)
+        shape = Shape(r["n_layer"], r["d_model"], r["n_head"], r["n_ctx"])
+        assert r["batch_size"] == laws.law_batch_size(shape, r["N"], r["D"])
+    shape = Shape(2, 64, 4, 16)  # the planner's candidates at a D where the two batches differ
+    assert realise(shape, 2e6, laws).batch_size == laws.law_batch_size(shape, n_params(shape), 2e6) == 64
+    assert realise(shape, 2e6).batch_size == auto_batch_size(shape, n_params(shape), 2e6) != 64
+    train = yaml.safe_load(out.read_text().split("\n", 1)[1])["train"]
+    assert train["lr"] == "law" and train["hparams"] == str(law_file.resolve())
+    dry = subprocess.run([str(BIN / "scaling-train"), "--config-dir", str(out.parents[1]), "-m",
+                          "+sweep=next", "hydra.sweeper.dry_run=true"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    listed = sorted(int(line.split("D=")[1].split()[0].replace(",", "")) for line in dry.stdout.splitlines()
+                    if "N=" in line)
+    assert listed == sorted(r["D"] for r in doc["runs"])  # the trainer's own batches give the same tokens
