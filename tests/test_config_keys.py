@@ -35,6 +35,7 @@ CHANGES = {
     "batch_size": ["train.batch_size=8"],
     "micro_batch_size": ["train.micro_batch_size=2"],
     "lr": ["train.lr=1e-3"],
+    "hparams": ["train.hparams=/nowhere/hparams.json"],  # read only for lr=law or batch_size=law
     "warmup_frac": ["train.warmup_frac=0.1"],
     "min_lr_ratio": ["train.min_lr_ratio=0.2"],
     "weight_decay": ["train.weight_decay=0.0"],

@@ -250,3 +250,15 @@ def test_a_stop_signal_ends_the_process_even_if_the_run_then_fails():
         raise OSError("the checkpoint could not be written")
     assert ended.value.code == 128 + signal.SIGTERM  # the sweep does not go on to its next run
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_dry_run_lists_the_lr_batch_grid(tmp_path):
+    proc = scaling_train("-m", "+sweep=lr_batch", "hydra.sweeper.dry_run=true", cwd=tmp_path)
+    assert proc.status == 0, proc.err[-2000:]
+    head, *runs = proc.out.strip().splitlines()[-81:]
+    assert head == "sweep runs/lr_batch: 80 runs (dry run: nothing launched)"
+    def axis(line: str, key: str) -> str:
+        return line.split(f"{key}=")[1].split(",")[0]
+
+    scales = {(axis(line, "sweep.lr_scale"), axis(line, "sweep.batch_scale")) for line in runs}
+    assert len(scales) == 20 and min(int(line.split("steps")[0].split()[-1]) for line in runs) >= 10

@@ -86,6 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-unconverged", action="store_true",
                    help="plan from a --prior fit marked NOT CONVERGED (refused otherwise), with a warning")
     p.add_argument("--json", metavar="OUT", help="write the plan as JSON")
+    p.add_argument("--hparams", metavar="FILE_JSON", help="runs take the LR and batch of these laws "
+                   "(`scaling hparams --json`): the sweep sets train.lr=law and train.hparams")
     p.add_argument("--figure", metavar="PNG", help="draw the plan in the (N, D) plane (PNG and PDF)")
     p.set_defaults(handler=run)
 
@@ -130,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
         noise=args.noise,
         seed=args.seed,
         allow_unconverged=args.allow_unconverged,
+        hparams=args.hparams,
     )
     figure = None
     if args.figure:  # drawn before anything is written: a failure leaves no partial output

@@ -41,7 +41,7 @@ from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError,
 from scaling.fitting.laws import Inputs, Law, get_law
 from scaling.fitting.result import FitResult
 from scaling.io import check_format
-from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, auto_batch_size
+from scaling.recipe import AUTO_MIN_BATCH, MIN_STEPS, HparamLawFile, auto_batch_size, read_hparam_laws
 from scaling.reference import tokens_for_compute, training_flops
 from scaling.runs.table import load_runs
 from scaling.shapes import Shape, n_params, shape_for_params
@@ -138,30 +138,33 @@ def flops_per_token(shape: Shape) -> float:
     )
 
 
-def realise(shape: Shape, tokens: float) -> Candidate | None:
-    """The run of `shape` on about `tokens` tokens as the trainer runs it (its auto batch size, whole
-    steps), or None when that is fewer than the trainer's minimum of optimizer steps."""
+def realise(shape: Shape, tokens: float, laws: HparamLawFile | None = None) -> Candidate | None:
+    """The run of `shape` on about `tokens` tokens as the trainer runs it (its auto batch size, or the
+    batch of `laws` as `train.batch_size=law` gives it; whole steps), or None when that is fewer than the
+    trainer's minimum of optimizer steps."""
     N = n_params(shape)
-    batch = auto_batch_size(shape, N, tokens)
+    batch = laws.law_batch_size(shape, N, tokens) if laws else auto_batch_size(shape, N, tokens)
     steps = round(tokens / (batch * shape.n_ctx))
     if steps < MIN_STEPS:
         return None
     return Candidate(shape, N, steps * batch * shape.n_ctx, batch, steps)
 
 
-def smallest_run(min_params: float, n_ctx: int) -> Candidate:
+def smallest_run(min_params: float, n_ctx: int, laws: HparamLawFile | None = None) -> Candidate:
     """The cheapest candidate: the smallest model on the fewest tokens the trainer accepts."""
     shape = shape_for_params(min_params, n_ctx=n_ctx)
     tokens = max(TOKENS_PER_PARAM[0] * n_params(shape), MIN_STEPS * AUTO_MIN_BATCH * n_ctx)
-    run = realise(shape, tokens)
+    run = realise(shape, tokens, laws)
     assert run is not None  # the minimum batch makes MIN_STEPS steps of these tokens
     return run
 
 
-def candidate_runs(budget: float, min_params: float, max_params: float, n_ctx: int) -> list[Candidate]:
+def candidate_runs(
+    budget: float, min_params: float, max_params: float, n_ctx: int, laws: HparamLawFile | None = None
+) -> list[Candidate]:
     """Runs on a log grid of sizes and token budgets, each affordable within `budget` FLOPs alone."""
     shapes = {shape_for_params(n, n_ctx=n_ctx) for n in np.geomspace(min_params, max_params, CANDIDATE_SIZES)}
-    smallest = smallest_run(min_params, n_ctx).D
+    smallest = smallest_run(min_params, n_ctx, laws).D
     runs: dict[tuple[Shape, int], Candidate] = {}
     for shape in sorted(shapes, key=n_params):
         N = n_params(shape)
@@ -171,7 +174,7 @@ def candidate_runs(budget: float, min_params: float, max_params: float, n_ctx: i
             continue
         budgets = min(CANDIDATE_TOKENS, 1 + math.floor(math.log(hi / lo) / math.log(CANDIDATE_SPACING)))
         for tokens in np.geomspace(lo, hi, budgets):
-            run = realise(shape, tokens)
+            run = realise(shape, tokens, laws)
             if run is not None and budget >= run.flops:
                 runs[(shape, run.D)] = run
     return list(runs.values())
@@ -461,6 +464,7 @@ class SweepPlan:
     accelerator: str
     mfu: float
     runs_so_far: tuple[tuple[float, float], ...] = ()  # their (N, D); in memory only, not in JSON
+    hparams: str | None = None  # the `scaling hparams --json` file whose laws set LR and batch (None: auto)
 
     @property
     def gain(self) -> float:
@@ -491,6 +495,7 @@ class SweepPlan:
             "prior": {"params": dict(self.prior_params), "source": self.prior_source},
             "noise": self.noise,
             "runs_so_far": self.n_runs_so_far,
+            "hparams": self.hparams,
         }
 
     @classmethod
@@ -512,6 +517,7 @@ class SweepPlan:
             n_runs_so_far=int(obj["runs_so_far"]),
             accelerator=str(obj["gpu"]),
             mfu=float(obj["mfu"]),
+            hparams=obj.get("hparams"),
         )
 
     def __repr__(self) -> str:
@@ -568,6 +574,8 @@ class SweepPlan:
             "train": {"tokens": pick % "tokens", "batch_size": pick % "batch_size", "seed": pick % "seed"},
             "hydra": {"sweeper": {"params": {"sweep.run": ",".join(entries)}}},
         }
+        if self.hparams:  # the trainer takes the LR from the laws; the batch above is the laws' already
+            config["train"].update({"lr": "law", "hparams": self.hparams})
         t = self.target
         head = [
             "# @package _global_",
@@ -611,6 +619,7 @@ def plan(
     noise: float = PLAN_DEFAULTS["noise"],
     seed: int = 0,
     allow_unconverged: bool = False,
+    hparams: str | Path | None = None,
 ) -> SweepPlan:
     """Plan the sweep whose fit best predicts the loss at the target, within `budget` FLOPs.
 
@@ -631,6 +640,7 @@ def plan(
     seed : seeds the sampling of the prior.
     allow_unconverged : plan from a prior fit that did not converge (with a ScalingWarning); refused
         otherwise.
+    hparams : a `scaling hparams --json` file: the runs take its laws' batch and LR (`train.lr=law`).
 
     Raises UsageError for a budget too small for MIN_RUNS runs or for runs that identify the law, a target
     below the runs or past any sensible run, a prior that cannot answer or is no estimate (with `optimal`:
@@ -661,7 +671,8 @@ def plan(
         )
     if min_params > max_params:
         raise UsageError(f"`min_params` {min_params:.3g} exceeds `max_params` {max_params:.3g}")
-    cheapest = smallest_run(min_params, n_ctx)
+    laws = read_hparam_laws(hparams) if hparams else None
+    cheapest = smallest_run(min_params, n_ctx, laws)
     if D_t < cheapest.D:
         raise UsageError(
             f"the target D = {format_quantity(D_t)} tokens lies below the runs (the smallest trains "
@@ -682,7 +693,7 @@ def plan(
     if runs_so_far is not None:
         table = load_runs(runs_so_far)
         known = (table["N"].to_numpy(float), table["D"].to_numpy(float))
-    candidates = candidate_runs(budget, min_params, max_params, n_ctx)
+    candidates = candidate_runs(budget, min_params, max_params, n_ctx, laws)
     N = np.array([c.N for c in candidates], float)
     D = np.array([c.D for c in candidates], float)
     cost = np.array([c.flops for c in candidates])
@@ -736,4 +747,5 @@ def plan(
         accelerator=chip.name,
         mfu=mfu,
         runs_so_far=() if known is None else tuple(zip(*(k.tolist() for k in known), strict=True)),
+        hparams=str(Path(hparams).resolve()) if hparams else None,
     )

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from scaling.errors import UsageError
-from scaling.recipe import MIN_STEPS, auto_batch_size, auto_lr
+from scaling.recipe import MIN_STEPS, auto_batch_size, auto_lr, read_hparam_laws
 from scaling.reference import tokens_for_compute, training_flops
 from scaling.resources import config_dir
 from scaling.shapes import Shape, n_params, shape_for_params, validate_shape
@@ -77,6 +77,19 @@ def _tokens_for_compute(compute: Any, n_layer: Any, d_model: Any) -> int:
 def _shape_for_params(target: Any, aspect: Any, head_size: Any, field: str) -> int:
     shape = shape_for_params(parse_quantity(target, "model.target_params"), float(aspect), int(head_size))
     return int(getattr(shape, str(field)))
+
+
+def _recipe_lr(scale: Any, n_layer: Any, d_model: Any, n_head: Any) -> float:
+    """`scale` times the `auto` peak learning rate of a shape (an LR grid around the recipe)."""
+    shape = Shape(int(n_layer), int(d_model), int(n_head))
+    return float(scale) * auto_lr(shape, n_params(shape))
+
+
+def _recipe_batch(scale: Any, n_layer: Any, d_model: Any, n_head: Any, n_ctx: Any, per_param: Any) -> int:
+    """`scale` times the `auto` batch (sequences) of a shape trained on D = per_param x N, at least 1."""
+    shape = Shape(int(n_layer), int(d_model), int(n_head), int(n_ctx))
+    n = n_params(shape)
+    return max(1, round(float(scale) * auto_batch_size(shape, n, float(per_param) * n)))
 
 
 def _cooldown(field: str, point: Any, ends: Sequence[Any], cooldown_frac: Any, n_params: Any) -> Any:
@@ -129,7 +142,9 @@ def register_resolvers() -> None:
     `${tokens_for_compute:1e15,${model.n_layer},${model.d_model}}` -> D = C / (6 N);
     `${shape_for_params:${.target_params},${.aspect},${.head_size},n_layer}` -> a field of the shape;
     `${run_dirname:${hydra.job.override_dirname}}` -> a run's folder name (the `hydra:` block);
-    `${cooldown:KEY,...}` and `${cooldown_parent:...}` -> the train keys of a cooldowns sweep's point.
+    `${cooldown:KEY,...}` and `${cooldown_parent:...}` -> the train keys of a cooldowns sweep's point;
+    `${recipe_lr:SCALE,n_layer,d_model,n_head}`, `${recipe_batch:SCALE,n_layer,d_model,n_head,n_ctx,D/N}` ->
+    SCALE times the `auto` LR or batch (the grid of `sweeps/sweep/lr_batch.yaml`).
     """
     for name, func in (
         ("n_params", _n_params_resolver),
@@ -138,6 +153,8 @@ def register_resolvers() -> None:
         ("run_dirname", run_dirname),
         ("cooldown", _cooldown),
         ("cooldown_parent", _cooldown_parent),
+        ("recipe_lr", _recipe_lr),
+        ("recipe_batch", _recipe_batch),
     ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, func)
@@ -327,12 +344,19 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         else _number(per_param, "train.tokens_per_param") * n
     )
 
-    batch = setting("batch_size")
-    batch = (
-        auto_batch_size(shape, n, budget)
-        if batch in (None, "auto")
-        else _number(batch, "train.batch_size", True)
-    )
+    batch, lr = setting("batch_size"), setting("lr")
+    laws = None
+    if "law" in (batch, lr):
+        if not setting("hparams"):
+            raise UsageError("train.lr=law and train.batch_size=law need train.hparams=FILE.json "
+                             "(written by `scaling hparams --json`)")
+        laws = read_hparam_laws(setting("hparams"))
+    if batch == "law":
+        batch = laws.law_batch_size(shape, n, budget)
+    elif batch in (None, "auto"):
+        batch = auto_batch_size(shape, n, budget)
+    else:
+        batch = _number(batch, "train.batch_size", True)
     micro = setting("micro_batch_size")
     micro = None if micro in (None, "auto") else _number(micro, "train.micro_batch_size", True)
     if micro is not None and batch % micro:
@@ -364,8 +388,10 @@ def plan_run(cfg: DictConfig) -> RunPlan:
         if unique < 2 * (shape.n_ctx + 1):
             raise UsageError(f"data.unique_tokens={unique} is less than two windows of n_ctx={shape.n_ctx}")
 
-    lr = setting("lr")
-    lr = auto_lr(shape, n) if lr in (None, "auto") else _number(lr, "train.lr")
+    if lr == "law":
+        lr = laws.law_lr(n, budget)
+    else:
+        lr = auto_lr(shape, n) if lr in (None, "auto") else _number(lr, "train.lr")
     warmup = _in_range(setting("warmup_frac"), "train.warmup_frac", 0, 1, top_open=True)
     min_lr_ratio = _in_range(setting("min_lr_ratio"), "train.min_lr_ratio", 0, 1)
     seed = setting("seed")
