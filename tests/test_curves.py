@@ -247,6 +247,12 @@ def test_report_draws_the_fitted_law_over_logged_curves_with_their_lr():
     assert np.max(np.abs(drawn / logged.loc[drawn.index] - 1)) < 0.01
     figure = plot_training_curves(metrics, runs, fitted=fitted)
     assert sum(line.get_linestyle() == "--" for line in figure.axes[0].lines) == len(metrics)
+    # the report says how closely the drawn law follows the logged losses
+    from scaling.report.document import _curve_law_caption
+
+    worst = max(float((f["loss"] / f["observed"] - 1).abs().max()) for f in fitted.values())
+    caption = _curve_law_caption(fitted)
+    assert f"fitted on the {len(metrics)} curves" in caption and f"{worst:.2%} at worst" in caption
     with pytest.raises(UsageError, match="with its LR"):
         _fitted_curves({r: m.drop(columns="lr") for r, m in metrics.items()}, runs)
 

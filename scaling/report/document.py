@@ -519,13 +519,30 @@ FIGURE_TITLES = {
 }
 
 
-def _figures_section(figures: Mapping[str, Path], skipped: Mapping[str, str]) -> str:
+def _curve_law_caption(fitted_curves: Mapping[str, pd.DataFrame]) -> str:
+    """How closely the learning-curve law drawn over the logged curves follows them."""
+    if not fitted_curves:
+        return ""
+    points = pd.concat(fitted_curves.values())
+    error = (points["loss"] / points["observed"] - 1).abs()
+    return (
+        f"Dashed: the learning-curve law (`scaling fit --curves`) fitted on the {len(fitted_curves)} curves "
+        f"jointly; it misses the logged losses by {error.mean():.2%} on average, {error.max():.2%} at worst "
+        f"({len(points)} points).\n"
+    )
+
+
+def _figures_section(
+    figures: Mapping[str, Path], skipped: Mapping[str, str], captions: Mapping[str, str]
+) -> str:
     text = ["## Figures\n"]
     for name, png in figures.items():
         text.append(
             f"### {FIGURE_TITLES[name]}\n\n![{FIGURE_TITLES[name]}](figures/{png.name}) "
             f"([PDF](figures/{png.stem}.pdf))\n"
         )
+        if captions.get(name):
+            text.append(captions[name])
     missing = [
         f"- {name}: {skipped[f'figure {name}']}" for name in FIGURE_TITLES if f"figure {name}" in skipped
     ]
@@ -647,7 +664,7 @@ def _markdown(
         _prediction_section(an.predictions, an.table, an.backtest, skipped),
         _backtest_section(an.backtest, skipped),
         _choice_section(an.fit, an.calibration, skipped),
-        _figures_section(figures, skipped),
+        _figures_section(figures, skipped, {"training_curves": _curve_law_caption(an.fitted_curves)}),
     ]
     if an.warnings:
         sections.append("## Warnings\n\n" + "\n".join(f"- {n}" for n in an.warnings) + "\n")

@@ -101,8 +101,8 @@ def _with_curves(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame]) -> pd.
 
 def _fitted_curves(curves: Mapping[str, pd.DataFrame], table: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The learning-curve law (`scaling.fitting.curves`, its default for the sizes present) fitted on every
-    logged curve with an LR, and its value along each: run -> (tokens, loss). UsageError when the curves do
-    not support a fit (no LR logged, two sizes)."""
+    logged curve with an LR, and its value along each: run -> (tokens, loss, observed). UsageError when the
+    curves do not support a fit (no LR logged, two sizes)."""
     if "run" not in table:
         raise UsageError("no run names to match learning curves to")
     sizes = dict(zip(table["run"].astype(str), table["N"].astype(float), strict=True))
@@ -110,7 +110,8 @@ def _fitted_curves(curves: Mapping[str, pd.DataFrame], table: pd.DataFrame) -> d
     if not logged:
         raise UsageError("no learning curve with its LR (metrics.jsonl rows with lr)")
     law = fit_curves(logged)
-    return {c.run: pd.DataFrame({"tokens": c.tokens, "loss": law.predict(c.schedule, c.steps, c.N)})
+    return {c.run: pd.DataFrame({"tokens": c.tokens, "loss": law.predict(c.schedule, c.steps, c.N),
+                                 "observed": c.loss})
             for c in logged}
 
 
