@@ -184,6 +184,18 @@ def test_random_sigkills_then_rerun_match_an_uninterrupted_run(ctx, reference, t
     print(f"{len(kills)} SIGKILLs (evaluations on disk, seconds into the attempt): {kills}")
 
 
+def test_a_checkpoint_left_by_a_kill_after_completion_goes_on_rerun(ctx, reference, tmp_path):
+    # a SIGKILL between the final summary and the checkpoint's deletion leaves both; a rerun returns the
+    # completed run untouched and removes the stale checkpoint
+    cfg = config()
+    assert attempt(ctx, cfg, tmp_path) == 0
+    (tmp_path / "ckpt.pt").write_bytes(b"left by a killed attempt")
+    before = (tmp_path / "summary.json").read_bytes()
+    assert attempt(ctx, cfg, tmp_path) == 0
+    assert (tmp_path / "summary.json").read_bytes() == before
+    assert_same_as_reference(tmp_path, reference)
+
+
 FAULTS = [
     ("append torn", 3),  # half a metrics line on disk
     ("after append", 5),  # a metrics row past the last checkpoint

@@ -330,6 +330,9 @@ def _train_run(cfg: DictConfig, run_dir: Path, stop: threading.Event | None) -> 
     _check_folder_config(run_dir, resolved)
     previous = _read_json(run_dir / "summary.json")
     if previous and previous.get("status") in FINISHED:  # final: no trainer rewrites it, so no lock needed
+        if previous["status"] == "completed" and not train_setting(cfg.train, "keep_checkpoint"):
+            # an attempt killed between writing its summary and deleting its checkpoint left it behind
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)
         return previous
     if plan.branch_from is not None:  # its parent is checked before anything is written
         plan = branch_plan(plan, resolved, needs_checkpoint=not (run_dir / CHECKPOINT).exists())
