@@ -91,6 +91,17 @@ def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """The JSON document at `path`; UsageError naming `what` was expected when it is missing or unreadable."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not {what} ({exc})") from None
+
+
 def read_jsonl(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
     """Yield the complete records of a JSON-lines file; a torn (unterminated) last line is skipped."""
     with open(path, "rb") as f:

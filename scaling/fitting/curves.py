@@ -42,7 +42,7 @@ from scipy.special import huber
 from scaling.defaults import HUBER_DELTA
 from scaling.errors import UsageError
 from scaling.fitting.intervals import interval_dict
-from scaling.io import check_format
+from scaling.io import check_format, read_json
 from scaling.runs.curves import Curve, Schedule
 
 FORMAT = "scaling.curve_fit/1"
@@ -359,13 +359,7 @@ def is_curve_fit(path: str | Path) -> bool:
 def load_curve_fit(path: str | Path) -> CurveFit:
     """Read a curve fit written by `scaling fit --curves --json`; UsageError on anything else (a
     final-point fit included)."""
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a fit result JSON ({exc})") from None
+    obj = read_json(path, "a fit result JSON")
     try:
         return CurveFit.from_json(obj)
     except (TypeError, ValueError, KeyError, AttributeError) as exc:

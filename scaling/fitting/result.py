@@ -6,7 +6,6 @@ Units: N params, D tokens, C FLOPs, loss nats/token.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
@@ -23,7 +22,7 @@ from scaling.fitting.data import check_params_column
 from scaling.fitting.design import Design
 from scaling.fitting.laws import Inputs, get_law
 from scaling.fitting.optimal import ComputeOptimal
-from scaling.io import atomic_write_json
+from scaling.io import atomic_write_json, read_json
 
 FORMAT = "scaling.fit/1"
 # Most bootstrap refits that fail are the resamples farthest from the fit: past this share of failures
@@ -311,11 +310,4 @@ def save_fit(result: FitResult, path: str | Path) -> None:
 
 def load_fit(path: str | Path) -> FitResult:
     """Read a fit written by `save_fit` / `scaling fit --json`; UsageError on anything else."""
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not a fit result JSON ({exc})") from None
-    return FitResult.from_json(obj)
+    return FitResult.from_json(read_json(path, "a fit result JSON"))
