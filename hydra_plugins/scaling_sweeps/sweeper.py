@@ -20,6 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import DictConfig, OmegaConf
 
+from hydra_plugins.scaling_sweeps.compose import JobComposer
 from scaling.errors import UsageError
 from scaling.reference import training_flops
 from scaling.training import sweep as sw
@@ -52,9 +53,10 @@ class ScalingSweeper(BasicSweeper):
         jobs = [job for batch in self.split_arguments(overrides, None) for job in batch]
         # Bad input raises UsageError: `scaling-train` prints it as one `error:` line, exit status 2.
         try:
-            planned = sw.plan_sweep(jobs, self._load, _check_run)
+            compose = JobComposer(self.hydra_context.config_loader, self.config)
+            planned = sw.plan_sweep(jobs, compose, describe_run)
         finally:
-            HydraConfig.instance().set_config(self.config)  # `_load` sets each job's, as Hydra's run_job does
+            HydraConfig.instance().set_config(self.config)  # `compose` set each job's, as run_job does
         launcher = self.config.hydra.launcher
         slurm = str(launcher.get("_target_", "")).endswith("SlurmLauncher")
         if slurm:
@@ -128,16 +130,9 @@ class ScalingSweeper(BasicSweeper):
             raise SystemExit(1)
         return summary
 
-    def _load(self, overrides: list[str]) -> DictConfig:
-        """The job's config, and HydraConfig set to it, so that `${hydra:job...}` in it resolves as in the
-        job (a cooldown branch names its parent's folder by its own overrides)."""
-        assert self.hydra_context is not None and self.config is not None
-        cfg = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
-        HydraConfig.instance().set_config(cfg)
-        return cfg
 
-
-def _check_run(cfg: DictConfig) -> str:
+def describe_run(cfg: DictConfig) -> str:
+    """N, D, C and steps of the run a job's config trains; UsageError when it cannot train."""
     plan = plan_run(cfg)  # the trainer's own checks, so that the sweep and the run never disagree
     flops = training_flops(plan.n_params, plan.tokens)
     n, d = f"{plan.n_params:,}", f"{plan.tokens:,}"
