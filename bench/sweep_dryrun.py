@@ -23,7 +23,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 
 from hydra_plugins.scaling_sweeps.compose import JobComposer
-from hydra_plugins.scaling_sweeps.sweeper import describe_run
 from scaling.training.config import CONFIG_DIR, register_resolvers
 from scaling.training.sweep import PlannedRun, plan_sweep
 
@@ -37,7 +36,7 @@ def plan(arguments: list[str], reuse: bool) -> tuple[float, list[PlannedRun]]:
     start = time.perf_counter()
     axes = [f"{key}={value}" for key, value in master.hydra.sweeper.params.items()] + arguments
     (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(axes), None)
-    planned = plan_sweep(jobs, JobComposer(loader, master, reuse=reuse), describe_run)
+    planned = plan_sweep(jobs, JobComposer(loader, master, reuse=reuse))
     return time.perf_counter() - start, planned
 
 

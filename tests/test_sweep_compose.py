@@ -17,7 +17,6 @@ from hydra.types import HydraContext, RunMode
 from omegaconf import OmegaConf
 
 from hydra_plugins.scaling_sweeps.compose import JobComposer
-from hydra_plugins.scaling_sweeps.sweeper import describe_run
 from scaling.training.config import CONFIG_DIR, register_resolvers
 from scaling.training.sweep import plan_sweep
 
@@ -98,9 +97,8 @@ def test_each_job_comes_out_as_hydra_composes_it(hydra_sweep, monkeypatch):
 def test_a_sweep_plans_the_same_runs_and_refuses_the_same_points(hydra_sweep):
     loader, master = hydra_sweep
     good = JOBS[:-1]
-    assert plan_sweep(good, JobComposer(loader, master), describe_run) == plan_sweep(
-        good, JobComposer(loader, master, reuse=False), describe_run
-    )
+    by_hydra = plan_sweep(good, JobComposer(loader, master, reuse=False))
+    assert plan_sweep(good, JobComposer(loader, master)) == by_hydra
     bad = [
         ["+sweep=grid", "model=tiny_10k", "train.lrr=1"],  # no such key: needs +
         ["+sweep=grid", "model=tiny_10k", "+train.seed=1"],  # + on a key that is there

@@ -208,7 +208,7 @@ def test_plan_lists_every_bad_point():
         raise UsageError(f"bad {overrides[0]}")
 
     with pytest.raises(UsageError, match=r"2 of 2 sweep points cannot run.*\[x=1\] bad x=1; \[x=2\] bad x=2"):
-        plan_sweep([["x=1"], ["x=2"]], load, lambda cfg: None)
+        plan_sweep([["x=1"], ["x=2"]], load)
 
 
 @pytest.mark.slow

@@ -18,13 +18,11 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from hydra_plugins.scaling_sweeps.compose import JobComposer
 from scaling.errors import UsageError
-from scaling.reference import training_flops
 from scaling.training import sweep as sw
-from scaling.training.config import plan_run
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +52,7 @@ class ScalingSweeper(BasicSweeper):
         # Bad input raises UsageError: `scaling-train` prints it as one `error:` line, exit status 2.
         try:
             compose = JobComposer(self.hydra_context.config_loader, self.config)
-            planned = sw.plan_sweep(jobs, compose, describe_run)
+            planned = sw.plan_sweep(jobs, compose)
         finally:
             HydraConfig.instance().set_config(self.config)  # `compose` set each job's, as run_job does
         launcher = self.config.hydra.launcher
@@ -129,14 +127,6 @@ class ScalingSweeper(BasicSweeper):
         if not summary.ok:
             raise SystemExit(1)
         return summary
-
-
-def describe_run(cfg: DictConfig) -> str:
-    """N, D, C and steps of the run a job's config trains; UsageError when it cannot train."""
-    plan = plan_run(cfg)  # the trainer's own checks, so that the sweep and the run never disagree
-    flops = training_flops(plan.n_params, plan.tokens)
-    n, d = f"{plan.n_params:,}", f"{plan.tokens:,}"
-    return f"N={n:>11} params  D={d:>13} tokens  C={flops:9.3g} FLOPs  {plan.steps:>7,} steps"
 
 
 def _error_of(ret: JobReturn) -> BaseException | None:

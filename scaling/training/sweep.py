@@ -41,7 +41,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from scaling.errors import UsageError
 from scaling.io import atomic_write_json
-from scaling.training.config import plan_run, register_resolvers, resolved_config, run_folder_changes
+from scaling.reference import training_flops
+from scaling.training.config import (
+    RunPlan,
+    plan_run,
+    register_resolvers,
+    resolved_config,
+    run_folder_changes,
+)
 from scaling.training.lock import is_locked
 
 FINISHED = ("completed", "diverged")
@@ -139,17 +146,14 @@ def contained_run_dir(cfg: DictConfig) -> Path:
 
 
 def plan_sweep(
-    jobs: Sequence[Sequence[str]],
-    load_config: Callable[[list[str]], DictConfig],
-    check_run: Callable[[DictConfig], str],
+    jobs: Sequence[Sequence[str]], load_config: Callable[[list[str]], DictConfig]
 ) -> list[PlannedRun]:
     """Compose and check every job of a sweep; raise one UsageError naming every bad point.
 
     Parameters
     ----------
     jobs : the overrides of each job, as Hydra's sweeper expands them.
-    load_config : overrides -> the job's composed config (Hydra's `load_sweep_config`).
-    check_run : describes the run a job's config trains, or raises UsageError when it cannot train.
+    load_config : overrides -> the job's composed config, as Hydra's `load_sweep_config` composes it.
     """
     planned: list[PlannedRun] = []
     problems: list[str] = []
@@ -157,11 +161,10 @@ def plan_sweep(
         label = " ".join(overrides) or "(defaults)"
         try:
             cfg = load_config(list(overrides))
-            description = check_run(cfg)
+            job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # as the job gets it
+            plan = plan_run(job_cfg)  # the trainer's own checks, so that the sweep and the run never disagree
             run_dir = contained_run_dir(cfg)
             # the trainer's own check of the folder's config, for every run before any is launched
-            job_cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])  # as the job gets it
-            plan = plan_run(job_cfg)
             changes = tuple(run_folder_changes(run_dir, resolved_config(job_cfg, plan)))
         except UsageError as exc:
             problems.append(f"[{label}] {exc}")
@@ -169,7 +172,7 @@ def plan_sweep(
         except Exception as exc:  # composition and interpolation errors name the bad key themselves
             problems.append(f"[{label}] {one_line(exc)}")
             continue
-        status = read_status(run_dir)
+        status, description = read_status(run_dir), describe(plan)
         planned.append(PlannedRun(tuple(overrides), run_dir, status, description, changes, plan.branch_from))
     if problems:
         raise UsageError(
@@ -184,6 +187,13 @@ def plan_sweep(
             "run is excluded from hydra.job.config.override_dirname"
         )
     return planned
+
+
+def describe(plan: RunPlan) -> str:
+    """What a run trains, as the dry run lists it: N, D, C = 6 N D and optimizer steps."""
+    n, d = f"{plan.n_params:,}", f"{plan.tokens:,}"
+    flops = training_flops(plan.n_params, plan.tokens)
+    return f"N={n:>11} params  D={d:>13} tokens  C={flops:9.3g} FLOPs  {plan.steps:>7,} steps"
 
 
 def waves(todo: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
