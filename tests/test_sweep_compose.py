@@ -21,7 +21,7 @@ from scaling.training.config import CONFIG_DIR, register_resolvers
 from scaling.training.sweep import plan_sweep
 
 # Group overrides (model=, data=, +sweep=) mixed with value overrides: plain, `+key=` additions, `++key=`,
-# `~key` deletions, interpolations (`${sweep.base_lr}`, the sweeps' resolvers, `${hydra:job...}` in the
+# `~key` deletions, lists, interpolations (`${sweep.base_lr}`, the sweeps' resolvers, `${hydra:job...}` in the
 # cooldown branches), a dict merged into a group's node, and the two kinds in any order.
 JOBS = [
     ["+sweep=grid", "model=tiny_10k", "train.tokens=250k", "train.seed=0"],
@@ -34,7 +34,7 @@ JOBS = [
     ["+sweep=lr_batch", "model.target_params=1.6e5", "train.tokens_per_param=40", "sweep.lr_scale=4"],
     ["+sweep=cooldowns", "model.target_params=4e4", "sweep.point=parent", "train.seed=0"],
     ["+sweep=cooldowns", "model.target_params=4e4", "sweep.point=5", "train.seed=0"],
-    ["+sweep=cooldowns", "model.target_params=8e4", "sweep.point=20", "train.seed=0"],
+    ["+sweep=cooldowns", "model.target_params=8e4", "sweep.ends=[4,8]", "sweep.point=8", "train.seed=0"],
     # a hydra.* override: composed by Hydra in full (it changes what Hydra derives after composing)
     ["+sweep=grid", "model=tiny_10k", "train.tokens=250k", "hydra.job.config.override_dirname.kv_sep=-"],
 ]
