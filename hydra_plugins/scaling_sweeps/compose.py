@@ -42,6 +42,7 @@ class JobComposer:
             master.hydra.job.config_name, list(master.hydra.overrides.hydra)
         )
         self._bases: dict[tuple[str, ...], bytes] = {}  # group overrides -> composed config, pickled
+        self._parsed: dict[str, Override] = {}
 
     def __call__(self, overrides: list[str]) -> DictConfig:
         cfg = self._compose(overrides) if self.reuse else self.compose_fully(overrides)
@@ -53,26 +54,30 @@ class JobComposer:
         return self.loader.load_sweep_config(self.master, overrides)
 
     def _compose(self, overrides: list[str]) -> DictConfig:
-        parsed = self._parser.parse_overrides(overrides)
-        # Composed by Hydra in full: `hydra.*` overrides (they feed what Hydra computes after composing: the
-        # search path, hydra.overrides.hydra, env_set, the override_dirname settings) and sweep syntax
-        # (`a=1,2`, refused by Hydra for a job).
-        if any(o.is_hydra_override() or o.is_sweep_override() for o in parsed):
-            return self.compose_fully(overrides)
+        try:
+            parsed = [self._parse(line) for line in overrides]
+            # Composed by Hydra in full: `hydra.*` overrides (they feed what Hydra computes after composing:
+            # the search path, hydra.overrides.hydra, env_set, the override_dirname settings) and sweep
+            # syntax (`a=1,2`, refused by Hydra for a job).
+            if not any(o.is_hydra_override() or o.is_sweep_override() for o in parsed):
+                return self._apply(parsed)
+        except Exception:  # a bad override: Hydra composes the job and words the error itself
+            pass
+        return self.compose_fully(overrides)
+
+    def _parse(self, line: str) -> Override:
+        if line not in self._parsed:  # the points of a sweep share their overrides: each parsed once
+            (self._parsed[line],) = self._parser.parse_overrides([line])
+        return self._parsed[line]
+
+    def _apply(self, parsed: list[Override]) -> DictConfig:
         # Hydra's own split (defaults_list.Overrides): a config group's choice, unless its value is a dict,
         # shapes the defaults tree; anything else is a config override, applied to the composed config.
         is_value = [
-            isinstance(o.value(), dict) or not self._repo.group_exists(o.key_or_group)
-            for o in parsed
+            isinstance(o.value(), dict) or not self._repo.group_exists(o.key_or_group) for o in parsed
         ]
         values = [o for o, value in zip(parsed, is_value, strict=True) if value]
         groups = tuple(o.input_line for o, value in zip(parsed, is_value, strict=True) if not value)
-        try:
-            return self._apply(groups, values, parsed)
-        except Exception:  # a bad override: let Hydra compose the job and word the error itself
-            return self.compose_fully(overrides)
-
-    def _apply(self, groups: tuple[str, ...], values: list[Override], parsed: list[Override]) -> DictConfig:
         if groups not in self._bases:
             self._bases[groups] = pickle.dumps(self.compose_fully(list(groups)))
         # A copy, with the resolver cache Hydra copied from the master: unpickled, as copy.deepcopy would
