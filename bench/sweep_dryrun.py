@@ -2,10 +2,11 @@
 point against the sweeper's, which composes once per set of config-group choices (`JobComposer`).
 
 Both plan the same sweep in this process, one after the other: every point composed, checked by the
-trainer's checks and given its run folder (`scaling.training.sweep.plan_sweep`). Prints each time, exits 1
-unless both plans agree run for run (overrides, folder, description, folder state), then
-`ratio=` baseline / new. The default sweep is `+sweep=grid` with 10 seeds: 200 points, 4 model presets
-(a group override) x 5 token counts x 10 seeds (value overrides).
+trainer's checks and given its run folder (`scaling.training.sweep.plan_sweep`). Prints each time (wall
+and CPU), exits 1 unless both plans agree run for run (overrides, folder, description, folder state), then
+`cpu_ratio=` (steadier on a shared machine) and `ratio=`, baseline / new wall time. The default sweep is
+`+sweep=grid` with 10 seeds: 200 points, 4 model presets (a group override) x 5 token counts x 10 seeds
+(value overrides).
 
     python bench/sweep_dryrun.py [--repeat 1] [ARGUMENT ...]     # e.g. +sweep=lr_batch train.seed=0,1
 """
@@ -29,15 +30,15 @@ from scaling.training.sweep import PlannedRun, plan_sweep
 DEFAULT_SWEEP = ["+sweep=grid", "train.seed=" + ",".join(str(s) for s in range(10))]
 
 
-def plan(arguments: list[str], reuse: bool) -> tuple[float, list[PlannedRun]]:
-    """(seconds to plan the sweep of these command-line arguments, its plan)."""
+def plan(arguments: list[str], reuse: bool) -> tuple[tuple[float, float], list[PlannedRun]]:
+    """((wall, CPU) seconds to plan the sweep of these command-line arguments, its plan)."""
     loader = GlobalHydra.instance().config_loader()
     master = loader.load_configuration("config", overrides=arguments, run_mode=RunMode.MULTIRUN)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     axes = [f"{key}={value}" for key, value in master.hydra.sweeper.params.items()] + arguments
     (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(axes), None)
     planned = plan_sweep(jobs, JobComposer(loader, master, reuse=reuse))
-    return time.perf_counter() - start, planned
+    return (time.perf_counter() - start, time.process_time() - cpu), planned
 
 
 def main() -> None:
@@ -49,21 +50,25 @@ def main() -> None:
     args = parser.parse_args()
     arguments = args.arguments or DEFAULT_SWEEP
     register_resolvers()
-    times: dict[bool, list[float]] = {False: [], True: []}
+    times: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     plans: dict[bool, list[PlannedRun]] = {}
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
         for _ in range(args.repeat):
             for reuse in (False, True):  # the baseline first
                 seconds, plans[reuse] = plan(arguments, reuse)
                 times[reuse].append(seconds)
-    baseline, new = min(times[False]), min(times[True])
+    (baseline, baseline_cpu), (new, new_cpu) = min(times[False]), min(times[True])
     n = len(plans[True])
     print(f"sweep: scaling-train -m {' '.join(arguments)}: {n} points")
-    print(f"baseline (Hydra composes every point): {baseline:.2f} s ({1e3 * baseline / n:.1f} ms a point)")
-    print(f"new (one composition per set of group choices): {new:.2f} s ({1e3 * new / n:.1f} ms a point)")
+    for name, wall, cpu in (
+        ("baseline (Hydra composes every point)", baseline, baseline_cpu),
+        ("new (one composition per set of group choices)", new, new_cpu),
+    ):
+        print(f"{name}: {wall:.2f} s wall, {cpu:.2f} s CPU ({1e3 * wall / n:.1f} ms a point)")
     if plans[True] != plans[False]:
         differ = [a.run_dir.name for a, b in zip(plans[False], plans[True], strict=False) if a != b]
         sys.exit(f"error: the two plans differ ({len(differ)} runs, e.g. {differ[:3]})")
+    print(f"cpu_ratio={baseline_cpu / new_cpu:.2f}")
     print(f"ratio={baseline / new:.2f}")
 
 
