@@ -154,3 +154,15 @@ def test_best_run_at_the_grid_edge_warns():
     with pytest.warns(ScalingWarning, match="edge in lr"):
         s = setting_optimum(hparam_table(table))
     assert s.method == "surface" and 0.006 < s.lr < 0.012
+
+
+def test_cli_optimum_outside_the_grid_is_one_warning_line_per_setting(tmp_path, cli):
+    path, out = tmp_path / "edge.csv", tmp_path / "laws.json"
+    grid(shift=3.0).to_csv(path, index=False)  # every setting's optimum far below its lowest LR
+    result = cli("hparams", path, "--bootstrap", "0", "--json", out)
+    assert result.status == 0, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == len(SETTINGS) and "Traceback" not in result.err
+    assert all(line.startswith("warning: setting N = ") and "the optimum lies outside the grid in lr "
+               "(extend the grid); using its best run" in line for line in lines)
+    assert {s["method"] for s in json.loads(out.read_text())["settings"]} == {"best run"}
