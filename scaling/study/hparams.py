@@ -392,7 +392,7 @@ def _law_file(path: str, cache: dict[str, Any]) -> Any:
     return cache[path]
 
 
-def recipes_used(table: pd.DataFrame) -> RecipeUse | None:
+def run_recipes(table: pd.DataFrame) -> pd.DataFrame | None:
     """Which recipe set each run's peak LR and batch size, from its saved config's columns.
 
     Needs the columns a sweep folder or `scaling runs` table has: N (non-embedding params), D (tokens),
@@ -400,14 +400,17 @@ def recipes_used(table: pd.DataFrame) -> RecipeUse | None:
     where a law file was given. A value equal to what the fixed recipe (`scaling.recipe.auto_lr`,
     `auto_batch_size`) gives the run's shape, N and D is "recipe"; one equal to the laws of the run's
     `train.hparams` file (the LR within LAW_LR_TOLERANCE) is "law", checked first; any other is "set".
-    None when a column is missing (a tracker or a bare run table does not record them).
+    Returns columns lr, batch (those kinds) and hparams (the law file, None unless a kind is "law"), one
+    row per run of `table` (its index), with the law files read in `attrs["laws"]` ({path: laws or the
+    UsageError saying why not}); None when a column or value is missing (a tracker or a bare run table
+    does not record them).
     """
     lr_col, batch_col = _column(table, _LR_COLUMNS), _column(table, _BATCH_COLUMNS)
     if lr_col is None or batch_col is None or not all(c in table for c in _SHAPE_COLUMNS):
         return None
     hparams_col = _column(table, _HPARAMS_COLUMNS)
     cache: dict[str, Any] = {}
-    counts: dict[tuple[str, str, str | None], int] = {}
+    rows = []
     for _, row in table.iterrows():
         try:
             shape = Shape(*(int(row[c]) for c in _SHAPE_COLUMNS))
@@ -428,12 +431,24 @@ def recipes_used(table: pd.DataFrame) -> RecipeUse | None:
             batch_kind = RECIPE if batch == auto_batch_size(shape, n, d) else SET
         if path and isinstance(laws, UsageError) and SET in (lr_kind, batch_kind):
             lr_kind, batch_kind = (LAW if k == SET else k for k in (lr_kind, batch_kind))  # cannot check
-        key = (lr_kind, batch_kind, path if LAW in (lr_kind, batch_kind) else None)
-        counts[key] = counts.get(key, 0) + 1
-    groups = tuple(RecipeGroup(*key, runs) for key, runs in sorted(counts.items(), key=lambda kv: -kv[1]))
+        rows.append((lr_kind, batch_kind, path if LAW in (lr_kind, batch_kind) else None))
+    kinds = pd.DataFrame(rows, columns=["lr", "batch", "hparams"], index=table.index)
+    kinds.attrs["laws"] = cache
+    return kinds
+
+
+def recipes_used(table: pd.DataFrame) -> RecipeUse | None:
+    """The runs of `table` grouped by which recipe set their peak LR and batch (`run_recipes`), with each
+    law file's laws; None when the table does not record them."""
+    kinds = run_recipes(table)
+    if kinds is None:
+        return None
+    counts = kinds.value_counts(dropna=False, sort=False)
+    groups = tuple(RecipeGroup(lr, batch, None if pd.isna(path) else path, int(runs))
+                   for (lr, batch, path), runs in sorted(counts.items(), key=lambda kv: -kv[1]))
     laws_text = {}
     for path in sorted({g.hparams for g in groups if g.hparams}):
-        laws = cache[path]
+        laws = kinds.attrs["laws"][path]
         if isinstance(laws, UsageError):
             laws_text[path] = f"cannot be read here ({laws}); its values were taken as the law's"
         else:
