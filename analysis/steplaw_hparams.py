@@ -17,7 +17,9 @@ relative to the setting's best. Printed beside two baselines on the same protoco
 authors' published law (lr = 1.79 N^-0.713 D^0.307, B = 0.58 D^0.571 tokens; fitted on all their runs, so
 in-sample here). Then the evidence behind the defaults: the same protocol for other bands, the raw loss,
 and two other estimators of a setting's optimum: its best run, and Step Law's own (a least-squares law
-through every run within 0.25 % of its setting's best, as their `query_optimal_lr_bs_data`).
+through every run within 0.25 % of its setting's best, as their `query_optimal_lr_bs_data`); and the three
+estimators fitted on the grid thinned to every other LR and batch (steps of 2, as the `lr_batch` sweep's;
+both phases, mean), still judged on the full grid's runs.
 Exit status 1 unless the mean over settings is at most 0.15 % on both grids.
 
 Run: .venv/bin/python analysis/steplaw_hparams.py --repo PATH   (about 20 s)
@@ -74,18 +76,29 @@ def read_grid(repo: Path, name: str, loss: str = "smooth loss") -> pd.DataFrame:
     })  # fmt: skip
 
 
-def leave_one_out(runs: pd.DataFrame, predict: Predictor) -> pd.DataFrame:
+def leave_one_out(runs: pd.DataFrame, predict: Predictor, fit_on: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per setting: the predicted (lr, batch), the grid run nearest it and its smooth loss above the
-    setting's best (%)."""
+    setting's best (%). The prediction is fitted on the other settings of `fit_on` (default: `runs`)."""
+    fit_on = runs if fit_on is None else fit_on
     rows = []
     for (N, D), held in runs.groupby(["N", "D"], sort=True):
-        lr, batch = predict(runs[(runs["N"] != N) | (runs["D"] != D)], (N, D))
+        lr, batch = predict(fit_on[(fit_on["N"] != N) | (fit_on["D"] != D)], (N, D))
         dist = np.hypot(np.log(held["lr"] / lr), np.log(held["batch_tokens"] / batch))
         pick = held.loc[dist.idxmin()]
         gap = 100 * (pick["judged"] / held["judged"].min() - 1)
         rows.append({"N": N, "D": D, "lr": lr, "batch": batch, "run_lr": pick["lr"],
                      "run_batch": pick["batch_tokens"], "gap": gap})
     return pd.DataFrame(rows)
+
+
+def thinned(runs: pd.DataFrame, phase: int) -> pd.DataFrame:
+    """Every other LR and batch of the grid (steps of 2 instead of sqrt 2, as the `lr_batch` sweep),
+    starting from the smallest (`phase` 0) or the second smallest (1)."""
+    keep = np.ones(len(runs), bool)
+    for column in ("lr", "batch_tokens"):
+        steps = np.round(2 * np.log2(runs[column].to_numpy()))  # sqrt-2 grid steps (the LRs are rounded)
+        keep &= np.isin(steps, np.unique(steps)[phase::2])
+    return runs[keep]
 
 
 def toolkit(band: float = BAND) -> Predictor:
@@ -141,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     authors = fixed(lambda N, D: AUTHORS_LR[0] * N ** AUTHORS_LR[1] * D ** AUTHORS_LR[2],
                     lambda N, D: AUTHORS_BATCH[0] * N ** AUTHORS_BATCH[1] * D ** AUTHORS_BATCH[2])
+    best_run = regression(lambda g: g.nsmallest(1, "loss"))
+    steplaw = regression(lambda g: g[g["loss"] <= g["loss"].min() * (1 + STEPLAW_FILTER)])
     failed = False
-    evidence = {}
+    evidence: dict[str, dict[str, float]] = {}
     for name in GRIDS:
         runs = read_grid(args.repo, name)
         with warnings.catch_warnings(record=True) as caught:
@@ -176,15 +191,17 @@ def main(argv: list[str] | None = None) -> int:
             **{f"surface, band {b:g}": leave_one_out(runs, toolkit(b))["gap"].mean()
                for b in (0.0025, 0.005, 0.01, 0.02, 0.05)},
             "surface, band 0.01, raw loss": leave_one_out(smooth_raw, toolkit())["gap"].mean(),
-            "best run per setting": leave_one_out(
-                runs, regression(lambda g: g.nsmallest(1, "loss")))["gap"].mean(),
-            "Step Law: runs within 0.25 %": leave_one_out(runs, regression(
-                lambda g: g[g["loss"] <= g["loss"].min() * (1 + STEPLAW_FILTER)]))["gap"].mean(),
+            "best run per setting": leave_one_out(runs, best_run)["gap"].mean(),
+            "Step Law: runs within 0.25 %": leave_one_out(runs, steplaw)["gap"].mean(),
         }  # fmt: skip
+        for label, predictor in (("surface, band 0.01", toolkit()), ("best run per setting", best_run),
+                                 ("Step Law: runs within 0.25 %", steplaw)):
+            evidence[name][f"{label}, grid steps x2"] = np.mean(
+                [leave_one_out(runs, predictor, thinned(runs, phase))["gap"].mean() for phase in (0, 1)])
     print("\nevidence for the defaults, leave-one-setting-out mean gap (%):")
-    print(f"  {'estimator':32s} " + " ".join(f"{name:>7s}" for name in evidence))
+    print(f"  {'estimator':44s} " + " ".join(f"{name:>7s}" for name in evidence))
     for key in evidence["dense"]:
-        print(f"  {key:32s} " + " ".join(f"{evidence[name][key]:7.3f}" for name in evidence))
+        print(f"  {key:44s} " + " ".join(f"{evidence[name][key]:7.3f}" for name in evidence))
     return 1 if failed else 0
 
 
