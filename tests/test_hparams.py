@@ -166,3 +166,43 @@ def test_cli_optimum_outside_the_grid_is_one_warning_line_per_setting(tmp_path, 
     assert all(line.startswith("warning: setting N = ") and "the optimum lies outside the grid in lr "
                "(extend the grid); using its best run" in line for line in lines)
     assert {s["method"] for s in json.loads(out.read_text())["settings"]} == {"best run"}
+
+
+def _steplaw_repo(root, scatter: float):
+    """A folder shaped like github.com/step-law/steplaw (data/*.csv in their columns) holding planted grids:
+    bs in sequences of 2048 tokens, `smooth loss` the planted loss, each setting's optimal LR moved by
+    exp(scatter x a normal draw), which no law of N and D can predict."""
+    rng = np.random.default_rng(3)
+    frames = {}
+    for name in ("dense", "moe"):
+        rows = []
+        for N, D in SETTINGS:
+            move = math.exp(scatter * rng.standard_normal())
+            lr0 = LR[0] * N ** LR[1] * D ** LR[2] * move
+            b0 = BATCH[0] * N ** BATCH[1] * D ** BATCH[2]
+            for i in range(-3, 4):
+                for j in range(-3, 4):
+                    lr, b = lr0 * 1.3 * 2.0 ** (i / 2), b0 / 1.25 * 2.0 ** (j / 2)
+                    loss = planted(N, D, lr / move, b)
+                    rows.append({"h": 64, "numh": 4, "numl": 2, "lr": lr, "bs": b / 2048, "D": D, "N": N,
+                                 "loss": loss * 1.001, "smooth loss": loss, "Na": N, "seq_len": 2048})
+        frames[name] = pd.DataFrame(rows)
+    (root / "data").mkdir(parents=True)
+    data = root / "data"
+    frames["dense"].drop(columns=["Na", "seq_len"]).to_csv(data / "dense_lr_bs_loss.csv", index=False)
+    frames["moe"].to_csv(data / "moe_lr_bs_loss.csv", index=False)
+    return root
+
+
+@pytest.mark.parametrize("scatter, status", [(0.0, 0), (1.0, 1)])
+def test_steplaw_analysis_passes_a_predictable_grid_and_fails_an_unpredictable_one(tmp_path, scatter, status):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = _steplaw_repo(tmp_path / "steplaw", scatter)
+    script = Path(__file__).resolve().parents[1] / "analysis" / "steplaw_hparams.py"
+    done = subprocess.run([sys.executable, str(script), "--repo", str(repo)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == status, done.stdout[-3000:] + done.stderr[-3000:]
+    assert ("MISSED" in done.stdout) == bool(status) and "fixed recipe mean" in done.stdout
