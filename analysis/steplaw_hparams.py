@@ -22,7 +22,7 @@ estimators fitted on the grid thinned to every other LR and batch (steps of 2, a
 both phases, mean), still judged on the full grid's runs.
 Exit status 1 unless the mean over settings is at most 0.15 % on both grids.
 
-Run: .venv/bin/python analysis/steplaw_hparams.py --repo PATH   (about 20 s)
+Run: .venv/bin/python analysis/steplaw_hparams.py --repo PATH   (about 25 s)
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,7 @@ from scaling.shapes import Shape
 from scaling.study.hparams import BAND, fit_hparams
 
 GOAL = 0.15  # % above the setting's best loss, mean over settings (issue 25)
-AUTHORS_LR = (1.79, -0.713, 0.307)  # Li et al. 2025, eq. (1): lr_opt = 1.79 N^-0.713 D^0.307
+AUTHORS_LR = (1.79, -0.713, 0.307)  # Li et al. 2025: lr_opt = 1.79 N^-0.713 D^0.307
 AUTHORS_BATCH = (0.58, 0.0, 0.571)  # B_opt = 0.58 D^0.571 tokens
 STEPLAW_FILTER = 0.0025  # their near-optimal set: runs within 0.25 % of the setting's best smooth loss
 SEQ_LEN = 2048  # the dense file has no seq_len column; their fit_tool.py's default
@@ -53,6 +54,12 @@ GRIDS = {"dense": "data/dense_lr_bs_loss.csv", "moe": "data/moe_lr_bs_loss.csv"}
 Predictor = Callable[[pd.DataFrame, tuple[float, float]], tuple[float, float]]
 
 
+def _refuse(message: str) -> NoReturn:
+    """Bad input: one `error:` line and exit status 2, as the CLI's."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def read_grid(repo: Path, name: str, loss: str = "smooth loss") -> pd.DataFrame:
     """One released grid as a run table: N, D, loss (the fitted one), judged (smooth loss: what a choice is
     judged by), lr, batch_tokens, n_layer, d_model, n_head, n_ctx."""
@@ -60,11 +67,14 @@ def read_grid(repo: Path, name: str, loss: str = "smooth loss") -> pd.DataFrame:
     if (repo / rel).is_file():
         text = (repo / rel).read_text()
     elif (repo / "HEAD").is_file():
-        text = subprocess.run(["git", "--git-dir", str(repo), "show", f"HEAD:{rel}"],
-                              check=True, capture_output=True, text=True).stdout
+        done = subprocess.run(["git", "--git-dir", str(repo), "show", f"HEAD:{rel}"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            _refuse(f"{repo}: no {rel} in its HEAD ({done.stderr.strip()[:200]})")
+        text = done.stdout
     else:
-        raise SystemExit(f"error: {repo} is neither a steplaw checkout nor its git directory "
-                         "(git clone https://github.com/step-law/steplaw)")
+        _refuse(f"{repo} is neither a steplaw checkout nor its git directory "
+                "(git clone https://github.com/step-law/steplaw)")
     raw = pd.read_csv(io.StringIO(text))
     seq = raw.get("seq_len", SEQ_LEN)
     return pd.DataFrame({

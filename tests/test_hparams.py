@@ -206,3 +206,17 @@ def test_steplaw_analysis_passes_a_predictable_grid_and_fails_an_unpredictable_o
                           timeout=300)
     assert done.returncode == status, done.stdout[-3000:] + done.stderr[-3000:]
     assert ("MISSED" in done.stdout) == bool(status) and "fixed recipe mean" in done.stdout
+
+
+def test_steplaw_analysis_refuses_a_folder_without_their_data(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "analysis" / "steplaw_hparams.py"
+    done = subprocess.run([sys.executable, str(script), "--repo", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    want = (f"error: {tmp_path} is neither a steplaw checkout nor its git directory "
+            "(git clone https://github.com/step-law/steplaw)")
+    assert done.stderr.strip().splitlines() == [want]
