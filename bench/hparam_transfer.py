@@ -20,7 +20,8 @@ to train on 2 shared CPU cores in under 10 minutes. The recipe's LR is its 3e-3 
 its batch the D / 200 cap, so the grid spans upward in LR and downward in batch.
 
 Run: .venv/bin/python bench/hparam_transfer.py [--out DIR] [--jobs 2]
-(98 runs, 8.5 CPU-minutes: 15 min wall on 2 cores shared at load 7, about 5 min on 2 free ones)
+(98 runs, 8.5 CPU-minutes: 15 min wall on 2 cores shared at load 7; about 5 min on 2 free ones, estimated
+from that CPU time)
 """
 
 from __future__ import annotations
