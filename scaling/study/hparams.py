@@ -409,15 +409,16 @@ def run_recipes(table: pd.DataFrame) -> pd.DataFrame | None:
     if lr_col is None or batch_col is None or not all(c in table for c in _SHAPE_COLUMNS):
         return None
     hparams_col = _column(table, _HPARAMS_COLUMNS)
+    columns = [*_SHAPE_COLUMNS, "N", "D", lr_col, batch_col]
+    paths = table[hparams_col] if hparams_col else pd.Series(None, index=table.index, dtype=object)
     cache: dict[str, Any] = {}
     rows = []
-    for _, row in table.iterrows():
+    for values, path in zip(table[columns].itertuples(index=False), paths, strict=True):
         try:
-            shape = Shape(*(int(row[c]) for c in _SHAPE_COLUMNS))
-            n, d, lr, batch = (float(row[c]) for c in ("N", "D", lr_col, batch_col))
+            shape = Shape(*(int(v) for v in values[:4]))
+            n, d, lr, batch = (float(v) for v in values[4:])
         except (TypeError, ValueError):  # a run without these values (a hand-made row): not recorded
             return None
-        path = row[hparams_col] if hparams_col else None
         path = str(path) if isinstance(path, str) and path.strip() else None
         laws = _law_file(path, cache) if path else None
         readable = laws is not None and not isinstance(laws, UsageError)
