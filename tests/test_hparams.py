@@ -154,3 +154,69 @@ def test_best_run_at_the_grid_edge_warns():
     with pytest.warns(ScalingWarning, match="edge in lr"):
         s = setting_optimum(hparam_table(table))
     assert s.method == "surface" and 0.006 < s.lr < 0.012
+
+
+def test_cli_optimum_outside_the_grid_is_one_warning_line_per_setting(tmp_path, cli):
+    path, out = tmp_path / "edge.csv", tmp_path / "laws.json"
+    grid(shift=3.0).to_csv(path, index=False)  # every setting's optimum far below its lowest LR
+    result = cli("hparams", path, "--bootstrap", "0", "--json", out)
+    assert result.status == 0, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == len(SETTINGS) and "Traceback" not in result.err
+    assert all(line.startswith("warning: setting N = ") and "the optimum lies outside the grid in lr "
+               "(extend the grid); using its best run" in line for line in lines)
+    assert {s["method"] for s in json.loads(out.read_text())["settings"]} == {"best run"}
+
+
+def _steplaw_repo(root, scatter: float):
+    """A folder shaped like github.com/step-law/steplaw (data/*.csv in their columns) holding planted grids:
+    bs in sequences of 2048 tokens, `smooth loss` the planted loss, each setting's optimal LR moved by
+    exp(scatter x a normal draw), which no law of N and D can predict."""
+    rng = np.random.default_rng(3)
+    frames = {}
+    for name in ("dense", "moe"):
+        rows = []
+        for N, D in SETTINGS:
+            move = math.exp(scatter * rng.standard_normal())
+            lr0 = LR[0] * N ** LR[1] * D ** LR[2] * move
+            b0 = BATCH[0] * N ** BATCH[1] * D ** BATCH[2]
+            for i in range(-3, 4):
+                for j in range(-3, 4):
+                    lr, b = lr0 * 1.3 * 2.0 ** (i / 2), b0 / 1.25 * 2.0 ** (j / 2)
+                    loss = planted(N, D, lr / move, b)
+                    rows.append({"h": 64, "numh": 4, "numl": 2, "lr": lr, "bs": b / 2048, "D": D, "N": N,
+                                 "loss": loss * 1.001, "smooth loss": loss, "Na": N, "seq_len": 2048})
+        frames[name] = pd.DataFrame(rows)
+    (root / "data").mkdir(parents=True)
+    data = root / "data"
+    frames["dense"].drop(columns=["Na", "seq_len"]).to_csv(data / "dense_lr_bs_loss.csv", index=False)
+    frames["moe"].to_csv(data / "moe_lr_bs_loss.csv", index=False)
+    return root
+
+
+@pytest.mark.parametrize("scatter, status", [(0.0, 0), (1.0, 1)])
+def test_steplaw_analysis_passes_a_predictable_grid_and_fails_an_unpredictable_one(tmp_path, scatter, status):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = _steplaw_repo(tmp_path / "steplaw", scatter)
+    script = Path(__file__).resolve().parents[1] / "analysis" / "steplaw_hparams.py"
+    done = subprocess.run([sys.executable, str(script), "--repo", str(repo)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == status, done.stdout[-3000:] + done.stderr[-3000:]
+    assert ("MISSED" in done.stdout) == bool(status) and "fixed recipe mean" in done.stdout
+
+
+def test_steplaw_analysis_refuses_a_folder_without_their_data(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "analysis" / "steplaw_hparams.py"
+    done = subprocess.run([sys.executable, str(script), "--repo", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    want = (f"error: {tmp_path} is neither a steplaw checkout nor its git directory "
+            "(git clone https://github.com/step-law/steplaw)")
+    assert done.stderr.strip().splitlines() == [want]

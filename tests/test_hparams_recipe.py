@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
 from scaling.errors import UsageError
 from scaling.recipe import AUTO_MIN_STEPS, auto_lr, read_hparam_laws
-from scaling.shapes import n_params
+from scaling.shapes import Shape, n_params
 from scaling.training.config import CONFIG_DIR, plan_run, register_resolvers
 
 D = 5_000_000
@@ -78,6 +79,70 @@ def test_a_run_trains_with_the_law_values(law_file, tmp_path):
     assert saved.train.lr == pytest.approx(0.5 * n**-0.3 * 2e5**0.05)  # the law's value, not `law`
     assert saved.train.batch_size == 8  # 10 D^0.4 = 1.3k tokens, capped at D / 200 = 1000: 8 sequences
     assert "completed: val_loss" in done.out
+    # the report's note of the recipe reads the run folder's saved config: the law file, not `auto`
+    from scaling.runs.table import collect_runs
+    from scaling.study.hparams import LAW, recipes_used
+
+    used = recipes_used(collect_runs(tmp_path))
+    assert [(g.lr, g.batch, g.hparams, g.runs) for g in used.groups] == [(LAW, LAW, str(law_file), 1)]
+    assert used.laws[str(law_file)] == "lr_opt = 0.5 N^-0.300 D^0.050, B_opt = 10 N^0.000 D^0.400 tokens"
+
+
+def _runs_with_configs(law_file, tmp_path):
+    """A run table as `scaling runs` writes it: 20 runs of law_table, their saved lr, batch and shape; runs
+    0-7 with the fixed recipe, 8-15 with the laws of `law_file`, 16-17 with the law's LR and the recipe's
+    batch, 18-19 with a hand-set LR (a grid point)."""
+    from helpers import law_table
+
+    from scaling.recipe import auto_batch_size
+
+    table = law_table()
+    laws = read_hparam_laws(law_file)
+    rows = []
+    for i, (n, d) in enumerate(zip(table["N"], table["D"], strict=True)):
+        shape = Shape(4, 256, 4, 256)
+        recipe = {"train.lr": auto_lr(shape, n), "train.batch_size": auto_batch_size(shape, n, d),
+                  "train.hparams": None}
+        law = {"train.lr": laws.law_lr(n, d * 1.01),  # D rounded to whole steps: 1 % off the requested
+               "train.batch_size": laws.law_batch_size(shape, n, d), "train.hparams": str(law_file)}
+        row = recipe if i < 8 else law if i < 16 else {**recipe, "train.lr": law["train.lr"],
+                                                         "train.hparams": str(law_file)}
+        if i >= 18:
+            row = {**recipe, "train.lr": 2 * recipe["train.lr"]}
+        rows.append({**row, "n_layer": 4, "d_model": 256, "n_head": 4, "n_ctx": 256})
+    return pd.concat([table, pd.DataFrame(rows)], axis=1)
+
+
+def test_recipes_used_tells_recipe_law_and_hand_set_values_apart(law_file, tmp_path):
+    from scaling.study.hparams import LAW, RECIPE, SET, RecipeUse, recipes_used
+
+    table = _runs_with_configs(law_file, tmp_path)
+    used = recipes_used(table)
+    groups = {(g.lr, g.batch, g.hparams): g.runs for g in used.groups}
+    assert groups == {(RECIPE, RECIPE, None): 8, (LAW, LAW, str(law_file)): 8,
+                      (LAW, RECIPE, str(law_file)): 2, (SET, RECIPE, None): 2}
+    text = used.describe()
+    assert "8 runs: peak LR and batch from the fixed recipe (`auto`" in text
+    assert f"8 runs: peak LR and batch from the hyperparameter laws of {law_file}" in text
+    assert f"2 runs: peak LR from the hyperparameter laws of {law_file}, batch from the fixed recipe" in text
+    assert "2 runs: peak LR from values set per run (neither recipe)" in text
+    assert RecipeUse.from_json(json.loads(json.dumps(used.to_json()))) == used
+    # not recorded: a bare run table; a law file that is gone is named, its values taken as the law's
+    assert recipes_used(table[["N", "D", "C", "loss"]]) is None
+    gone = table.assign(**{"train.hparams": table["train.hparams"].replace(str(law_file), "gone.json")})
+    assert "gone.json: cannot be read here" in recipes_used(gone).describe()
+
+
+def test_report_says_which_recipe_the_runs_used(law_file, tmp_path):
+    """(A report of run folders that do not record their LR says so: tests/test_report.py.)"""
+    from scaling.report.document import write_report
+
+    table = _runs_with_configs(law_file, tmp_path)
+    text = write_report(table, tmp_path / "report", bootstrap=0, dpi=150).markdown.read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| hyperparameters (peak LR, batch)"))
+    assert "8 runs: peak LR and batch from the fixed recipe" in row
+    assert f"8 runs: peak LR and batch from the hyperparameter laws of {law_file}" in row
+    assert f"{law_file}: lr_opt = 0.5 N^-0.300 D^0.050, B_opt = 10 N^0.000 D^0.400 tokens" in row
 
 
 def test_plan_with_hparams_proposes_the_law_batches_and_the_trainer_agrees(tmp_path, cli):

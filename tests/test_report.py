@@ -101,6 +101,11 @@ def test_data_summary_counts_every_run_folder(text, report):
     assert row_of(text, "learning curves")[1] == "20 runs"
 
 
+def test_hyperparameters_not_recorded_when_the_saved_configs_lack_them(text):
+    # these run folders' config.yaml holds train.tokens only (tests/test_hparams_recipe.py: recorded ones)
+    assert row_of(text, "hyperparameters (peak LR, batch)")[1].startswith("not recorded (needs the runs'")
+
+
 def test_fitted_parameters_and_intervals_are_those_of_the_written_fit(text, report):
     written = load_fit(report.out_dir / "fit.json")
     assert written.params == report.analysis.fit.params

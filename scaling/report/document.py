@@ -54,6 +54,7 @@ from scaling.report.style import law_loss_at, save_figure
 from scaling.runs.table import series_groups
 from scaling.shapes import PRESETS
 from scaling.study.allocation import Allocation
+from scaling.study.hparams import RecipeUse
 from scaling.study.prediction import Prediction
 from scaling.study.regimes import Thresholds
 from scaling.units import count, format_quantity, sci
@@ -94,7 +95,11 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _data_section(
-    table: pd.DataFrame, statuses: dict[str, int] | None, n_curves: int, allocations: Mapping[int, Allocation]
+    table: pd.DataFrame,
+    statuses: dict[str, int] | None,
+    n_curves: int,
+    allocations: Mapping[int, Allocation],
+    recipes: RecipeUse | None,
 ) -> str:
     sizes = series_groups(table, by="N", across="N", min_points=1)
     budgets = series_groups(table, by="D", across="D", min_points=1)
@@ -124,6 +129,9 @@ def _data_section(
         ["final held-out loss", f"{loss.min():.4g} to {loss.max():.4g} nats/token"],
         ["IsoFLOP profiles", _profile_count(allocations[2]) if 2 in allocations else "none"],
         ["learning curves", count(n_curves, "run") if n_curves else "none (a run table without run folders)"],
+        ["hyperparameters (peak LR, batch)",
+         "; ".join(recipes.describe().splitlines()) if recipes else "not recorded (needs the runs' saved "
+         "configs: train.lr, train.batch_size and the model shape, as a sweep folder or `scaling runs` has)"],
     ]
     return "## Data\n\n" + _md_table(["", ""], rows) + "\n\nThe run table is in [runs.csv](runs.csv).\n"
 
@@ -657,7 +665,7 @@ def _markdown(
         f"Written by `scaling report` (scaling {__version__}) from `{an.source}`. Units: N = non-embedding "
         "parameters, D = training tokens, C = 6ND training FLOPs, loss = held-out cross-entropy in "
         "nats/token.\n",
-        _data_section(an.table, an.statuses, len(an.curves), an.allocations),
+        _data_section(an.table, an.statuses, len(an.curves), an.allocations, an.recipes),
         _fit_section(an.fit, an.table),
         _allocation_section(an.allocations, skipped, an.fit),
         _regime_section(an.regimes, skipped, an.fit),

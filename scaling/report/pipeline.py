@@ -34,6 +34,7 @@ from scaling.runs.curves import curves_from_metrics
 from scaling.runs.table import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs
 from scaling.runs.trackers import CURVES, Curves, detect
 from scaling.study.allocation import DEFAULT_WINDOW, Allocation, allocate, check_profile_options
+from scaling.study.hparams import RecipeUse, recipes_used
 from scaling.study.prediction import Prediction, fitted_range, predict
 from scaling.study.regimes import classify
 from scaling.units import format_quantity
@@ -64,6 +65,8 @@ class Analysis:
     warnings: list[str] = field(default_factory=list)
     # run -> the learning-curve law's fit of its curve (tokens, loss), when the curves log their LR
     fitted_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # which recipe set the runs' peak LR and batch (from their saved configs); None when not recorded
+    recipes: RecipeUse | None = None
 
 
 def attempt(
@@ -179,6 +182,7 @@ def analyse(
             tracker=tracker,
             experiments=experiments,
         )
+        recipes = recipes_used(table)
         final = {"bootstrap": bootstrap, "seed": seed, "params_column": params_column}
         result = fit_auto(table, **final) if law == AUTO else fit(table, law=law, **final)
         law = result.law
@@ -238,6 +242,7 @@ def analyse(
         skipped=skipped,
         warnings=notes,
         fitted_curves=fitted_curves,
+        recipes=recipes,
     )
 
 

@@ -31,6 +31,8 @@ import pandas as pd
 from scaling.errors import ScalingWarning, UsageError
 from scaling.io import check_format
 from scaling.recipe import HPARAMS_FORMAT as FORMAT  # one home: the trainer reads these files too
+from scaling.recipe import auto_batch_size, auto_lr, read_hparam_laws
+from scaling.shapes import Shape
 
 BAND = 0.01  # near-optimal set: runs within 1 % of the setting's best loss
 LEVEL = 0.95  # bootstrap interval
@@ -316,3 +318,142 @@ def fit_hparams(
     laws = [PowerLaw(float(math.exp(f[0])), float(f[1]), float(f[2]), ci)
             for f, ci in zip(fits, intervals, strict=True)]
     return HparamLaws(laws[0], laws[1], settings, band, level)
+
+
+# Which recipe set each run's peak LR and batch (the report's Data table says it): a run's saved config
+# holds the values it trained with, not the `auto` or `law` that chose them, so each value is compared with
+# what each recipe gives for the run's shape, N and D.
+RECIPE, LAW, SET = "recipe", "law", "set"
+RECIPE_USE_FORMAT = "scaling.recipe_use/1"
+_SOURCE_TEXT = {RECIPE: "the fixed recipe (`auto`, scaling/recipe.py)",
+                SET: "values set per run (neither recipe)"}
+_SHAPE_COLUMNS = ("n_layer", "d_model", "n_head", "n_ctx")
+_HPARAMS_COLUMNS = ("train.hparams", "hparams")
+# A law's LR is computed from the requested D; the run records D rounded to whole steps (>= 10 of them),
+# so the two may differ by up to 5 %, and an LR with exp_D ~ 0.3 by up to 1.5 %.
+LAW_LR_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class RecipeGroup:
+    """Runs whose peak LR and batch came from the same sources: "recipe" (`auto`), "law" (the laws of the
+    file `hparams`) or "set" (given per run: an LR x batch grid, a number)."""
+
+    lr: str
+    batch: str
+    hparams: str | None
+    runs: int
+
+    def describe(self) -> str:
+        def source(kind: str) -> str:
+            return f"the hyperparameter laws of {self.hparams}" if kind == LAW else _SOURCE_TEXT[kind]
+
+        what = (f"peak LR and batch from {source(self.lr)}" if self.lr == self.batch
+                else f"peak LR from {source(self.lr)}, batch from {source(self.batch)}")
+        return f"{self.runs} run{'s' if self.runs != 1 else ''}: {what}"
+
+
+@dataclass(frozen=True)
+class RecipeUse:
+    """Which recipe chose the runs' hyperparameters: groups of runs by source, and each law file's laws
+    (or why it cannot be read)."""
+
+    groups: tuple[RecipeGroup, ...]
+    laws: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """{"format", "groups": [{"lr", "batch", "hparams", "runs"}], "laws": {file: text}}."""
+        return {"format": RECIPE_USE_FORMAT, "groups": [dict(g.__dict__) for g in self.groups],
+                "laws": dict(self.laws)}
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any]) -> RecipeUse:
+        obj = check_format(obj, RECIPE_USE_FORMAT, "a recipe-use document")
+        try:
+            return cls(tuple(RecipeGroup(**g) for g in obj["groups"]), dict(obj.get("laws") or {}))
+        except (KeyError, TypeError) as exc:
+            raise UsageError(f"not a recipe-use document: {exc}") from None
+
+    def describe(self) -> str:
+        lines = [g.describe() for g in self.groups]
+        return "\n".join(lines + [f"{path}: {text}" for path, text in self.laws.items()])
+
+    def __repr__(self) -> str:
+        return f"RecipeUse({', '.join(f'{g.lr}/{g.batch}: {g.runs}' for g in self.groups)})"
+
+
+def _law_file(path: str, cache: dict[str, Any]) -> Any:
+    """The laws of a `scaling hparams --json` file (read once), or the UsageError saying why not."""
+    if path not in cache:
+        try:
+            cache[path] = read_hparam_laws(path)
+        except UsageError as exc:
+            cache[path] = exc
+    return cache[path]
+
+
+def run_recipes(table: pd.DataFrame) -> pd.DataFrame | None:
+    """Which recipe set each run's peak LR and batch size, from its saved config's columns.
+
+    Needs the columns a sweep folder or `scaling runs` table has: N (non-embedding params), D (tokens),
+    `train.lr`, `train.batch_size` (sequences), n_layer, d_model, n_head, n_ctx, and `train.hparams`
+    where a law file was given. A value equal to what the fixed recipe (`scaling.recipe.auto_lr`,
+    `auto_batch_size`) gives the run's shape, N and D is "recipe"; one equal to the laws of the run's
+    `train.hparams` file (the LR within LAW_LR_TOLERANCE) is "law", checked first; any other is "set".
+    Returns columns lr, batch (those kinds) and hparams (the law file, None unless a kind is "law"), one
+    row per run of `table` (its index), with the law files read in `attrs["laws"]` ({path: laws or the
+    UsageError saying why not}); None when a column or value is missing (a tracker or a bare run table
+    does not record them).
+    """
+    lr_col, batch_col = _column(table, _LR_COLUMNS), _column(table, _BATCH_COLUMNS)
+    if lr_col is None or batch_col is None or not all(c in table for c in _SHAPE_COLUMNS):
+        return None
+    hparams_col = _column(table, _HPARAMS_COLUMNS)
+    columns = [*_SHAPE_COLUMNS, "N", "D", lr_col, batch_col]
+    paths = table[hparams_col] if hparams_col else pd.Series(None, index=table.index, dtype=object)
+    cache: dict[str, Any] = {}
+    rows = []
+    for values, path in zip(table[columns].itertuples(index=False), paths, strict=True):
+        try:
+            shape = Shape(*(int(v) for v in values[:4]))
+            n, d, lr, batch = (float(v) for v in values[4:])
+        except (TypeError, ValueError):  # a run without these values (a hand-made row): not recorded
+            return None
+        path = str(path) if isinstance(path, str) and path.strip() else None
+        laws = _law_file(path, cache) if path else None
+        readable = laws is not None and not isinstance(laws, UsageError)
+        if readable and math.isclose(lr, laws.law_lr(n, d), rel_tol=LAW_LR_TOLERANCE):
+            lr_kind = LAW
+        else:
+            lr_kind = RECIPE if math.isclose(lr, auto_lr(shape, n), rel_tol=1e-6) else SET
+        if readable and batch == laws.law_batch_size(shape, n, d):
+            batch_kind = LAW
+        else:
+            batch_kind = RECIPE if batch == auto_batch_size(shape, n, d) else SET
+        if path and isinstance(laws, UsageError) and SET in (lr_kind, batch_kind):
+            lr_kind, batch_kind = (LAW if k == SET else k for k in (lr_kind, batch_kind))  # cannot check
+        rows.append((lr_kind, batch_kind, path if LAW in (lr_kind, batch_kind) else None))
+    kinds = pd.DataFrame(rows, columns=["lr", "batch", "hparams"], index=table.index)
+    kinds.attrs["laws"] = cache
+    return kinds
+
+
+def recipes_used(table: pd.DataFrame) -> RecipeUse | None:
+    """The runs of `table` grouped by which recipe set their peak LR and batch (`run_recipes`), with each
+    law file's laws; None when the table does not record them."""
+    kinds = run_recipes(table)
+    if kinds is None:
+        return None
+    counts = kinds.value_counts(dropna=False, sort=False)
+    groups = tuple(RecipeGroup(lr, batch, None if pd.isna(path) else path, int(runs))
+                   for (lr, batch, path), runs in sorted(counts.items(), key=lambda kv: -kv[1]))
+    laws_text = {}
+    for path in sorted({g.hparams for g in groups if g.hparams}):
+        laws = kinds.attrs["laws"][path]
+        if isinstance(laws, UsageError):
+            laws_text[path] = f"cannot be read here ({laws}); its values were taken as the law's"
+        else:
+            (c, a, b), (c2, g, h) = laws.lr, laws.batch
+            laws_text[path] = (f"lr_opt = {c:.3g} N^{a:.3f} D^{b:.3f}, "
+                               f"B_opt = {c2:.3g} N^{g:.3f} D^{h:.3f} tokens")
+    return RecipeUse(groups, laws_text)
