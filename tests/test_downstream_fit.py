@@ -133,6 +133,8 @@ def test_json_round_trip():
         "task", "N", "D", "accuracy", "accuracy_ci", "task_loss", "task_loss_ci", "within_noise"
     }
     assert "TaskFit(task='synthetic'" in repr(fitted) and len(repr(fitted)) < 400
+    assert "run-to-run spread of final accuracy" in fitted.describe()
+    assert "95 % CI" in fitted.predict(7e9, 4e12).describe()
     with pytest.raises(UsageError, match="not a task fit"):
         TaskFit.from_json({"format": "scaling.fit/1"})
     with pytest.raises(UsageError, match="malformed task fit"):

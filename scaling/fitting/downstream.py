@@ -276,6 +276,17 @@ class TaskPrediction:
             f"accuracy={self.accuracy:.4f}{ci})"
         )
 
+    def describe(self) -> str:
+        """One line: the accuracy with its interval, the task loss with its, and the noise verdict."""
+        acc = f"accuracy {self.accuracy:.4f}"
+        if self.accuracy_ci:
+            acc += f" (95 % CI {self.accuracy_ci[0]:.4f}-{self.accuracy_ci[1]:.4f})"
+        loss = "" if self.task_loss is None else f", task loss {self.task_loss:.4g}"
+        if self.task_loss_ci:
+            loss += f" ({self.task_loss_ci[0]:.4g}-{self.task_loss_ci[1]:.4g})"
+        noise = {None: "", True: "; within the run-to-run spread", False: "; wider than the rerun spread"}
+        return f"{self.task} at N = {self.N:.4g}, D = {self.D:.4g}: {acc}{loss}{noise[self.within_noise]}"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "format": PREDICTION_FORMAT,
@@ -341,17 +352,22 @@ class TaskFit:
         )
 
     def describe(self) -> str:
-        s = self.sigmoid
-        what = "task loss" if self.two_step else "LM loss (nats/token)"
+        """A readable summary: both steps with units, the intervals' resamples and the noise."""
+        s, law = self.sigmoid, get_law(self.step1.law)
+        x = "task loss" if self.two_step else "LM loss"
+        n_boot = 0 if self.bootstrap_sigmoid is None else len(self.bootstrap_sigmoid)
         lines = [
-            f"task {self.task}: {'two steps' if self.two_step else 'one step'}, (N, D) -> {what} -> "
-            "accuracy; "
-            f"{self.n_runs} runs, {self.n_points} checkpoints in step 2",
-            f"step 1 ({self.step1.law}): " + ", ".join(f"{k}={v:.4g}" for k, v in self.step1.params.items()),
+            f"task {self.task} (chance {self.chance:.3g}), method {self.method}: "
+            f"{'two steps' if self.two_step else 'one step'}, (N, D) -> {x} -> accuracy",
+            f"step 1: {law.formula.replace('L =', f'{x} =')} on the final points of {self.n_runs} runs",
+            "  " + ", ".join(f"{k} = {v:.4g}" for k, v in self.step1.params.items()),
             f"step 2: accuracy = {s.floor:.4g} + ({s.ceiling:.4g} - {s.floor:.4g}) / "
-            f"(1 + exp({s.k:.4g} ({what.split(' (')[0]} - {s.x0:.4g})))  rmse {self.sigmoid_rmse:.4f}",
-            "run-to-run spread of accuracy: "
-            + ("unknown (no reruns)" if self.noise is None else f"{self.noise:.4f}"),
+            f"(1 + exp({s.k:.4g} ({x} - {s.x0:.4g}))) on {self.n_points} checkpoints, "
+            f"rmse {self.sigmoid_rmse:.4f}",
+            f"95 % intervals: {n_boot} resamples of the runs, both steps refitted"
+            if n_boot else "no intervals (bootstrap 0)",
+            "run-to-run spread of final accuracy: "
+            + ("unknown (no reruns)" if self.noise is None else f"{self.noise:.4f} (from reruns)"),
         ]
         return "\n".join(lines)
 
