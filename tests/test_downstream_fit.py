@@ -204,6 +204,9 @@ def test_other_bad_input():
     with pytest.raises(UsageError, match="`D` has 3 values"):
         TaskPoints(task="t", chance=0.25, N=points.N, D=points.D[:3], accuracy=points.accuracy,
                    task_loss=points.task_loss)
+    with pytest.raises(UsageError, match="give `run`"):
+        TaskPoints(task="t", chance=0.25, N=points.N, D=points.D, accuracy=points.accuracy,
+                   task_loss=points.task_loss, final=points.final)
     with pytest.raises(UsageError, match="`chance` must be in"):
         TaskPoints(task="t", chance=1.5, N=points.N, D=points.D, accuracy=points.accuracy,
                    task_loss=points.task_loss)

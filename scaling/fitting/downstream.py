@@ -2,10 +2,12 @@
 (Bhagia et al. 2024, "Establishing Task Scaling Laws via Compute-Efficient Model Ladders",
 arXiv:2412.04403), or (N, D) -> LM loss -> accuracy when no task loss is logged.
 
-Step 1: the chinchilla law L(N, D) = E + A/N^alpha + B/D^beta fitted (Huber of log residuals) to the
-task loss of each run's final checkpoint. Step 2: a sigmoid from that loss to accuracy,
-acc = chance + (ceiling - chance) / (1 + exp(k (L - L0))), floor at chance and ceiling <= 1, fitted to the
-runs' checkpoints. The bootstrap resamples runs and refits both steps on the same resample.
+Step 1: a loss law in (N, D) (chinchilla_tied by default, L = E + A/N^a + B/D^a; Bhagia et al.'s
+chinchilla) fitted (Huber of log residuals) to each run's final task loss, averaged over its last
+checkpoints. Step 2: a sigmoid from that loss to accuracy, acc = floor + (ceiling - floor) /
+(1 + exp(k (L - x0))), ceiling <= 1, fitted to the runs' smoothed checkpoints. `TaskMethod` names these
+choices; `METHODS` holds ours ("ladder") and the published one ("bhagia2024"). The bootstrap resamples runs
+and refits both steps on the same resample. docs/downstream_method.md has the method and its evidence.
 
 Units: N params, D tokens, loss nats/token (a task loss in whatever unit it is logged, e.g. bits per
 byte), accuracy a fraction in [0, 1].
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
@@ -42,7 +44,9 @@ STEP1_FALLBACK = "saturating_c"  # too few runs, or a design that does not ident
 # A task is "not yet predictable" when its best final accuracy is within this many run-to-run spreads of
 # chance (or of NO_NOISE_MARGIN without reruns): the sigmoid's rise is not seen, so its shape is a guess.
 CHANCE_SPREADS = 3.0
-NO_NOISE_MARGIN = 0.02  # accuracy points; the spread of a 5-shot score on ~1000 questions is ~0.01-0.015
+# Without reruns: about twice the largest rerun spread of final accuracy on the OLMo ladder (0.002-0.0097
+# over its 8 tasks; docs/downstream_method.md).
+NO_NOISE_MARGIN = 0.02
 
 
 # ---- inputs ------------------------------------------------------------------------------------------
@@ -54,15 +58,16 @@ class TaskPoints:
     Parameters
     ----------
     task : the task's name.
-    chance : the accuracy of guessing (floor of the sigmoid), a fraction.
+    chance : the accuracy of guessing, a fraction: the sigmoid's floor (or its start when the method
+        fits the floor) and the level a predictable task must leave.
     N : params of each row's model; D : tokens trained at the checkpoint.
     accuracy : fraction in [0, 1]; all in [0, 100] with some above 1 is read as percent (warned).
     task_loss : the task's loss (e.g. bits per byte of the correct answer); None for one step through
         `loss`.
     loss : LM loss (nats/token); needed when `task_loss` is None.
     final : bool mask, True on each run's last checkpoint; None: every row is final.
-    run : run id of each row (reruns share N and D, not the id); None: each final row its own run and
-        each intermediate row belongs to the final row of the same N.
+    run : run id of each row (reruns share N and D, not the id); None: each row its own run (every row
+        final).
     """
 
     _: KW_ONLY
@@ -103,10 +108,11 @@ class TaskPoints:
             raise UsageError(f"task {self.task}: `final` has {final.size} values, `N` has {n.size}")
         put(self, "final", final)
         if self.run is None:
+            if not final.all():
+                raise UsageError(
+                    f"task {self.task}: give `run` (the run of each row) to use intermediate checkpoints"
+                )
             run = np.array([f"row{i}" for i in range(n.size)], dtype=object)
-            for i in np.flatnonzero(~final):  # an intermediate row joins its size's last final run
-                same = np.flatnonzero(final & (n == n[i]))
-                run[i] = run[same[-1]] if same.size else f"N{n[i]:g}"
         else:
             run = np.asarray(self.run).astype(str).astype(object).reshape(-1)
             if run.size != n.size:
@@ -166,7 +172,8 @@ def rerun_noise(table: pd.DataFrame) -> float | None:
 @dataclass(frozen=True)
 class Sigmoid:
     """acc = floor + (ceiling - floor) / (1 + exp(k (x - x0))): accuracy falling from `ceiling` to
-    `floor` (chance) as the loss x rises; x0 the loss at the midpoint, k > 0 its steepness (1/loss unit)."""
+    `floor` as the loss x rises; x0 the loss at the midpoint, k > 0 its steepness (1/loss unit).
+    Parameters may be arrays of one shape (one sigmoid per bootstrap resample)."""
 
     floor: float
     ceiling: float
@@ -195,12 +202,12 @@ def fit_sigmoid(
     sw = np.sqrt(np.ones_like(x) if weights is None else weights)
     floor = chance
     if free_floor:  # p = (floor - ceiling, x0, k, ceiling): Bhagia et al.'s (a, x0, k, b)
-        def unpack(p: np.ndarray) -> Sigmoid:
+        def unpack(p: Sequence[float]) -> Sigmoid:
             return Sigmoid(p[0] + p[3], p[3], p[2], p[1])
 
         start, lo, hi = [chance - 1.0, 0.9, 3.0, 1.0], [-1.0, 0.0, 0.0, 0.0], [0.0, np.inf, np.inf, 1.0]
     else:  # p = (ceiling, x0, k)
-        def unpack(p: np.ndarray) -> Sigmoid:
+        def unpack(p: Sequence[float]) -> Sigmoid:
             return Sigmoid(floor, p[0], p[2], p[1])
 
         start, lo, hi = [1.0, 0.9, 3.0], [floor, 0.0, 0.0], [1.0, np.inf, np.inf]
@@ -209,7 +216,7 @@ def fit_sigmoid(
         return sw * (unpack(p)(x) - acc)
 
     sol = optimize.least_squares(residual, start, bounds=(lo, hi), method="trf", max_nfev=50_000)
-    return unpack(sol.x)
+    return unpack([float(v) for v in sol.x])
 
 
 # ---- the method ------------------------------------------------------------------------------------
