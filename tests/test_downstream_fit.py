@@ -4,6 +4,7 @@ refused in one line, and fits survive JSON."""
 
 import json
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,17 @@ def test_published_method_fits_the_floor_and_uses_the_ideal_point():
     assert fitted.method == BHAGIA2024.name == "bhagia2024" and fitted.step1.law == "chinchilla"
     assert fitted.sigmoid.ceiling > 0.95
     assert fit_task(ladder(), bootstrap=0, method=EXACT).sigmoid.ceiling == pytest.approx(0.9, abs=1e-3)
+
+
+def test_no_interval_when_step1_refits_fail():
+    fitted = fit_task(ladder(noise=0.005), bootstrap=20)
+    assert fitted.predict(13e9, 5e12).accuracy_ci is not None
+    # more than 5 % of the resamples lost: the rest could miss a whole tail, as FitResult says
+    failing = replace(fitted, step1=replace(fitted.step1, n_bootstrap_failed=5))
+    p = failing.predict(13e9, 5e12)
+    assert p.accuracy_ci is None and p.task_loss_ci is None and p.within_noise is None
+    assert p.accuracy == fitted.predict(13e9, 5e12).accuracy
+    assert "no intervals: 5 of 25 bootstrap refits failed" in failing.describe()
 
 
 def test_reruns_give_the_noise_and_within_noise():

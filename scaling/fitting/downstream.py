@@ -344,7 +344,8 @@ class TaskFit:
         acc = float(self.sigmoid(x))
         acc_ci = x_ci = None
         xs = self.step1.bootstrap_predict(N=[N], D=[D])
-        if xs is not None and self.bootstrap_sigmoid is not None:
+        # too many failed step-1 refits could be a whole tail: no interval rather than a too narrow one
+        if xs is not None and self.bootstrap_sigmoid is not None and self.step1.bootstrap_unreliable is None:
             xs = xs[:, 0]
             accs = Sigmoid(*self.bootstrap_sigmoid.T)(xs)
             acc_ci = tuple(float(v) for v in np.percentile(accs, [2.5, 97.5]))
@@ -371,8 +372,9 @@ class TaskFit:
             f"step 2: accuracy = {s.floor:.4g} + ({s.ceiling:.4g} - {s.floor:.4g}) / "
             f"(1 + exp({s.k:.4g} ({x} - {s.x0:.4g}))) on {self.n_points} checkpoints, "
             f"rmse {self.sigmoid_rmse:.4f}",
-            f"95 % intervals: {n_boot} resamples of the runs, both steps refitted"
-            if n_boot else "no intervals (bootstrap 0)",
+            "no intervals: " + (self.step1.bootstrap_unreliable or "bootstrap 0")
+            if not n_boot or self.step1.bootstrap_unreliable
+            else f"95 % intervals: {n_boot} resamples of the runs, both steps refitted",
             "run-to-run spread of final accuracy: "
             + ("unknown (no reruns)" if self.noise is None else f"{self.noise:.4f} (from reruns)"),
         ]
