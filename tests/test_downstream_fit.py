@@ -75,6 +75,21 @@ def test_recovers_the_law_and_the_sigmoid():
     assert target.accuracy == pytest.approx(float(SIGMOID(task_loss(13e9, 5e12))), abs=1e-4)
 
 
+def test_step1_reads_the_mean_of_the_last_checkpoints():
+    # each run's last 5 task losses scatter around the law at its final D, the last one 2 % high
+    points = ladder()
+    x = points.task_loss.copy()
+    for run in np.unique(points.run):
+        last = np.flatnonzero(points.run == run)[-5:]
+        x[last] = task_loss(points.N[last[-1]], points.D[last[-1]]) * (1 + np.array([-2, -1, 0, 1, 2]) / 100)
+    noisy = TaskPoints(task="t", chance=0.25, N=points.N, D=points.D, accuracy=points.accuracy, task_loss=x,
+                       final=points.final, run=points.run)
+    mean5 = TaskMethod("mean5", smooth=5, skip=0.0, law="chinchilla")
+    assert fit_task(noisy, bootstrap=0, method=mean5).step1.params["E"] == pytest.approx(LAW["E"], rel=1e-3)
+    last1 = fit_task(noisy, bootstrap=0, method=EXACT).step1  # the final checkpoint alone: 2 % high
+    assert last1.predict(N=[1e9], D=[2e10])[0] == pytest.approx(1.02 * task_loss(1e9, 2e10), rel=2e-3)
+
+
 def test_default_method_predicts_a_larger_model_within_its_interval():
     # Bhagia et al.'s ideal point (loss 0, accuracy 1) holds for a sigmoid that rises to 1
     truth_sigmoid = Sigmoid(floor=0.25, ceiling=1.0, k=4.0, x0=1.0)
@@ -95,6 +110,9 @@ def test_published_method_fits_the_floor_and_uses_the_ideal_point():
     fitted = fit_task(ladder(), bootstrap=0, method="bhagia2024")
     assert fitted.method == BHAGIA2024.name == "bhagia2024" and fitted.step1.law == "chinchilla"
     assert fitted.sigmoid.ceiling > 0.95
+    assert fitted.n_points == 16 * 9  # each run's first 10 % (1 of 10 checkpoints) left out
+    half = TaskMethod("half", smooth=3, skip=0.5, free_floor=True, anchor=True)
+    assert fit_task(ladder(), bootstrap=0, method=half).n_points == 16 * 5
     assert fit_task(ladder(), bootstrap=0, method=EXACT).sigmoid.ceiling == pytest.approx(0.9, abs=1e-3)
 
 
