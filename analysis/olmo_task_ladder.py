@@ -161,11 +161,20 @@ class Row:
     task: str
     predicted: float
     actual: float
-    covered: bool
+    covered: bool | None  # the 95 % interval contains the truth; None: no interval (too many failed refits)
 
     @property
     def error(self) -> float:
         return abs(self.predicted - self.actual) / self.actual
+
+
+def coverage(rows: list[Row]) -> str:
+    """"covered a/b" over the rows with an interval, and how many had none."""
+    with_ci = [r for r in rows if r.covered is not None]
+    missing = len(rows) - len(with_ci)
+    return f"95 % interval covers {sum(r.covered for r in with_ci)}/{len(with_ci)}" + (
+        f" ({missing} without an interval: more than 5 % of their step-1 refits failed)" if missing else ""
+    )
 
 
 def evaluate(runs, targets, method: str | TaskMethod, bootstrap: int, **how) -> dict[str, list[Row]]:
@@ -176,19 +185,19 @@ def evaluate(runs, targets, method: str | TaskMethod, bootstrap: int, **how) -> 
         fitted = fit_task(points(runs, task, **how), bootstrap=bootstrap, method=method)
         for name, (n, d, actual) in targets.items():
             p = fitted.predict(n, d)
-            lo, hi = p.accuracy_ci if p.accuracy_ci else (np.nan, np.nan)
             truth_ = actual[task.name]
-            out[name].append(Row(task.name, p.accuracy, truth_, bool(lo <= truth_ <= hi)))
+            covered = None if p.accuracy_ci is None else bool(p.accuracy_ci[0] <= truth_ <= p.accuracy_ci[1])
+            out[name].append(Row(task.name, p.accuracy, truth_, covered))
     return out
 
 
 def show(title: str, rows: list[Row]) -> float:
     mean = float(np.mean([r.error for r in rows]))
-    print(f"  {title}: mean relative error {mean:.2%}, 95 % interval covers {sum(r.covered for r in rows)}/"
-          f"{len(rows)}")
+    print(f"  {title}: mean relative error {mean:.2%}, {coverage(rows)}")
+    notes = {True: "", False: "  (outside the interval)", None: "  (no interval)"}
     for r in rows:
         print(f"    {r.task:<10s} predicted {r.predicted:.4f}  actual {r.actual:.4f}  error {r.error:6.2%}"
-              f"{'' if r.covered else '  (outside the interval)'}")
+              f"{notes[r.covered]}")
     return mean
 
 
@@ -217,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         means = {name: show(name, rows) for name, rows in result.items() if name in TARGETS}
         three = [r for name in held_3b for r in result[name]]
         print(f"  3B held out (4 runs x 8 tasks): mean error {np.mean([r.error for r in three]):.2%}, "
-              f"covered {sum(r.covered for r in three)}/{len(three)}")
+              f"{coverage(three)}")
         one_b = [r for rows in evaluate(small, held_1b, method, args.bootstrap).values() for r in rows]
         print(f"  1B held out, fitted on 190M-760M (4 runs x 8 tasks): mean error "
-              f"{np.mean([r.error for r in one_b]):.2%}, covered {sum(r.covered for r in one_b)}/32")
+              f"{np.mean([r.error for r in one_b]):.2%}, {coverage(one_b)}")
         if method == "bhagia2024":
             off = {r.task: r.error - PUBLISHED_13B[r.task] for r in result["13B"]
                    if abs(r.error - PUBLISHED_13B[r.task]) > 0.01}
@@ -238,9 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     for task in TASKS:
         fitted = fit_task(points({**four, **reruns}, task), bootstrap=args.bootstrap)
         p = fitted.predict(n, d)
-        print(f"    {task.name:<10s} spread {fitted.noise:.4f}  predicted {p.accuracy:.4f} "
-              f"[{p.accuracy_ci[0]:.4f}, {p.accuracy_ci[1]:.4f}]  actual {actual[task.name]:.4f}  "
-              f"within noise: {p.within_noise}")
+        ci = "(no interval)" if p.accuracy_ci is None else "[{:.4f}, {:.4f}]".format(*p.accuracy_ci)
+        print(f"    {task.name:<10s} spread {fitted.noise:.4f}  predicted {p.accuracy:.4f} {ci}  "
+              f"actual {actual[task.name]:.4f}  within noise: {p.within_noise}")
     return 1 if failed else 0
 
 
