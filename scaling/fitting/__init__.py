@@ -4,5 +4,6 @@ laws (the forms), optimal (the compute-optimal split), data (the runs a fit read
 loss), solvers (global search, Newton, L-BFGS, the classic grid), bootstrap (resampled refits), intervals
 (percentile and loss intervals), result (`FitResult` and its JSON), procedure (`fit`, joint or two-stage),
 likelihood (the likelihood-ratio test), backtest (single hold-out and rolling), choice (the law choice's
-result) and select (law choice by rolling backtest).
+result), select (law choice by rolling backtest) and downstream (task accuracy from a ladder: task loss,
+then a sigmoid).
 """
