@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +45,10 @@ TASK_LOSS_MARKERS = ("_bpb", "/bpb", "_bits_per_byte", "_task_loss", "/task_loss
 _GLOB = re.compile(r"[*?\[]")
 # the columns of a checkpoint, besides the task columns
 POINT_COLUMNS = ("run", "N", "D", "loss", "final")
+# what a learning curve logs besides the tasks (metrics.jsonl columns)
+CURVE_ONLY = (
+    "step", "tokens", "flops", "lr", "lr_sum", "train_loss", "val_loss", "elapsed_s", "tokens_per_s",
+)
 
 
 @dataclass(frozen=True)
@@ -157,17 +161,42 @@ def task_columns(
     return [TaskColumns(name, column, losses[column]) for name, column in zip(names, accuracies, strict=True)]
 
 
-def task_checkpoints(table: pd.DataFrame, tasks: Sequence[TaskColumns]) -> pd.DataFrame:
+def run_curves(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each run's learning curve, where it has one (`scaling.runs.table.curve_of`), by run."""
+    if "run" not in table:
+        return {}
+    curves = {}
+    for run in dict.fromkeys(table["run"].astype(str)):
+        curve = curve_of(table, run)
+        if curve is not None and "tokens" in curve and len(curve):
+            curves[run] = curve
+    return curves
+
+
+def logged_columns(table: pd.DataFrame, curves: Mapping[str, pd.DataFrame]) -> list[str]:
+    """The columns a task may be read from: the run table's, then those only the curves log."""
+    columns = [str(c) for c in table.columns]
+    for curve in curves.values():
+        columns += [str(c) for c in curve.columns if str(c) not in columns and c not in CURVE_ONLY]
+    return columns
+
+
+def task_checkpoints(
+    table: pd.DataFrame, tasks: Sequence[TaskColumns], curves: Mapping[str, pd.DataFrame] | None = None
+) -> pd.DataFrame:
     """Every checkpoint at which a run logged a task: columns `run, N, D, loss, final` and the tasks'
     columns (NaN where a checkpoint lacks one).
 
-    The run table's rows are the final checkpoints; a run's earlier ones come from its learning curve
-    (`scaling.runs.table.curve_of`: metrics.jsonl or a tracker's history: rows at another step that log
-    a task column, D the tokens seen then, loss the held-out loss then) or, in a CSV that lists a run
-    several times, from its other rows (the last by `step`, else by D, is its final one)."""
+    The run table's rows are the final checkpoints (a task column the table lacks, as run folders' summaries
+    do, is read from the curve's last evaluation); a run's earlier ones come from its learning curve
+    (`run_curves`: metrics.jsonl or a tracker's history: rows before the last evaluation that log a task
+    column, D the tokens seen then, loss the held-out loss then) or, in a CSV that lists a run several
+    times, from its other rows (the last by `step`, else by D, is its final one)."""
+    curves = run_curves(table) if curves is None else curves
     wanted = list(dict.fromkeys(c for t in tasks for c in (t.accuracy, t.task_loss) if c))
-    keep = [c for c in POINT_COLUMNS if c in table and c != "final"] + wanted
-    rows = table[keep].copy()
+    rows = table[[c for c in POINT_COLUMNS if c in table and c != "final"]].copy()
+    for column in wanted:
+        rows[column] = table.get(column, np.nan)
     if "run" not in rows:
         rows["run"] = [f"row {i + 1}" for i in range(len(rows))]
     rows["final"] = True
@@ -175,30 +204,25 @@ def task_checkpoints(table: pd.DataFrame, tasks: Sequence[TaskColumns]) -> pd.Da
         position = table[next((c for c in ("step", "_step") if c in table), "D")].to_numpy(float)
         last = pd.Series(position).groupby(rows["run"].to_numpy()).transform("max").to_numpy()
         rows["final"] = position == last
-    earlier = [_curve_rows(table, str(run), wanted) for run in rows.loc[rows["final"], "run"]]
-    earlier = [frame for frame in earlier if frame is not None]
-    points = pd.concat([rows, *earlier], ignore_index=True) if earlier else rows
-    return points.reset_index(drop=True)
-
-
-def _curve_rows(table: pd.DataFrame, run: str, wanted: Sequence[str]) -> pd.DataFrame | None:
-    """The earlier checkpoints of `run` from its learning curve: rows that log a wanted column, before
-    the run's last evaluation (which the run table's row already holds)."""
-    if "run" not in table:
-        return None
-    curve = curve_of(table, run)
-    if curve is None or "tokens" not in curve or not any(c in curve for c in wanted):
-        return None
-    logged = curve[[c for c in wanted if c in curve]].notna().any(axis=1)
-    tokens = curve["tokens"].to_numpy(float)
-    earlier = logged.to_numpy() & (tokens < np.nanmax(tokens))
-    if not earlier.any():
-        return None
-    row = table.loc[table["run"].astype(str) == run].iloc[-1]
-    frame = curve.loc[earlier, [c for c in wanted if c in curve]].copy()
-    frame.insert(0, "run", run)
-    frame.insert(1, "N", row["N"])
-    frame.insert(2, "D", tokens[earlier])
-    frame.insert(3, "loss", curve.loc[earlier, "val_loss"].to_numpy(float) if "val_loss" in curve else np.nan)
-    frame["final"] = False
-    return frame
+    earlier = []
+    for i in np.flatnonzero(rows["final"].to_numpy()):
+        curve = curves.get(str(rows["run"].iloc[i]))
+        logs = [c for c in wanted if curve is not None and c in curve]
+        if not logs:
+            continue
+        tokens = curve["tokens"].to_numpy(float)
+        at_end = tokens == np.nanmax(tokens)
+        for column in logs:  # a final value the run table lacks: the last evaluation's
+            if pd.isna(rows[column].iloc[i]) and at_end.any():
+                rows.iloc[i, rows.columns.get_loc(column)] = curve.loc[at_end, column].iloc[-1]
+        keep = curve[logs].notna().any(axis=1).to_numpy() & ~at_end
+        if keep.any():
+            frame = curve.loc[keep, logs].copy()
+            frame.insert(0, "run", rows["run"].iloc[i])
+            frame.insert(1, "N", rows["N"].iloc[i])
+            frame.insert(2, "D", tokens[keep])
+            loss = curve["val_loss"].to_numpy(float) if "val_loss" in curve else np.full(len(curve), np.nan)
+            frame.insert(3, "loss", loss[keep])
+            frame["final"] = False
+            earlier.append(frame)
+    return pd.concat([rows, *earlier], ignore_index=True) if earlier else rows.reset_index(drop=True)

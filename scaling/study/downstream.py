@@ -25,7 +25,7 @@ from scaling.errors import NON_NEGATIVE, ScalingWarning, UsageError, checked
 from scaling.fitting.downstream import TaskFit, TaskPoints, TaskPrediction, fit_task
 from scaling.io import check_format, read_json
 from scaling.reference import training_flops
-from scaling.runs.tasks import TaskColumns, task_checkpoints, task_columns
+from scaling.runs.tasks import TaskColumns, logged_columns, run_curves, task_checkpoints, task_columns
 from scaling.units import format_quantity, sci
 
 FORMAT = "scaling.downstream/1"
@@ -244,13 +244,14 @@ def fit_tasks(
 
     One task that cannot be fitted is a UsageError; of several, it is left out (`skipped`, and a
     ScalingWarning) unless none can be fitted."""
-    columns = task_columns(list(table.columns), accuracy, task_loss, pair=pair)
+    curves = run_curves(table)
+    columns = task_columns(logged_columns(table, curves), accuracy, task_loss, pair=pair)
     if isinstance(chance, Mapping):
         unknown = sorted(set(chance) - {c.task for c in columns})
         if unknown:
             raise UsageError(f"`chance` names task(s) {', '.join(unknown)} that are not fitted; tasks are "
                              f"{', '.join(c.task for c in columns)}")
-    checkpoints = task_checkpoints(table, columns)
+    checkpoints = task_checkpoints(table, columns, curves)
     results, skipped = [], {}
     for column in columns:
         try:
