@@ -13,7 +13,8 @@ from scaling.fitting.laws import get_law
 from scaling.runs.tasks import task_columns
 from scaling.study.downstream import chance_of
 
-BOOT = ["--bootstrap", "20"]
+BOOT = ["--bootstrap", "20"]  # intervals (the tests that read them)
+FAST = ["--bootstrap", "0"]
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_two_step_fit_json_and_predict(ladder, tmp_path, cli):
 
 def test_one_step_through_the_lm_loss(ladder, tmp_path, cli):
     out = tmp_path / "fit.json"
-    done = cli("downstream", ladder, "--accuracy", ACC_COLUMN, "--no-task-loss", *BOOT, "--json", out)
+    done = cli("downstream", ladder, "--accuracy", ACC_COLUMN, "--no-task-loss", *FAST, "--json", out)
     assert done.status == 0, done.err
     (task,) = json.loads(out.read_text())["tasks"]
     assert task["columns"]["task_loss"] is None and not task["fit"]["two_step"]
@@ -72,7 +73,7 @@ def test_checkpoints_of_a_w_and_b_export_feed_the_sigmoid(tmp_path, cli):
     path, out = tmp_path / "evals.csv", tmp_path / "fit.json"
     table = task_ladder(checkpoints=3)
     table.to_csv(path, index=False)
-    done = cli("downstream", path, "--accuracy", "eval/downstream/*", *BOOT, "--json", out)
+    done = cli("downstream", path, "--accuracy", "eval/downstream/*", *FAST, "--json", out)
     assert done.status == 0, done.err
     fit = json.loads(out.read_text())["tasks"][0]["fit"]
     runs = table["run"].nunique()
@@ -86,7 +87,7 @@ def test_several_tasks_by_glob_with_their_chance(tmp_path, cli):
     table["eval/downstream_bpb/piqa_rc_5shot_bpb_bpb"] = table[BPB_COLUMN]
     path, out = tmp_path / "tasks.csv", tmp_path / "fit.json"
     table.to_csv(path, index=False)
-    done = cli("downstream", path, "--accuracy", "eval/downstream/*", *BOOT, "--json", out)
+    done = cli("downstream", path, "--accuracy", "eval/downstream/*", *FAST, "--json", out)
     assert done.status == 0, done.err
     assert "downstream accuracy of 2 task(s)" in done.out
     tasks = {t["task"]: t for t in json.loads(out.read_text())["tasks"]}
@@ -102,7 +103,7 @@ def test_a_task_that_cannot_be_fitted_is_left_out_of_several(tmp_path, cli):
     table["eval/downstream/arc_challenge_rc_5shot_len_norm"] = 0.25  # never leaves chance
     path, out = tmp_path / "tasks.csv", tmp_path / "fit.json"
     table.to_csv(path, index=False)
-    done = cli("downstream", path, "--accuracy", "eval/downstream/*", *BOOT, "--json", out)
+    done = cli("downstream", path, "--accuracy", "eval/downstream/*", *FAST, "--json", out)
     assert done.status == 0, done.err
     assert "warning: task arc_challenge_rc_5shot left out" in done.err and "not yet predictable" in done.err
     doc = json.loads(out.read_text())
@@ -115,7 +116,7 @@ def test_percent_accuracy_is_read_as_a_fraction(tmp_path, cli):
     table[ACC_COLUMN] *= 100
     path = tmp_path / "percent.csv"
     table.to_csv(path, index=False)
-    done = cli("downstream", path, "--accuracy", ACC_COLUMN, *BOOT, "--json", tmp_path / "fit.json")
+    done = cli("downstream", path, "--accuracy", ACC_COLUMN, *FAST, "--json", tmp_path / "fit.json")
     assert done.status == 0, done.err
     assert "read as percent" in done.err
     (task,) = json.loads((tmp_path / "fit.json").read_text())["tasks"]
@@ -144,14 +145,14 @@ def test_bad_input_is_one_error_line_and_keeps_the_previous_json(tmp_path, cli, 
     change(task_ladder()).to_csv(path, index=False)
     out.write_text("previous")
     accuracy = [] if "--accuracy" in argv else ["--accuracy", ACC_COLUMN]
-    result = cli("downstream", path, *accuracy, *argv, *BOOT, "--json", out)
+    result = cli("downstream", path, *accuracy, *argv, *FAST, "--json", out)
     assert_usage_error(result, *fragments, warnings=True)
     assert out.read_text() == "previous"
 
 
 def test_predict_needs_one_run(ladder, tmp_path, cli):
     out = tmp_path / "fit.json"
-    assert cli("downstream", ladder, "--accuracy", ACC_COLUMN, *BOOT, "--json", out).status == 0
+    assert cli("downstream", ladder, "--accuracy", ACC_COLUMN, *FAST, "--json", out).status == 0
     assert_usage_error(cli("predict", out, "--params", "1B"), "give --params N and --tokens D")
     assert_usage_error(cli("predict", out, "--params", "1B", "--optimal"), "give --params N and --tokens D")
     # --compute C gives D = C / 6N
@@ -223,6 +224,6 @@ def test_run_folder_checkpoints_from_metrics(tmp_path, cli):
     np.testing.assert_allclose(earlier[ACC_COLUMN], expected[ACC_COLUMN])
     final = points[points["final"]].sort_values("run")
     np.testing.assert_allclose(final[BPB_COLUMN], table[table["step"] == 300].sort_values("run")[BPB_COLUMN])
-    done = cli("downstream", tmp_path / "sweep", "--accuracy", ACC_COLUMN, *BOOT)
+    done = cli("downstream", tmp_path / "sweep", "--accuracy", ACC_COLUMN, *FAST)
     assert done.status == 0, done.err
     assert f"{table['run'].nunique()}  {len(table):>6}  2 (via task loss)" in done.out

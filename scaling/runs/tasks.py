@@ -79,6 +79,13 @@ def task_key(column: str) -> str:
     return (_strip(column, ACCURACY_MARKERS) or column).rsplit("/", 1)[-1]
 
 
+def accuracy_like(columns: Sequence[str]) -> list[str]:
+    """The columns named like a task's accuracy (ending in an accuracy marker): what a report fits when
+    it is not told which columns hold tasks."""
+    return [str(c) for c in columns
+            if _strip(str(c), ACCURACY_MARKERS) is not None and task_loss_key(str(c)) is None]
+
+
 def task_loss_key(column: str) -> str | None:
     """The task a column holds the task loss of, or None when it is not named like a task loss."""
     stripped = _strip(column, TASK_LOSS_MARKERS, repeat=True)

@@ -58,13 +58,15 @@ def chance_of(task: str, chance: float | Mapping[str, float] | None) -> float:
 @dataclass(frozen=True)
 class TaskResult:
     """One task's fit with the columns it came from and its largest run: (N, D) of the run of most
-    compute and the mean final accuracy of the runs there (a fraction), to compare the fit with."""
+    compute and the mean final accuracy of the runs there (a fraction), to compare the fit with; `points`,
+    the checkpoints it was fitted on, for figures (not saved: None when read from JSON)."""
 
     columns: TaskColumns
     fit: TaskFit
     largest_N: float
     largest_D: float
     largest_accuracy: float
+    points: TaskPoints | None = field(default=None, repr=False, compare=False)
 
     @property
     def task(self) -> str:
@@ -264,7 +266,7 @@ def fit_tasks(
             warnings.warn(f"task {column.task} left out: {skipped[column.task]}", ScalingWarning,
                           stacklevel=2)
             continue
-        results.append(TaskResult(column, fitted, *_largest(points)))
+        results.append(TaskResult(column, fitted, *_largest(points), points=points))
     if not results:
         raise UsageError("no task could be fitted: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     return DownstreamFit(tuple(results), skipped)
