@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import ACC_COLUMN, BPB_COLUMN, TASK_LAW, assert_usage_error, task_accuracy, task_ladder
 
@@ -227,3 +228,27 @@ def test_run_folder_checkpoints_from_metrics(tmp_path, cli):
     done = cli("downstream", tmp_path / "sweep", "--accuracy", ACC_COLUMN, *FAST)
     assert done.status == 0, done.err
     assert f"{table['run'].nunique()}  {len(table):>6}  2 (via task loss)" in done.out
+
+
+def test_wandb_export_histories_give_the_checkpoints(tmp_path, cli):
+    """A W&B export (runs.csv from the UI, each run's history beside it): the tasks' final values from the
+    runs table, their earlier checkpoints from the histories, at the steps the loss was logged."""
+    table = task_ladder(checkpoints=3)
+    export = tmp_path / "export"
+    (export / "history").mkdir(parents=True)
+    rows = []
+    for run, evals in table.groupby("run", sort=False):
+        last = evals.iloc[-1]
+        rows.append({"Name": run, "State": "finished", "params": last["N"], "tokens": last["D"],
+                     "eval/loss": last["loss"], ACC_COLUMN: last[ACC_COLUMN], BPB_COLUMN: last[BPB_COLUMN]})
+        history = evals.rename(columns={"step": "_step", "loss": "eval/loss", "D": "tokens"})
+        history[["_step", "tokens", "eval/loss", ACC_COLUMN, BPB_COLUMN]].to_csv(
+            export / "history" / f"{run}.csv", index=False)
+    pd.DataFrame(rows).to_csv(export / "runs.csv", index=False)
+    out = tmp_path / "fit.json"
+    done = cli("downstream", export, "--map", "N=params,D=tokens,loss=eval/loss", "--accuracy", ACC_COLUMN,
+               *FAST, "--json", out)
+    assert done.status == 0, done.err
+    fit = json.loads(out.read_text())["tasks"][0]
+    assert fit["columns"]["task_loss"] == BPB_COLUMN
+    assert fit["fit"]["n_runs"] == len(rows) and fit["fit"]["n_points"] == len(table)

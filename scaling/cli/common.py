@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,11 +90,13 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def load_input(args: argparse.Namespace) -> pd.DataFrame:
-    """The run table of INPUT, as `scaling.runs.table.load_runs` validates it."""
+def load_input(args: argparse.Namespace, histories: Callable[[str], bool] | None = None) -> pd.DataFrame:
+    """The run table of INPUT, as `scaling.runs.table.load_runs` validates it (a tracker's runs with the
+    histories of the metrics `histories` picks)."""
     from scaling.runs.table import load_runs
 
-    return load_runs(args.input, drop_top_loss=args.drop_top_loss, **source_options(args))
+    options = source_options(args)
+    return load_runs(args.input, drop_top_loss=args.drop_top_loss, histories=histories, **options)
 
 
 def wrote(path: str | Path, what: str = "") -> None:

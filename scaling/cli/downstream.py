@@ -29,10 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from scaling.runs.tasks import task_metrics
     from scaling.study.downstream import fit_tasks
 
     tasks = task_options(args)
-    result = fit_tasks(load_input(args), **tasks, bootstrap=args.bootstrap, seed=args.seed)
+    table = load_input(args, histories=task_metrics(args.accuracy, args.task_loss))
+    result = fit_tasks(table, **tasks, bootstrap=args.bootstrap, seed=args.seed)
     print(result.describe())
     write_json(args.json, result.to_json())
     return 0

@@ -16,8 +16,9 @@ accuracy and one task loss pair whatever their names). Globs (`eval/downstream/*
 shell-style patterns; an accuracy glob leaves out the columns named like a task loss.
 
 Checkpoints: besides a run's row (its final values) a run may have logged its tasks at earlier steps:
-in its run folder's metrics.jsonl, in a tracker's history, or as several rows of one run in a CSV (a
-`run` column and a `step` or `tokens` column: the W&B export of an OLMo ladder run is one such row per
+in its run folder's metrics.jsonl, in a tracker's history (at the steps its loss was logged; read when
+`load_runs` is given `histories=task_metrics(...)`), or as several rows of one run in a CSV (a `run`
+column and a `step` column, else D orders them: the W&B export of an OLMo ladder run is one such row per
 evaluation). `task_checkpoints` returns them all, the last of each run marked final.
 Units: N params, D tokens (seen at the checkpoint), loss nats/token; accuracy a fraction, task loss as
 logged (bits per byte for OLMo).
@@ -28,7 +29,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +85,20 @@ def accuracy_like(columns: Sequence[str]) -> list[str]:
     it is not told which columns hold tasks."""
     return [str(c) for c in columns
             if _strip(str(c), ACCURACY_MARKERS) is not None and task_loss_key(str(c)) is None]
+
+
+def task_metrics(accuracy: Sequence[str], task_loss: Sequence[str] | None = None) -> Callable[[str], bool]:
+    """Which logged metrics may hold the tasks `accuracy` and `task_loss` (names or globs) name: those
+    they match, and every metric named like a task loss (the naming rule pairs them later). What a tracker
+    reads the histories of (`scaling.runs.table.load_runs`' `histories`)."""
+    patterns = [*accuracy, *(task_loss or ())]
+
+    def wanted(name: str) -> bool:
+        return task_loss_key(name) is not None or any(
+            name == p or fnmatch.fnmatchcase(name, p) for p in patterns
+        )
+
+    return wanted
 
 
 def task_loss_key(column: str) -> str | None:
