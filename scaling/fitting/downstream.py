@@ -24,13 +24,14 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from scipy import optimize
 
-from scaling.errors import NON_NEGATIVE, ScalingWarning, UsageError, checked
+from scaling.errors import NON_NEGATIVE, ScalingWarning, UsageError, checked, one_of
 from scaling.fitting.bootstrap import bootstrap_weights, refit_weighted, with_bootstrap
 from scaling.fitting.data import prepare_runs
 from scaling.fitting.laws import get_law
 from scaling.fitting.objective import Problem
 from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult
+from scaling.fitting.solvers import single_threaded_blas
 
 FORMAT = "scaling.task_fit/1"
 PREDICTION_FORMAT = "scaling.task_prediction/1"
@@ -183,21 +184,65 @@ class Sigmoid:
         return cls(**{k: float(obj[k]) for k in ("floor", "ceiling", "k", "x0")})
 
 
-def fit_sigmoid(x: np.ndarray, acc: np.ndarray, floor: float, weights: np.ndarray | None = None) -> Sigmoid:
-    """Least-squares sigmoid with its floor fixed at `floor` and its ceiling in (floor, 1]."""
-    w = np.ones_like(x) if weights is None else weights
-    sw = np.sqrt(w)
-    spread = max(float(np.ptp(x)), 1e-6)
+def fit_sigmoid(
+    x: np.ndarray, acc: np.ndarray, chance: float, *, free_floor: bool = False,
+    weights: np.ndarray | None = None,
+) -> Sigmoid:
+    """Least-squares sigmoid of accuracy against loss x, ceiling <= 1: with the floor at `chance`, or
+    free (`free_floor`; then in [ceiling - 1, ceiling], as Bhagia et al. bound it, started at chance).
+    The midpoint x0 >= 0 and k >= 0 are started, as theirs, at x0 = 0.9, k = 3 with a ceiling of 1."""
+    sw = np.sqrt(np.ones_like(x) if weights is None else weights)
+    floor = chance
+    if free_floor:  # p = (floor - ceiling, x0, k, ceiling): Bhagia et al.'s (a, x0, k, b)
+        def unpack(p: np.ndarray) -> Sigmoid:
+            return Sigmoid(p[0] + p[3], p[3], p[2], p[1])
+
+        start, lo, hi = [chance - 1.0, 0.9, 3.0, 1.0], [-1.0, 0.0, 0.0, 0.0], [0.0, np.inf, np.inf, 1.0]
+    else:  # p = (ceiling, x0, k)
+        def unpack(p: np.ndarray) -> Sigmoid:
+            return Sigmoid(floor, p[0], p[2], p[1])
+
+        start, lo, hi = [1.0, 0.9, 3.0], [floor, 0.0, 0.0], [1.0, np.inf, np.inf]
 
     def residual(p: np.ndarray) -> np.ndarray:
-        return sw * (Sigmoid(floor, p[0], p[1], p[2])(x) - acc)
+        return sw * (unpack(p)(x) - acc)
 
-    start = np.array([min(1.0, max(acc.max(), floor + 0.01) + 0.05), 4.0 / spread, float(np.median(x))])
-    lo = [floor + 1e-6, 1e-6 / spread, x.min() - 20 * spread]
-    hi = [1.0, 1e3 / spread, x.max() + 20 * spread]
-    start = np.clip(start, np.add(lo, 1e-9), np.subtract(hi, 1e-9))
-    sol = optimize.least_squares(residual, start, bounds=(lo, hi), method="trf", x_scale="jac")
-    return Sigmoid(floor, *map(float, sol.x))
+    sol = optimize.least_squares(residual, start, bounds=(lo, hi), method="trf", max_nfev=50_000)
+    return unpack(sol.x)
+
+
+# ---- the method ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TaskMethod:
+    """How `fit_task` reads a ladder: which points feed each step and how each is fitted.
+
+    smooth : moving-average window (checkpoints, within a run, in D order): a run's step-1 target is the
+        mean task loss of its last `smooth` checkpoints; step-2 points are the running means.
+    skip : fraction of each run's checkpoints (the earliest) left out of step 2.
+    free_floor : fit the sigmoid's floor (Bhagia et al.) instead of fixing it at chance.
+    anchor : add the point (loss 0, accuracy 1) to step 2 (Bhagia et al.'s "ideal point").
+    """
+
+    name: str
+    smooth: int = 5
+    skip: float = 0.1
+    free_floor: bool = False
+    anchor: bool = False
+
+    def describe(self) -> str:
+        return (
+            f"method {self.name}: step 1 on the mean of each run's last {self.smooth} checkpoints; "
+            "step 2 on every checkpoint "
+            f"after the first {self.skip:.0%} of each run, moving average of {self.smooth}, floor "
+            f"{'free' if self.free_floor else 'at chance'}"
+            + (", with the ideal point (0, 1)" if self.anchor else "")
+        )
+
+
+# Bhagia et al. 2024's published pipeline (OLMo-ladder src/scripts/predict.py, --moving_avg 5 --skip_perc 0.1)
+BHAGIA2024 = TaskMethod("bhagia2024", smooth=5, skip=0.1, free_floor=True, anchor=True)
+METHODS = {m.name: m for m in (BHAGIA2024,)}
+DEFAULT_METHOD = "bhagia2024"
 
 
 # ---- the fit -----------------------------------------------------------------------------------------
@@ -236,8 +281,9 @@ class TaskPrediction:
 class TaskFit:
     """A task's accuracy law. `step1` is the scaling.fitting FitResult of (N, D) -> task loss (two steps)
     or LM loss (one step); `sigmoid` maps that loss to accuracy. Each resample of the runs refits both:
-    the step-1 refit is a row of `step1.bootstrap_params`, the sigmoid's (ceiling, k, x0) the same row of
-    `bootstrap_sigmoid` (K, 3). `noise` is the run-to-run spread of accuracy from reruns (None without)."""
+    the step-1 refit is a row of `step1.bootstrap_params`, the sigmoid's (floor, ceiling, k, x0) the
+    same row of `bootstrap_sigmoid` (K, 4). `noise` is the run-to-run spread of accuracy from reruns
+    (None without)."""
 
     task: str
     chance: float
@@ -245,6 +291,7 @@ class TaskFit:
     step1: FitResult
     sigmoid: Sigmoid
     _: KW_ONLY
+    method: str = DEFAULT_METHOD  # the `TaskMethod` it was fitted by
     noise: float | None = None
     n_runs: int = 0
     n_points: int = 0  # checkpoints step 2 was fitted on
@@ -273,8 +320,7 @@ class TaskFit:
         xs = self.step1.bootstrap_predict(N=[N], D=[D])
         if xs is not None and self.bootstrap_sigmoid is not None:
             xs = xs[:, 0]
-            ceiling, k, x0 = self.bootstrap_sigmoid.T
-            accs = Sigmoid(self.chance, ceiling, k, x0)(xs)
+            accs = Sigmoid(*self.bootstrap_sigmoid.T)(xs)
             acc_ci = tuple(float(v) for v in np.percentile(accs, [2.5, 97.5]))
             x_ci = tuple(float(v) for v in np.percentile(xs, [2.5, 97.5]))
         within = None
@@ -307,6 +353,7 @@ class TaskFit:
             "task": self.task,
             "chance": self.chance,
             "two_step": self.two_step,
+            "method": self.method,
             "step1": self.step1.to_json(),
             "sigmoid": self.sigmoid.to_json(),
             "noise": self.noise,
@@ -329,29 +376,90 @@ class TaskFit:
                 two_step=bool(obj["two_step"]),
                 step1=step1,
                 sigmoid=Sigmoid.from_json(obj["sigmoid"]),
+                method=str(obj.get("method", DEFAULT_METHOD)),
                 noise=None if obj.get("noise") is None else float(obj["noise"]),
                 n_runs=int(obj.get("n_runs", 0)),
                 n_points=int(obj.get("n_points", 0)),
                 sigmoid_rmse=float(obj.get("sigmoid_rmse", math.nan)),
-                bootstrap_sigmoid=None if boot is None else np.asarray(boot, float).reshape(-1, 3),
+                bootstrap_sigmoid=None if boot is None else np.asarray(boot, float).reshape(-1, 4),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"malformed task fit: {exc}") from None
 
 
-def _step2_rows(points: TaskPoints) -> np.ndarray:
-    """Indices of the checkpoints step 2 is fitted on: all of them."""
-    return np.arange(points.N.size)
+@dataclass(frozen=True)
+class _Ladder:
+    """The points each step reads: `table` one row per run with a final checkpoint (run, N, D, C, loss =
+    the step-1 target, accuracy = final accuracy); step 2's (x, acc) and the `owner` row of `table` of
+    each (-1: a run without a final checkpoint, in every bootstrap resample)."""
+
+    table: pd.DataFrame
+    x: np.ndarray
+    acc: np.ndarray
+    owner: np.ndarray
 
 
-@checked(bootstrap=NON_NEGATIVE, seed=NON_NEGATIVE)
-def fit_task(points: TaskPoints, *, bootstrap: int = 200, seed: int = 0) -> TaskFit:
+def _moving_average(a: np.ndarray, n: int) -> np.ndarray:
+    """Running mean over the last n values (fewer at the start), as Bhagia et al.'s `moving_average`."""
+    c = np.cumsum(a)
+    out = c / np.arange(1, a.size + 1)
+    out[n:] = (c[n:] - c[:-n]) / n
+    return out
+
+
+def _ladder(points: TaskPoints, method: TaskMethod) -> _Ladder:
+    runs, first = np.unique(points.run, return_index=True)
+    rows, xs, accs, owners = [], [], [], []
+    for run in runs[np.argsort(first)]:
+        idx = np.flatnonzero(points.run == run)
+        idx = idx[np.argsort(points.D[idx], kind="stable")]
+        finals = idx[points.final[idx]]
+        if finals.size:
+            last = finals[-1]
+            idx = idx[points.D[idx] <= points.D[last]]
+            tail = idx[-method.smooth:]
+            target = float(points.x[tail].mean())
+            rows.append((run, points.N[last], points.D[last], target, points.accuracy[last]))
+        kept = idx[int(math.ceil(method.skip * idx.size)):] if idx.size > 1 else idx
+        xs.append(_moving_average(points.x[kept], method.smooth))
+        accs.append(_moving_average(points.accuracy[kept], method.smooth))
+        owners.append(np.full(kept.size, len(rows) - 1 if finals.size else -1))
+    table = pd.DataFrame(rows, columns=["run", "N", "D", "loss", "accuracy"])
+    table.insert(3, "C", 6.0 * table["N"] * table["D"])
+    return _Ladder(table, np.concatenate(xs), np.concatenate(accs), np.concatenate(owners))
+
+
+def _fit_step2(
+    ladder: _Ladder, chance: float, method: TaskMethod, weights: np.ndarray | None = None
+) -> Sigmoid:
+    x, acc = ladder.x, ladder.acc
+    if method.anchor:
+        x, acc = np.append(x, 0.0), np.append(acc, 1.0)
+        weights = None if weights is None else np.append(weights, 1.0)
+    return fit_sigmoid(x, acc, chance, free_floor=method.free_floor, weights=weights)
+
+
+def _fit_step1(table: pd.DataFrame, method: TaskMethod) -> FitResult:
+    runs = table[["N", "D", "C", "loss"]]
+    law_name = STEP1_LAW if len(runs.drop_duplicates(["N", "D"])) >= 5 else STEP1_FALLBACK
+    # Bhagia et al. minimise the same objective (Huber, delta 1e-3, of log residuals) by one L-BFGS-B
+    # start; on the OLMo ladder it reaches the global optimum our search finds, for all 8 tasks.
+    return fit(runs, law_name)
+
+
+@single_threaded_blas
+@checked(bootstrap=NON_NEGATIVE, seed=NON_NEGATIVE, method=one_of(METHODS))
+def fit_task(
+    points: TaskPoints, *, bootstrap: int = 200, seed: int = 0, method: str = DEFAULT_METHOD
+) -> TaskFit:
     """Fit a task's accuracy along a ladder: (N, D) -> task loss (chinchilla law on each run's final
-    checkpoint) -> accuracy (sigmoid, floor at chance, on the checkpoints); 95 % intervals from `bootstrap`
-    resamples of the runs, both steps refitted on each.
+    checkpoints) -> accuracy (sigmoid on the checkpoints); 95 % intervals from `bootstrap` resamples of
+    the runs, both steps refitted on each. `method` names a `TaskMethod` in `METHODS`.
 
     UsageError: fewer than `MIN_RUNS` distinct final (N, D); an accuracy that never leaves chance."""
-    table = points.final_table()
+    how = METHODS[method]
+    ladder = _ladder(points, how)
+    table = ladder.table
     distinct = len(table.drop_duplicates(["N", "D"]))
     if distinct < MIN_RUNS:
         raise UsageError(
@@ -365,40 +473,34 @@ def fit_task(points: TaskPoints, *, bootstrap: int = 200, seed: int = 0) -> Task
             f"task {points.task} is not yet predictable at these scales: its best final accuracy "
             f"{best:.3f} is within {margin:.3f} of chance ({points.chance:.3f})"
         )
-    law_name = STEP1_LAW if distinct >= 5 else STEP1_FALLBACK
-    step1 = fit(table[["N", "D", "C", "loss"]], law_name)
-    rows = _step2_rows(points)
-    x, acc = points.x[rows], points.accuracy[rows]
-    sig = fit_sigmoid(x, acc, points.chance)
-    rmse = float(np.sqrt(np.mean((sig(x) - acc) ** 2)))
+    step1 = _fit_step1(table, how)
+    sig = _fit_step2(ladder, points.chance, how)
+    rmse = float(np.sqrt(np.mean((sig(ladder.x) - ladder.acc) ** 2)))
     boot = None
     if bootstrap:
-        step1, boot = _bootstrap(points, table, step1, rows, bootstrap, seed)
+        step1, boot = _bootstrap(ladder, step1, points.chance, how, bootstrap, seed)
     return TaskFit(
         task=points.task, chance=points.chance, two_step=points.task_loss is not None, step1=step1,
-        sigmoid=sig, noise=noise, n_runs=len(table), n_points=rows.size, sigmoid_rmse=rmse,
-        bootstrap_sigmoid=boot,
+        sigmoid=sig, method=how.name, noise=noise, n_runs=len(table), n_points=ladder.x.size,
+        sigmoid_rmse=rmse, bootstrap_sigmoid=boot,
     )
 
 
 def _bootstrap(
-    points: TaskPoints, table: pd.DataFrame, step1: FitResult, rows: np.ndarray, k: int, seed: int
+    ladder: _Ladder, step1: FitResult, chance: float, method: TaskMethod, k: int, seed: int
 ) -> tuple[FitResult, np.ndarray]:
     """Refit both steps on `k` resamples of the runs: `step1` with its bootstrap (the resamples whose
-    step-1 refit converged) and the sigmoid's (ceiling, k, x0) on those same resamples, (k', 3)."""
+    step-1 refit converged) and the sigmoids (floor, ceiling, k, x0) on those same resamples, (k', 4)."""
     law = get_law(step1.law)
-    runs = prepare_runs(table[["N", "D", "C", "loss"]], law)
+    runs = prepare_runs(ladder.table[["N", "D", "C", "loss"]], law)
     problem = Problem(law, runs.X, np.log(runs.loss), step1.loss, step1.delta)
-    counts = bootstrap_weights(len(table), k, seed)  # (k, runs): times each run is drawn
-    theta = law.to_theta(step1.params)
-    thetas, ok = refit_weighted(problem, counts, np.tile(theta, (k, 1)))
-    run_index = {r: i for i, r in enumerate(table["run"])}
-    owner = np.array([run_index.get(r, -1) for r in points.run[rows]])
-    x, acc = points.x[rows], points.accuracy[rows]
-    sigmoids = np.empty((k, 3))
+    counts = bootstrap_weights(len(ladder.table), k, seed)  # (k, runs): times each run is drawn
+    thetas, ok = refit_weighted(problem, counts, np.tile(law.to_theta(step1.params), (k, 1)))
+    sigmoids = np.empty((k, 4))
     for i in range(k):
-        w = np.where(owner >= 0, counts[i][np.maximum(owner, 0)], 0.0)
+        w = np.where(ladder.owner >= 0, counts[i][np.maximum(ladder.owner, 0)], 1.0)
         keep = w > 0
-        s = fit_sigmoid(x[keep], acc[keep], points.chance, w[keep])
-        sigmoids[i] = (s.ceiling, s.k, s.x0)
+        part = _Ladder(ladder.table, ladder.x[keep], ladder.acc[keep], ladder.owner[keep])
+        s = _fit_step2(part, chance, method, w[keep])
+        sigmoids[i] = (s.floor, s.ceiling, s.k, s.x0)
     return with_bootstrap(step1, law, thetas, ok), sigmoids[ok]
