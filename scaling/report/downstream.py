@@ -58,7 +58,7 @@ def plot_task(result: TaskResult) -> Figure:
     left.set_xlabel("task loss (as logged)" if fit.two_step else "LM loss (nats/token)")
     left.set_ylabel("accuracy")
     left.set_title(f"{result.task}: accuracy against {'task' if fit.two_step else 'LM'} loss")
-    left.legend(loc="upper right")
+    left.legend(loc="best")
 
     C = training_flops(points.N, points.D)
     right.scatter(C[final], points.accuracy[final], c=points.N[final], cmap=SIZE_CMAP, norm=norm, s=22,
@@ -85,7 +85,7 @@ def plot_task(result: TaskResult) -> Figure:
     right.set_xlabel("training compute C = 6ND (FLOPs)")
     right.set_ylabel("accuracy")
     right.set_title("accuracy against compute")
-    right.legend(loc="lower right")
+    right.legend(loc="best")
     add_size_colorbar(fig, [left, right], norm)
     return fig
 

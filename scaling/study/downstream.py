@@ -125,18 +125,19 @@ class DownstreamFit:
 
     def describe(self) -> str:
         """The summary table (one row per task) and each task's fit."""
-        header = (f"{'task':<28} {'runs':>5} {'points':>7}  {'steps':<22} "
+        width = max(len(name) for name in ["task", *(t.task for t in self.tasks), *self.skipped])
+        header = (f"{'task':<{width}} {'runs':>5} {'points':>7}  {'steps':<18} "
                   f"{'at largest: fitted / seen':<32} noise")
         lines = [f"downstream accuracy of {len(self.tasks)} task(s):", header]
         for t in self.tasks:
             at = t.at_largest()
-            steps = f"2 (via {'task loss'})" if t.fit.two_step else "1 (via LM loss)"
+            steps = "2 (via task loss)" if t.fit.two_step else "1 (via LM loss)"
             where = f"({format_quantity(t.largest_N)}, {format_quantity(t.largest_D)})"
             noise = "unknown" if t.fit.noise is None else f"{t.fit.noise:.4f}"
-            lines.append(f"{t.task:<28} {t.fit.n_runs:>5} {t.fit.n_points:>7}  {steps:<22} "
+            lines.append(f"{t.task:<{width}} {t.fit.n_runs:>5} {t.fit.n_points:>7}  {steps:<18} "
                          f"{f'{at.accuracy:.4f} / {t.largest_accuracy:.4f} {where}':<32} {noise}")
         for task, why in self.skipped.items():
-            lines.append(f"{task:<28} not fitted: {why}")
+            lines.append(f"{task:<{width}} not fitted: {why}")
         for t in self.tasks:
             lines += ["", t.fit.describe()]
         return "\n".join(lines)
@@ -257,8 +258,10 @@ def fit_tasks(
     results, skipped = [], {}
     for column in columns:
         try:
-            points = task_points(checkpoints, column, chance_of(column.task, chance))
-            fitted = fit_task(points, bootstrap=bootstrap, seed=seed)
+            with warnings.catch_warnings(record=True) as noted:  # said again below, naming the task
+                warnings.simplefilter("always", ScalingWarning)
+                points = task_points(checkpoints, column, chance_of(column.task, chance))
+                fitted = fit_task(points, bootstrap=bootstrap, seed=seed)
         except UsageError as exc:
             if len(columns) == 1:
                 raise
@@ -266,6 +269,11 @@ def fit_tasks(
             warnings.warn(f"task {column.task} left out: {skipped[column.task]}", ScalingWarning,
                           stacklevel=2)
             continue
+        finally:
+            for w in noted:
+                text = str(w.message)
+                named = text if text.startswith(f"task {column.task}") else f"task {column.task}: {text}"
+                warnings.warn(named, w.category, stacklevel=2)
         results.append(TaskResult(column, fitted, *_largest(points), points=points))
     if not results:
         raise UsageError("no task could be fitted: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
