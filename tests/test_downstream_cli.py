@@ -60,10 +60,12 @@ def test_two_step_fit_json_and_predict(ladder, tmp_path, cli):
 
 def test_one_step_through_the_lm_loss(ladder, tmp_path, cli):
     out = tmp_path / "fit.json"
-    done = cli("downstream", ladder, "--accuracy", ACC_COLUMN, "--no-task-loss", *FAST, "--json", out)
+    done = cli("downstream", ladder, "--accuracy", ACC_COLUMN, "--no-task-loss", "--method", "bhagia2024",
+               *FAST, "--json", out)
     assert done.status == 0, done.err
     (task,) = json.loads(out.read_text())["tasks"]
     assert task["columns"]["task_loss"] is None and not task["fit"]["two_step"]
+    assert task["fit"]["method"] == "bhagia2024"
     done = cli("predict", out, "--params", "700M", "--tokens", "14B", "--json", tmp_path / "p.json")
     assert done.status == 0, done.err
     assert json.loads((tmp_path / "p.json").read_text())["tasks"]["hellaswag_rc_5shot"]["task_loss"] is None
@@ -143,6 +145,7 @@ def test_percent_accuracy_is_read_as_a_fraction(tmp_path, cli):
         (lambda t: t, ["--accuracy", "eval/mmlu/*"], ["'eval/mmlu/*' matches no column"]),
         (lambda t: t, ["--task-loss", "bpb"], ["--task-loss 'bpb': no such column"]),
         (lambda t: t, ["--chance", "1.5"], ["--chance '1.5' is not X or TASK=X"]),
+        (lambda t: t, ["--method", "nope"], ["--method must be one of ladder, bhagia2024"]),
         (lambda t: t.rename(columns={ACC_COLUMN: "score"}), ["--accuracy", "score"],
          ["chance accuracy is unknown", "give --chance"]),
     ],

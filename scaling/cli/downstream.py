@@ -23,6 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bootstrap", metavar="K", type=int, default=DOWNSTREAM_BOOTSTRAP,
                    help="resamples of the runs for the 95 %% intervals (default %(default)s)")
     p.add_argument("--seed", metavar="S", type=int, default=0, help="seed of the resampling")
+    p.add_argument("--method", help="how each step is fitted: a method of scaling.fitting.downstream.METHODS "
+                   "(docs/downstream.md lists them; default: its DEFAULT_METHOD)")
     p.add_argument("--json", metavar="OUT",
                    help="write every task's fit as JSON (`scaling predict` reads it)")
     p.set_defaults(handler=run)
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     tasks = task_options(args)
     table = load_input(args, histories=task_metrics(args.accuracy, args.task_loss))
-    result = fit_tasks(table, **tasks, bootstrap=args.bootstrap, seed=args.seed)
+    result = fit_tasks(table, **tasks, bootstrap=args.bootstrap, seed=args.seed, method=args.method)
     print(result.describe())
     write_json(args.json, result.to_json())
     return 0

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scaling.defaults import DOWNSTREAM_BOOTSTRAP
-from scaling.errors import NON_NEGATIVE, ScalingWarning, UsageError, checked
-from scaling.fitting.downstream import TaskFit, TaskPoints, TaskPrediction, fit_task
+from scaling.defaults import DOWNSTREAM_BOOTSTRAP, ISOFLOP_TOLERANCE
+from scaling.errors import NON_NEGATIVE, ScalingWarning, UsageError, checked, one_of
+from scaling.fitting.downstream import METHODS, TaskFit, TaskPoints, TaskPrediction, fit_task
 from scaling.io import check_format, read_json
 from scaling.reference import training_flops
 from scaling.runs.tasks import TaskColumns, logged_columns, run_curves, task_checkpoints, task_columns
@@ -219,13 +219,15 @@ def task_points(points: pd.DataFrame, columns: TaskColumns, chance: float) -> Ta
 
 
 def _largest(points: TaskPoints) -> tuple[float, float, float]:
-    """(N, D, mean final accuracy) of the final (N, D) of most compute."""
-    final = points.final_table()
-    top = final.loc[final["C"] == final["C"].max()]
-    return float(top["N"].iloc[0]), float(top["D"].iloc[0]), float(top["accuracy"].mean())
+    """(N, D, mean final accuracy) of the final (N, D) of most compute (its reruns averaged)."""
+    N, D, accuracy = (a[points.final] for a in (points.N, points.D, points.accuracy))
+    i = int(np.argmax(training_flops(N, D)))
+    top = (np.abs(N / N[i] - 1) <= ISOFLOP_TOLERANCE) & (np.abs(D / D[i] - 1) <= ISOFLOP_TOLERANCE)
+    return float(N[i]), float(D[i]), float(accuracy[top].mean())
 
 
-@checked(bootstrap=NON_NEGATIVE, seed=NON_NEGATIVE)
+@checked(bootstrap=NON_NEGATIVE, seed=NON_NEGATIVE,
+         method=one_of((None, *METHODS), f"must be one of {', '.join(METHODS)}"))
 def fit_tasks(
     table: pd.DataFrame,
     *,
@@ -235,6 +237,7 @@ def fit_tasks(
     chance: float | Mapping[str, float] | None = None,
     bootstrap: int = DOWNSTREAM_BOOTSTRAP,
     seed: int = 0,
+    method: str | None = None,
 ) -> DownstreamFit:
     """Fit the accuracy of every task named by `accuracy` on the runs of `table` (a validated run table,
     `scaling.runs.table.load_runs`), with its earlier checkpoints where the runs logged them.
@@ -244,6 +247,8 @@ def fit_tasks(
     accuracy, task_loss, pair : the task columns (`scaling.runs.tasks.task_columns`).
     chance : chance accuracy, one for every task or task -> value (default: `KNOWN_CHANCE` by name).
     bootstrap, seed : resamples of the runs for the 95 % intervals.
+    method : how each step is fitted, a name of `scaling.fitting.downstream.METHODS` (default: its
+        DEFAULT_METHOD).
 
     One task that cannot be fitted is a UsageError; of several, it is left out (`skipped`, and a
     ScalingWarning) unless none can be fitted."""
@@ -261,7 +266,8 @@ def fit_tasks(
             with warnings.catch_warnings(record=True) as noted:  # said again below, naming the task
                 warnings.simplefilter("always", ScalingWarning)
                 points = task_points(checkpoints, column, chance_of(column.task, chance))
-                fitted = fit_task(points, bootstrap=bootstrap, seed=seed)
+                fitted = fit_task(points, bootstrap=bootstrap, seed=seed,
+                                  **({} if method is None else {"method": method}))
         except UsageError as exc:
             if len(columns) == 1:
                 raise
