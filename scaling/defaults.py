@@ -13,9 +13,8 @@ HUBER_DELTA = 1e-3
 HOLDOUT_TOP = 0.2  # the fraction of runs (by compute) a backtest holds out, by default
 METHODS = ("profile", "classic")  # our global search; Hoffmann et al.'s grid (comparison only)
 # Resamples of the runs behind a downstream task's 95 % intervals: each refits both steps (a loss law and
-# a sigmoid), so 200 keep a task's fit to seconds; over 5 seeds the interval's ends moved by 3 to 9 % of
-# its width (standard deviation; the synthetic ladder of the tests, and HellaSwag of the OLMo ladder
-# predicted at 13B: docs/downstream.md).
+# a sigmoid). 200: within 4-5 % of its width of 1000 resamples' interval at 0.23 of the time on the OLMo
+# ladder, 6-9 % seed-to-seed on the tests' synthetic ladder (bench/downstream_bootstrap.py, docs/results.md).
 DOWNSTREAM_BOOTSTRAP = 200
 
 # ---- run tables and allocation ----------------------------------------------------------------------
