@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import ScalingWarning
-from scaling.fitting.downstream import DEFAULT_METHOD, METHODS, TaskPoints, fit_task
+from scaling.fitting.downstream import DEFAULT_METHOD, METHODS, TaskMethod, TaskPoints, fit_task
 
 RUNS = "src/scripts/paper/data/ladder-runs"
 SIZES = {"190M": 190354176, "370M": 371262464, "760M": 758220288, "1B": 1279395840, "3B": 3169537280}
@@ -56,6 +56,10 @@ PUBLISHED_13B = {  # chained_main.csv: relative error of the chained prediction 
 }
 PUBLISHED_MEAN = 0.060
 TRUTH_WINDOW = 5  # the paper's "actual": the moving average (5) of the target's evaluations, at the end
+C4 = "eval/c4_en-validation/CrossEntropyLoss"  # the LM loss (nats/token) of the one-step variant
+# A plain two-step fit (the issue's baseline): each run's final checkpoint only, no smoothing, the sigmoid's
+# floor at chance, no ideal point.
+PLAIN = TaskMethod("plain", smooth=1, skip=0.0, free_floor=False, anchor=False, law="chinchilla")
 
 
 @dataclass(frozen=True)
@@ -119,20 +123,26 @@ def ladder(repo: Repo, sizes: list[str], multiples: tuple[str, ...] = MULTIPLES)
     return {f"{s}-{m}": repo.read(f"{s}-{m}") for s in sizes for m in multiples}
 
 
-def points(runs: dict[str, pd.DataFrame], task: Task) -> TaskPoints:
+def points(
+    runs: dict[str, pd.DataFrame], task: Task, one_step: bool = False, finals: bool = False
+) -> TaskPoints:
+    """The task's TaskPoints from `runs`: every evaluation (or only each run's last, `finals`), with the
+    task loss, or only the C4 loss (`one_step`: accuracy through the LM loss)."""
     parts = []
     for name, frame in runs.items():
         bpb, acc = task.columns(frame)
         final = np.zeros(len(frame), bool)
         final[-1] = True
-        size = name.split("-")[0]
         parts.append(pd.DataFrame({
-            "run": name, "N": SIZES[size], "D": tokens(frame), "bpb": bpb, "acc": acc, "final": final,
+            "run": name, "N": SIZES[name.split("-")[0]], "D": tokens(frame), "bpb": bpb, "acc": acc,
+            "c4": frame[C4], "final": final,
         }))
     t = pd.concat(parts, ignore_index=True)
+    if finals:
+        t = t[t["final"]]
     return TaskPoints(
-        task=task.name, chance=task.chance, N=t["N"], D=t["D"], accuracy=t["acc"], task_loss=t["bpb"],
-        final=t["final"], run=t["run"],
+        task=task.name, chance=task.chance, N=t["N"], D=t["D"], accuracy=t["acc"], final=t["final"],
+        run=t["run"], task_loss=None if one_step else t["bpb"], loss=t["c4"],
     )
 
 
@@ -157,12 +167,12 @@ class Row:
         return abs(self.predicted - self.actual) / self.actual
 
 
-def evaluate(runs, targets, method: str, bootstrap: int) -> dict[str, list[Row]]:
-    """{target: [Row per task]}: every task fitted once on `runs`, predicted at each target
-    (name -> (N, D, truth per task))."""
+def evaluate(runs, targets, method: str | TaskMethod, bootstrap: int, **how) -> dict[str, list[Row]]:
+    """{target: [Row per task]}: every task fitted once on `runs` (`how`: the options of `points`),
+    predicted at each target (name -> (N, D, truth per task))."""
     out: dict[str, list[Row]] = {name: [] for name in targets}
     for task in TASKS:
-        fitted = fit_task(points(runs, task), bootstrap=bootstrap, method=method)
+        fitted = fit_task(points(runs, task, **how), bootstrap=bootstrap, method=method)
         for name, (n, d, actual) in targets.items():
             p = fitted.predict(n, d)
             lo, hi = p.accuracy_ci if p.accuracy_ci else (np.nan, np.nan)
@@ -197,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     small = {k: v for k, v in four.items() if not k.startswith("1B")}
     held_1b = targets({k: v for k, v in four.items() if k.startswith("1B")}, SIZES["1B"])
     failed = False
+    print(f"baseline, {PLAIN.describe()}")
+    for name, rows in evaluate(four, big, PLAIN, 0, finals=True).items():
+        print(f"  {name}: mean relative error {np.mean([r.error for r in rows]):.2%}")
     for method in args.methods.split(","):
         print(f"{METHODS[method].describe()}")
         result = evaluate(four, {**big, **held_3b}, method, args.bootstrap)
@@ -215,6 +228,18 @@ def main(argv: list[str] | None = None) -> int:
         if method == DEFAULT_METHOD and means["13B"] > PUBLISHED_MEAN:
             print(f"  FAIL: mean error at 13B {means['13B']:.2%} > published {PUBLISHED_MEAN:.1%}")
             failed = True
+    print(f"{DEFAULT_METHOD}, one step through the C4 loss (no task loss):")
+    for name, rows in evaluate(four, big, DEFAULT_METHOD, args.bootstrap, one_step=True).items():
+        show(name, rows)
+    reruns = {f"{s}-1xC-rerun": repo.read(f"{s}-1xC-rerun") for s in ("190M", "370M", "760M", "1B")}
+    print(f"{DEFAULT_METHOD} with the four 1xC reruns added: run-to-run spread and within_noise at 13B")
+    n, d, actual = big["13B"]
+    for task in TASKS:
+        fitted = fit_task(points({**four, **reruns}, task), bootstrap=args.bootstrap)
+        p = fitted.predict(n, d)
+        print(f"    {task.name:<10s} spread {fitted.noise:.4f}  predicted {p.accuracy:.4f} "
+              f"[{p.accuracy_ci[0]:.4f}, {p.accuracy_ci[1]:.4f}]  actual {actual[task.name]:.4f}  "
+              f"within noise: {p.within_noise}")
     return 1 if failed else 0
 
 

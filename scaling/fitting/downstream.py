@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize
 
 from scaling.defaults import ISOFLOP_TOLERANCE
-from scaling.errors import NON_NEGATIVE, ScalingWarning, UsageError, checked, one_of
+from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError, checked
 from scaling.fitting.bootstrap import bootstrap_weights, refit_weighted, with_bootstrap
 from scaling.fitting.data import prepare_runs
 from scaling.fitting.design import Design
@@ -78,6 +78,8 @@ class TaskPoints:
 
     def __post_init__(self) -> None:
         n = np.asarray(self.N, dtype=float).reshape(-1)
+        if n.size == 0:
+            raise UsageError(f"task {self.task}: no evaluations")
         put = object.__setattr__
         put(self, "N", n)
         for name in ("D", "accuracy", "task_loss", "loss"):
@@ -467,16 +469,24 @@ def _fit_step1(table: pd.DataFrame, method: TaskMethod) -> FitResult:
 
 
 @single_threaded_blas
-@checked(bootstrap=NON_NEGATIVE, seed=NON_NEGATIVE, method=one_of(METHODS))
+@checked(
+    bootstrap=NON_NEGATIVE,
+    seed=NON_NEGATIVE,
+    method=Constraint(
+        lambda v: isinstance(v, TaskMethod) or v in METHODS,
+        f"must be a TaskMethod or one of {', '.join(METHODS)}",
+        repr,
+    ),
+)
 def fit_task(
-    points: TaskPoints, *, bootstrap: int = 200, seed: int = 0, method: str = DEFAULT_METHOD
+    points: TaskPoints, *, bootstrap: int = 200, seed: int = 0, method: str | TaskMethod = DEFAULT_METHOD
 ) -> TaskFit:
     """Fit a task's accuracy along a ladder: (N, D) -> task loss (chinchilla law on each run's final
     checkpoints) -> accuracy (sigmoid on the checkpoints); 95 % intervals from `bootstrap` resamples of
-    the runs, both steps refitted on each. `method` names a `TaskMethod` in `METHODS`.
+    the runs, both steps refitted on each. `method`: a `TaskMethod`, or the name of one in `METHODS`.
 
     UsageError: fewer than `MIN_RUNS` distinct final (N, D); an accuracy that never leaves chance."""
-    how = METHODS[method]
+    how = method if isinstance(method, TaskMethod) else METHODS[method]
     ladder = _ladder(points, how)
     table = ladder.table
     distinct = np.unique(settings(table["N"].to_numpy(float), table["D"].to_numpy(float))).size
