@@ -1,7 +1,7 @@
 """The downstream tasks of a report: one figure per task and the section's table.
 
 Each task's figure has two panels: accuracy against the loss its sigmoid reads (task loss, or LM loss in one
-step), every checkpoint with the fitted sigmoid from chance up; and accuracy against training compute C,
+step), every checkpoint with the fitted sigmoid and the chance level; and accuracy against training compute C,
 the runs' final points with the prediction along the largest run's tokens per parameter (its 95 % band,
 and dotted, the prediction +- the run-to-run spread: an interval inside them is within noise) out to
 `EXTEND` times the ladder's compute. Units: C FLOPs, N params, accuracy a fraction.
@@ -107,8 +107,8 @@ def section(result: DownstreamFit | None, skipped: str | None) -> str:
         )
     text = [
         "## Downstream tasks\n",
-        "Each task's accuracy fitted in two steps, (N, D) -> task loss -> accuracy (a sigmoid from chance "
-        "up), or through the LM loss where no task loss is logged (`scaling downstream`, "
+        "Each task's accuracy fitted in two steps, (N, D) -> task loss -> accuracy (a sigmoid), or "
+        "through the LM loss where no task loss is logged (`scaling downstream`, "
         "docs/downstream.md). Spread: the standard deviation of the final accuracy over reruns of one "
         "(N, D).\n",
         "| task | accuracy column | fitted through | runs | checkpoints | fitted / seen at the largest run "
