@@ -14,9 +14,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "downstream",
         help="fit downstream task accuracy: (N, D) -> task loss -> accuracy, with 95 %% intervals",
         description="Fit each task's accuracy along a ladder in two steps, (N, D) -> task loss (a loss "
-        "law) -> accuracy (a sigmoid up to a ceiling of at most 1), or through the LM loss when no task loss is logged; "
-        "bootstrap intervals through both steps. Columns named like OLMo's W&B keys pair by themselves "
-        "(eval/downstream/X_len_norm with eval/downstream_bpb/X_bpb_bpb; see docs/downstream.md).",
+        "law) -> accuracy (a sigmoid up to a ceiling of at most 1), or through the LM loss when no task "
+        "loss is logged; bootstrap intervals through both steps. Columns named like OLMo's W&B keys pair "
+        "by themselves (eval/downstream/X_len_norm with eval/downstream_bpb/X_bpb_bpb; see "
+        "docs/downstream.md).",
     )
     add_input_options(p)
     add_task_options(p, required=True)
