@@ -13,7 +13,7 @@ from helpers import ACC_COLUMN, BPB_COLUMN, TASK_LAW, assert_usage_error, task_a
 from scaling.fitting.laws import get_law
 from scaling.runs.table import load_runs
 from scaling.runs.tasks import task_columns
-from scaling.study.downstream import chance_of, fit_tasks
+from scaling.study.downstream import chance_of, fit_tasks, load_downstream
 
 BOOT = ["--bootstrap", "20"]  # intervals (the tests that read them)
 FAST = ["--bootstrap", "0"]
@@ -42,6 +42,7 @@ def test_two_step_fit_json_and_predict(ladder, tmp_path, cli):
     assert task["fit"]["format"] == "scaling.task_fit/1" and task["fit"]["two_step"]
     assert task["fit"]["noise"] > 0  # the middle size's reruns
     assert task["largest"]["N"] == 7e8
+    assert json.loads(json.dumps(load_downstream(fit_json).to_json())) == doc  # the JSON reads back whole
 
     # a model 4x the ladder's largest, at 20 tokens per parameter: accuracy and task loss with intervals
     N, D = 2.8e9, 5.6e10
