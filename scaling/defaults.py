@@ -12,6 +12,10 @@ from scaling.shapes import Shape
 HUBER_DELTA = 1e-3
 HOLDOUT_TOP = 0.2  # the fraction of runs (by compute) a backtest holds out, by default
 METHODS = ("profile", "classic")  # our global search; Hoffmann et al.'s grid (comparison only)
+# Resamples of the runs behind a downstream task's 95 % intervals: each refits both steps (a loss law and
+# a sigmoid). 200: within 4-5 % of its width of 1000 resamples' interval at 0.23 of the time on the OLMo
+# ladder, 6-9 % seed-to-seed on the tests' synthetic ladder (bench/downstream_bootstrap.py, docs/results.md).
+DOWNSTREAM_BOOTSTRAP = 200
 
 # ---- run tables and allocation ----------------------------------------------------------------------
 ISOFLOP_TOLERANCE = 0.01  # runs whose compute (size, tokens) differs by at most 1 % share that value

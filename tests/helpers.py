@@ -110,6 +110,45 @@ def law_table(noise: float = 0.005, seed: int = 0) -> pd.DataFrame:
     )
 
 
+# A downstream task on a ladder: task loss (bits per byte) = TASK_LAW(N, D); accuracy a sigmoid of it from
+# chance 0.25 up to TASK_CEILING. Column names as OLMo logs them to W&B (they pair by the naming rule).
+TASK_LAW = {"E": 0.6, "A": 60.0, "B": 120.0, "alpha": 0.3, "beta": 0.3}
+TASK_SIGMOID = {"floor": 0.25, "ceiling": 0.9, "k": 6.0, "x0": 1.05}
+ACC_COLUMN = "eval/downstream/hellaswag_rc_5shot_len_norm"
+BPB_COLUMN = "eval/downstream_bpb/hellaswag_rc_5shot_bpb_bpb"
+
+
+def task_accuracy(task_loss: np.ndarray) -> np.ndarray:
+    s = TASK_SIGMOID
+    return s["floor"] + (s["ceiling"] - s["floor"]) / (1 + np.exp(s["k"] * (task_loss - s["x0"])))
+
+
+def task_ladder(noise: float = 0.004, seed: int = 0, checkpoints: int = 1) -> pd.DataFrame:
+    """A ladder of 5 sizes x 2 token multiples (20 and 60 tokens per parameter), the middle size trained
+    three times (reruns), with its task loss and accuracy (noise on both); with `checkpoints` > 1 each run
+    also has that many earlier evaluations (rows of the same run, a `step` column), as a W&B export has.
+    The LM loss (nats/token) follows TRUE."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    sizes = [2e7, 5e7, 1.2e8, 3e8, 7e8]
+    for i, n in enumerate(sizes):
+        for ratio in (20, 60):
+            for rerun in range(3 if (i == 2 and ratio == 20) else 1):
+                for k in range(1, checkpoints + 1):
+                    d = ratio * n * k / checkpoints
+                    x = get_law("chinchilla").predict(TASK_LAW, N=[n], D=[d])[0] + rng.normal(0, noise)
+                    rows.append({
+                        "run": f"{n:.0e}-{ratio}x" + (f"-rerun{rerun}" if rerun else ""), "N": n, "D": d,
+                        "step": k * 100,
+                        "loss": get_law("chinchilla").predict(TRUE, N=[n], D=[d])[0]
+                        * np.exp(rng.normal(0, noise)),
+                        ACC_COLUMN: float(np.clip(task_accuracy(x) + rng.normal(0, noise), 0, 1)),
+                        BPB_COLUMN: x,
+                    })
+    table = pd.DataFrame(rows)
+    return table if checkpoints > 1 else table.drop(columns="step")
+
+
 def write_run(folder: Path, status="completed", n=1e6, tokens=2e7, loss=3.1, **extra) -> Path:
     folder.mkdir(parents=True)
     summary = {"status": status, "n_params": n, "n_params_total": n * 1.2, "n_layer": 2, "d_model": 64,

@@ -24,7 +24,9 @@ from scaling.errors import UsageError
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool that SIGPIPE ended
 
 # Order is the order of `scaling --help`.
-COMMANDS = ["prepare", "runs", "fit", "allocate", "predict", "regimes", "hparams", "report", "plan"]
+COMMANDS = [
+    "prepare", "runs", "fit", "allocate", "predict", "regimes", "hparams", "downstream", "report", "plan",
+]
 
 
 class _Parser(argparse.ArgumentParser):

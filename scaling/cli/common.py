@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,11 +90,13 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def load_input(args: argparse.Namespace) -> pd.DataFrame:
-    """The run table of INPUT, as `scaling.runs.table.load_runs` validates it."""
+def load_input(args: argparse.Namespace, histories: Callable[[str], bool] | None = None) -> pd.DataFrame:
+    """The run table of INPUT, as `scaling.runs.table.load_runs` validates it (a tracker's runs with the
+    histories of the metrics `histories` picks)."""
     from scaling.runs.table import load_runs
 
-    return load_runs(args.input, drop_top_loss=args.drop_top_loss, **source_options(args))
+    options = source_options(args)
+    return load_runs(args.input, drop_top_loss=args.drop_top_loss, histories=histories, **options)
 
 
 def wrote(path: str | Path, what: str = "") -> None:
@@ -168,3 +170,39 @@ def add_hardware_options(p: argparse.ArgumentParser, cost: str) -> None:
         default=hardware.DEFAULT_MFU,
         help=f"model FLOPs utilisation for {cost}, 0-1 (default %(default)s)",
     )
+
+
+def add_task_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    """--accuracy, --task-loss, --no-task-loss, --chance: the tasks to fit (downstream, report)."""
+    p.add_argument("--accuracy", metavar="COL", action="append", required=required,
+                   help="a task's accuracy column (a fraction), or a glob of them ('eval/downstream/*'); "
+                   "repeatable" + ("" if required else " (default: every column named like an accuracy, "
+                                   "e.g. ..._acc, ..._len_norm)"))
+    p.add_argument("--task-loss", dest="task_loss", metavar="COL", action="append",
+                   help="task-loss column(s) (e.g. bits per byte of the correct answer), paired with the "
+                   "accuracy of the same task (default: found by name)")
+    p.add_argument("--no-task-loss", dest="pair", action="store_false",
+                   help="fit every task through the LM loss (one step), even where a task loss is logged")
+    p.add_argument("--chance", metavar="X|TASK=X", action="append",
+                   help="chance accuracy (the sigmoid's floor), for every task or one task (repeatable; "
+                   "default: by benchmark name, 0.25 for MMLU, HellaSwag, ARC, ...)")
+
+
+def task_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`scaling.study.downstream.fit_tasks`' column options from the task options; --chance 0.25 is one
+    chance for every task, --chance hellaswag=0.25 --chance piqa=0.5 one per task."""
+    from scaling.errors import UsageError
+
+    chance: float | dict[str, float] | None = None
+    for value in args.chance or ():
+        task, sep, number = value.rpartition("=")
+        try:
+            x = float(number)
+        except ValueError:
+            x = float("nan")
+        if not 0 <= x < 1 or (sep and not task.strip()):
+            raise UsageError(f"--chance {value!r} is not X or TASK=X with X in [0, 1) (e.g. 0.25)")
+        if not sep and len(args.chance) > 1:
+            raise UsageError("--chance X applies to every task; give it once, or TASK=X per task")
+        chance = x if not sep else {**(chance or {}), task.strip(): x}
+    return {"accuracy": args.accuracy, "task_loss": args.task_loss, "pair": args.pair, "chance": chance}

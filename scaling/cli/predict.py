@@ -1,5 +1,6 @@
 """`scaling predict FIT_JSON --params N [--tokens D | --compute C | --optimal]`: loss and budget of a run;
-`--schedule SCHEDULE.csv` with a curve fit: the loss curve of a planned run under that LR schedule."""
+`--schedule SCHEDULE.csv` with a curve fit: the loss curve of a planned run under that LR schedule; with a
+downstream fit (`scaling downstream --json`): each task's accuracy and task loss."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Predict the loss of a run of N parameters trained on D tokens (or C FLOPs, or the "
         "compute-optimal data) from a fit JSON, with the run's budget.",
     )
-    p.add_argument("fit_json", metavar="FIT_JSON", help="a fit written by `scaling fit --json`")
+    p.add_argument("fit_json", metavar="FIT_JSON", help="a fit written by `scaling fit --json` (or "
+                   "`scaling downstream --json`: each task's accuracy at --params and --tokens)")
     p.add_argument("--params", dest="N", metavar="N",
                    help="parameters: 175e9, 175B, or a preset name (gpt3_175b)")
     p.add_argument("--tokens", dest="D", metavar="D", help="training tokens: 300B, 3e11")
@@ -55,12 +57,32 @@ def run_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_downstream(args: argparse.Namespace) -> int:
+    from scaling.errors import UsageError
+    from scaling.study.downstream import load_downstream
+    from scaling.study.prediction import resolve_params
+    from scaling.units import parse_quantity
+
+    if args.N is None or (args.D is None) == (args.C is None) or args.optimal:
+        raise UsageError("a downstream fit predicts the accuracy of one run: give --params N and --tokens D "
+                         "(or --compute C)")
+    N = resolve_params(args.N)[0]
+    D = parse_quantity(args.D, "D (tokens)") if args.D else parse_quantity(args.C, "C (FLOPs)") / (6 * N)
+    result = load_downstream(args.fit_json).predict(N, D)
+    print(result.describe())
+    write_json(args.json, result.to_json())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from scaling.errors import UsageError
     from scaling.fitting.curves import is_curve_fit
+    from scaling.study.downstream import is_downstream_fit
 
     if args.schedule:
         return run_schedule(args)
+    if is_downstream_fit(args.fit_json):
+        return run_downstream(args)
     if is_curve_fit(args.fit_json):
         raise UsageError(f"{args.fit_json} is a learning-curve fit: give the run's --schedule SCHEDULE_CSV")
     from scaling.fitting.result import load_fit

@@ -8,7 +8,9 @@ from scaling.cli.common import (
     add_input_options,
     add_isoflop_options,
     add_params_column_option,
+    add_task_options,
     source_options,
+    task_options,
 )
 from scaling.cli.fit import AUTO_HELP, POINT_LAW_CHOICES
 from scaling.defaults import HOLDOUT_TOP
@@ -49,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fraction of runs (by compute) the backtest holds out (default %(default)s)",
     )
     add_isoflop_options(p)
+    add_task_options(p, required=False)
     p.add_argument("--title", help="title of the report (default: the input's name)")
     p.add_argument("--dpi", type=int, default=200, help="resolution of the PNG figures (default %(default)s)")
     p.set_defaults(handler=run)
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         "isoflop_tolerance": args.isoflop_tolerance,
         "profile_fit": args.profile_fit,
         "window": args.window,
+        "tasks": task_options(args),
     }
     if args.bootstrap is not None:  # else the report's own default, without importing it to --help
         options["bootstrap"] = args.bootstrap

@@ -47,6 +47,7 @@ from scaling.io import (
     swap_in,
 )
 from scaling.reference import GPT3_175B
+from scaling.report import downstream as task_figures
 from scaling.report import figures as run_figures
 from scaling.report import study_figures
 from scaling.report.pipeline import AS_TRAINED, Analysis, analyse, attempt
@@ -541,19 +542,18 @@ def _curve_law_caption(fitted_curves: Mapping[str, pd.DataFrame]) -> str:
 
 
 def _figures_section(
-    figures: Mapping[str, Path], skipped: Mapping[str, str], captions: Mapping[str, str]
+    figures: Mapping[str, Path], skipped: Mapping[str, str], captions: Mapping[str, str],
+    titles: Mapping[str, str],
 ) -> str:
     text = ["## Figures\n"]
     for name, png in figures.items():
         text.append(
-            f"### {FIGURE_TITLES[name]}\n\n![{FIGURE_TITLES[name]}](figures/{png.name}) "
+            f"### {titles[name]}\n\n![{titles[name]}](figures/{png.name}) "
             f"([PDF](figures/{png.stem}.pdf))\n"
         )
         if captions.get(name):
             text.append(captions[name])
-    missing = [
-        f"- {name}: {skipped[f'figure {name}']}" for name in FIGURE_TITLES if f"figure {name}" in skipped
-    ]
+    missing = [f"- {name}: {skipped[f'figure {name}']}" for name in titles if f"figure {name}" in skipped]
     if missing:
         text.append("Not drawn, because the data do not support them:\n\n" + "\n".join(missing) + "\n")
     return "\n".join(text)
@@ -587,7 +587,18 @@ def _figure_makers(an: Analysis) -> dict[str, tuple[str | None, Callable[[], Any
             None if an.curves else "no run folder with a metrics.jsonl",
             lambda: run_figures.plot_training_curves(an.curves, an.table, an.regimes, an.fitted_curves),
         ),
+        **{
+            task_figures.figure_name(i): (None, lambda t=t: task_figures.plot_task(t))
+            for i, t in enumerate(an.downstream.tasks if an.downstream else ())
+        },
     }
+
+
+def _figure_titles(an: Analysis) -> dict[str, str]:
+    """Figure name -> title: the fixed figures' and one per downstream task."""
+    tasks = an.downstream.tasks if an.downstream else ()
+    return {**FIGURE_TITLES, **{task_figures.figure_name(i): task_figures.figure_title(t)
+                                for i, t in enumerate(tasks)}}
 
 
 def write_report(
@@ -672,7 +683,9 @@ def _markdown(
         _prediction_section(an.predictions, an.table, an.backtest, skipped),
         _backtest_section(an.backtest, skipped),
         _choice_section(an.fit, an.calibration, skipped),
-        _figures_section(figures, skipped, {"training_curves": _curve_law_caption(an.fitted_curves)}),
+        task_figures.section(an.downstream, skipped.get("downstream")),
+        _figures_section(figures, skipped, {"training_curves": _curve_law_caption(an.fitted_curves)},
+                         _figure_titles(an)),
     ]
     if an.warnings:
         sections.append("## Warnings\n\n" + "\n".join(f"- {n}" for n in an.warnings) + "\n")

@@ -32,8 +32,10 @@ from scaling.fitting.select import fit_auto, score_of
 from scaling.reference import GPT3_175B
 from scaling.runs.curves import curves_from_metrics
 from scaling.runs.table import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs
+from scaling.runs.tasks import accuracy_like, logged_columns, run_curves, task_columns
 from scaling.runs.trackers import CURVES, Curves, detect
 from scaling.study.allocation import DEFAULT_WINDOW, Allocation, allocate, check_profile_options
+from scaling.study.downstream import DOWNSTREAM_BOOTSTRAP, DownstreamFit, fit_tasks
 from scaling.study.hparams import RecipeUse, recipes_used
 from scaling.study.prediction import Prediction, fitted_range, predict
 from scaling.study.regimes import classify
@@ -67,6 +69,7 @@ class Analysis:
     fitted_curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     # which recipe set the runs' peak LR and batch (from their saved configs); None when not recorded
     recipes: RecipeUse | None = None
+    downstream: DownstreamFit | None = None  # the tasks' accuracy laws, when the runs log tasks
 
 
 def attempt(
@@ -118,6 +121,19 @@ def _fitted_curves(curves: Mapping[str, pd.DataFrame], table: pd.DataFrame) -> d
             for c in logged}
 
 
+def _downstream(
+    table: pd.DataFrame, tasks: Mapping[str, Any], bootstrap: int, seed: int
+) -> DownstreamFit | None:
+    """The tasks' fits (`scaling.study.downstream.fit_tasks`): of the columns `tasks` names, else of every
+    column named like an accuracy (`scaling.runs.tasks.accuracy_like`); None when there is none. At most
+    DOWNSTREAM_BOOTSTRAP resamples: each refits a loss law and a sigmoid per task."""
+    accuracy = tasks.get("accuracy") or accuracy_like(logged_columns(table, run_curves(table)))
+    if not accuracy:
+        return None
+    resamples = min(bootstrap, DOWNSTREAM_BOOTSTRAP)
+    return fit_tasks(table, **{**tasks, "accuracy": accuracy}, bootstrap=resamples, seed=seed)
+
+
 def _is_folder(source: Any, tracker: str | None) -> bool:
     """A folder of our own run folders (not a tracker store)."""
     if isinstance(source, pd.DataFrame) or tracker not in (None, "folder"):
@@ -155,6 +171,7 @@ def analyse(
     isoflop_tolerance: float = ISOFLOP_TOLERANCE,
     profile_fit: str = "window",
     window: int = DEFAULT_WINDOW,
+    tasks: Mapping[str, Any] | None = None,
 ) -> Analysis:
     """Everything a report shows, for the runs of `source` (a sweep folder, a run-table CSV or a
     DataFrame). law: a law name or "auto" (rolling-backtest choice); params_column: "N" or "N_total",
@@ -162,8 +179,10 @@ def analyse(
     predictions);
     holdout_top: fraction of the runs (by compute) the backtest holds out; isoflop_tolerance: relative
     compute difference of the runs of one IsoFLOP profile; profile_fit, window: how Approach 2 fits each
-    profile (`scaling.study.allocation.allocate`). UsageError when the runs cannot
-    be fitted at all; parts the data do not support are left out with the reason in `skipped`."""
+    profile (`scaling.study.allocation.allocate`). tasks: `scaling.study.downstream.fit_tasks`' column
+    options (accuracy, task_loss, pair, chance) for the downstream section; without `accuracy`, every
+    column named like an accuracy. UsageError when the runs cannot be fitted at all or a task column named
+    is not in them; parts the data do not support are left out with the reason in `skipped`."""
     # A bad option is the user's to fix: fail now rather than skip the part it belongs to.
     if not 0 < holdout_top < 1:
         raise UsageError(f"`holdout_top` must be a fraction between 0 and 1, got {holdout_top}")
@@ -183,6 +202,10 @@ def analyse(
             experiments=experiments,
         )
         recipes = recipes_used(table)
+        tasks = dict(tasks or {})
+        if tasks.get("accuracy"):  # columns the user named must be there: refused now, not skipped
+            task_columns(logged_columns(table, run_curves(table)), tasks["accuracy"], tasks.get("task_loss"))
+        downstream = attempt("downstream", skipped, lambda: _downstream(table, tasks, bootstrap, seed))
         final = {"bootstrap": bootstrap, "seed": seed, "params_column": params_column}
         result = fit_auto(table, **final) if law == AUTO else fit(table, law=law, **final)
         law = result.law
@@ -243,6 +266,7 @@ def analyse(
         warnings=notes,
         fitted_curves=fitted_curves,
         recipes=recipes,
+        downstream=downstream,
     )
 
 

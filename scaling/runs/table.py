@@ -17,7 +17,7 @@ import math
 import os
 import stat
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -340,6 +340,7 @@ def read_source(
     column_map: Mapping[str, str] | None = None,
     tracker: str | None = None,
     experiments: Sequence[str] | None = None,
+    histories: Callable[[str], bool] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Every run of `source`, in every state, before renaming and validation, and the column map to
     apply: a folder of run folders, a CSV run table, or a tracker store (`scaling.runs.trackers`; `tracker`
@@ -349,7 +350,7 @@ def read_source(
     if tracker in (None, "auto"):
         tracker = detect(source)
     if tracker not in (None, "folder", "csv"):
-        table = read_tracker(source, tracker, column_map, experiments)
+        table = read_tracker(source, tracker, column_map, experiments, histories)
         return table, apply_default_keys(table, column_map)
     if experiments:
         raise UsageError("`experiments` picks the experiments of an MLflow store; this input is not one")
@@ -366,6 +367,7 @@ def load_runs(
     drop_top_loss: int = 0,
     tracker: str | None = None,
     experiments: Sequence[str] | None = None,
+    histories: Callable[[str], bool] | None = None,
 ) -> pd.DataFrame:
     """The usable runs of a CSV run table, a sweep folder, a tracker store or a DataFrame.
 
@@ -380,6 +382,8 @@ def load_runs(
     drop_top_loss : drop this many runs with the highest loss (Besiroglu et al. drop 5 of Chinchilla's).
     tracker : "mlflow", "tensorboard", "wandb", "folder" or "csv"; None detects it from `source`.
     experiments : MLflow experiment names to read (default: all).
+    histories : for a tracker, which further metrics' histories join the runs' curves
+        (`scaling.runs.trackers.read_tracker`).
 
     Returns a DataFrame with N, D, C, loss first (then U, run, status, ...), only rows with status
     `completed` (when a status is given), not trained at a constant LR (when a schedule is given: a
@@ -399,7 +403,7 @@ def load_runs(
         table = source.copy()
     else:
         where = f"{source}: "
-        table, column_map = read_source(source, column_map, tracker, experiments)
+        table, column_map = read_source(source, column_map, tracker, experiments, histories)
     table = _rename(table, column_map or {}, where)
     if "loss" not in table or sum(c in table for c in ("N", "D", "C")) < 2:
         raise UsageError(

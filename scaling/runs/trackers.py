@@ -102,10 +102,13 @@ def read_tracker(
     tracker: str,
     column_map: Mapping[str, str] | None = None,
     experiments: Sequence[str] | None = None,
+    histories: Callable[[str], bool] | None = None,
 ) -> pd.DataFrame:
     """The runs of one tracker store as a raw run table (see the module docstring), every run in every
     state; `column_map` ({column: logged key}) names the loss metric whose curve is kept and the N and D
-    keys that place its points; `experiments` picks MLflow experiments (W&B: projects) by name."""
+    keys that place its points; `experiments` picks MLflow experiments (W&B: projects) by name;
+    `histories` picks further metrics whose values at the loss's steps join the curves (downstream tasks:
+    `scaling.runs.tasks`; read only when asked, an MLflow server answers one request per run and key)."""
     if tracker not in TRACKERS:
         raise UsageError(f"unknown source {tracker!r}; choose one of {', '.join(TRACKERS)}")
     keys = {**DEFAULT_KEYS, **(column_map or {})}
@@ -118,7 +121,7 @@ def read_tracker(
         runs = reader(source, experiments)
         if not runs:
             raise UsageError(f"{source}: no runs found in this {tracker} store")
-        curves = Curves({r.label: curve for r in runs if (curve := r.curve(keys)) is not None})
+        curves = Curves({r.label: curve for r in runs if (curve := r.curve(keys, histories)) is not None})
         lr_series = Curves({r.label: lr for r in runs if (lr := r.lr_series(keys)) is not None})
     table = pd.DataFrame([{"run": r.label, "status": r.status, **r.params, **r.finals} for r in runs])
     table.attrs[CURVES] = curves
@@ -156,10 +159,12 @@ class _Run:
         except (TypeError, ValueError):
             return math.nan
 
-    def curve(self, keys: Mapping[str, str]) -> pd.DataFrame | None:
-        """The loss metric's history as metrics.jsonl columns (step, tokens, flops, val_loss, and lr and
-        train_loss when logged at the loss's steps); tokens from a logged tokens metric or
-        D x step / last step."""
+    def curve(
+        self, keys: Mapping[str, str], histories: Callable[[str], bool] | None = None
+    ) -> pd.DataFrame | None:
+        """The loss metric's history as metrics.jsonl columns (step, tokens, flops, val_loss, and lr,
+        train_loss and the metrics `histories` picks when logged at the loss's steps); tokens from a logged
+        tokens metric or D x step / last step."""
         loss_key = keys.get("loss")
         if loss_key is None or loss_key not in self.finals:
             return None
@@ -180,6 +185,9 @@ class _Run:
         if TRAIN_LOSS_KEY in self.finals and loss_key != TRAIN_LOSS_KEY:
             train = self.history(TRAIN_LOSS_KEY).rename(columns={"value": "train_loss"})
             curve = curve.merge(train, on="step", how="left")
+        for key in self.finals if histories else ():
+            if histories(key) and key not in curve:
+                curve = curve.merge(self.history(key).rename(columns={"value": key}), on="step", how="left")
         return curve.sort_values("step", kind="stable").reset_index(drop=True)
 
 
