@@ -31,7 +31,7 @@ import argparse
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -124,13 +124,17 @@ def _auto(family: Family, laws, min_fit_points: int) -> dict:
     finally:
         backtest.MIN_FIT_POINTS = kept
     result = fit(choice.fit_table(family.train), law=choice.law, bootstrap=BOOTSTRAP, seed=0)
+    result = replace(result, selection=choice)  # as fit_auto records it: its backtest widens the interval
     at = _inputs(family.target)
     truth = float(family.target["loss"])
-    error = float(np.atleast_1d(result.predict(**at))[0]) / truth - 1
+    predicted = float(np.atleast_1d(result.predict(**at))[0])
     band = loss_intervals(result, **at)
-    inside = None if band.run_lo is None else bool(band.run_lo[0] <= truth <= band.run_hi[0])
-    return {"law": f"{choice.law} ({choice.subset})", "error": error, "inside": inside,
-            "band": None if band.run_lo is None else (float(band.run_lo[0]), float(band.run_hi[0]))}
+    found = band.run_lo is not None and np.isfinite(band.run_lo[0])
+    return {"law": f"{choice.law} ({choice.subset})" + (", not compared" if choice.uncompared else ""),
+            "error": predicted / truth - 1, "inside": bool(band.run_lo[0] <= truth <= band.run_hi[0])
+            if found else None, "band": (float(band.run_lo[0]), float(band.run_hi[0])) if found else None,
+            "width": float((band.run_hi[0] - band.run_lo[0]) / predicted) if found else np.nan,
+            "note": band.note}
 
 
 def evaluate(family: Family) -> dict:
@@ -175,11 +179,12 @@ def main() -> None:
             a = res[label]
             band = "" if a.get("band") is None else f"[{a['band'][0]:.4f}, {a['band'][1]:.4f}]"
             inside = {None: "no interval", True: "contains the truth", False: "MISSES the truth"}[a["inside"]]
-            print(f"  {label:<9s} {a['law']}: {a['error']:+.2%}; one-run 95 % PI {band} {inside}")
+            note = f" ({a['note']})" if a.get("note") and a["inside"] is None else ""
+            print(f"  {label:<9s} {a['law']}: {a['error']:+.2%}; one-run 95 % PI {band} {inside}{note}")
         guide = next(abs(error) for law, error, _ in res["rows"] if law == GUIDE[family.kind])
         summary.append((family.kind, abs(res["auto"]["error"]), abs(res["baseline"]["error"]),
-                        res["auto"]["inside"], guide))  # fmt: skip
-    table = pd.DataFrame(summary, columns=["kind", "auto", "baseline", "inside", "guide"])
+                        res["auto"]["inside"], res["auto"].get("width", np.nan), guide))  # fmt: skip
+    table = pd.DataFrame(summary, columns=["kind", "auto", "baseline", "inside", "width", "guide"])
     refused = table["auto"].isna()
     answered = table[~refused]
     print(f"\nmean |error| at the largest model over the {len(answered)} families auto answers "
@@ -187,7 +192,9 @@ def main() -> None:
     print(answered.groupby("kind")[["auto", "baseline"]].mean().map(lambda x: f"{x:.2%}").to_string())
     covered = answered["inside"].dropna()
     print(f"auto: mean {answered['auto'].mean():.2%}, worst {answered['auto'].max():.2%}; one-run 95 % PI "
-          f"contains the truth in {int(covered.sum())} of {covered.size} families")
+          f"contains the truth in {int(covered.sum())} of {covered.size} families with one "
+          f"(coverage {covered.mean():.0%}; {len(answered) - covered.size} without: bootstrap unreliable), "
+          f"median relative width {answered['width'].median():.1%}")
     base = answered["baseline"]
     print(f"baseline (today's auto) on the same families: mean {base.mean():.2%}, worst {base.max():.2%}; "
           f"on all {len(table)}: mean {table['baseline'].mean():.2%}")
