@@ -80,16 +80,17 @@ def _error(result, target: pd.Series, column: str) -> float:
     return predicted / float(target["loss"]) - 1
 
 
-def _inside(result, targets: pd.DataFrame) -> list[tuple[bool | None, float]]:
-    """At each target: whether its loss lies in the one-run 95 % interval (None: no interval) and the
-    interval's width relative to the prediction."""
+def _inside(result, targets: pd.DataFrame, extrapolation: bool) -> list[tuple[bool | None, float]]:
+    """At each target: whether its loss lies in the one-run 95 % interval (with the extrapolation error
+    or without it; None: no interval) and the interval's width relative to the prediction."""
     out = []
     for _, t in targets.iterrows():
-        band = loss_intervals(result, N=float(t["N"]), D=float(t["D"]))
+        at = {"N": float(t["N"]), "D": float(t["D"])}
+        band = loss_intervals(result, **at, extrapolation=extrapolation)
         if band.run_lo is None or not np.isfinite(band.run_lo[0]):
             out.append((None, np.nan))
             continue
-        point = float(np.atleast_1d(result.predict(N=float(t["N"]), D=float(t["D"])))[0])
+        point = float(np.atleast_1d(result.predict(**at))[0])
         out.append((bool(band.run_lo[0] <= t["loss"] <= band.run_hi[0]),
                     float((band.run_hi[0] - band.run_lo[0]) / point)))
     return out
@@ -112,7 +113,7 @@ def evaluate(ladder: Ladder) -> dict:
         result = fit_auto(ladder.train, axis=axis, params_column="N", bootstrap=BOOTSTRAP)
         auto[axis] = (result.selection, _error(result, largest, "N"),
                       [_error(result, t, "N") for _, t in ladder.targets.iterrows()],
-                      _inside(result, ladder.targets))
+                      {x: _inside(result, ladder.targets, x) for x in (True, False)})
     return {"rows": rows, "auto": auto, "cpu_s": time.process_time() - t0}
 
 
@@ -125,7 +126,7 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         results = list(pool.map(evaluate, todo))
     summary = {axis: [] for axis in AXES}
-    bands = {axis: [] for axis in AXES}
+    bands = {(axis, x): [] for axis in AXES for x in (True, False)}
     baseline = []
     for ladder, res in zip(todo, results, strict=True):
         largest = ladder.targets.iloc[-1]
@@ -139,22 +140,24 @@ def main() -> None:
                 baseline.append(abs(err_n))
         for axis, (selection, err, all_errors, inside) in res["auto"].items():
             summary[axis].append(abs(err))
-            bands[axis].extend(inside)
+            for x, found in inside.items():
+                bands[axis, x].extend(found)
             pairs = zip(ladder.targets["run"], all_errors, strict=True)
             others = ", ".join(f"{run}: {e:+.2%}" for run, e in pairs)
             print(f"  auto ({axis} cut-offs)   {selection.law} on {selection.subset}: {err:+.2%} "
-                  f"(rolling error {selection.best.rolling_error:.2%}; every target {others})")
+                  f"(rolling error {selection.best.rolling_error:.2%}, extrapolation rate "
+                  f"{selection.best.extrapolation_rate:.4f}; every target {others})")
         print(f"  published: {ladder.published}")
     print("\nmean |error| at the largest model over the ladders:")
     print(f"  default scaling fit (chinchilla, all runs): {np.mean(baseline):.2%}")
     for axis in AXES:
         print(f"  --law auto, {axis} cut-offs: {np.mean(summary[axis]):.2%}   "
               f"ratio={np.mean(baseline) / np.mean(summary[axis]):.3g} (default error / auto error)")
-        shown = [(i, w) for i, w in bands[axis] if i is not None]
-        print(f"    one-run 95 % PI contains the target in {sum(i for i, _ in shown)} of {len(shown)} "
-              "targets "
-              f"({len(bands[axis]) - len(shown)} without one), median relative width "
-              f"{np.median([w for _, w in shown]):.1%}")
+        for x, words in ((True, "with the extrapolation error"), (False, "bootstrap and noise alone")):
+            shown = [(i, w) for i, w in bands[axis, x] if i is not None]
+            print(f"    one-run 95 % PI ({words}) contains the target in {sum(i for i, _ in shown)} of "
+                  f"{len(shown)} targets ({len(bands[axis, x]) - len(shown)} without one), median width "
+                  f"{np.median([w for _, w in shown]):.1%} of the prediction")
     print(f"wall {time.perf_counter() - start:.0f} s")
 
 

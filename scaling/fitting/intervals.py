@@ -36,12 +36,11 @@ NOISE_DRAWS = 4000  # noisy draws behind a prediction interval, whatever the num
 # The extrapolation error of a fitted law, as a standard deviation of log(loss) per e-fold beyond the
 # fitted runs (`reach`): a prior rate, pooled with the rate the fit's own rolling backtest measured (an
 # auto fit's `selection`) as a scaled-inverse-chi^2 prior worth EXTRAPOLATION_PRIOR_WEIGHT held-out
-# predictions. Why 0.01: the rate sqrt(sum e^2 / sum reach^2) of auto's rolling backtests on the vendored
-# published tables is 0.003-0.008 on Gadre et al.'s, the OLMo ladder's and Chinchilla's, 0.014 on Gadre
-# et al.'s grids, 0.02 on Muennighoff et al.'s one-D families, 0.056 on Porian et al.'s one-N ones:
-# median 0.008, pooled 0.015; 0.01 lies between. Why 4: a family of five or six sizes gives about three
-# held-out predictions, so the prior outweighs them and a grid's forty outweigh the prior. Coverage on the
-# one-axis and grid benchmarks for 0.0075-0.015 and 2-8 in docs/fitting.md ("Calibrated intervals").
+# predictions. Why 0.01: the rates auto's rolling backtests measure are 0.0018-0.083 on the published one-axis
+# families of bench/one_axis.py (median 0.0083; the largest on Porian et al.'s one-N families) and
+# 0.011-0.023 on the grids of bench/extrapolation.py (compute cut-offs); 0.01 lies between. Why 4: a family
+# of five or six sizes gives about three held-out predictions, so the prior outweighs them, and a grid's
+# forty outweigh the prior. Coverage and widths: docs/results.md ("One-axis families").
 EXTRAPOLATION_RATE = 0.01
 EXTRAPOLATION_PRIOR_WEIGHT = 4
 
@@ -143,8 +142,11 @@ def loss_intervals(
     C: ArrayLike | None = None,
     U: ArrayLike | None = None,
     level: float = LEVEL,
+    extrapolation: bool = True,
 ) -> LossIntervals:
-    """Both intervals of `fit_result` (a FitResult) at N params, D tokens (or C FLOPs), U unique tokens."""
+    """Both intervals of `fit_result` (a FitResult) at N params, D tokens (or C FLOPs), U unique tokens;
+    extrapolation=False leaves the extrapolation error out of the prediction interval (the bootstrap and
+    the noise alone: the benchmarks compare both)."""
     point = np.log(np.atleast_1d(fit_result.predict(N=N, D=D, C=C, U=U)))
     sigma = fit_result.noise_sigma
     dof = fit_result.n_points - len(fit_result.param_names)
@@ -154,7 +156,7 @@ def loss_intervals(
     boot = fit_result.bootstrap_predict(N=N, D=D, C=C, U=U)
     inputs = Inputs.make(N, D, C, U)
     beyond = reach(fit_result.data_range, inputs.N, inputs.D) if inputs.N is not None else 0 * point
-    rate, rate_dof = extrapolation_scale(fit_result)
+    rate, rate_dof = extrapolation_scale(fit_result) if extrapolation else (0.0, 1)
     rng = np.random.default_rng(NOISE_SEED)
     mean_lo = mean_hi = run_lo = run_hi = None
     laws = point[None]  # without a bootstrap: the fitted law alone
