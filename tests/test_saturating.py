@@ -160,6 +160,8 @@ def test_auto_refuses_a_one_d_family_that_repeats_its_data_and_a_named_law_warns
     repeated = datablations[(datablations["D"] == 2.7e9) & (datablations["U"] == 1e8)]  # 27 epochs
     with pytest.raises(UsageError, match="27 epochs"):
         choose_law(repeated)
+    design = Design.of(repeated)
+    assert design.max_epochs == pytest.approx(27) and Design.from_json(design.to_json()) == design
     with pytest.warns(ScalingWarning, match="repeat their data up to 27 epochs"):
         fit(repeated, law="saturating_n")
     path = tmp_path / "repeated.csv"
