@@ -173,3 +173,24 @@ def test_auto_refuses_a_one_d_family_that_repeats_its_data_and_a_named_law_warns
         assert Design.of(repeated.assign(U=repeated["D"] / 4)).repeats is None
         assert Design.of(datablations).repeats is None
         fit(repeated.drop(columns="U").iloc[:-1], law="saturating_n")
+
+
+def test_e_stops_at_its_floor_and_a_four_size_family_keeps_its_intervals():
+    from scaling.fitting.intervals import loss_intervals
+    from scaling.fitting.laws import E_FLOOR
+
+    # a pure power law: the best E is 0; the fit stops at the floor, converged, and says E is not determined
+    N = np.geomspace(1e7, 1e9, 6)
+    power = pd.DataFrame({"N": N, "D": 1e11, "loss": 50.0 * N**-0.1})
+    with pytest.warns(ScalingWarning, match="E at the edge"):
+        result = fit(power, law="saturating_n")
+    assert result.converged and result.params["E"] == pytest.approx(np.exp(E_FLOOR))
+    # the OLMo ladder at 0.5x Chinchilla's tokens, 4 sizes: its resamples of 3 sizes send E to 0 too; they
+    # crept toward Chinchilla's bound (E ~ 2e-9) without converging, 32 of 200 failed, no interval was given
+    olmo = pd.read_csv("data/olmo_ladder_c4.csv")
+    runs = olmo[(olmo["role"] == "ladder") & (olmo["chinchilla_multiple"] == 0.5)].sort_values("N")
+    train, top = runs.iloc[:-1][["N", "D", "loss"]].astype(float), runs.iloc[-1]
+    auto = fit_auto(train, bootstrap=200)
+    assert auto.bootstrap_unreliable is None and auto.n_bootstrap_failed <= 10
+    bands = loss_intervals(auto, N=float(top["N"]), D=float(top["D"]))
+    assert bands.run_lo[0] <= top["loss"] <= bands.run_hi[0]
