@@ -225,3 +225,17 @@ def test_report_of_a_collinear_ladder_prints_no_allocation_regime_or_plane(tmp_p
     assert "law view (against the compute-optimal D_opt(C)) is not identified" in regimes
     assert "| underfitting |" not in regimes and "| overfitting |" not in regimes
     assert "- nd_plane: the runs lie on one line" in report
+
+
+def test_report_of_a_four_size_ladder_with_law_auto_claims_no_comparison(tmp_path, cli):
+    path = tmp_path / "ratio.csv"
+    ladder = one_ratio()
+    ladder[ladder["N"] < 3e9].to_csv(path, index=False)  # the OLMo 1x ladder's 4 sizes 190M-1B, reruns too
+    done = cli("report", path, "--out", tmp_path / "report", "--law", "auto", "--bootstrap", "50")
+    assert done.status == 0, done.err[-2000:]
+    report = (tmp_path / "report" / "report.md").read_text()
+    choice = report.split("## Law choice and calibrated intervals", 1)[1].split("\n## ", 1)[0]
+    assert "saturating_c fitted on all runs without a comparison" in choice
+    assert "no law was compared" in choice and "fitted each candidate" not in choice and "|" not in choice
+    allocation = report.split("## Compute-optimal allocation", 1)[1].split("\n## ", 1)[0]
+    assert "is not identified by these runs" in allocation and "|" not in allocation

@@ -29,7 +29,7 @@ from scaling.defaults import HOLDOUT_TOP
 from scaling.errors import ScalingWarning, UsageError
 from scaling.fitting.bootstrap import refit_resamples
 from scaling.fitting.data import AXES, AXIS_UNITS, AXIS_WORDS, drop_smallest_sizes
-from scaling.fitting.intervals import loss_intervals
+from scaling.fitting.intervals import extrapolation_rate, loss_intervals, reach
 from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult
@@ -190,6 +190,17 @@ class Backtest:
     @property
     def n_predictions(self) -> int:
         return sum(len(fold.runs) for fold in self.folds)
+
+    @property
+    def extrapolation(self) -> tuple[float | None, int]:
+        """(rate, count): the rate of the log errors per e-fold beyond each fold's fitted runs
+        (`scaling.fitting.intervals.extrapolation_rate`) and the held-out predictions behind it."""
+        errors, reaches = [], []
+        for fold in self.folds:
+            with np.errstate(all="ignore"):
+                errors.append(np.log1p(fold.runs["rel_error"].to_numpy(float)))
+            reaches.append(reach(fold.fit.data_range, fold.runs["N"], fold.runs["D"]))
+        return extrapolation_rate(np.concatenate(errors), np.concatenate(reaches))
 
     def coverage(self, interval: str) -> float | None:
         """Fraction of all held-out losses inside their `interval` ("run": the 95 % prediction interval of

@@ -25,7 +25,10 @@ class CandidateScore:
     """One candidate's rolling backtest. rolling_error: mean over folds of the mean |relative error| of
     the predicted loss of the held-out runs; fold_errors: that per fold (lowest cut-off first);
     coverage_run / coverage_mean: fraction of all held-out predictions inside the 95 % prediction interval
-    of one run / the interval of the mean law. `failed` says why a candidate has no score."""
+    of one run / the interval of the mean law; extrapolation_rate: the rate of the log errors per e-fold
+    beyond each fold's fitted runs (`scaling.fitting.intervals.extrapolation_rate`, behind the chosen
+    law's prediction intervals) over `extrapolation_points` predictions. `failed` says why a candidate has
+    no score."""
 
     law: str
     drop_smallest: int
@@ -36,6 +39,8 @@ class CandidateScore:
     n_predictions: int
     _: KW_ONLY
     failed: str | None = None
+    extrapolation_rate: float | None = None
+    extrapolation_points: int = 0
 
     @property
     def subset(self) -> str:
@@ -55,6 +60,9 @@ class CandidateScore:
             coverage_mean=None if obj.get("coverage_mean") is None else float(obj["coverage_mean"]),
             n_predictions=int(obj["n_predictions"]),
             failed=None if obj.get("failed") is None else str(obj["failed"]),
+            extrapolation_rate=None if obj.get("extrapolation_rate") is None
+            else float(obj["extrapolation_rate"]),
+            extrapolation_points=int(obj.get("extrapolation_points", 0)),
         )
 
     def describe(self) -> str:
@@ -76,7 +84,9 @@ def subset_name(drop_smallest: int) -> str:
 @dataclass(frozen=True)
 class LawChoice:
     """The chosen law and fit subset, with every candidate's score (the chosen first, then by rolling
-    error, failed ones last), the cut-offs of the folds and whether the default was kept."""
+    error, failed ones last), the cut-offs of the folds and whether the default was kept. `uncompared`
+    says why no law was compared, when the runs were too few to backtest and their design left one law
+    (`Design.default_law`): then `scores` holds that law alone, not scored."""
 
     law: str
     drop_smallest: int
@@ -85,6 +95,7 @@ class LawChoice:
     _: KW_ONLY
     axis: str = "C"
     kept_default: bool = False
+    uncompared: str | None = None
 
     @property
     def subset(self) -> str:
@@ -113,6 +124,8 @@ class LawChoice:
     @property
     def reason(self) -> str:
         best, other = self.best, self.runner_up
+        if self.uncompared is not None:
+            return f"law {best.law} fitted on {best.subset} without a comparison: {self.uncompared}"
         folds = f"over {len(self.cutoffs)} {AXIS_WORDS[self.axis]} cut-offs"
         if self.kept_default:
             text = (
@@ -152,6 +165,8 @@ class LawChoice:
         """The table law x fit subset x rolling error x interval coverage, and the choice (what
         `scaling fit --law auto` prints)."""
         cuts, axis = self.cutoffs, self.axis
+        if self.uncompared is not None:
+            return f"chosen: {self.reason}"
         lines = [
             f"law choice by rolling backtest: fit on the runs with {axis} <= each of {len(cuts)} cut-offs "
             f"({', '.join(f'{c:.3g}' for c in cuts)} {AXIS_UNITS[axis]}), predict the runs above",
@@ -191,6 +206,7 @@ class LawChoice:
             "axis": self.axis,
             "cutoffs": list(self.cutoffs),
             "scores": [s.to_json() for s in self.scores],
+            "uncompared": self.uncompared,
         }
 
     @classmethod
@@ -204,6 +220,7 @@ class LawChoice:
                 cutoffs=tuple(float(c) for c in obj["cutoffs"]),
                 axis=str(obj.get("axis", "C")),
                 kept_default=bool(obj.get("kept_default", False)),
+                uncompared=None if obj.get("uncompared") is None else str(obj["uncompared"]),
             )
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise UsageError(f"malformed law choice: {exc}") from None

@@ -47,6 +47,17 @@ AXES = ("N", "D", "C")  # the inputs a law may need to vary
 IDENTIFIED, ALONG_DESIGN, NOT_IDENTIFIED = "identified", "along_design", "not_identified"
 # rank-1 designs by the quantity that stays fixed along them
 _FIXED = {"D": "one_D", "N": "one_N", "ratio": "one_ratio", "C": "one_C"}
+# Epochs (D / U) beyond which repeated data is no longer almost as good as new (Muennighoff et al. 2023,
+# "Scaling Data-Constrained Language Models", fig. 1 and 3: up to about 4 epochs the loss is almost that of
+# unique data; beyond, returns fall and larger models overfit): a one-dimensional design past it is a
+# family whose loss no law of one variable follows (on their one-D families of 15 and 27 epochs the larger
+# models' loss levels off or rises; bench/one_axis.py).
+REPEAT_EPOCHS = 4.0
+# The law a one-dimensional design leaves when the runs are too few to compare laws by backtest: the
+# saturating law of the input that varies (docs/fitting.md "Which law for which data"; L(C) = E + A / C^alpha
+# is the form the GPT-4 report and Cerebras-GPT fitted to their families). None: no one law (a grid, one C).
+DEFAULT_LAWS = {"one_D": "saturating_n", "one_N": "saturating_d", "one_ratio": "saturating_c",
+                "one_line": "saturating_c"}  # fmt: skip
 _MEANING = {
     "grid": "N and D vary independently",
     "one_D": "one D: every run trained on about {D} tokens",
@@ -76,6 +87,7 @@ class Design:
     center: dict[str, float]
     has_u: bool = False
     spread: float = 0.0  # standard deviation of the runs along the design's main direction (log units)
+    max_epochs: float | None = None  # the most epochs (D / U) of any run; None without U
 
     @classmethod
     def of(cls, table: pd.DataFrame) -> Design:
@@ -118,6 +130,8 @@ class Design:
             center={k: float(np.exp(logs[k].mean())) for k in AXES},
             has_u="U" in table and bool(table["U"].notna().all()),
             spread=float(scale),
+            max_epochs=float(np.nanmax(columns["D"] / table["U"].to_numpy(float)))
+            if "U" in table and table["U"].notna().any() else None,
         )
 
     # ---- what it identifies --------------------------------------------------------------------------
@@ -137,6 +151,25 @@ class Design:
             for name in LAW_NAMES
             if self.status(name) == IDENTIFIED and (self.has_u or "U" not in get_law(name).inputs)
         )
+
+    @property
+    def repeats(self) -> str | None:
+        """Why a law of one variable does not follow these runs, when they are a one-dimensional design
+        that repeats its data more than REPEAT_EPOCHS times; else None."""
+        if self.rank != 1 or self.max_epochs is None or self.max_epochs <= REPEAT_EPOCHS:
+            return None
+        return (
+            f"these runs repeat their data up to {self.max_epochs:.3g} epochs (D / U), beyond the "
+            f"{REPEAT_EPOCHS:g} within which repeated tokens are worth almost as much as new ones "
+            "(Muennighoff et al. 2023): a larger model overfits them, so its loss levels off or rises, which "
+            "no law of one variable follows; fit data_constrained on runs that vary N, D and U"
+        )
+
+    @property
+    def default_law(self) -> str | None:
+        """The one law this design leaves (`DEFAULT_LAWS`) when it identifies it, else None."""
+        law = DEFAULT_LAWS.get(self.kind)
+        return law if law is not None and self.status(law) == IDENTIFIED else None
 
     @property
     def identifies_allocation(self) -> bool:
@@ -257,6 +290,7 @@ class Design:
             "center": dict(self.center),
             "has_u": self.has_u,
             "spread": self.spread,
+            "max_epochs": self.max_epochs,
             "identifies_allocation": self.identifies_allocation,
             "laws": list(self.laws()),
         }
@@ -276,6 +310,7 @@ class Design:
                 center={str(k): float(v) for k, v in obj["center"].items()},
                 has_u=bool(obj.get("has_u", False)),
                 spread=float(obj.get("spread", 0.0)),
+                max_epochs=None if obj.get("max_epochs") is None else float(obj["max_epochs"]),
             )
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise UsageError(f"malformed design: {exc}") from None

@@ -6,7 +6,9 @@ two 95 % intervals of a predicted loss, kept apart.
 - The prediction interval of one run's loss (`run`): where the loss of one new training run lands. It adds
   the run-to-run noise (seeds, data order, evaluation noise), estimated from the fit's residuals: the
   standard deviation `noise_sigma` of log(loss) - log(prediction) with the degrees of freedom of the fit,
-  drawn from Student's t so that a noise scale estimated from few runs widens the interval.
+  drawn from Student's t so that a noise scale estimated from few runs widens the interval; and, beyond
+  the fitted runs, the error of the law's shape in extrapolation (`extrapolation_scale`), which no
+  bootstrap of a few runs sees.
 
 An observed run is compared with the prediction interval; the true law with the interval of the mean.
 Neither is given when it would not mean what it says: when too many bootstrap refits failed
@@ -24,13 +26,23 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
+from scaling.fitting.laws import Inputs
 from scaling.fitting.result import FitResult
 
 LEVEL = 0.95
 NOISE_SEED = 0  # the noise draws added to the bootstrap predictions: fixed, so intervals are reproducible
 NOISE_DRAWS = 4000  # noisy draws behind a prediction interval, whatever the number of bootstrap resamples
+# The extrapolation error of a fitted law, as a standard deviation of log(loss) per e-fold beyond the
+# fitted runs (`reach`): a prior rate, pooled with the rate the fit's own rolling backtest measured (an
+# auto fit's `selection`) as a scaled-inverse-chi^2 prior worth EXTRAPOLATION_PRIOR_WEIGHT held-out
+# predictions. Why 0.01: the rates auto's rolling backtests measure are 0.0018-0.083 on the published one-axis
+# families of bench/one_axis.py (median 0.0083; the largest on Porian et al.'s one-N families) and
+# 0.011-0.023 on the grids of bench/extrapolation.py (compute cut-offs); 0.01 lies between. Why 4: a family
+# of five or six sizes gives about three held-out predictions, so the prior outweighs them, and a grid's
+# forty outweigh the prior. Coverage and widths: docs/results.md ("One-axis families").
+EXTRAPOLATION_RATE = 0.01
+EXTRAPOLATION_PRIOR_WEIGHT = 4
 
 
 def percentile_interval(samples: ArrayLike, level: float = LEVEL, axis: int | None = 0) -> np.ndarray:
@@ -61,6 +73,39 @@ def noise_sigma(log_residuals: np.ndarray, n_params: int) -> float | None:
     if dof < 1:
         return None
     return float(np.sqrt(np.sum(log_residuals**2) / dof))
+
+
+def reach(data_range: dict[str, tuple[float, float]] | None, N: ArrayLike, D: ArrayLike) -> np.ndarray:
+    """e-folds beyond the fitted runs at N params, D tokens: log(N / largest N) where positive plus
+    log(D / largest D) where positive (the e-folds of compute beyond the largest run, for a family that
+    grows N and D together); 0 inside the fitted range or without one."""
+    N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
+    if data_range is None:
+        return np.zeros(N.shape)
+    beyond = [np.maximum(0.0, np.log(x / data_range[k][1])) for k, x in (("N", N), ("D", D))]
+    return beyond[0] + beyond[1]
+
+
+def extrapolation_rate(errors: ArrayLike, reaches: ArrayLike) -> tuple[float | None, int]:
+    """The rate of the log errors `errors` of predictions made `reaches` e-folds beyond their fit:
+    sqrt(sum e^2 / sum reach^2) over the predictions beyond it (reach > 0) with finite errors, and their
+    count; (None, 0) without any."""
+    e, r = np.asarray(errors, float), np.asarray(reaches, float)
+    used = (r > 0) & np.isfinite(e)
+    if not used.any():
+        return None, 0
+    return float(np.sqrt(np.sum(e[used] ** 2) / np.sum(r[used] ** 2))), int(used.sum())
+
+
+def extrapolation_scale(fit_result: FitResult) -> tuple[float, int]:
+    """(rate, degrees of freedom) of the extrapolation error of `fit_result`: EXTRAPOLATION_RATE pooled
+    with the rate its law choice's rolling backtest measured, if any (see the constants)."""
+    best = None if fit_result.selection is None else fit_result.selection.best
+    own, m = (None, 0) if best is None else (best.extrapolation_rate, best.extrapolation_points)
+    m = m if own is not None else 0
+    w = EXTRAPOLATION_PRIOR_WEIGHT
+    rate_sq = (m * (own or 0.0) ** 2 + w * EXTRAPOLATION_RATE**2) / (m + w)
+    return float(np.sqrt(rate_sq)), m + w
 
 
 @dataclass(frozen=True)
@@ -97,9 +142,11 @@ def loss_intervals(
     C: ArrayLike | None = None,
     U: ArrayLike | None = None,
     level: float = LEVEL,
+    extrapolation: bool = True,
 ) -> LossIntervals:
-    """Both intervals of `fit_result` (a FitResult) at N params, D tokens (or C FLOPs), U unique tokens."""
-    tail = 100 * (1 - level) / 2
+    """Both intervals of `fit_result` (a FitResult) at N params, D tokens (or C FLOPs), U unique tokens;
+    extrapolation=False leaves the extrapolation error out of the prediction interval (the bootstrap and
+    the noise alone: the benchmarks compare both)."""
     point = np.log(np.atleast_1d(fit_result.predict(N=N, D=D, C=C, U=U)))
     sigma = fit_result.noise_sigma
     dof = fit_result.n_points - len(fit_result.param_names)
@@ -107,23 +154,29 @@ def loss_intervals(
     if unreliable:
         return LossIntervals(None, None, None, None, note=unreliable)
     boot = fit_result.bootstrap_predict(N=N, D=D, C=C, U=U)
+    inputs = Inputs.make(N, D, C, U)
+    beyond = reach(fit_result.data_range, inputs.N, inputs.D) if inputs.N is not None else 0 * point
+    rate, rate_dof = extrapolation_scale(fit_result) if extrapolation else (0.0, 1)
+    rng = np.random.default_rng(NOISE_SEED)
     mean_lo = mean_hi = run_lo = run_hi = None
+    laws = point[None]  # without a bootstrap: the fitted law alone
     if boot is not None and len(boot) >= 2:
         log_boot = np.log(boot)
-        finite = np.isfinite(log_boot).all(axis=1)
-        log_boot = log_boot[finite]
+        log_boot = log_boot[np.isfinite(log_boot).all(axis=1)]
         if len(log_boot) >= 2:
             mean_lo, mean_hi = percentile_interval(log_boot, level)
-            if sigma is not None and dof >= 1:
-                # each bootstrap law plus one run's noise (several draws each, so that the tails of a
-                # small bootstrap are still resolved): the spread of a new run's loss
-                reps = -(-NOISE_DRAWS // len(log_boot))
-                draws = np.random.default_rng(NOISE_SEED).standard_t(dof, size=(len(log_boot) * reps, 1))
-                samples = np.repeat(log_boot, reps, axis=0) + sigma * draws
-                run_lo, run_hi = percentile_interval(samples, level)
-    if run_lo is None and sigma is not None and dof >= 1:
-        half = stats.t.ppf(1 - tail / 100, dof) * sigma
-        run_lo, run_hi = point - half, point + half
+            laws = log_boot
+    if sigma is not None and dof >= 1:
+        # each law plus one run's noise and the law's extrapolation error (several draws each, so that
+        # the tails of a small bootstrap are still resolved): the spread of a new run's loss
+        reps = -(-NOISE_DRAWS // len(laws))
+        size = (len(laws) * reps, 1)
+        samples = (
+            np.repeat(laws, reps, axis=0)
+            + sigma * rng.standard_t(dof, size=size)
+            + rate * beyond * rng.standard_t(rate_dof, size=size)
+        )
+        run_lo, run_hi = percentile_interval(samples, level)
     missed = False
     if mean_lo is not None:
         mean_lo, mean_hi, missed = _containing(point, mean_lo, mean_hi)

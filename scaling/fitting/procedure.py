@@ -143,6 +143,8 @@ def fit(
     )
     if not converged:
         warnings.warn(f"fit of law {law_obj.name} did not converge", ScalingWarning, stacklevel=2)
+    if runs.design.repeats and "U" not in law_obj.inputs:
+        warnings.warn(f"law {law_obj.name}: {runs.design.repeats}", ScalingWarning, stacklevel=2)
     mixed = mixture_ratio(residuals, table["N"].to_numpy(float), table["D"].to_numpy(float))
     if mixed is not None and mixed > MIXTURE_RATIO:
         warnings.warn(

@@ -51,6 +51,7 @@ from scaling.fitting.backtest import (
 from scaling.fitting.choice import DEFAULT_CANDIDATE, CandidateScore, LawChoice
 from scaling.fitting.data import AXIS_WORDS, use_params_column
 from scaling.fitting.design import Design
+from scaling.fitting.laws import get_law
 from scaling.fitting.procedure import fit
 from scaling.fitting.result import FitResult
 from scaling.runs.table import load_runs
@@ -94,6 +95,7 @@ def score_candidate(
 
 def score_of(check: Backtest) -> CandidateScore:
     """The score of a rolling backtest."""
+    rate, points = check.extrapolation
     return CandidateScore(
         law=check.law,
         drop_smallest=check.drop_smallest,
@@ -102,6 +104,8 @@ def score_of(check: Backtest) -> CandidateScore:
         coverage_run=check.coverage("run"),
         coverage_mean=check.coverage("mean"),
         n_predictions=check.n_predictions,
+        extrapolation_rate=rate,
+        extrapolation_points=points,
     )
 
 
@@ -125,18 +129,36 @@ def choose_law(
 ) -> LawChoice:
     """Backtest every candidate (law x fit subset) on rolling compute cut-offs; the default candidate
     (`DEFAULT_CANDIDATE`) stays unless others are `clearly_better`, the lowest rolling error of those wins.
-    UsageError when the runs are too few for `MIN_FOLDS` cut-offs or no candidate can be fitted."""
+    When the runs are too few for `MIN_FOLDS` cut-offs, a one-dimensional design's `Design.default_law`
+    is chosen without a comparison (`LawChoice.uncompared` says so); otherwise that is a UsageError, as
+    is a table no candidate can be fitted to, and a one-dimensional design that repeats its data
+    (`Design.repeats`)."""
     table = load_runs(table)
+    design = Design.of(table)
+    if design.repeats:
+        raise UsageError(f"`law` auto: {design.repeats}; or name a law to fit these runs anyway")
     cutoffs = rolling_cutoffs(table, fractions, axis)
     if len(cutoffs) < MIN_FOLDS:
-        raise UsageError(
-            f"`law` auto needs enough runs to backtest: at least {MIN_FOLDS} {AXIS_WORDS[axis]} cut-offs "
-            f"with runs above them and {MIN_FIT_POINTS} distinct (N, D) points at or below, and these "
-            f"{len(table)} runs give {len(cutoffs)}; add runs or name a law"
+        need = (
+            f"at least {MIN_FOLDS} {AXIS_WORDS[axis]} cut-offs with runs above them and {MIN_FIT_POINTS} "
+            f"distinct (N, D) points at or below, and these {len(table)} runs give {len(cutoffs)}"
         )
+        default = design.default_law
+        # a fallback fitted through as many points as it has parameters would interpolate, not fit
+        fits = default is not None and design.distinct[get_law(default).inputs[0]] > len(
+            get_law(default).param_names
+        )
+        if not fits or (laws is not None and default not in laws):
+            raise UsageError(f"`law` auto needs enough runs to backtest: {need}; add runs or name a law")
+        why = (
+            f"too few runs to backtest ({need}), so no law was compared; {default} is the law for "
+            f"{design.words.split(', ', 1)[1]} (docs/fitting.md, \"Which law for which data\")"
+        )
+        score = CandidateScore(default, 0, np.inf, (), None, None, 0, failed="not backtested")
+        return LawChoice(default, 0, (score,), cutoffs, axis=axis, uncompared=why)
     laws = candidate_laws(table) if laws is None else tuple(laws)
     if not laws:
-        raise UsageError(f"`law` auto: these runs identify no law ({Design.of(table).words})")
+        raise UsageError(f"`law` auto: these runs identify no law ({design.words})")
     scores = [
         score_candidate(table, law, k, fractions, bootstrap=bootstrap, seed=seed, axis=axis, **fit_options)
         for law in laws

@@ -403,14 +403,16 @@ def _prediction_section(
         "tokenizer"
         + (f" (whose true irreducible loss is {known:.4g} nats/token)" if known is not None else "")
         + ": what a 175B-parameter model would reach here, not GPT-3's loss on GPT-3's data. The loss "
-        "interval is the mean law's (bootstrap of the fit); one run's loss adds run-to-run noise. "
+        "interval is the mean law's (bootstrap of the fit); one run's loss adds run-to-run noise and, "
+        "beyond the runs, the law's extrapolation error (docs/fitting.md, calibrated intervals). "
         "Memory counts all parameters including embeddings; activations are not included.\n"
     )
     text.append(_md_table(["", *cols], rows))
     text.append(
         f"\nThis extrapolates {_decades(first.N, n_max):.1f} orders of magnitude in N beyond the largest "
         f"run ({sci(n_max)} parameters) and {_decades(first.C, c_max):.1f} in C (largest run "
-        f"{sci(c_max)} FLOPs). The interval covers the fit's uncertainty only, not a change of regime"
+        f"{sci(c_max)} FLOPs). The mean law's interval covers the fit's uncertainty only, one run's the "
+        "typical extrapolation error of a law too, neither a change of regime"
         + (
             f"; the backtest below extrapolated {_decades(bt.runs['C'].max(), bt.cutoff_C):.1f} orders of "
             f"magnitude in C with a mean error of {bt.mean_abs_rel_error:.2%}."
@@ -434,6 +436,8 @@ def _choice_section(result: FitResult, calibration: CandidateScore | None, skipp
         return "\n".join(text + [f"No rolling backtest: {skipped.get('calibration', 'not run')}\n"])
     cuts = (selection or {}).get("cutoffs") or []
     axis = (selection or {}).get("axis", "C")
+    if selection and selection.get("uncompared"):
+        return "\n".join(text + [f"`--law auto`: **{selection['reason']}.**\n"])
     if selection:
         text.append(
             f"`--law auto` fitted each candidate law on the runs with {axis} at or below each of {len(cuts)} "
