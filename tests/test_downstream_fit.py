@@ -227,6 +227,13 @@ def test_task_at_chance_is_not_yet_predictable():
         fit_task(ladder(noise=0.003, sigmoid=flat), bootstrap=0)
 
 
+def test_reruns_that_agree_do_not_shrink_the_chance_margin():
+    # identical reruns (spread 0) of a task 0.01 above chance: still not predictable
+    barely = Sigmoid(floor=0.25, ceiling=0.26, k=5.0, x0=-2.0)
+    with pytest.raises(UsageError, match="within 0.020 of chance"):
+        fit_task(ladder(reruns=2, sigmoid=barely), bootstrap=0)
+
+
 def test_other_bad_input():
     points = ladder()
     with pytest.raises(UsageError, match="task loss or the LM loss"):
