@@ -90,6 +90,19 @@ def test_checkpoints_of_a_w_and_b_export_feed_the_sigmoid(tmp_path, cli):
     np.testing.assert_allclose(task.points.D[final], last.loc[task.points.run[final], "D"])
 
 
+def test_loss_laws_fit_each_runs_final_row_of_a_checkpoint_table(tmp_path, cli):
+    """The same W&B-style table given to `scaling fit`: the law fits the runs' final rows, not the earlier
+    checkpoints of runs still training, and says how many rows it left out."""
+    path, out = tmp_path / "evals.csv", tmp_path / "fit.json"
+    table = task_ladder(checkpoints=3)
+    table.to_csv(path, index=False)
+    done = cli("fit", path, "--law", "chinchilla", "--json", out)
+    assert done.status == 0, done.err
+    runs = table["run"].nunique()
+    assert f"{len(table) - runs} rows are earlier checkpoints of {runs} runs" in done.err
+    assert json.loads(out.read_text())["n_points"] == runs
+
+
 def test_several_tasks_by_glob_with_their_chance(tmp_path, cli):
     table = task_ladder()
     # a two-choice task (chance 0.5 by name) whose accuracy rises with the same task loss

@@ -10,7 +10,7 @@ config, run folder and `.hydra/` files come out byte for byte as from Hydra's ow
 
 from __future__ import annotations
 
-import pickle
+import copy
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
 from hydra.core.hydra_config import HydraConfig
@@ -41,7 +41,7 @@ class JobComposer:
         _, self._repo = loader._parse_overrides_and_create_caching_repo(
             master.hydra.job.config_name, list(master.hydra.overrides.hydra)
         )
-        self._bases: dict[tuple[str, ...], bytes] = {}  # group overrides -> composed config, pickled
+        self._bases: dict[tuple[str, ...], DictConfig] = {}  # group overrides -> composed config
         self._parsed: dict[str, Override] = {}
 
     def __call__(self, overrides: list[str]) -> DictConfig:
@@ -79,10 +79,10 @@ class JobComposer:
         values = [o for o, value in zip(parsed, is_value, strict=True) if value]
         groups = tuple(o.input_line for o, value in zip(parsed, is_value, strict=True) if not value)
         if groups not in self._bases:
-            self._bases[groups] = pickle.dumps(self.compose_fully(list(groups)))
-        # A copy, with the resolver cache Hydra copied from the master: unpickled, as copy.deepcopy would
-        # give it in a third of the time (2 ms against 6).
-        cfg = pickle.loads(self._bases[groups])
+            self._bases[groups] = self.compose_fully(list(groups))
+        # A copy, with the resolver cache Hydra copied from the master (pickle would take a third of the
+        # time, but the sources load no pickle: tests/test_security.py).
+        cfg = copy.deepcopy(self._bases[groups])
         # After the master's hydra overrides, as in Hydra's composition, which applies them first.
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         # What Hydra derives from the job's overrides: all of them, in the order given (none is hydra.*).

@@ -90,13 +90,17 @@ def source_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def load_input(args: argparse.Namespace, histories: Callable[[str], bool] | None = None) -> pd.DataFrame:
+def load_input(
+    args: argparse.Namespace, histories: Callable[[str], bool] | None = None, checkpoints: bool = False
+) -> pd.DataFrame:
     """The run table of INPUT, as `scaling.runs.table.load_runs` validates it (a tracker's runs with the
-    histories of the metrics `histories` picks)."""
-    from scaling.runs.table import load_runs
+    histories of the metrics `histories` picks): one row per run (`one_row_per_run`) unless `checkpoints`,
+    for a command that reads a run's earlier rows too."""
+    from scaling.runs.table import load_runs, one_row_per_run
 
     options = source_options(args)
-    return load_runs(args.input, drop_top_loss=args.drop_top_loss, histories=histories, **options)
+    table = load_runs(args.input, drop_top_loss=args.drop_top_loss, histories=histories, **options)
+    return table if checkpoints else one_row_per_run(table)
 
 
 def wrote(path: str | Path, what: str = "") -> None:

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from scaling.study.downstream import fit_tasks
 
     tasks = task_options(args)
-    table = load_input(args, histories=task_metrics(args.accuracy, args.task_loss))
+    table = load_input(args, histories=task_metrics(args.accuracy, args.task_loss), checkpoints=True)
     result = fit_tasks(table, **tasks, bootstrap=args.bootstrap, seed=args.seed, method=args.method)
     print(result.describe())
     write_json(args.json, result.to_json())

@@ -31,7 +31,7 @@ from scaling.fitting.result import FitResult
 from scaling.fitting.select import fit_auto, score_of
 from scaling.reference import GPT3_175B
 from scaling.runs.curves import curves_from_metrics
-from scaling.runs.table import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs
+from scaling.runs.table import ISOFLOP_TOLERANCE, collect_runs, curve_of, load_runs, one_row_per_run
 from scaling.runs.tasks import accuracy_like, logged_columns, run_curves, task_columns
 from scaling.runs.trackers import CURVES, Curves, detect
 from scaling.study.allocation import DEFAULT_WINDOW, Allocation, allocate, check_profile_options
@@ -206,6 +206,7 @@ def analyse(
         if tasks.get("accuracy"):  # columns the user named must be there: refused now, not skipped
             task_columns(logged_columns(table, run_curves(table)), tasks["accuracy"], tasks.get("task_loss"))
         downstream = attempt("downstream", skipped, lambda: _downstream(table, tasks, bootstrap, seed))
+        table = one_row_per_run(table)  # the tasks read every checkpoint; the loss laws, final losses
         final = {"bootstrap": bootstrap, "seed": seed, "params_column": params_column}
         result = fit_auto(table, **final) if law == AUTO else fit(table, law=law, **final)
         law = result.law

@@ -75,6 +75,33 @@ VALIDATED = "scaling.runs.table.validated"  # DataFrame.attrs key set on the tab
 CANNOT_READ = "cannot read"  # the note of a run whose summary.json exists but cannot be read
 
 
+def final_checkpoints(table: pd.DataFrame) -> np.ndarray:
+    """A boolean mask of each run's final row. A table may list a run on several rows, one per evaluation
+    (a W&B export of an OLMo ladder run): its last row by `step` (else by D) is the final one; a run listed
+    once, or a table without a `run` column, has every row final."""
+    if "run" not in table or not table["run"].duplicated().any():
+        return np.ones(len(table), bool)
+    position = table[next((c for c in ("step", "_step") if c in table), "D")].to_numpy(float)
+    last = pd.Series(position).groupby(table["run"].to_numpy()).transform("max").to_numpy()
+    return position == last
+
+
+def one_row_per_run(table: pd.DataFrame) -> pd.DataFrame:
+    """`table` with only each run's final row (`final_checkpoints`), warning how many earlier checkpoints
+    were left out: the loss laws fit final losses, and a checkpoint of a run still training (its LR not yet
+    decayed) is not one. `scaling fit --curves` fits every checkpoint with a learning-curve law."""
+    final = final_checkpoints(table)
+    if final.all():
+        return table
+    warnings.warn(
+        f"{int((~final).sum())} rows are earlier checkpoints of {int(final.sum())} runs listed on several "
+        "rows: the loss laws use each run's last row (`scaling fit --curves` fits every checkpoint)",
+        ScalingWarning,
+        stacklevel=2,
+    )
+    return table[final].reset_index(drop=True)
+
+
 def curve_of(table: pd.DataFrame, run: str) -> pd.DataFrame | None:
     """The learning curve of `run` (a value of the table's `run` column): from the table's tracker curves,
     else from the run folder's metrics.jsonl; None when it has neither."""

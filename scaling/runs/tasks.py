@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from scaling.errors import UsageError
-from scaling.runs.table import curve_of
+from scaling.runs.table import curve_of, final_checkpoints
 
 ACCURACY_MARKERS = (
     "_len_norm", "_acc_norm", "_acc_per_char", "_acc_per_token", "_accuracy", "_acc",
@@ -221,11 +221,7 @@ def task_checkpoints(
         rows[column] = table.get(column, np.nan)
     if "run" not in rows:
         rows["run"] = [f"row {i + 1}" for i in range(len(rows))]
-    rows["final"] = True
-    if rows["run"].duplicated().any():  # one row per checkpoint in the CSV: the last step's is final
-        position = table[next((c for c in ("step", "_step") if c in table), "D")].to_numpy(float)
-        last = pd.Series(position).groupby(rows["run"].to_numpy()).transform("max").to_numpy()
-        rows["final"] = position == last
+    rows["final"] = final_checkpoints(table)  # a CSV listing a run once per checkpoint: its last is final
     earlier = []
     for i in np.flatnonzero(rows["final"].to_numpy()):
         curve = curves.get(str(rows["run"].iloc[i]))
