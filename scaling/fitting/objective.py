@@ -61,7 +61,7 @@ class EPrior:
     index: int
     mean: float
     spread: float
-    weight: float = E_PRIOR_WEIGHT
+    weight: float
 
     def describe(self) -> str:
         return (
@@ -76,7 +76,7 @@ def e_prior(law: Law, X: Inputs, y: np.ndarray) -> EPrior | None:
     if not isinstance(law, Saturating) or np.unique(X.require(law.variable)).size > law.min_distinct + 1:
         return None
     index = law.param_names.index("E")
-    return EPrior(index, float(np.min(y) + np.log(E_PRIOR_RATIO)), E_PRIOR_SPREAD)
+    return EPrior(index, float(np.min(y) + np.log(E_PRIOR_RATIO)), E_PRIOR_SPREAD, E_PRIOR_WEIGHT)
 
 
 @dataclass(frozen=True)
