@@ -117,6 +117,8 @@ def fit(
         )
     if law_obj.name == "kaplan_c":
         message += f"; fitted on the {len(table)} runs of the compute-efficient frontier"
+    if problem.prior is not None:
+        message += f"; {problem.prior.describe()}"
     lo, hi = law_obj.theta_bounds()
     pinned = [k for k, t, a, b in zip(law_obj.param_names, theta, lo, hi, strict=True) if t <= a or t >= b]
     residuals = problem.y - law_obj.log_predict(theta, X)
