@@ -30,16 +30,14 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from local_sweeps import csv_values, train_sweeps
 
 from scaling.fitting.procedure import fit
 from scaling.runs.table import collect_runs
@@ -66,27 +64,6 @@ COMMON = (
 )  # fmt: skip
 
 
-def _csv(values) -> str:
-    return ",".join(f"{v:g}" for v in values)
-
-
-def _sweep(folder: Path, overrides: list[str], threads: int) -> None:
-    """Train one `scaling-train -m` sweep into `folder` (the basic launcher: one run after another)."""
-    train = Path(sys.executable).with_name("scaling-train")
-    command = [str(train), "-m", "hydra/launcher=basic", f"hydra.sweep.dir={folder}", *COMMON, *overrides]
-    if threads:
-        command.append(f"train.threads={threads}")
-    done = subprocess.run(command, capture_output=True, text=True, cwd=folder.parent)
-    if done.returncode != 0:
-        raise SystemExit(f"error: {folder.name} sweep failed ({done.returncode}):\n{done.stderr[-2000:]}")
-
-
-def _train(root: Path, sweeps: dict[str, list[str]], jobs: int) -> None:
-    threads = 1 if jobs > 1 else 0
-    with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(lambda item: _sweep(root / item[0], item[1], threads), sweeps.items()))
-
-
 def _runs(*folders: Path) -> pd.DataFrame:
     """The completed runs of `folders`; a diverged one (a too-high LR of a grid) is left out and counted."""
     with warnings.catch_warnings():
@@ -102,8 +79,9 @@ def _runs(*folders: Path) -> pd.DataFrame:
 
 
 def _grid(sizes, ratios, lr_scales=LR_SCALES, batch_scales=BATCH_SCALES) -> list[str]:
-    return ["+sweep=lr_batch", f"model.target_params={_csv(sizes)}", f"train.tokens_per_param={_csv(ratios)}",
-            f"sweep.lr_scale={_csv(lr_scales)}", f"sweep.batch_scale={_csv(batch_scales)}"]
+    return ["+sweep=lr_batch", f"model.target_params={csv_values(sizes)}",
+            f"train.tokens_per_param={csv_values(ratios)}",
+            f"sweep.lr_scale={csv_values(lr_scales)}", f"sweep.batch_scale={csv_values(batch_scales)}"]
 
 
 def _exponents(table: pd.DataFrame) -> dict[str, float]:
@@ -138,8 +116,8 @@ def main() -> None:
     start = time.perf_counter()
 
     # 1. the grid at the small sizes (one sweep per D/N, so that the two workers share the work), the laws
-    _train(root, {f"grid_{r}": _grid(sizes, [r]) for r, sizes in sorted(SETTINGS.items(), reverse=True)},
-           args.jobs)
+    grids = {f"grid_{r}": _grid(sizes, [r]) for r, sizes in sorted(SETTINGS.items(), reverse=True)}
+    train_sweeps(root, grids, COMMON, args.jobs)
     grid = _runs(*(root / f"grid_{r}" for r in RATIOS))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -149,14 +127,14 @@ def main() -> None:
 
     # 2. the held-out size's small grid, and the recipe's and the laws' runs at every Chinchilla design point
     # (the held-out size at D/N 10 among them)
-    _train(root, {
+    train_sweeps(root, {
         "held_out_grid": _grid([HELD_OUT_SIZE], [HELD_OUT_RATIO], HELD_OUT_LR_SCALES, HELD_OUT_BATCH_SCALES),
         "law": ["train.lr=law", "train.batch_size=law", f"train.hparams={laws_file}",
-                f"model.target_params={_csv([*SIZES, HELD_OUT_SIZE])}",
-                f"train.tokens_per_param={_csv(RATIOS)}"],
-        "recipe": [f"model.target_params={_csv([*SIZES, HELD_OUT_SIZE])}",
-                   f"train.tokens_per_param={_csv(RATIOS)}"],
-    }, args.jobs)  # fmt: skip
+                f"model.target_params={csv_values([*SIZES, HELD_OUT_SIZE])}",
+                f"train.tokens_per_param={csv_values(RATIOS)}"],
+        "recipe": [f"model.target_params={csv_values([*SIZES, HELD_OUT_SIZE])}",
+                   f"train.tokens_per_param={csv_values(RATIOS)}"],
+    }, COMMON, args.jobs)  # fmt: skip
     wall = time.perf_counter() - start
 
     law_runs = _made_with(_runs(root / "law"), "law")
@@ -175,7 +153,8 @@ def main() -> None:
     for w in caught:
         print(f"  warning: {w.message}")
     print(f"held out: N={N:.0f}, D={D:.0f} (D/N={HELD_OUT_RATIO}); its grid of {len(held_grid)} runs "
-          f"(lr x{_csv(HELD_OUT_LR_SCALES)}, batch x{_csv(HELD_OUT_BATCH_SCALES)} of the recipe's): best "
+          f"(lr x{csv_values(HELD_OUT_LR_SCALES)}, batch x{csv_values(HELD_OUT_BATCH_SCALES)} of the "
+          "recipe's): best "
           f"{held_grid['loss'].min():.4f}")
     for name, run, gap in (("law", law_run, law_gap), ("recipe", recipe_run, recipe_gap)):
         print(f"  {name:6s} lr={run['train.lr']:.4g} batch={int(run['train.batch_size'])} sequences  "

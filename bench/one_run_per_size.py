@@ -27,17 +27,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from local_sweeps import csv_values, train_sweeps
 
 from scaling.fitting.procedure import fit
 from scaling.runs.table import collect_runs
@@ -68,21 +66,6 @@ class Design:
     @property
     def mean_error(self) -> float:
         return float(np.mean(np.abs(self.errors)))
-
-
-def _csv(values) -> str:
-    return ",".join(f"{v:g}" for v in values)
-
-
-def _sweep(folder: Path, overrides: list[str], threads: int) -> None:
-    """Train one `scaling-train -m` sweep into `folder` (the basic launcher: one run after another)."""
-    train = Path(sys.executable).with_name("scaling-train")
-    command = [str(train), "-m", "hydra/launcher=basic", f"hydra.sweep.dir={folder}", *COMMON, *overrides]
-    if threads:
-        command.append(f"train.threads={threads}")
-    done = subprocess.run(command, capture_output=True, text=True, cwd=folder.parent)
-    if done.returncode != 0:
-        raise SystemExit(f"error: {folder.name} sweep failed ({done.returncode}):\n{done.stderr[-2000:]}")
 
 
 def _runs(folder: Path) -> pd.DataFrame:
@@ -129,33 +112,33 @@ def main() -> None:
     if root.exists() and not root.is_dir():
         parser.error(f"--out {root}: not a folder")
     root.mkdir(parents=True, exist_ok=True)
-    threads = 1 if args.jobs > 1 else 0
     points = ["parent", *map(str, ENDS)]
     sweeps = {  # the longest first, so that parallel workers finish together
         "grid": [
-            "train.schedule=cosine", f"model.target_params={_csv(SIZES)}",
-            f"train.tokens_per_param={_csv(ENDS)}",
+            "train.schedule=cosine", f"model.target_params={csv_values(SIZES)}",
+            f"train.tokens_per_param={csv_values(ENDS)}",
         ],
         "held_out": [
-            f"model.target_params={HELD_OUT_SIZE:g}", f"train.tokens_per_param={_csv(HELD_OUT_ENDS)}",
+            f"model.target_params={HELD_OUT_SIZE:g}", f"train.tokens_per_param={csv_values(HELD_OUT_ENDS)}",
         ],
         "cooldowns": [
-            "+sweep=cooldowns", f"model.target_params={_csv(SIZES)}", f"sweep.ends=[{_csv(ENDS)}]",
+            "+sweep=cooldowns", f"model.target_params={csv_values(SIZES)}",
+            f"sweep.ends=[{csv_values(ENDS)}]",
             f"sweep.point={','.join(points)}", f"sweep.cooldown_frac={COOLDOWN_FRAC}",
         ],
     }  # fmt: skip
     start = time.perf_counter()
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
-    with ThreadPoolExecutor(args.jobs) as pool:
-        list(pool.map(lambda item: _sweep(root / item[0], item[1], threads), sweeps.items()))
+    train_sweeps(root, sweeps, COMMON, args.jobs)
     wall = time.perf_counter() - start
 
     held_out = _runs(root / "held_out")
     grid = _design("grid (a)", _runs(root / "grid"), held_out)
     cooldowns = _design("cooldowns (b)", _runs(root / "cooldowns"), held_out)
     print(
-        f"fitted sizes N~{_csv(SIZES)} at D/N={_csv(ENDS)}; held out: N={held_out['N'].iloc[0]:.0f} at "
-        f"D/N={_csv(HELD_OUT_ENDS)} (cosine), losses {_csv(np.round(held_out['loss'], 4))}"
+        f"fitted sizes N~{csv_values(SIZES)} at D/N={csv_values(ENDS)}; "
+        f"held out: N={held_out['N'].iloc[0]:.0f} at "
+        f"D/N={csv_values(HELD_OUT_ENDS)} (cosine), losses {csv_values(np.round(held_out['loss'], 4))}"
     )
     for design in (grid, cooldowns):
         print(
