@@ -1,13 +1,38 @@
-"""What the training benches share: a list of override values, and one `scaling-train -m` sweep trained
-into a folder on the basic launcher, several sweeps at once in threads."""
+"""What the training benches share: their --out and --jobs options, a list of override values, and one
+`scaling-train -m` sweep trained into a folder on the basic launcher, several sweeps at once in threads."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+
+def add_sweep_options(parser: argparse.ArgumentParser) -> None:
+    """--out (where the runs are kept) and --jobs (sweeps trained at once)."""
+    parser.add_argument(
+        "--out", type=Path,
+        help="keep the runs in this folder (default: a temporary one); finished runs there are reused",
+    )  # fmt: skip
+    parser.add_argument(
+        "--jobs", type=int, default=2, help="sweeps trained at once (each on 1 thread if > 1)"
+    )
+
+
+def sweep_root(parser: argparse.ArgumentParser, args: argparse.Namespace, prefix: str) -> Path:
+    """The folder the sweeps train into (--out, else a new temporary one), checked and created."""
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    root = args.out or Path(tempfile.mkdtemp(prefix=prefix))
+    if root.exists() and not root.is_dir():
+        parser.error(f"--out {root}: not a folder")
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def csv_values(values: Iterable[float]) -> str:

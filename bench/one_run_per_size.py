@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from local_sweeps import csv_values, train_sweeps
+from local_sweeps import add_sweep_options, csv_values, sweep_root, train_sweeps
 
 from scaling.fitting.procedure import fit
 from scaling.runs.table import collect_runs
@@ -98,20 +97,9 @@ def _branch_gaps(root: Path) -> pd.Series:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", type=Path,
-        help="keep the runs in this folder (default: a temporary one); finished runs there are reused",
-    )  # fmt: skip
-    parser.add_argument(
-        "--jobs", type=int, default=2, help="sweeps trained at once (each on 1 thread if > 1)"
-    )
+    add_sweep_options(parser)
     args = parser.parse_args()
-    if args.jobs < 1:
-        parser.error("--jobs must be at least 1")
-    root = args.out or Path(tempfile.mkdtemp(prefix="one_run_per_size-"))
-    if root.exists() and not root.is_dir():
-        parser.error(f"--out {root}: not a folder")
-    root.mkdir(parents=True, exist_ok=True)
+    root = sweep_root(parser, args, "one_run_per_size-")
     points = ["parent", *map(str, ENDS)]
     sweeps = {  # the longest first, so that parallel workers finish together
         "grid": [
