@@ -127,11 +127,13 @@ def _downstream(
     """The tasks' fits (`scaling.study.downstream.fit_tasks`): of the columns `tasks` names, else of every
     column named like an accuracy (`scaling.runs.tasks.accuracy_like`); None when there is none. At most
     DOWNSTREAM_BOOTSTRAP resamples: each refits a loss law and a sigmoid per task."""
-    accuracy = tasks.get("accuracy") or accuracy_like(logged_columns(table, run_curves(table)))
+    curves = run_curves(table)
+    accuracy = tasks.get("accuracy") or accuracy_like(logged_columns(table, curves))
     if not accuracy:
         return None
     resamples = min(bootstrap, DOWNSTREAM_BOOTSTRAP)
-    return fit_tasks(table, **{**tasks, "accuracy": accuracy}, bootstrap=resamples, seed=seed)
+    held = _with_curves(table, curves)  # the curves just read: fit_tasks does not read them again
+    return fit_tasks(held, **{**tasks, "accuracy": accuracy}, bootstrap=resamples, seed=seed)
 
 
 def _is_folder(source: Any, tracker: str | None) -> bool:
