@@ -219,3 +219,16 @@ def test_a_prior_on_e_keeps_a_four_size_family_from_an_implausibly_low_floor(mon
     monkeypatch.setattr(objective, "e_prior", lambda *args: None)
     bare = fit(train, law="saturating_c")
     assert float(np.atleast_1d(bare.predict(N=top["N"], D=top["D"]))[0]) / top["loss"] - 1 < -0.04
+
+
+def test_a_law_of_n_asked_at_n_alone_has_a_finite_run_interval():
+    """`loss_intervals` of a saturating_n fit given N only (D None) widens by the e-folds of N alone, as
+    given N and the family's one D does; it was NaN when the missing D entered the extrapolation term."""
+    from scaling.fitting.intervals import loss_intervals
+
+    runs = family("one_d").iloc[:6]
+    result = fit(runs, law="saturating_n")
+    alone = loss_intervals(result, N=[1e10])
+    with_d = loss_intervals(result, N=[1e10], D=[1e11])  # the family's D: inside its range
+    assert np.isfinite(alone.run_lo).all() and np.isfinite(alone.run_hi).all()
+    np.testing.assert_allclose([alone.run_lo, alone.run_hi], [with_d.run_lo, with_d.run_hi])

@@ -78,12 +78,13 @@ def noise_sigma(log_residuals: np.ndarray, n_params: int) -> float | None:
 def reach(data_range: dict[str, tuple[float, float]] | None, N: ArrayLike, D: ArrayLike) -> np.ndarray:
     """e-folds beyond the fitted runs at N params, D tokens: log(N / largest N) where positive plus
     log(D / largest D) where positive (the e-folds of compute beyond the largest run, for a family that
-    grows N and D together); 0 inside the fitted range or without one."""
-    N, D = np.broadcast_arrays(np.atleast_1d(np.asarray(N, float)), np.atleast_1d(np.asarray(D, float)))
+    grows N and D together); 0 inside the fitted range or without one. An axis given as None (a law of
+    N alone asked at N only) adds nothing."""
+    given = {k: np.atleast_1d(np.asarray(x, float)) for k, x in (("N", N), ("D", D)) if x is not None}
+    zero = np.zeros(np.broadcast_shapes(*(x.shape for x in given.values())) if given else 1)
     if data_range is None:
-        return np.zeros(N.shape)
-    beyond = [np.maximum(0.0, np.log(x / data_range[k][1])) for k, x in (("N", N), ("D", D))]
-    return beyond[0] + beyond[1]
+        return zero
+    return sum((np.maximum(0.0, np.log(x / data_range[k][1])) for k, x in given.items()), zero)
 
 
 def extrapolation_rate(errors: ArrayLike, reaches: ArrayLike) -> tuple[float | None, int]:
