@@ -31,6 +31,7 @@ from scaling.errors import NON_NEGATIVE, Constraint, ScalingWarning, UsageError,
 from scaling.fitting.bootstrap import bootstrap_weights, refit_weighted, with_bootstrap
 from scaling.fitting.data import prepare_runs
 from scaling.fitting.design import Design
+from scaling.fitting.intervals import percentile_interval
 from scaling.fitting.laws import get_law
 from scaling.fitting.objective import Problem
 from scaling.fitting.procedure import fit
@@ -349,8 +350,8 @@ class TaskFit:
         if xs is not None and self.bootstrap_sigmoid is not None and self.step1.bootstrap_unreliable is None:
             xs = xs[:, 0]
             accs = Sigmoid(*self.bootstrap_sigmoid.T)(xs)
-            acc_ci = tuple(float(v) for v in np.percentile(accs, [2.5, 97.5]))
-            x_ci = tuple(float(v) for v in np.percentile(xs, [2.5, 97.5]))
+            acc_ci = tuple(float(v) for v in percentile_interval(accs))
+            x_ci = tuple(float(v) for v in percentile_interval(xs))
         within = None
         if self.noise is not None and acc_ci is not None:
             within = bool((acc_ci[1] - acc_ci[0]) / 2 <= self.noise)
